@@ -1,0 +1,153 @@
+"""Typed configuration: the mem0-style dict, a YAML/JSON/TOML file, or the environment.
+
+Unknown keys are an error naming the key: a typo in a config silently falling back to a default
+is the kind of bug that costs a day. Provider-specific sections are validated by the provider's
+own ``Options`` model when the provider is built (see ``memlane.registry``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal, Mapping, TypeVar
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from memlane.errors import ConfigError
+
+DEFAULT_HOME = "~/.memlane"
+
+
+def memlane_home() -> Path:
+    """Where memlane keeps its files: ``MEMLANE_HOME`` or ``~/.memlane``."""
+    return Path(os.environ.get("MEMLANE_HOME") or DEFAULT_HOME).expanduser()
+
+
+def default_db_path() -> Path:
+    return memlane_home() / "memlane.db"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProviderSection(_Strict):
+    """``{"provider": name, "config": {...}}``: the shape mem0 uses for every backend."""
+
+    provider: str
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class UpstreamConfig(_Strict):
+    """Where chat calls go; defaults to ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``."""
+
+    base_url: str | None = None
+    api_key: str | None = None
+    timeout: float = 600.0
+    max_retries: int = 2
+
+
+class RetrievalConfig(_Strict):
+    """How hybrid search fuses its two signals (measured on LoCoMo, see bench/README.md)."""
+
+    fusion: Literal["weighted", "rrf"] = "weighted"
+    #: Share of the keyword (BM25) signal in the weighted fusion; the rest is cosine.
+    keyword_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: How many candidates each signal contributes before fusion, at least ``limit``.
+    candidates: int = Field(default=100, ge=1, le=10_000)
+    rrf_k: int = Field(default=60, ge=1)
+
+
+class MemlaneConfig(_Strict):
+    vector_store: ProviderSection = Field(
+        default_factory=lambda: ProviderSection(provider="sqlite")
+    )
+    embedder: ProviderSection = Field(
+        default_factory=lambda: ProviderSection(provider="sentence_transformers")
+    )
+    llm: ProviderSection = Field(default_factory=lambda: ProviderSection(provider="openai"))
+    upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    #: Accepted for mem0 compatibility. memlane keeps history in the store itself, so that a
+    #: memory change and its history row commit together; this path is not used.
+    history_db_path: str | None = None
+    custom_fact_extraction_prompt: str | None = None
+    custom_update_memory_prompt: str | None = None
+    #: mem0 configs carry ``"version": "v1.1"``; accepted and ignored.
+    version: str | None = None
+
+
+def _describe(error: pydantic.ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "config"
+        if item["type"] == "extra_forbidden":
+            parts.append(f"unknown config key {where!r}")
+        else:
+            parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_section(model: type[M], data: Mapping[str, Any], where: str) -> M:
+    """Validate one provider's options, naming the full key path on error."""
+    try:
+        return model.model_validate(dict(data))
+    except pydantic.ValidationError as exc:
+        msgs = []
+        for item in exc.errors():
+            key = ".".join([where, *(str(p) for p in item["loc"])])
+            if item["type"] == "extra_forbidden":
+                msgs.append(f"unknown config key {key!r}")
+            else:
+                msgs.append(f"{key}: {item['msg']}")
+        raise ConfigError("; ".join(msgs), param=where) from None
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ConfigError(f"config file not found: {p}")
+    text = p.read_text()
+    suffix = p.suffix.lower()
+    try:
+        if suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        elif suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # noqa: BLE001 - any parser's error becomes one clear message
+        raise ConfigError(f"cannot parse config file {p}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping at the top level")
+    return data
+
+
+def load_config(
+    source: MemlaneConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+) -> MemlaneConfig:
+    """Build a config from a dict, a file path, or (``None``) ``MEMLANE_CONFIG`` / defaults."""
+    if isinstance(source, MemlaneConfig):
+        return source
+    if source is None:
+        env_path = os.environ.get("MEMLANE_CONFIG")
+        data: Mapping[str, Any] = read_config_file(env_path) if env_path else {}
+    elif isinstance(source, (str, os.PathLike)):
+        data = read_config_file(source)
+    elif isinstance(source, Mapping):
+        data = source
+    else:
+        raise ConfigError(f"config must be a dict or a file path, not {type(source).__name__}")
+    try:
+        return MemlaneConfig.model_validate(dict(data))
+    except pydantic.ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None

@@ -1,0 +1,1 @@
+"""Embedders turn text into unit vectors; see ``base.Embedder``."""

@@ -1,0 +1,73 @@
+"""Embeddings from any OpenAI-compatible ``/v1/embeddings`` endpoint."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from memlane.config import validate_section
+from memlane.embedders.base import normalize
+from memlane.errors import EmbedderError
+from memlane.openai_compat import make_client, resolve_endpoint
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = "text-embedding-3-small"
+    api_key: str | None = None
+    base_url: str | None = None
+    embedding_dims: int | None = None
+    batch_size: int = 256
+    timeout: float = 60.0
+    max_retries: int = 2
+
+
+class OpenAIEmbedder:
+    def __init__(
+        self,
+        options: dict[str, Any] | None = None,
+        *,
+        fallback_base_url: str | None = None,
+        fallback_api_key: str | None = None,
+        **_: Any,
+    ) -> None:
+        self.options = validate_section(Options, options or {}, "embedder.config")
+        url, key = resolve_endpoint(
+            self.options.base_url,
+            self.options.api_key,
+            fallback_base_url=fallback_base_url,
+            fallback_api_key=fallback_api_key,
+            where="embedder",
+        )
+        self._client = make_client(url, key, timeout=self.options.timeout, max_retries=self.options.max_retries)
+        self.model_id = f"openai/{self.options.model}"
+        self.dims = self.options.embedding_dims or 0  # learnt from the first answer when unset
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dims), dtype=np.float32)
+        rows: list[list[float]] = []
+        extra = {"dimensions": self.options.embedding_dims} if self.options.embedding_dims else {}
+        try:
+            for start in range(0, len(texts), self.options.batch_size):
+                batch = list(texts[start : start + self.options.batch_size])
+                resp = self._client.embeddings.create(model=self.options.model, input=batch, **extra)
+                ordered = sorted(resp.data, key=lambda d: d.index)
+                if len(ordered) != len(batch):
+                    raise EmbedderError(
+                        f"embedding server returned {len(ordered)} vectors for {len(batch)} texts"
+                    )
+                rows.extend(d.embedding for d in ordered)
+        except EmbedderError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - openai errors, connection errors
+            raise EmbedderError(f"embedding request failed: {exc}") from exc
+        matrix = normalize(np.asarray(rows, dtype=np.float32))
+        if not self.dims:
+            self.dims = int(matrix.shape[1])
+        elif matrix.shape[1] != self.dims:
+            raise EmbedderError(f"embedding server returned {matrix.shape[1]} dims, expected {self.dims}")
+        return matrix
+

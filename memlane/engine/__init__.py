@@ -1,0 +1,1 @@
+"""The engine: Memory/AsyncMemory, inference, filters, ranking."""

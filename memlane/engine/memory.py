@@ -1,0 +1,437 @@
+"""``Memory``: the engine every face (client, server, CLI) drives.
+
+It owns scope rules, input validation and the inference pipeline; the store owns persistence,
+the embedder vectors, the LLM the two JSON stages. See product.md section 2 for the contract.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import functools
+import hashlib
+import logging
+import threading
+import uuid
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from memlane import registry
+from memlane.config import MemlaneConfig, load_config
+from memlane.embedders.base import Embedder
+from memlane.engine import inference, prompts
+from memlane.engine.filters import SCOPE_FIELDS, Filter, parse_filters, split_scope
+from memlane.engine.messages import normalize_messages, transcript
+from memlane.engine.ranking import fuse
+from memlane.errors import ConfigError, NotFoundError, ScopeError, ValidationError
+from memlane.llms.base import LLM
+from memlane.records import MemoryRecord, Scope, SearchHit, utc_now
+from memlane.stores.base import Applied, Change, MemoryStore
+
+log = logging.getLogger("memlane.memory")
+
+#: How many existing memories each new fact brings to the reconcile stage.
+SIMILAR_PER_FACT = 5
+MAX_EXISTING_SHOWN = 40
+DEFAULT_LIST_LIMIT = 100
+
+
+def content_hash(text: str) -> str:
+    """Exact-duplicate identity: same text modulo surrounding whitespace and case."""
+    return hashlib.md5(" ".join(text.split()).lower().encode()).hexdigest()
+
+
+def _scope(
+    user_id: str | None, agent_id: str | None, run_id: str | None, filters: Mapping[str, Any] | None, *, required: str | None
+) -> tuple[Scope, Filter | None]:
+    """Merge keyword scope ids with those given inside ``filters`` (mem0 2.x style)."""
+    from_filters, rest = split_scope(filters)
+    given = {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}
+    for field in SCOPE_FIELDS:
+        value = given[field]
+        if value is not None and not isinstance(value, str):
+            raise ValidationError(f"{field} must be a string, got {type(value).__name__}", param=field)
+        if value == "":
+            raise ScopeError(f"{field} must not be empty", param=field)
+        other = from_filters.get(field)
+        if value is not None and other is not None and other != value:
+            raise ScopeError(f"{field} is {value!r} but filters say {other!r}", param=field)
+        given[field] = value or other
+    scope = Scope(**given)
+    if required and scope.is_empty():
+        raise ScopeError(
+            f"{required} needs a scope: pass at least one of user_id, agent_id or run_id "
+            '(as keyword arguments or inside filters, e.g. filters={"user_id": "alice"})',
+            param="user_id",
+        )
+    return scope, parse_filters(rest)
+
+
+def _check_limit(limit: Any, name: str = "limit") -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValidationError(f"{name} must be a positive integer, got {limit!r}", param=name)
+    return limit
+
+
+def _check_metadata(metadata: Any) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise ValidationError(f"metadata must be an object, got {type(metadata).__name__}", param="metadata")
+    return dict(metadata)
+
+
+class Memory:
+    """Long-term memory over one store, one embedder and one LLM.
+
+    ``Memory()`` uses the embedded default (SQLite file under ``MEMLANE_HOME``, MiniLM).
+    """
+
+    def __init__(self, config: MemlaneConfig | Mapping[str, Any] | str | None = None) -> None:
+        self.config = load_config(config)
+        cfg = self.config
+        context = {"fallback_base_url": cfg.upstream.base_url, "fallback_api_key": cfg.upstream.api_key}
+        self.store: MemoryStore = registry.get_factory("vector_store", cfg.vector_store.provider)(
+            cfg.vector_store.config, **context
+        )
+        self.embedder: Embedder = registry.get_factory("embedder", cfg.embedder.provider)(cfg.embedder.config, **context)
+        self.llm: LLM = registry.get_factory("llm", cfg.llm.provider)(cfg.llm.config, **context)
+        self._bound = False
+        self._bind_lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Memory:
+        return cls(config)
+
+    # -- embedding ---------------------------------------------------------------------------
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = self.embedder.embed(list(texts))
+        if not self._bound and len(vectors):
+            with self._bind_lock:
+                if not self._bound:
+                    self.store.bind_embedder(self.embedder.model_id, int(vectors.shape[1]))
+                    self._bound = True
+        return vectors
+
+    # -- add -----------------------------------------------------------------------------------
+
+    def add(
+        self,
+        messages: Any,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        filters: Mapping[str, Any] | None = None,
+        infer: bool = True,
+        prompt: str | None = None,
+        llm_model: str | None = None,
+    ) -> dict[str, Any]:
+        """Remember what ``messages`` say; returns ``{"results": [{"id","memory","event",...}]}``.
+
+        ``llm_model`` overrides the memory LLM's model for this call (the proxy passes the chat's
+        own model when the config names none).
+        """
+        scope, _ = _scope(user_id, agent_id, run_id, filters, required="add")
+        meta = _check_metadata(metadata)
+        turns = normalize_messages(messages)
+        actor = next((m.get("name") for m in turns if m["role"] == "user" and m.get("name")), None)
+        if infer:
+            applied = self._add_inferred(turns, scope, meta, prompt, actor, llm_model)
+        else:
+            applied = self._add_verbatim(turns, scope, meta, actor)
+        return {"results": [self._applied_dict(a) for a in applied if a.event != "NONE"]}
+
+    @staticmethod
+    def _applied_dict(a: Applied) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": a.record.id, "memory": a.record.memory, "event": a.event}
+        if a.event in ("UPDATE", "DELETE"):
+            out["previous_memory"] = a.previous_memory
+        return out
+
+    def _new_record(self, text: str, scope: Scope, meta: dict[str, Any], now: str) -> MemoryRecord:
+        return MemoryRecord(
+            id=str(uuid.uuid4()), memory=text, hash=content_hash(text), metadata=dict(meta),
+            user_id=scope.user_id, agent_id=scope.agent_id, run_id=scope.run_id, created_at=now, updated_at=now,
+        )
+
+    def _add_verbatim(self, turns: list[dict[str, Any]], scope: Scope, meta: dict[str, Any], actor: str | None) -> list[Applied]:
+        kept = [m for m in turns if m["role"] != "system" and m["content"].strip()]
+        if not kept:
+            return []
+        texts = [m["content"] for m in kept]
+        # Neighbouring turns go into the keyword index only: measured on LoCoMo they are the
+        # largest single gain for BM25, while the stored memory stays the verbatim turn.
+        contexts = [" ".join(texts[max(i - 1, 0) : i] + texts[i + 1 : i + 2]) for i in range(len(texts))]
+        vectors = self._embed(texts)
+        now = utc_now()
+        changes = []
+        for message, text, ctx, vector in zip(kept, texts, contexts, vectors):
+            record_meta = {"role": message["role"], **meta}
+            changes.append(Change("ADD", self._new_record(text, scope, record_meta, now), vector, ctx or None))
+        with self.store.scope_lock(scope):
+            return self.store.apply(changes, actor_id=actor)
+
+    def _add_inferred(
+        self, turns: list[dict[str, Any]], scope: Scope, meta: dict[str, Any], prompt: str | None,
+        actor: str | None, llm_model: str | None,
+    ) -> list[Applied]:
+        conversation = transcript(turns)
+        if not conversation.strip():
+            return []
+        extraction_prompt = prompt or self.config.custom_fact_extraction_prompt or prompts.FACT_EXTRACTION_PROMPT.format(
+            today=_dt.date.today().isoformat()
+        )
+        # Extraction reads only the new turns, so it runs outside the scope lock.
+        facts = inference.extract_facts(self.llm, extraction_prompt, conversation, model=llm_model)
+        if not facts:
+            return []
+        fact_vectors = self._embed(facts)
+        with self.store.scope_lock(scope):
+            existing = self._similar_existing(scope, facts, fact_vectors)
+            if existing:
+                shown = [{"id": str(i), "text": r.memory} for i, r in enumerate(existing)]
+                system = self.config.custom_update_memory_prompt or prompts.UPDATE_MEMORY_PROMPT
+                decisions = inference.reconcile(self.llm, system, shown, facts, model=llm_model)
+            else:  # nothing to update or delete: every fact is new, no second call needed
+                decisions = [inference.Decision("ADD", fact, None) for fact in facts]
+            changes = self._changes_for(decisions, existing, scope, meta, dict(zip(facts, fact_vectors)))
+            return self.store.apply(changes, actor_id=actor) if changes else []
+
+    def _similar_existing(self, scope: Scope, facts: list[str], vectors: np.ndarray) -> list[MemoryRecord]:
+        seen: dict[str, MemoryRecord] = {}
+        for fact, vector in zip(facts, vectors):
+            found = self.store.search(scope, None, vector, fact, SIMILAR_PER_FACT * 4, exact_scope=True)
+            for hit in fuse(found, self.config.retrieval)[:SIMILAR_PER_FACT]:
+                seen.setdefault(hit.record.id, hit.record)
+        return list(seen.values())[:MAX_EXISTING_SHOWN]
+
+    def _changes_for(
+        self, decisions: list[inference.Decision], existing: list[MemoryRecord], scope: Scope,
+        meta: dict[str, Any], known_vectors: dict[str, np.ndarray],
+    ) -> list[Change]:
+        """Turn the LLM's decisions into store changes, touching only the memories it was shown."""
+        by_alias = {str(i): r for i, r in enumerate(existing)}
+        now = utc_now()
+        changes: list[Change] = []
+        touched: set[str] = set()
+        pending_hashes = {r.hash for r in existing}
+        for d in decisions:
+            target = by_alias.get(d.alias or "")
+            if d.event == "UPDATE" and target is None:
+                log.info("reconcile: UPDATE of unknown id %r kept as a new memory", d.alias)
+                d = inference.Decision("ADD", d.text, None)
+            if d.event == "ADD":
+                h = content_hash(d.text)
+                if h in pending_hashes:
+                    continue  # exact duplicate of an existing or already-added memory
+                pending_hashes.add(h)
+                changes.append(Change("ADD", self._new_record(d.text, scope, meta, now)))
+            elif d.event == "UPDATE" and target is not None and target.id not in touched:
+                if content_hash(d.text) == target.hash or content_hash(d.text) in pending_hashes:
+                    continue
+                touched.add(target.id)
+                pending_hashes.add(content_hash(d.text))
+                updated = MemoryRecord(
+                    id=target.id, memory=d.text, hash=content_hash(d.text), metadata={**target.metadata, **meta},
+                    user_id=target.user_id, agent_id=target.agent_id, run_id=target.run_id,
+                    created_at=target.created_at, updated_at=now,
+                )
+                changes.append(Change("UPDATE", updated))
+            elif d.event == "DELETE" and target is not None and target.id not in touched:
+                touched.add(target.id)
+                changes.append(Change("DELETE", target))
+            elif d.event == "DELETE":
+                log.info("reconcile: DELETE of unknown id %r ignored", d.alias)
+        missing = [c.record.memory for c in changes if c.event != "DELETE" and c.record.memory not in known_vectors]
+        if missing:
+            known_vectors.update(zip(missing, self._embed(missing)))
+        for c in changes:
+            if c.event != "DELETE":
+                c.vector = known_vectors[c.record.memory]
+        return changes
+
+    # -- search and reads ----------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        top_k: int | None = None,
+        threshold: float | None = None,
+    ) -> dict[str, Any]:
+        """Hybrid search within a scope; ``{"results": [{... "score"}]}``, best first."""
+        hits = self.search_hits(
+            query, user_id=user_id, agent_id=agent_id, run_id=run_id, filters=filters,
+            limit=limit, top_k=top_k, threshold=threshold,
+        )
+        return {"results": [h.to_dict() for h in hits]}
+
+    def search_hits(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        top_k: int | None = None,
+        threshold: float | None = None,
+    ) -> list[SearchHit]:
+        """``search`` as typed hits (with both signals), for faces and benchmarks."""
+        if not isinstance(query, str) or not query.strip():
+            raise ValidationError("query must be a non-empty string", param="query")
+        if limit is not None and top_k is not None and limit != top_k:
+            raise ValidationError("limit and top_k are two names for one setting; pass one", param="limit")
+        n = _check_limit(limit if limit is not None else (top_k if top_k is not None else 10))
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+            raise ValidationError(f"threshold must be a number, got {threshold!r}", param="threshold")
+        scope, parsed = _scope(user_id, agent_id, run_id, filters, required="search")
+        vector = self._embed([query])[0]
+        found = self.store.search(scope, parsed, vector, query, max(self.config.retrieval.candidates, n))
+        hits = fuse(found, self.config.retrieval)
+        if threshold is not None:
+            hits = [h for h in hits if h.score >= threshold]
+        return hits[:n]
+
+    def get(self, memory_id: str) -> dict[str, Any]:
+        return self._require(memory_id).to_dict()
+
+    def _require(self, memory_id: str) -> MemoryRecord:
+        if not isinstance(memory_id, str) or not memory_id:
+            raise ValidationError("memory_id must be a non-empty string", param="memory_id")
+        record = self.store.get(memory_id)
+        if record is None:
+            raise NotFoundError(f"memory {memory_id!r} not found", param="memory_id")
+        return record
+
+    def get_all(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        limit: int | None = DEFAULT_LIST_LIMIT,
+        top_k: int | None = None,
+    ) -> dict[str, Any]:
+        """Memories of a scope, newest first: ``{"results": [...]}``."""
+        n = top_k if top_k is not None else limit
+        if n is not None:
+            _check_limit(n)
+        scope, parsed = _scope(user_id, agent_id, run_id, filters, required="get_all")
+        return {"results": [r.to_dict() for r in self.store.list(scope, parsed, n)]}
+
+    def update(self, memory_id: str, data: str, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Change a memory's text (and optionally replace its metadata); returns the record."""
+        if not isinstance(data, str) or not data.strip():
+            raise ValidationError("data must be a non-empty string", param="data")
+        record = self._require(memory_id)
+        text = data.strip()
+        updated = MemoryRecord(
+            id=record.id, memory=text, hash=content_hash(text),
+            metadata=record.metadata if metadata is None else _check_metadata(metadata),
+            user_id=record.user_id, agent_id=record.agent_id, run_id=record.run_id,
+            created_at=record.created_at, updated_at=utc_now(),
+        )
+        vector = self._embed([text])[0] if text != record.memory else None
+        with self.store.scope_lock(record.scope):
+            (applied,) = self.store.apply([Change("UPDATE", updated, vector)])
+        if applied.event == "NONE":
+            raise ValidationError(f"this scope already holds a memory with the text {text!r}", param="data")
+        return applied.record.to_dict()
+
+    def delete(self, memory_id: str) -> dict[str, str]:
+        record = self._require(memory_id)
+        with self.store.scope_lock(record.scope):
+            self.store.apply([Change("DELETE", record)])
+        return {"message": "Memory deleted successfully!"}
+
+    def delete_all(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+    ) -> dict[str, str]:
+        scope, parsed = _scope(user_id, agent_id, run_id, filters, required="delete_all")
+        self.store.delete_where(scope, parsed)
+        return {"message": "Memories deleted successfully!"}
+
+    def history(self, memory_id: str) -> list[dict[str, Any]]:
+        """Every event of one memory, oldest first (also after it was deleted)."""
+        if not isinstance(memory_id, str) or not memory_id:
+            raise ValidationError("memory_id must be a non-empty string", param="memory_id")
+        events = self.store.history(memory_id)
+        if not events and self.store.get(memory_id) is None:
+            raise NotFoundError(f"memory {memory_id!r} not found", param="memory_id")
+        return [e.to_dict() for e in events]
+
+    def reset(self) -> None:
+        """Empty the store: every memory, vector and history row."""
+        self.store.reset()
+        self._bound = False
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _threaded(name: str) -> Any:
+    method = getattr(Memory, name)
+
+    @functools.wraps(method)
+    async def call(self: AsyncMemory, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(getattr(self.sync, name), *args, **kwargs)
+
+    return call
+
+
+class AsyncMemory:
+    """``Memory`` with ``await``: each call runs in a worker thread, so an event loop never
+    blocks on SQLite, the embedder or the memory LLM."""
+
+    def __init__(self, config: MemlaneConfig | Mapping[str, Any] | str | None = None, *, memory: Memory | None = None) -> None:
+        self.sync = memory or Memory(config)
+        self.config = self.sync.config
+
+    @classmethod
+    async def from_config(cls, config: Mapping[str, Any]) -> AsyncMemory:
+        return cls(memory=await asyncio.to_thread(Memory, config))
+
+    add = _threaded("add")
+    search = _threaded("search")
+    get = _threaded("get")
+    get_all = _threaded("get_all")
+    update = _threaded("update")
+    delete = _threaded("delete")
+    delete_all = _threaded("delete_all")
+    history = _threaded("history")
+    reset = _threaded("reset")
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.sync.close)
+
+    async def __aenter__(self) -> AsyncMemory:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+__all__ = ["AsyncMemory", "Memory"]

@@ -1,0 +1,89 @@
+"""The one exception tree of memlane.
+
+Every error memlane raises on purpose is a ``MemlaneError``; faces (client, server, CLI) map
+them to their own shape at the boundary, and ``http_status`` says which HTTP status the
+server answers with. Errors from sqlite3, psycopg, qdrant-client or the openai SDK are
+translated into this tree where they cross into the engine.
+
+    MemlaneError
+    ├── ConfigError            bad or unknown config key, provider or value
+    │   └── EmbedderMismatchError   the store was built with another embedding model
+    ├── ValidationError        bad input to a public method (400)
+    │   ├── ScopeError         no user_id / agent_id / run_id where one is required
+    │   └── FilterError        malformed filter or unknown operator
+    ├── NotFoundError          unknown memory id (404)
+    ├── StoreError             the store failed or is unreachable (503)
+    ├── EmbedderError          the embedder failed (503)
+    └── LLMError               the memory LLM failed or answered something unusable (502)
+        └── LLMResponseError   invalid JSON / wrong shape, even after one repair attempt
+"""
+
+from __future__ import annotations
+
+
+class MemlaneError(Exception):
+    """Root of every error memlane raises on purpose."""
+
+    http_status: int = 500
+    #: Safe to show to an end user as-is (no internals, no secrets).
+    user_facing: bool = True
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class ConfigError(MemlaneError):
+    http_status = 400
+
+
+class EmbedderMismatchError(ConfigError):
+    http_status = 409
+
+
+class ValidationError(MemlaneError):
+    http_status = 400
+
+
+class ScopeError(ValidationError):
+    pass
+
+
+class FilterError(ValidationError):
+    pass
+
+
+class NotFoundError(MemlaneError):
+    http_status = 404
+
+
+class StoreError(MemlaneError):
+    http_status = 503
+
+
+class EmbedderError(MemlaneError):
+    http_status = 503
+
+
+class LLMError(MemlaneError):
+    http_status = 502
+
+
+class LLMResponseError(LLMError):
+    pass
+
+
+__all__ = [
+    "ConfigError",
+    "EmbedderError",
+    "EmbedderMismatchError",
+    "FilterError",
+    "LLMError",
+    "LLMResponseError",
+    "MemlaneError",
+    "NotFoundError",
+    "ScopeError",
+    "StoreError",
+    "ValidationError",
+]

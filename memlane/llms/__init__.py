@@ -1,0 +1,1 @@
+"""LLMs that serve the two JSON stages of memory inference; see ``base.LLM``."""

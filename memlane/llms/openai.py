@@ -1,0 +1,72 @@
+"""The memory LLM on any OpenAI-compatible chat server, through the official ``openai`` SDK."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from memlane.config import validate_section
+from memlane.errors import LLMError
+from memlane.openai_compat import make_client, resolve_endpoint
+
+DEFAULT_MODEL = "gpt-4.1-nano"
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = DEFAULT_MODEL
+    api_key: str | None = None
+    base_url: str | None = None
+    temperature: float = 0.0
+    max_tokens: int | None = None
+    timeout: float = 120.0
+    max_retries: int = 2
+    #: Some servers reject ``response_format``; the strict parser still checks the JSON.
+    json_mode: bool = True
+
+
+class OpenAILLM:
+    def __init__(
+        self,
+        options: dict[str, Any] | None = None,
+        *,
+        fallback_base_url: str | None = None,
+        fallback_api_key: str | None = None,
+        **_: Any,
+    ) -> None:
+        self.options = validate_section(Options, options or {}, "llm.config")
+        self._fallback = (fallback_base_url, fallback_api_key)
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        """Built on first use, so a store used only with ``infer=False`` needs no endpoint."""
+        if self._client is None:
+            url, key = resolve_endpoint(
+                self.options.base_url,
+                self.options.api_key,
+                fallback_base_url=self._fallback[0],
+                fallback_api_key=self._fallback[1],
+                where="llm",
+            )
+            self._client = make_client(url, key, timeout=self.options.timeout, max_retries=self.options.max_retries)
+        return self._client
+
+    def complete_json(self, messages: list[dict[str, Any]], *, model: str | None = None) -> str:
+        kwargs: dict[str, Any] = {
+            "model": model or self.options.model,
+            "messages": messages,
+            "temperature": self.options.temperature,
+        }
+        if self.options.json_mode:
+            kwargs["response_format"] = {"type": "json_object"}
+        if self.options.max_tokens:
+            kwargs["max_tokens"] = self.options.max_tokens
+        try:
+            resp = self.client.chat.completions.create(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - every SDK/connection error becomes LLMError
+            raise LLMError(f"memory LLM call failed: {exc}") from exc
+        if not resp.choices:
+            raise LLMError("memory LLM answered with no choices")
+        return resp.choices[0].message.content or ""

@@ -1,0 +1,100 @@
+"""The values the engine hands out, and their exact public dict shapes (product.md section 2)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Any
+
+SCOPE_FIELDS = ("user_id", "agent_id", "run_id")
+
+
+def utc_now() -> str:
+    """Timestamps are ISO 8601 in UTC, so that string order is time order in every store."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who a memory belongs to. An add's scope is the exact triple; a search matches given ids."""
+
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Stable identity of the exact triple (dedup and per-scope locking)."""
+        return "\x1f".join(v or "" for v in (self.user_id, self.agent_id, self.run_id))
+
+    def is_empty(self) -> bool:
+        return not (self.user_id or self.agent_id or self.run_id)
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: v for k, v in zip(SCOPE_FIELDS, (self.user_id, self.agent_id, self.run_id)) if v}
+
+
+@dataclass
+class MemoryRecord:
+    id: str
+    memory: str
+    hash: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    created_at: str = ""
+    updated_at: str = ""
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.user_id, self.agent_id, self.run_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "memory": self.memory,
+            "metadata": dict(self.metadata),
+            "user_id": self.user_id,
+            "agent_id": self.agent_id,
+            "run_id": self.run_id,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass
+class SearchHit:
+    record: MemoryRecord
+    score: float
+    #: The two signals behind ``score``, kept for benchmarks and debugging.
+    dense: float | None = None
+    keyword: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.record.to_dict()
+        out["score"] = round(float(self.score), 6)
+        # put score right after memory, as mem0 does
+        return {k: out[k] for k in ("id", "memory", "score", *[k for k in out if k not in ("id", "memory", "score")])}
+
+
+@dataclass
+class HistoryEvent:
+    id: str
+    memory_id: str
+    event: str  # ADD | UPDATE | DELETE
+    old_memory: str | None
+    new_memory: str | None
+    actor_id: str | None
+    created_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "memory_id": self.memory_id,
+            "event": self.event,
+            "old_memory": self.old_memory,
+            "new_memory": self.new_memory,
+            "actor_id": self.actor_id,
+            "created_at": self.created_at,
+        }

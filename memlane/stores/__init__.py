@@ -1,0 +1,1 @@
+"""Stores keep memories, vectors, a keyword index and history; see ``base.MemoryStore``."""

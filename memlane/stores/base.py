@@ -1,0 +1,100 @@
+"""The store contract every backend implements, and the values that cross it.
+
+A store is dumb on purpose: it filters, scores candidates by each signal and applies batches
+of changes atomically with their history. Ranking (fusion), inference and scope rules live in
+the engine, so every backend behaves the same and one test suite covers them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ContextManager, Literal, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from memlane.engine.filters import Filter
+from memlane.records import HistoryEvent, MemoryRecord, Scope
+
+
+@dataclass
+class Change:
+    """One decided change; ``apply`` writes a batch of them and their history in one transaction."""
+
+    event: Literal["ADD", "UPDATE", "DELETE"]
+    record: MemoryRecord
+    vector: np.ndarray | None = None
+    #: Text around the memory (neighbouring turns) that the keyword index also sees.
+    context: str | None = None
+
+
+@dataclass
+class Applied:
+    event: Literal["ADD", "UPDATE", "DELETE", "NONE"]
+    record: MemoryRecord
+    previous_memory: str | None = None
+
+
+@dataclass
+class Candidates:
+    """What a store found for one query, before the engine fuses and cuts."""
+
+    records: dict[str, MemoryRecord] = field(default_factory=dict)
+    dense: dict[str, float] = field(default_factory=dict)  # id -> cosine similarity
+    keyword: dict[str, float] = field(default_factory=dict)  # id -> BM25 (higher is better)
+
+
+@runtime_checkable
+class MemoryStore(Protocol):
+    #: True when ``search`` is exact (brute-force cosine), false for ANN indexes.
+    exact_search: bool
+
+    def bind_embedder(self, model_id: str, dims: int) -> None:
+        """Record the embedding model on first use; refuse another model later."""
+        ...
+
+    def scope_lock(self, scope: Scope) -> ContextManager[None]:
+        """Serialize adds to one exact scope across threads and processes."""
+        ...
+
+    def apply(self, changes: Sequence[Change], *, actor_id: str | None = None) -> list[Applied]: ...
+
+    def get(self, memory_id: str) -> MemoryRecord | None: ...
+
+    def find_by_hash(self, scope: Scope, content_hash: str) -> MemoryRecord | None: ...
+
+    def list(self, scope: Scope, filters: Filter | None, limit: int | None) -> list[MemoryRecord]: ...
+
+    def search(
+        self,
+        scope: Scope,
+        filters: Filter | None,
+        query_vector: np.ndarray,
+        query_text: str,
+        candidates: int,
+        *,
+        exact_scope: bool = False,
+    ) -> Candidates: ...
+
+    def history(self, memory_id: str) -> list[HistoryEvent]: ...
+
+    def delete_where(self, scope: Scope, filters: Filter | None, *, actor_id: str | None = None) -> int: ...
+
+    def count(self) -> int: ...
+
+    def reset(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def record_from_row(row: Any, metadata: dict[str, Any]) -> MemoryRecord:
+    return MemoryRecord(
+        id=row["id"],
+        memory=row["memory"],
+        hash=row["hash"],
+        metadata=metadata,
+        user_id=row["user_id"],
+        agent_id=row["agent_id"],
+        run_id=row["run_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

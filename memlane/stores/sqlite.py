@@ -1,0 +1,404 @@
+"""The embedded default store: one SQLite file in WAL mode.
+
+It holds memories, their vectors (float32 BLOBs; cosine in numpy, exact per scope), an FTS5
+keyword index (porter stemming) and the history table. Python's sqlite3 here cannot load
+extensions, so there is no sqlite-vec: exact search over a scope's rows is fast enough for
+the scopes memlane serves (see bench/README.md) and never misses a match.
+
+Concurrency: one connection per thread; writes are short ``BEGIN IMMEDIATE`` transactions;
+adds to one scope are serialised by a per-scope lock file beside the database, so that
+threads and separate processes on the same file neither lose an update nor duplicate a fact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from memlane.config import default_db_path, validate_section
+from memlane.engine.filters import Filter
+from memlane.engine.keywords import query_terms
+from memlane.errors import EmbedderMismatchError, NotFoundError, StoreError
+from memlane.records import HistoryEvent, MemoryRecord, Scope, utc_now
+from memlane.stores.base import Applied, Candidates, Change, record_from_row
+from memlane.stores.sqlite_filters import compile_filter
+from memlane.stores.sqlite_migrations import migrate
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str | None = None
+    #: mem0 names; accepted so mem0 configs work. ``embedding_model_dims`` is checked.
+    collection_name: str | None = None
+    embedding_model_dims: int | None = None
+    #: Weight of neighbouring-turn context against the memory text in BM25 (0 ignores it).
+    context_weight: float = 1.0
+    busy_timeout_ms: int = 30_000
+
+
+def _scope_token(field: str, value: str) -> str:
+    return field[0] + hashlib.sha1(value.encode()).hexdigest()[:20]
+
+
+def _scope_tokens(record: MemoryRecord) -> str:
+    pairs = (("user_id", record.user_id), ("agent_id", record.agent_id), ("run_id", record.run_id))
+    return " ".join(_scope_token(f, v) for f, v in pairs if v)
+
+
+@contextmanager
+def _mapped(action: str) -> Iterator[None]:
+    """Translate sqlite3 errors into StoreError, naming what we were doing."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"SQLite store failed while {action}: {exc}") from exc
+
+
+class SQLiteStore:
+    exact_search = True
+
+    def __init__(self, options: dict[str, Any] | None = None, **_: Any) -> None:
+        self.options = validate_section(Options, options or {}, "vector_store.config")
+        raw = self.options.path
+        self.in_memory = raw == ":memory:"
+        if self.in_memory:
+            self.path = None
+            self._uri = f"file:memlane-{uuid.uuid4().hex}?mode=memory&cache=shared"
+            self._lock_dir: Path | None = None
+        else:
+            self.path = Path(raw).expanduser() if raw else default_db_path()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._uri = None
+            self._lock_dir = self.path.parent / (self.path.name + ".locks")
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        self._scope_locks: dict[str, threading.Lock] = {}
+        self._dims: int | None = None
+        self._keeper = self._connect()  # keeps an in-memory database alive; runs migrations
+        with _mapped("migrating the schema"):
+            migrate(self._keeper)
+        self._local.conn = self._keeper
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        with _mapped("opening the database"):
+            if self._uri:
+                conn = sqlite3.connect(self._uri, uri=True, isolation_level=None, check_same_thread=False)
+            else:
+                conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(self.options.busy_timeout_ms)}")
+            if not self._uri:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+        with self._guard:
+            self._connections.append(conn)
+        return conn
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    @contextmanager
+    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
+        db = self._db
+        with _mapped(action):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    @contextmanager
+    def _snapshot(self, action: str) -> Iterator[sqlite3.Connection]:
+        """Several reads that must see one consistent state (WAL gives readers a snapshot)."""
+        db = self._db
+        with _mapped(action):
+            db.execute("BEGIN")
+            try:
+                yield db
+            finally:
+                db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._guard:
+            conns, self._connections = self._connections, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
+
+    # -- embedder binding ----------------------------------------------------------------------
+
+    def bind_embedder(self, model_id: str, dims: int) -> None:
+        declared = self.options.embedding_model_dims
+        if declared and declared != dims:
+            raise EmbedderMismatchError(
+                f"vector_store.config.embedding_model_dims is {declared} but the embedder "
+                f"{model_id} produces {dims} dimensions"
+            )
+        with self._write("recording the embedding model") as db:
+            rows = dict(db.execute("SELECT key, value FROM store_info").fetchall())
+            if "embedding_model" not in rows:
+                db.execute("INSERT INTO store_info VALUES ('embedding_model', ?)", (model_id,))
+                db.execute("INSERT INTO store_info VALUES ('embedding_dims', ?)", (str(dims),))
+            elif rows["embedding_model"] != model_id or int(rows["embedding_dims"]) != dims:
+                raise EmbedderMismatchError(
+                    f"the store {self.path or ':memory:'} was built with the embedding model "
+                    f"{rows['embedding_model']} ({rows['embedding_dims']} dims), but the config asks "
+                    f"for {model_id} ({dims} dims); vectors of two models cannot be compared. Use "
+                    "the original embedder, or a new store path and re-add the memories there"
+                )
+        self._dims = dims
+
+    # -- locking -------------------------------------------------------------------------------
+
+    @contextmanager
+    def scope_lock(self, scope: Scope) -> Iterator[None]:
+        key = scope.key
+        with self._guard:
+            lock = self._scope_locks.setdefault(key, threading.Lock())
+        with lock:
+            if self._lock_dir is None:
+                yield
+                return
+            from filelock import FileLock
+
+            self._lock_dir.mkdir(parents=True, exist_ok=True)
+            name = hashlib.sha1(key.encode()).hexdigest()[:24] + ".lock"
+            with FileLock(str(self._lock_dir / name)):
+                yield
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def apply(self, changes: Sequence[Change], *, actor_id: str | None = None) -> list[Applied]:
+        results: list[Applied] = []
+        with self._write("applying memory changes") as db:
+            for change in changes:
+                handler = {"ADD": self._add, "UPDATE": self._update, "DELETE": self._delete}[change.event]
+                results.append(handler(db, change, actor_id))
+        return results
+
+    def _history(
+        self, db: sqlite3.Connection, memory_id: str, event: str, old: str | None, new: str | None,
+        actor_id: str | None, when: str,
+    ) -> None:
+        db.execute(
+            "INSERT INTO history (id, memory_id, event, old_memory, new_memory, actor_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (str(uuid.uuid4()), memory_id, event, old, new, actor_id, when),
+        )
+
+    def _vector_blob(self, vector: np.ndarray | None) -> bytes:
+        if vector is None:
+            raise StoreError("a memory cannot be stored without its vector")
+        v = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if self._dims is not None and v.shape[0] != self._dims:
+            raise StoreError(f"vector has {v.shape[0]} dims, the store holds {self._dims}")
+        return v.tobytes()
+
+    def _add(self, db: sqlite3.Connection, change: Change, actor_id: str | None) -> Applied:
+        r = change.record
+        cur = db.execute(
+            "INSERT INTO memories (id, memory, hash, scope_key, user_id, agent_id, run_id, metadata,"
+            " context, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (scope_key, hash) DO NOTHING",
+            (r.id, r.memory, r.hash, r.scope.key, r.user_id, r.agent_id, r.run_id,
+             json.dumps(r.metadata, ensure_ascii=False), change.context, r.created_at, r.updated_at),
+        )
+        if cur.rowcount == 0:  # the same text is already in this scope
+            existing = self._row_by_hash(db, r.scope, r.hash)
+            return Applied("NONE", existing or r)
+        rowid = cur.lastrowid
+        db.execute("INSERT INTO vectors (rowid, embedding) VALUES (?, ?)", (rowid, self._vector_blob(change.vector)))
+        db.execute(
+            "INSERT INTO memories_fts (rowid, memory, context, scope) VALUES (?, ?, ?, ?)",
+            (rowid, r.memory, change.context or "", _scope_tokens(r)),
+        )
+        self._history(db, r.id, "ADD", None, r.memory, actor_id, r.created_at)
+        return Applied("ADD", r)
+
+    def _update(self, db: sqlite3.Connection, change: Change, actor_id: str | None) -> Applied:
+        r = change.record
+        old = db.execute("SELECT rowid, * FROM memories WHERE id = ?", (r.id,)).fetchone()
+        if old is None:
+            raise NotFoundError(f"memory {r.id!r} not found", param="memory_id")
+        clash = db.execute(
+            "SELECT id FROM memories WHERE scope_key = ? AND hash = ? AND id != ?",
+            (old["scope_key"], r.hash, r.id),
+        ).fetchone()
+        old_record = record_from_row(old, json.loads(old["metadata"]))
+        if clash is not None:  # the new text already exists as another memory of this scope
+            return Applied("NONE", old_record)
+        db.execute(
+            "UPDATE memories SET memory = ?, hash = ?, metadata = ?, updated_at = ? WHERE rowid = ?",
+            (r.memory, r.hash, json.dumps(r.metadata, ensure_ascii=False), r.updated_at, old["rowid"]),
+        )
+        if r.memory != old["memory"]:
+            db.execute("UPDATE vectors SET embedding = ? WHERE rowid = ?", (self._vector_blob(change.vector), old["rowid"]))
+            db.execute("UPDATE memories_fts SET memory = ? WHERE rowid = ?", (r.memory, old["rowid"]))
+        self._history(db, r.id, "UPDATE", old["memory"], r.memory, actor_id, r.updated_at)
+        r.created_at = old["created_at"]
+        return Applied("UPDATE", r, previous_memory=old["memory"])
+
+    def _delete(self, db: sqlite3.Connection, change: Change, actor_id: str | None) -> Applied:
+        memory_id = change.record.id
+        old = db.execute("SELECT rowid, * FROM memories WHERE id = ?", (memory_id,)).fetchone()
+        if old is None:
+            raise NotFoundError(f"memory {memory_id!r} not found", param="memory_id")
+        for table in ("memories", "vectors", "memories_fts"):
+            db.execute(f"DELETE FROM {table} WHERE rowid = ?", (old["rowid"],))
+        self._history(db, memory_id, "DELETE", old["memory"], None, actor_id, utc_now())
+        return Applied("DELETE", record_from_row(old, json.loads(old["metadata"])), previous_memory=old["memory"])
+
+    def delete_where(self, scope: Scope, filters: Filter | None, *, actor_id: str | None = None) -> int:
+        where, params = self._where(scope, filters)
+        with self._write("deleting memories") as db:
+            ids = [row[0] for row in db.execute(f"SELECT m.id FROM memories m WHERE {where}", params)]
+            for memory_id in ids:
+                self._delete(db, Change("DELETE", MemoryRecord(id=memory_id, memory="", hash="")), actor_id)
+        return len(ids)
+
+    def reset(self) -> None:
+        with self._write("resetting the store") as db:
+            for table in ("memories", "vectors", "memories_fts", "history", "store_info"):
+                db.execute(f"DELETE FROM {table}")
+        self._dims = None
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def _where(self, scope: Scope, filters: Filter | None, *, exact_scope: bool = False) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if exact_scope:
+            clauses.append("m.scope_key = ?")
+            params.append(scope.key)
+        else:
+            for field, value in scope.as_dict().items():
+                clauses.append(f"m.{field} = ?")
+                params.append(value)
+        if filters is not None:
+            sql, fparams = compile_filter(filters)
+            clauses.append(sql)
+            params.extend(fparams)
+        return (" AND ".join(clauses) or "1"), params
+
+    def _row_by_hash(self, db: sqlite3.Connection, scope: Scope, content_hash: str) -> MemoryRecord | None:
+        row = db.execute(
+            "SELECT * FROM memories WHERE scope_key = ? AND hash = ?", (scope.key, content_hash)
+        ).fetchone()
+        return record_from_row(row, json.loads(row["metadata"])) if row else None
+
+    def find_by_hash(self, scope: Scope, content_hash: str) -> MemoryRecord | None:
+        with _mapped("reading a memory"):
+            return self._row_by_hash(self._db, scope, content_hash)
+
+    def get(self, memory_id: str) -> MemoryRecord | None:
+        with _mapped("reading a memory"):
+            row = self._db.execute("SELECT * FROM memories WHERE id = ?", (memory_id,)).fetchone()
+        return record_from_row(row, json.loads(row["metadata"])) if row else None
+
+    def list(self, scope: Scope, filters: Filter | None, limit: int | None) -> list[MemoryRecord]:
+        where, params = self._where(scope, filters)
+        sql = f"SELECT m.* FROM memories m WHERE {where} ORDER BY m.created_at DESC, m.rowid DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        with _mapped("listing memories"):
+            rows = self._db.execute(sql, params).fetchall()
+        return [record_from_row(r, json.loads(r["metadata"])) for r in rows]
+
+    def count(self) -> int:
+        with _mapped("counting memories"):
+            return int(self._db.execute("SELECT count(*) FROM memories").fetchone()[0])
+
+    def history(self, memory_id: str) -> list[HistoryEvent]:
+        with _mapped("reading history"):
+            rows = self._db.execute(
+                "SELECT id, memory_id, event, old_memory, new_memory, actor_id, created_at"
+                " FROM history WHERE memory_id = ? ORDER BY seq",
+                (memory_id,),
+            ).fetchall()
+        return [HistoryEvent(**dict(r)) for r in rows]
+
+    def search(
+        self,
+        scope: Scope,
+        filters: Filter | None,
+        query_vector: np.ndarray,
+        query_text: str,
+        candidates: int,
+        *,
+        exact_scope: bool = False,
+    ) -> Candidates:
+        where, params = self._where(scope, filters, exact_scope=exact_scope)
+        out = Candidates()
+        with self._snapshot("searching memories") as db:
+            rows = db.execute(
+                f"SELECT m.rowid, v.embedding FROM memories m JOIN vectors v ON v.rowid = m.rowid WHERE {where}",
+                params,
+            ).fetchall()
+            keyword = self._keyword(db, scope, where, params, query_text, candidates)
+            dense: dict[int, float] = {}
+            if rows:
+                q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
+                matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+                sims = matrix @ q
+                k = min(candidates, len(rows))
+                top = np.argpartition(-sims, k - 1)[:k] if k < len(rows) else np.arange(len(rows))
+                dense = {int(rows[i][0]): float(sims[i]) for i in top}
+                if keyword:  # keyword hits outside the dense top-k still get their cosine
+                    position = {int(r[0]): i for i, r in enumerate(rows)}
+                    for rowid in keyword.keys() - dense.keys():
+                        dense[rowid] = float(sims[position[rowid]])
+            wanted = set(dense) | set(keyword)
+            if not wanted:
+                return out
+            marks = ", ".join("?" for _ in wanted)
+            for row in db.execute(f"SELECT rowid, * FROM memories WHERE rowid IN ({marks})", list(wanted)):
+                rec = record_from_row(row, json.loads(row["metadata"]))
+                out.records[rec.id] = rec
+                if row["rowid"] in dense:
+                    out.dense[rec.id] = dense[row["rowid"]]
+                if row["rowid"] in keyword:
+                    out.keyword[rec.id] = keyword[row["rowid"]]
+        return out
+
+    def _keyword(
+        self, db: sqlite3.Connection, scope: Scope, where: str, params: list[Any], text: str,
+        candidates: int,
+    ) -> dict[int, float]:
+        terms = query_terms(text)
+        if not terms:
+            return {}
+        match = "(" + " OR ".join(f'"{t}"' for t in terms) + ")"
+        # Scope tokens narrow the FTS doclists to the scope before ranking.
+        fields = (("user_id", scope.user_id), ("agent_id", scope.agent_id), ("run_id", scope.run_id))
+        for field, value in fields:
+            if value:
+                match += f' AND scope : "{_scope_token(field, value)}"'
+        rows = db.execute(
+            "SELECT m.rowid, -bm25(memories_fts, 1.0, ?, 0.0) AS score FROM memories_fts"
+            f" JOIN memories m ON m.rowid = memories_fts.rowid WHERE memories_fts MATCH ? AND {where}"
+            " ORDER BY score DESC LIMIT ?",
+            [self.options.context_weight, match, *params, candidates],
+        ).fetchall()
+        return {int(r[0]): float(r[1]) for r in rows}

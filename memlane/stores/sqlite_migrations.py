@@ -1,0 +1,81 @@
+"""Versioned schema of the SQLite store. Each step runs once, in order, inside a transaction;
+``PRAGMA user_version`` records how far a file has come."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Callable
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = []
+
+
+def migration(fn: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Connection], None]:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def execute_all(db: sqlite3.Connection, script: str) -> None:
+    """Run ``;``-separated statements inside the caller's transaction (``executescript`` would
+    commit first). Migration scripts hold no literal semicolons."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+@migration
+def m001_initial(db: sqlite3.Connection) -> None:
+    execute_all(
+        db,
+        """
+        CREATE TABLE store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE memories (
+            rowid INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            memory TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            scope_key TEXT NOT NULL,
+            user_id TEXT,
+            agent_id TEXT,
+            run_id TEXT,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            context TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX memories_scope_hash ON memories (scope_key, hash);
+        CREATE INDEX memories_user ON memories (user_id);
+        CREATE INDEX memories_agent ON memories (agent_id);
+        CREATE INDEX memories_run ON memories (run_id);
+        CREATE TABLE vectors (rowid INTEGER PRIMARY KEY, embedding BLOB NOT NULL);
+        CREATE VIRTUAL TABLE memories_fts USING fts5 (
+            memory, context, scope, tokenize = 'porter unicode61'
+        );
+        CREATE TABLE history (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            memory_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            old_memory TEXT,
+            new_memory TEXT,
+            actor_id TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX history_memory ON history (memory_id, seq);
+        """
+    )
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Bring a connection's file to the latest schema; returns the version reached."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for index, step in enumerate(MIGRATIONS[version:], start=version + 1):
+            step(db)
+            db.execute(f"PRAGMA user_version = {index:d}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return len(MIGRATIONS)
+
