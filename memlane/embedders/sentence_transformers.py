@@ -68,6 +68,7 @@ def load_model(path: str, device: str) -> Any:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError:
@@ -76,6 +77,12 @@ def load_model(path: str, device: str) -> Any:
                     "(install torch==2.13.0 first, then: pip install sentence-transformers)",
                     param="embedder.provider",
                 ) from None
+            try:
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
+            except ImportError:  # pragma: no cover - progress bars are cosmetic
+                pass
             try:
                 _models[key] = SentenceTransformer(path, device=device)
             except Exception as exc:  # noqa: BLE001

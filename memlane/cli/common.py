@@ -1,0 +1,58 @@
+"""Pieces every command group shares: opening the engine, scope options, JSON output, errors."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any, Callable
+
+import click
+
+from memlane.errors import MemlaneError
+
+
+def open_memory(ctx: click.Context) -> Any:
+    from memlane import Memory
+
+    path = (ctx.obj or {}).get("config_path")
+    return Memory(path) if path else Memory()
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def json_option(value: str | None, name: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=name) from None
+
+
+def scope_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--user/--agent/--run`` and ``--filters``, bundled as sqlite-utils bundles output options."""
+    for option in reversed(
+        [
+            click.option("--user", "-u", "user_id", help="user_id scope"),
+            click.option("--agent", "-a", "agent_id", help="agent_id scope"),
+            click.option("--run", "-r", "run_id", help="run_id scope"),
+            click.option("--filters", "-f", "filters", help='filter JSON, e.g. \'{"category": "food"}\''),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Show memlane's own errors as one clear line, not a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MemlaneError as exc:
+            raise click.ClickException(f"{type(exc).__name__}: {exc.message}") from None
+
+    return wrapper

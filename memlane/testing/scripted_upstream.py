@@ -1,0 +1,356 @@
+"""A scripted OpenAI-protocol server on a loopback port: real HTTP/1.1, real SSE, no model.
+
+Tests decide every answer (``queue`` replies, or a ``handler``), and read back every request the
+server received (``requests``), so that the real ``openai`` SDK is exercised end to end against
+the protocol rather than against a mock of itself. Built on asyncio streams in a background
+thread: keep-alive, chunked SSE, and ``TCP_NODELAY`` with headers and body in one write, so
+latencies measured through it are not inflated by delayed ACKs.
+
+    with ScriptedUpstream() as up:
+        up.queue(Reply.json({"facts": ["Is allergic to cheese"]}))
+        client = openai.OpenAI(base_url=up.url, api_key="test")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclass
+class ScriptedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        body = self.json
+        return body.get("messages", []) if isinstance(body, dict) else []
+
+    @property
+    def last_user_text(self) -> str:
+        for m in reversed(self.messages):
+            if m.get("role") == "user":
+                c = m.get("content")
+                return c if isinstance(c, str) else json.dumps(c)
+        return ""
+
+    @property
+    def stage(self) -> str:
+        """Which memlane memory stage this chat request is: extract, reconcile, or chat."""
+        text = self.last_user_text
+        if text.startswith("Extract the facts from this conversation"):
+            return "extract"
+        if text.startswith("Reconcile the new facts"):
+            return "reconcile"
+        if self.messages and any(m.get("role") == "assistant" for m in self.messages[-2:-1]) and "could not be used" in text:
+            return "repair"
+        return "chat"
+
+    @property
+    def reconcile_payload(self) -> dict[str, Any]:
+        """``{"existing_memories": [...], "new_facts": [...]}`` of a reconcile request."""
+        for m in self.messages:
+            c = m.get("content")
+            if m.get("role") == "user" and isinstance(c, str) and c.startswith("Reconcile the new facts"):
+                return json.loads(c.split("\n\n", 1)[1])
+        raise ValueError("not a reconcile request")
+
+
+@dataclass
+class Reply:
+    """One scripted answer. Build with the class methods."""
+
+    status: int = 200
+    content: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    finish_reason: str = "stop"
+    raw_body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    usage: dict[str, int] | None = None
+
+    @classmethod
+    def text(cls, content: str, **kw: Any) -> Reply:
+        return cls(content=content, **kw)
+
+    @classmethod
+    def json(cls, obj: Any, **kw: Any) -> Reply:
+        return cls(content=json.dumps(obj), **kw)
+
+    @classmethod
+    def tools(cls, calls: list[dict[str, Any]], **kw: Any) -> Reply:
+        """``calls``: ``[{"name": ..., "arguments": {...}}]``."""
+        tool_calls = [
+            {"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
+             "function": {"name": c["name"], "arguments": json.dumps(c.get("arguments", {}))}}
+            for c in calls
+        ]
+        return cls(content=None, tool_calls=tool_calls, finish_reason="tool_calls", **kw)
+
+    @classmethod
+    def error(cls, status: int, message: str = "scripted error", type: str = "server_error", code: str | None = None, **kw: Any) -> Reply:
+        body = {"error": {"message": message, "type": type, "param": None, "code": code}}
+        return cls(status=status, raw_body=json.dumps(body).encode(), **kw)
+
+    @classmethod
+    def raw(cls, body: bytes | str, status: int = 200, content_type: str = "application/json", **kw: Any) -> Reply:
+        data = body.encode() if isinstance(body, str) else body
+        return cls(status=status, raw_body=data, headers={"content-type": content_type}, **kw)
+
+
+def _usage(request: dict[str, Any], completion: str) -> dict[str, int]:
+    prompt = sum(len(str(m.get("content") or "").split()) for m in request.get("messages", []))
+    out = len(completion.split())
+    return {"prompt_tokens": prompt, "completion_tokens": out, "total_tokens": prompt + out}
+
+
+def hashed_embedding(text: str, dims: int) -> list[float]:
+    """Deterministic bag-of-words vector: texts sharing words are similar, as with a real model."""
+    v = np.zeros(dims, dtype=np.float32)
+    for word in re.findall(r"\w+", text.lower()):
+        h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+        v[h % dims] += 1.0 if (h >> 32) & 1 else -1.0
+    n = float(np.linalg.norm(v)) or 1.0
+    return (v / n).round(6).tolist()
+
+
+class ScriptedUpstream:
+    """Start with ``start()`` or a ``with`` block; ``url`` is the OpenAI ``base_url`` (``.../v1``)."""
+
+    def __init__(self, *, host: str = "127.0.0.1", embedding_dims: int = 64, models: list[str] | None = None) -> None:
+        self.host = host
+        self.port = 0
+        self.embedding_dims = embedding_dims
+        self.models = models or ["scripted-model", "gpt-4.1-nano"]
+        self.requests: list[ScriptedRequest] = []
+        self.handler: Callable[[ScriptedRequest], Reply | None] | None = None
+        self._queue: deque[Reply] = deque()
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- scripting -----------------------------------------------------------------------------
+
+    def queue(self, *replies: Reply) -> None:
+        """Answer the next chat completions with these replies, in order."""
+        with self._lock:
+            self._queue.extend(replies)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+            self.requests.clear()
+        self.handler = None
+
+    def chat_requests(self, stage: str | None = None) -> list[ScriptedRequest]:
+        with self._lock:
+            reqs = [r for r in self.requests if r.path.endswith("/chat/completions")]
+        return [r for r in reqs if stage is None or r.stage == stage]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def _next_reply(self, req: ScriptedRequest) -> Reply:
+        with self._lock:
+            if self._queue:
+                return self._queue.popleft()
+        if self.handler is not None:
+            reply = self.handler(req)
+            if reply is not None:
+                return reply
+        return self.default_reply(req)
+
+    @staticmethod
+    def default_reply(req: ScriptedRequest) -> Reply:
+        """Without a script: memory stages learn nothing; a chat answers with a fixed sentence."""
+        if req.stage == "extract":
+            return Reply.json({"facts": []})
+        if req.stage == "reconcile":
+            return Reply.json({"memory": []})
+        return Reply.text("This is a scripted answer.")
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> ScriptedUpstream:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            self._server = loop.run_until_complete(asyncio.start_server(self._serve, self.host, self.port))
+            self.port = self._server.sockets[0].getsockname()[1]
+            ready.set()
+            loop.run_forever()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="scripted-upstream", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+
+        async def shutdown() -> None:
+            assert self._server is not None
+            self._server.close()
+            loop.stop()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), loop)
+        if self._thread:
+            self._thread.join(5)
+        self._loop = None
+
+    def __enter__(self) -> ScriptedUpstream:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- HTTP ------------------------------------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                method, target, _ = line.decode("latin-1").split(" ", 2)
+                headers: dict[str, str] = {}
+                while True:
+                    h = await reader.readline()
+                    if h in (b"\r\n", b"\n", b""):
+                        break
+                    k, _, v = h.decode("latin-1").partition(":")
+                    headers[k.strip().lower()] = v.strip()
+                body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
+                req = ScriptedRequest(method, target.split("?")[0], headers, body)
+                with self._lock:
+                    self.requests.append(req)
+                await self._respond(req, writer)
+                if headers.get("connection", "").lower() == "close":
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    @staticmethod
+    def _head(status: int, headers: dict[str, str]) -> bytes:
+        lines = [f"HTTP/1.1 {status} {'OK' if status < 400 else 'Error'}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    async def _send(self, writer: asyncio.StreamWriter, status: int, body: bytes, content_type: str = "application/json", extra: dict[str, str] | None = None) -> None:
+        headers = {"content-type": content_type, "content-length": str(len(body)), **(extra or {})}
+        writer.write(self._head(status, headers) + body)  # one write: no delayed-ACK stall
+        await writer.drain()
+
+    async def _respond(self, req: ScriptedRequest, writer: asyncio.StreamWriter) -> None:
+        path = req.path.rstrip("/")
+        if req.method == "GET" and path.endswith("/models"):
+            data = [{"id": m, "object": "model", "created": 1700000000, "owned_by": "memlane-tests"} for m in self.models]
+            await self._send(writer, 200, json.dumps({"object": "list", "data": data}).encode())
+        elif req.method == "POST" and path.endswith("/embeddings"):
+            body = req.json
+            inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+            dims = body.get("dimensions") or self.embedding_dims
+            data = [{"object": "embedding", "index": i, "embedding": hashed_embedding(t, dims)} for i, t in enumerate(inputs)]
+            tokens = sum(len(str(t).split()) for t in inputs)
+            out = {"object": "list", "data": data, "model": body.get("model", "scripted-embedding"),
+                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+            await self._send(writer, 200, json.dumps(out).encode())
+        elif req.method == "POST" and path.endswith("/chat/completions"):
+            await self._chat(req, writer)
+        else:
+            err = {"error": {"message": f"no route {req.method} {req.path}", "type": "invalid_request_error", "param": None, "code": None}}
+            await self._send(writer, 404, json.dumps(err).encode())
+
+    async def _chat(self, req: ScriptedRequest, writer: asyncio.StreamWriter) -> None:
+        body = req.json or {}
+        reply = self._next_reply(req)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.raw_body is not None:
+            ctype = reply.headers.get("content-type", "application/json")
+            await self._send(writer, reply.status, reply.raw_body, ctype, {k: v for k, v in reply.headers.items() if k != "content-type"})
+            return
+        completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        model = body.get("model", "scripted-model")
+        n = int(body.get("n") or 1)
+        usage = reply.usage or _usage(body, reply.content or "")
+        message: dict[str, Any] = {"role": "assistant", "content": reply.content, "refusal": None}
+        if reply.tool_calls:
+            message["tool_calls"] = reply.tool_calls
+        if body.get("stream"):
+            await self._stream(writer, body, reply, completion_id, created, model, n, usage)
+            return
+        choices = [{"index": i, "message": message, "finish_reason": reply.finish_reason, "logprobs": None} for i in range(n)]
+        out = {"id": completion_id, "object": "chat.completion", "created": created, "model": model,
+               "system_fingerprint": "fp_scripted", "choices": choices, "usage": usage}
+        await self._send(writer, 200, json.dumps(out).encode())
+
+    async def _stream(self, writer: asyncio.StreamWriter, body: dict[str, Any], reply: Reply, cid: str,
+                      created: int, model: str, n: int, usage: dict[str, int]) -> None:
+        writer.write(self._head(200, {"content-type": "text/event-stream", "transfer-encoding": "chunked", "cache-control": "no-cache"}))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        def chunk(choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+            out = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                   "system_fingerprint": "fp_scripted", "choices": choices, **extra}
+            if include_usage and "usage" not in extra:
+                out["usage"] = None
+            return out
+
+        async def send(data: str) -> None:
+            payload = f"data: {data}\n\n".encode()
+            writer.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
+            await writer.drain()
+
+        for i in range(n):
+            await send(json.dumps(chunk([{"index": i, "delta": {"role": "assistant", "content": "", "refusal": None}, "finish_reason": None, "logprobs": None}])))
+        if reply.tool_calls:
+            for i in range(n):
+                for t_index, call in enumerate(reply.tool_calls):
+                    delta = {"tool_calls": [{"index": t_index, "id": call["id"], "type": "function",
+                                             "function": {"name": call["function"]["name"], "arguments": call["function"]["arguments"]}}]}
+                    await send(json.dumps(chunk([{"index": i, "delta": delta, "finish_reason": None, "logprobs": None}])))
+        else:
+            pieces = re.findall(r"\S+\s*|\s+", reply.content or "")
+            for piece in pieces:
+                for i in range(n):
+                    await send(json.dumps(chunk([{"index": i, "delta": {"content": piece}, "finish_reason": None, "logprobs": None}])))
+        for i in range(n):
+            await send(json.dumps(chunk([{"index": i, "delta": {}, "finish_reason": reply.finish_reason, "logprobs": None}])))
+        if include_usage:
+            await send(json.dumps(chunk([], usage=usage)))
+        await send("[DONE]")
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
