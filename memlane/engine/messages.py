@@ -27,7 +27,8 @@ def content_text(content: Any) -> str:
 
 
 def normalize_messages(messages: Any) -> list[dict[str, Any]]:
-    """Accept a string, one message dict, or a list of them; return a new list of new dicts."""
+    """Accept a string, one message dict, or a list of dicts or strings; return new dicts
+    (the caller's objects are never mutated)."""
     if isinstance(messages, str):
         if not messages.strip():
             raise ValidationError("messages must not be empty", param="messages")
@@ -41,6 +42,8 @@ def normalize_messages(messages: Any) -> list[dict[str, Any]]:
         )
     out: list[dict[str, Any]] = []
     for index, message in enumerate(messages):
+        if isinstance(message, str):  # a bare string in a list is a user turn
+            message = {"role": "user", "content": message}
         if not isinstance(message, Mapping):
             raise ValidationError(f"messages[{index}] must be an object with role and content", param="messages")
         role = message.get("role")

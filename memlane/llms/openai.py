@@ -63,8 +63,9 @@ class OpenAILLM:
             kwargs["response_format"] = {"type": "json_object"}
         if self.options.max_tokens:
             kwargs["max_tokens"] = self.options.max_tokens
+        client = self.client  # a missing endpoint is a ConfigError, not an LLM failure
         try:
-            resp = self.client.chat.completions.create(**kwargs)
+            resp = client.chat.completions.create(**kwargs)
         except Exception as exc:  # noqa: BLE001 - every SDK/connection error becomes LLMError
             raise LLMError(f"memory LLM call failed: {exc}") from exc
         if not resp.choices:

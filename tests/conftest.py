@@ -1,0 +1,76 @@
+"""Fixtures that start real things: SQLite files in temp folders, the real MiniLM embedder and a
+scripted OpenAI-protocol upstream on a loopback port."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from memlane import Memory
+from memlane.testing import ScriptedUpstream
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own MEMLANE_HOME and no OpenAI credentials from the machine."""
+    home = tmp_path / "memlane-home"
+    monkeypatch.setenv("MEMLANE_HOME", str(home))
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "MEMLANE_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def _upstream_server() -> Iterator[ScriptedUpstream]:
+    with ScriptedUpstream() as server:
+        yield server
+
+
+@pytest.fixture
+def upstream(_upstream_server: ScriptedUpstream) -> Iterator[ScriptedUpstream]:
+    """The scripted model server, with an empty script and request log for each test."""
+    _upstream_server.clear()
+    yield _upstream_server
+    _upstream_server.clear()
+
+
+def engine_config(db_path: Path, upstream: ScriptedUpstream, **overrides: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "vector_store": {"provider": "sqlite", "config": {"path": str(db_path)}},
+        "llm": {"provider": "openai", "config": {"base_url": upstream.url, "api_key": "test-key", "model": "scripted-model", "max_retries": 0}},
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def make_memory(tmp_path: Path, upstream: ScriptedUpstream) -> Iterator[Callable[..., Memory]]:
+    """Build engines on a temp SQLite file with the real MiniLM embedder and the scripted LLM."""
+    made: list[Memory] = []
+
+    def make(db_path: Path | None = None, **overrides: Any) -> Memory:
+        memory = Memory(engine_config(db_path or tmp_path / "memlane.db", upstream, **overrides))
+        made.append(memory)
+        return memory
+
+    yield make
+    for memory in made:
+        memory.close()
+
+
+@pytest.fixture
+def memory(make_memory: Callable[..., Memory]) -> Memory:
+    return make_memory()
+
+
+@pytest.fixture
+def fast_embedder_config(upstream: ScriptedUpstream) -> dict[str, Any]:
+    """The OpenAI-compatible embedder against the scripted server's hashed embeddings: for tests
+    about locking or processes, where loading torch in every subprocess would only cost time."""
+    return {"provider": "openai", "config": {"base_url": upstream.url, "api_key": "test-key", "model": "scripted-embedding", "max_retries": 0}}
