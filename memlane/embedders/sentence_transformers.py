@@ -102,7 +102,9 @@ class SentenceTransformerEmbedder:
     @property
     def dims(self) -> int:
         if self._dims is None:
-            self._dims = int(self._load().get_sentence_embedding_dimension())
+            model = self._load()
+            getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+            self._dims = int(getter())
         return self._dims
 
     def _load(self) -> Any:

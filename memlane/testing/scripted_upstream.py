@@ -330,8 +330,6 @@ class ScriptedUpstream:
         def chunk(choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
             out = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
                    "system_fingerprint": "fp_scripted", "choices": choices, **extra}
-            if include_usage and "usage" not in extra:
-                out["usage"] = None
             return out
 
         async def send(data: str) -> None:

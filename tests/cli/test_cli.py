@@ -1,0 +1,58 @@
+"""``memlane memories ...`` on the default store (MEMLANE_HOME points at a temp folder)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from memlane.cli import cli
+from memlane.testing import Reply, ScriptedUpstream
+
+
+def run(*args: str) -> object:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_memories_round_trip_on_the_default_store(isolated_env: Path) -> None:
+    added = run("memories", "add", "Is allergic to cheese", "Loves Indian food", "--user", "alice", "--no-infer", "--metadata", '{"category": "food"}')
+    assert [r["event"] for r in added["results"]] == ["ADD", "ADD"]
+    assert (isolated_env / "memlane.db").exists()
+    hits = run("memories", "search", "cheese", "--user", "alice", "--limit", "1")["results"]
+    assert hits[0]["memory"] == "Is allergic to cheese"
+    memory_id = hits[0]["id"]
+    listed = run("memories", "list", "--user", "alice", "--filters", '{"category": "food"}')["results"]
+    assert len(listed) == 2
+    assert run("memories", "get", memory_id)["memory"] == "Is allergic to cheese"
+    assert run("memories", "update", memory_id, "Is severely allergic to cheese")["memory"] == "Is severely allergic to cheese"
+    assert run("memories", "delete", memory_id) == {"message": "Memory deleted successfully!"}
+    assert [e["event"] for e in run("memories", "history", memory_id)] == ["ADD", "UPDATE", "DELETE"]
+    assert run("memories", "delete", "--all", "--user", "alice") == {"message": "Memories deleted successfully!"}
+    assert run("memories", "list", "--user", "alice") == {"results": []}
+
+
+def test_infer_uses_the_configured_llm(tmp_path: Path, upstream: ScriptedUpstream) -> None:
+    config = tmp_path / "memlane.yaml"
+    config.write_text(f"llm:\n  provider: openai\n  config:\n    base_url: {upstream.url}\n    model: scripted-model\n")
+    upstream.queue(Reply.json({"facts": ["Loves tea"]}))
+    added = run("--config", str(config), "memories", "add", "I really love tea", "--user", "alice")
+    assert [r["memory"] for r in added["results"]] == ["Loves tea"]
+
+
+def test_errors_are_one_clear_line() -> None:
+    result = CliRunner().invoke(cli, ["memories", "get", "missing-id"])
+    assert result.exit_code == 1
+    assert "NotFoundError: memory 'missing-id' not found" in result.output
+    result = CliRunner().invoke(cli, ["memories", "search", "x"])
+    assert "ScopeError" in result.output and "needs a scope" in result.output
+    result = CliRunner().invoke(cli, ["memories", "list", "--user", "a", "--filters", "{nope"])
+    assert result.exit_code == 2 and "not valid JSON" in result.output
+
+
+def test_help_lists_every_memories_command() -> None:
+    result = CliRunner().invoke(cli, ["memories", "--help"])
+    for command in ("add", "search", "list", "get", "update", "delete", "history"):
+        assert command in result.output
