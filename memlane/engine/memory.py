@@ -170,7 +170,7 @@ class Memory:
         now = utc_now()
         changes = []
         for message, text, ctx, vector in zip(kept, texts, contexts, vectors):
-            record_meta = {"role": message["role"], **meta}
+            record_meta = {"role": message["role"], **meta, **message.get("metadata", {})}
             changes.append(Change("ADD", self._new_record(text, scope, record_meta, now), vector, ctx or None))
         with self.store.scope_lock(scope):
             return self.store.apply(changes, actor_id=actor)

@@ -49,7 +49,15 @@ def normalize_messages(messages: Any) -> list[dict[str, Any]]:
         role = message.get("role")
         if role not in ROLES:
             raise ValidationError(f"messages[{index}].role must be one of {sorted(ROLES)}, got {role!r}", param="messages")
-        out.append({"role": role, "content": content_text(message.get("content")), **({"name": message["name"]} if message.get("name") else {})})
+        turn: dict[str, Any] = {"role": role, "content": content_text(message.get("content"))}
+        if message.get("name"):
+            turn["name"] = message["name"]
+        if message.get("metadata") is not None:
+            # memlane extension for infer=False: metadata of this one turn (e.g. its dia_id)
+            if not isinstance(message["metadata"], Mapping):
+                raise ValidationError(f"messages[{index}].metadata must be an object", param="messages")
+            turn["metadata"] = dict(message["metadata"])
+        out.append(turn)
     return out
 
 

@@ -41,6 +41,15 @@ def test_messages_may_be_a_string_a_dict_or_a_list(memory: Memory) -> None:
     assert texts == ["four", "one", "three", "two"]
 
 
+def test_verbatim_turns_may_carry_their_own_metadata(memory: Memory) -> None:
+    memory.add([{"role": "user", "content": "first", "metadata": {"turn": 1}}, {"role": "assistant", "content": "second"}],
+               user_id="u", infer=False, metadata={"session": "s1"})
+    by_text = {r["memory"]: r["metadata"] for r in memory.get_all(user_id="u")["results"]}
+    assert by_text == {"first": {"role": "user", "session": "s1", "turn": 1}, "second": {"role": "assistant", "session": "s1"}}
+    with pytest.raises(ValidationError, match=r"messages\[0\].metadata must be an object"):
+        memory.add([{"role": "user", "content": "x", "metadata": "no"}], user_id="u", infer=False)
+
+
 def test_exact_duplicates_are_never_stored_twice(memory: Memory) -> None:
     memory.add("Loves tea", user_id="alice", infer=False)
     again = memory.add(["Loves tea", "loves  TEA "], user_id="alice", infer=False)

@@ -1,0 +1,147 @@
+"""Search latency of the SQLite store by size: p50/p95 of ``search``, split into query embedding
+(the real MiniLM) and store + fusion (synthetic unit vectors and synthetic sentences, so that
+the size sweep does not take hours of embedding).
+
+Cases: 1k, 10k, 100k memories in one scope; 1M memories spread over 1k scopes (1k each).
+
+    python bench/search_latency.py [--sizes 1000,10000,100000] [--million] [--queries 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from memlane.config import RetrievalConfig  # noqa: E402
+from memlane.engine.memory import content_hash  # noqa: E402
+from memlane.engine.ranking import fuse  # noqa: E402
+from memlane.records import MemoryRecord, Scope, utc_now  # noqa: E402
+from memlane.stores.base import Change  # noqa: E402
+from memlane.stores.sqlite import SQLiteStore  # noqa: E402
+
+DIMS = 384
+rng = np.random.default_rng(7)
+random.seed(7)
+VOCAB = [f"w{i}" for i in range(5000)] + "coffee tea cheese allergy paris berlin dinner flight gym dog cat music".split()
+
+
+def sentence() -> str:
+    return " ".join(random.choices(VOCAB, k=10))
+
+
+def unit(n: int) -> np.ndarray:
+    v = rng.standard_normal((n, DIMS)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def load(store: SQLiteStore, scopes: list[str], per_scope: int, batch: int = 20_000) -> float:
+    t0 = time.perf_counter()
+    now = utc_now()
+    pending: list[Change] = []
+    for user in scopes:
+        vectors = unit(per_scope)
+        for i in range(per_scope):
+            text = f"{sentence()} {i}"
+            rec = MemoryRecord(id=str(uuid.uuid4()), memory=text, hash=content_hash(text), metadata={"i": i % 10},
+                               user_id=user, created_at=now, updated_at=now)
+            pending.append(Change("ADD", rec, vectors[i]))
+            if len(pending) >= batch:
+                store.apply(pending)
+                pending = []
+    if pending:
+        store.apply(pending)
+    return time.perf_counter() - t0
+
+
+def pct(values: list[float], p: float) -> float:
+    return sorted(values)[min(len(values) - 1, int(p * len(values)))]
+
+
+def measure(store: SQLiteStore, scopes: list[str], queries: int, filters: Any = None) -> dict[str, float]:
+    settings = RetrievalConfig()
+    times = []
+    qv = unit(queries)
+    for i in range(queries):
+        scope = Scope(user_id=random.choice(scopes))
+        text = " ".join(random.choices(VOCAB, k=6))
+        t0 = time.perf_counter()
+        found = store.search(scope, filters, qv[i], text, max(settings.candidates, 10))
+        fuse(found, settings)[:10]
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"p50": statistics.median(times), "p95": pct(times, 0.95)}
+
+
+def embed_times(queries: int) -> dict[str, float]:
+    from memlane.embedders.sentence_transformers import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder()
+    embedder.embed(["warm up"])
+    times = []
+    for _ in range(queries):
+        text = "What did Caroline say about " + " ".join(random.choices(VOCAB[-12:], k=4)) + "?"
+        t0 = time.perf_counter()
+        embedder.embed([text])
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"p50": statistics.median(times), "p95": pct(times, 0.95)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--million", action="store_true", help="also 1M memories over 1k scopes")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "search_latency.md"))
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="memlane-latency-"))
+    embed = embed_times(args.queries)
+    print("embed", embed, flush=True)
+    rows = []
+    cases = [(f"{int(n):,} in one scope", 1, int(n)) for n in args.sizes.split(",") if n]
+    if args.million:
+        cases.append(("1,000,000 over 1,000 scopes", 1000, 1000))
+    for name, n_scopes, per_scope in cases:
+        store = SQLiteStore({"path": str(workdir / f"{n_scopes}x{per_scope}.db")})
+        store.bind_embedder("synthetic/random", DIMS)
+        scopes = [f"user-{i}" for i in range(n_scopes)]
+        load_s = load(store, scopes, per_scope)
+        plain = measure(store, scopes, args.queries)
+        filtered = measure(store, scopes, args.queries, filters=_filter())
+        rows.append((name, load_s, plain, filtered))
+        print(name, f"load {load_s:.1f}s", plain, filtered, flush=True)
+        store.close()
+    lines = [
+        f"Query embedding (all-MiniLM-L6-v2, CPU, one query): p50 {embed['p50']:.1f} ms, p95 {embed['p95']:.1f} ms.",
+        "",
+        "| case | load s | store+fusion p50 ms | p95 ms | with filter `{\"i\": {\"lt\": 5}}` p50 | p95 | total p95 incl. embedding |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, load_s, plain, filtered in rows:
+        lines.append(f"| {name} | {load_s:.0f} | {plain['p50']:.2f} | {plain['p95']:.2f} | {filtered['p50']:.2f} | {filtered['p95']:.2f} | "
+                     f"{plain['p95'] + embed['p95']:.1f} |")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def _filter() -> Any:
+    from memlane.engine.filters import parse_filters
+
+    return parse_filters({"i": {"lt": 5}})
+
+
+if __name__ == "__main__":
+    main()
