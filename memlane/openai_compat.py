@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from memlane.errors import ConfigError
 
 NO_KEY = "memlane-no-key"
@@ -38,7 +40,21 @@ def resolve_endpoint(
     return url, key
 
 
-def make_client(base_url: str | None, api_key: str, *, timeout: float, max_retries: int) -> Any:
+class EndpointOptions(BaseModel):
+    """Options every OpenAI-compatible provider shares; providers subclass to add their own."""
+
+    model_config = ConfigDict(extra="forbid")
+    api_key: str | None = None
+    base_url: str | None = None
+    timeout: float = 60.0
+    max_retries: int = 2
+
+
+def build_client(options: EndpointOptions, fallback: tuple[str | None, str | None], *, where: str) -> Any:
+    """An ``openai.OpenAI`` client for a provider's options, after the resolution rule above."""
     import openai
 
-    return openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
+    url, key = resolve_endpoint(
+        options.base_url, options.api_key, fallback_base_url=fallback[0], fallback_api_key=fallback[1], where=where
+    )
+    return openai.OpenAI(base_url=url, api_key=key, timeout=options.timeout, max_retries=options.max_retries)

@@ -5,23 +5,16 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
-
 from memlane.config import validate_section
 from memlane.embedders.base import normalize
 from memlane.errors import EmbedderError
-from memlane.openai_compat import make_client, resolve_endpoint
+from memlane.openai_compat import EndpointOptions, build_client
 
 
-class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Options(EndpointOptions):
     model: str = "text-embedding-3-small"
-    api_key: str | None = None
-    base_url: str | None = None
     embedding_dims: int | None = None
     batch_size: int = 256
-    timeout: float = 60.0
-    max_retries: int = 2
 
 
 class OpenAIEmbedder:
@@ -34,14 +27,7 @@ class OpenAIEmbedder:
         **_: Any,
     ) -> None:
         self.options = validate_section(Options, options or {}, "embedder.config")
-        url, key = resolve_endpoint(
-            self.options.base_url,
-            self.options.api_key,
-            fallback_base_url=fallback_base_url,
-            fallback_api_key=fallback_api_key,
-            where="embedder",
-        )
-        self._client = make_client(url, key, timeout=self.options.timeout, max_retries=self.options.max_retries)
+        self._client = build_client(self.options, (fallback_base_url, fallback_api_key), where="embedder")
         self.model_id = f"openai/{self.options.model}"
         self.dims = self.options.embedding_dims or 0  # learnt from the first answer when unset
 

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from memlane.config import validate_section
 from memlane.errors import LLMError
-from memlane.openai_compat import make_client, resolve_endpoint
+from memlane.openai_compat import EndpointOptions, build_client
 
 DEFAULT_MODEL = "gpt-4.1-nano"
 
 
-class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Options(EndpointOptions):
     model: str = DEFAULT_MODEL
-    api_key: str | None = None
-    base_url: str | None = None
     temperature: float = 0.0
     max_tokens: int | None = None
     timeout: float = 120.0
-    max_retries: int = 2
     #: Some servers reject ``response_format``; the strict parser still checks the JSON.
     json_mode: bool = True
 
@@ -43,14 +37,7 @@ class OpenAILLM:
     def client(self) -> Any:
         """Built on first use, so a store used only with ``infer=False`` needs no endpoint."""
         if self._client is None:
-            url, key = resolve_endpoint(
-                self.options.base_url,
-                self.options.api_key,
-                fallback_base_url=self._fallback[0],
-                fallback_api_key=self._fallback[1],
-                where="llm",
-            )
-            self._client = make_client(url, key, timeout=self.options.timeout, max_retries=self.options.max_retries)
+            self._client = build_client(self.options, self._fallback, where="llm")
         return self._client
 
     def complete_json(self, messages: list[dict[str, Any]], *, model: str | None = None) -> str:
