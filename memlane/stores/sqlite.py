@@ -32,6 +32,7 @@ from memlane.records import HistoryEvent, MemoryRecord, Scope, utc_now
 from memlane.stores.base import Applied, Candidates, Change, record_from_row
 from memlane.stores.sqlite_filters import compile_filter
 from memlane.stores.sqlite_migrations import migrate
+from memlane.stores.vector_cache import ScopeVectors, VectorCache
 
 
 class Options(BaseModel):
@@ -43,10 +44,16 @@ class Options(BaseModel):
     #: Weight of neighbouring-turn context against the memory text in BM25 (0 ignores it).
     context_weight: float = 1.0
     busy_timeout_ms: int = 30_000
+    #: In-process cache of scope vectors (LRU); 0 turns it off.
+    vector_cache_mb: int = 512
 
 
 def _scope_token(field: str, value: str) -> str:
     return field[0] + hashlib.sha1(value.encode()).hexdigest()[:20]
+
+
+def _version_keys(user_id: str | None, agent_id: str | None, run_id: str | None) -> list[str]:
+    return [f"{p}:{v}" for p, v in (("u", user_id), ("a", agent_id), ("r", run_id)) if v]
 
 
 def _scope_tokens(record: MemoryRecord) -> str:
@@ -84,6 +91,7 @@ class SQLiteStore:
         self._guard = threading.Lock()
         self._scope_locks: dict[str, threading.Lock] = {}
         self._dims: int | None = None
+        self._vectors = VectorCache(self.options.vector_cache_mb * 1024 * 1024)
         self._keeper = self._connect()  # keeps an in-memory database alive; runs migrations
         with _mapped("migrating the schema"):
             migrate(self._keeper)
@@ -195,7 +203,16 @@ class SQLiteStore:
             for change in changes:
                 handler = {"ADD": self._add, "UPDATE": self._update, "DELETE": self._delete}[change.event]
                 results.append(handler(db, change, actor_id))
+            self._bump(db, {k for a in results if a.event != "NONE" for k in _version_keys(a.record.user_id, a.record.agent_id, a.record.run_id)})
         return results
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection, keys: set[str]) -> None:
+        db.executemany(
+            "INSERT INTO scope_versions (key, version) VALUES (?, 1)"
+            " ON CONFLICT (key) DO UPDATE SET version = version + 1",
+            [(k,) for k in sorted(keys)],
+        )
 
     def _history(
         self, db: sqlite3.Connection, memory_id: str, event: str, old: str | None, new: str | None,
@@ -273,14 +290,20 @@ class SQLiteStore:
         where, params = self._where(scope, filters)
         with self._write("deleting memories") as db:
             ids = [row[0] for row in db.execute(f"SELECT m.id FROM memories m WHERE {where}", params)]
+            touched: set[str] = set()
             for memory_id in ids:
-                self._delete(db, Change("DELETE", MemoryRecord(id=memory_id, memory="", hash="")), actor_id)
+                gone = self._delete(db, Change("DELETE", MemoryRecord(id=memory_id, memory="", hash="")), actor_id)
+                touched.update(_version_keys(gone.record.user_id, gone.record.agent_id, gone.record.run_id))
+            self._bump(db, touched)
         return len(ids)
 
     def reset(self) -> None:
         with self._write("resetting the store") as db:
             for table in ("memories", "vectors", "memories_fts", "history", "store_info"):
                 db.execute(f"DELETE FROM {table}")
+            # versions only ever grow, so no cached matrix from before the reset can match again
+            db.execute("UPDATE scope_versions SET version = version + 1")
+        self._vectors.clear()
         self._dims = None
 
     # -- reads ---------------------------------------------------------------------------------
@@ -352,23 +375,24 @@ class SQLiteStore:
         where, params = self._where(scope, filters, exact_scope=exact_scope)
         out = Candidates()
         with self._snapshot("searching memories") as db:
-            rows = db.execute(
-                f"SELECT m.rowid, v.embedding FROM memories m JOIN vectors v ON v.rowid = m.rowid WHERE {where}",
-                params,
-            ).fetchall()
+            cached = self._scope_vectors(db, scope, exact_scope)
+            if filters is None:
+                rowids, matrix = cached.rowids, cached.matrix
+            else:
+                matching = np.fromiter((r[0] for r in db.execute(f"SELECT m.rowid FROM memories m WHERE {where}", params)), dtype=np.int64)
+                positions = np.searchsorted(cached.rowids, np.sort(matching))
+                rowids, matrix = cached.rowids[positions], cached.matrix[positions]
             keyword = self._keyword(db, scope, where, params, query_text, candidates)
             dense: dict[int, float] = {}
-            if rows:
-                q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
-                matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-                sims = matrix @ q
-                k = min(candidates, len(rows))
-                top = np.argpartition(-sims, k - 1)[:k] if k < len(rows) else np.arange(len(rows))
-                dense = {int(rows[i][0]): float(sims[i]) for i in top}
+            if len(rowids):
+                sims = matrix @ np.asarray(query_vector, dtype=np.float32).reshape(-1)
+                k = min(candidates, len(rowids))
+                top = np.argpartition(-sims, k - 1)[:k] if k < len(rowids) else np.arange(len(rowids))
+                dense = {int(rowids[i]): float(sims[i]) for i in top}
                 if keyword:  # keyword hits outside the dense top-k still get their cosine
-                    position = {int(r[0]): i for i, r in enumerate(rows)}
-                    for rowid in keyword.keys() - dense.keys():
-                        dense[rowid] = float(sims[position[rowid]])
+                    extra = np.fromiter(keyword.keys() - dense.keys(), dtype=np.int64)
+                    for rowid, pos in zip(extra, np.searchsorted(rowids, extra)):
+                        dense[int(rowid)] = float(sims[pos])
             wanted = set(dense) | set(keyword)
             if not wanted:
                 return out
@@ -381,6 +405,28 @@ class SQLiteStore:
                 if row["rowid"] in keyword:
                     out.keyword[rec.id] = keyword[row["rowid"]]
         return out
+
+    def _scope_vectors(self, db: sqlite3.Connection, scope: Scope, exact_scope: bool) -> ScopeVectors:
+        """Every vector of the scope (before filters), from the cache when its versions match."""
+        keys = _version_keys(scope.user_id, scope.agent_id, scope.run_id)
+        marks = ", ".join("?" for _ in keys)
+        found = dict(db.execute(f"SELECT key, version FROM scope_versions WHERE key IN ({marks})", keys).fetchall()) if keys else {}
+        stamp = tuple(int(found.get(k, 0)) for k in keys)
+        cache_key = (exact_scope, scope.user_id, scope.agent_id, scope.run_id)
+        entry = self._vectors.get(cache_key, stamp)
+        if entry is not None:
+            return entry
+        where, params = self._where(scope, None, exact_scope=exact_scope)
+        rows = db.execute(
+            f"SELECT m.rowid, v.embedding FROM memories m JOIN vectors v ON v.rowid = m.rowid WHERE {where} ORDER BY m.rowid",
+            params,
+        ).fetchall()
+        rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        dims = self._dims or (len(rows[0][1]) // 4 if rows else 0)
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dims) if rows else np.zeros((0, dims), np.float32)
+        entry = ScopeVectors(stamp, rowids, matrix)
+        self._vectors.put(cache_key, entry)
+        return entry
 
     def _keyword(
         self, db: sqlite3.Connection, scope: Scope, where: str, params: list[Any], text: str,

@@ -79,3 +79,10 @@ def migrate(db: sqlite3.Connection) -> int:
         raise
     return len(MIGRATIONS)
 
+
+
+@migration
+def m002_scope_versions(db: sqlite3.Connection) -> None:
+    """A version per user/agent/run id, bumped by every write that touches it, so a process
+    can keep a scope's vectors in memory and know (also across processes) when they are stale."""
+    execute_all(db, "CREATE TABLE scope_versions (key TEXT PRIMARY KEY, version INTEGER NOT NULL)")

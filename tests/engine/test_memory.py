@@ -232,3 +232,20 @@ def test_async_memory_mirrors_memory(make_memory: Callable[..., Memory]) -> None
             await amem.get(memory_id)
 
     asyncio.run(scenario())
+
+
+def test_cached_scope_vectors_see_other_writers(make_memory: Callable[..., Memory], tmp_path: Any) -> None:
+    """Two engines on one file stand for two processes: each has its own vector cache."""
+    reader = make_memory(tmp_path / "shared.db")
+    writer = make_memory(tmp_path / "shared.db")
+    reader.add("Loves green tea", user_id="alice", infer=False)
+    assert [h["memory"] for h in reader.search("chess", user_id="alice")["results"]] == ["Loves green tea"]
+    added = writer.add("Plays chess every Sunday", user_id="alice", infer=False)["results"][0]["id"]
+    assert reader.search("board games", user_id="alice", limit=1)["results"][0]["id"] == added
+    writer.update(added, "Plays go every Sunday")
+    top = reader.search("the game of go", user_id="alice", limit=1)["results"][0]
+    assert top["memory"] == "Plays go every Sunday"
+    writer.delete(added)
+    assert [h["memory"] for h in reader.search("go", user_id="alice")["results"]] == ["Loves green tea"]
+    writer.reset()
+    assert reader.search("tea", user_id="alice")["results"] == []
