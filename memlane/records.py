@@ -72,10 +72,9 @@ class SearchHit:
     keyword: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = self.record.to_dict()
-        out["score"] = round(float(self.score), 6)
-        # put score right after memory, as mem0 does
-        return {k: out[k] for k in ("id", "memory", "score", *[k for k in out if k not in ("id", "memory", "score")])}
+        record = self.record.to_dict()
+        # score right after memory, as mem0 orders it
+        return {"id": record.pop("id"), "memory": record.pop("memory"), "score": round(float(self.score), 6), **record}
 
 
 @dataclass

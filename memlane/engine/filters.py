@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Union
 
 from memlane.errors import FilterError
+from memlane.records import SCOPE_FIELDS
 
-SCOPE_FIELDS = ("user_id", "agent_id", "run_id")
 RECORD_FIELDS = frozenset({*SCOPE_FIELDS, "created_at", "updated_at", "id", "memory"})
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains", "icontains")
 _LOGICAL = {"AND": "AND", "OR": "OR", "NOT": "NOT", "$and": "AND", "$or": "OR", "$not": "NOT"}
