@@ -133,12 +133,8 @@ def main() -> None:
         known: set[str] = set()
         docs[sid] = []
         for date, turns in sessions(sample):
-            messages = [{"role": "user", "content": turn_text(date, t)} for t in turns]
+            messages = [{"role": "user", "content": turn_text(date, t), "metadata": {"dia_id": t["dia_id"]}} for t in turns]
             result = memory.add(messages, user_id=sid, infer=False, metadata={"session_date": date})
-            # dia_id per stored memory: attach after the fact (one metadata per add call above)
-            for turn, item in zip(turns, result["results"]):
-                memory.store._db.execute(
-                    "UPDATE memories SET metadata = json_set(metadata, '$.dia_id', ?) WHERE id = ?", (turn["dia_id"], item["id"]))
             stored += len(result["results"])
             known.update(t["dia_id"] for t in turns)
             docs[sid].extend((t["dia_id"], turn_text(date, t)) for t in turns)
