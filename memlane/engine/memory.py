@@ -202,12 +202,12 @@ class Memory:
             return self.store.apply(changes, actor_id=actor) if changes else []
 
     def _similar_existing(self, scope: Scope, facts: list[str], vectors: np.ndarray) -> list[MemoryRecord]:
-        seen: dict[str, MemoryRecord] = {}
+        keys: dict[Any, None] = {}
         for fact, vector in zip(facts, vectors):
             found = self.store.search(scope, None, vector, fact, SIMILAR_PER_FACT * 4, exact_scope=True)
-            for hit in fuse(found, self.config.retrieval)[:SIMILAR_PER_FACT]:
-                seen.setdefault(hit.record.id, hit.record)
-        return list(seen.values())[:MAX_EXISTING_SHOWN]
+            keys.update(dict.fromkeys(r.key for r in fuse(found, self.config.retrieval)[:SIMILAR_PER_FACT]))
+        records = self.store.fetch(list(keys)[:MAX_EXISTING_SHOWN])
+        return [records[k] for k in keys if k in records]
 
     def _changes_for(
         self, decisions: list[inference.Decision], existing: list[MemoryRecord], scope: Scope,
@@ -298,10 +298,9 @@ class Memory:
         scope, parsed = _scope(user_id, agent_id, run_id, filters, required="search")
         vector = self._embed([query])[0]
         found = self.store.search(scope, parsed, vector, query, max(self.config.retrieval.candidates, n))
-        hits = fuse(found, self.config.retrieval)
-        if threshold is not None:
-            hits = [h for h in hits if h.score >= threshold]
-        return hits[:n]
+        ranked = [r for r in fuse(found, self.config.retrieval) if threshold is None or r.score >= threshold][:n]
+        records = self.store.fetch([r.key for r in ranked])
+        return [SearchHit(records[r.key], r.score, r.dense, r.keyword) for r in ranked if r.key in records]
 
     def get(self, memory_id: str) -> dict[str, Any]:
         return self._require(memory_id).to_dict()

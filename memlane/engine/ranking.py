@@ -7,37 +7,42 @@ keyword index is strong.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Hashable
+
 from memlane.config import RetrievalConfig
-from memlane.records import SearchHit
 from memlane.stores.base import Candidates
 
 
-def fuse(found: Candidates, settings: RetrievalConfig) -> list[SearchHit]:
+@dataclass(frozen=True)
+class Ranked:
+    key: Hashable
+    score: float
+    dense: float | None
+    keyword: float | None
+
+
+def fuse(found: Candidates, settings: RetrievalConfig) -> list[Ranked]:
     """Score every candidate and sort, best first.
 
     ``weighted``: ``(1-w) * max(cosine, 0) + w * bm25 / max_bm25``. The dense part is absolute,
     so ``threshold`` keeps a stable meaning; the keyword part is scaled by the best keyword
     match of this query (BM25 has no absolute scale). ``rrf``: ``sum 1 / (k + rank)``.
     """
-    if not found.records:
-        return []
-    hits: list[SearchHit] = []
+    keys = found.dense.keys() | found.keyword.keys()
     if settings.fusion == "rrf":
-        ranks: dict[str, float] = {}
+        scores: dict[Hashable, float] = dict.fromkeys(keys, 0.0)
         for signal in (found.dense, found.keyword):
-            ordered = sorted(signal, key=lambda i: signal[i], reverse=True)
-            for rank, memory_id in enumerate(ordered, start=1):
-                ranks[memory_id] = ranks.get(memory_id, 0.0) + 1.0 / (settings.rrf_k + rank)
-        for memory_id, score in ranks.items():
-            hits.append(SearchHit(found.records[memory_id], score, found.dense.get(memory_id), found.keyword.get(memory_id)))
+            for rank, key in enumerate(sorted(signal, key=signal.__getitem__, reverse=True), start=1):
+                scores[key] += 1.0 / (settings.rrf_k + rank)
     else:
         w = settings.keyword_weight
         best = max(found.keyword.values(), default=0.0)
-        for memory_id, record in found.records.items():
-            dense = found.dense.get(memory_id)
-            keyword = found.keyword.get(memory_id)
-            d = max(dense or 0.0, 0.0)
-            k = (keyword / best) if (keyword and best > 0) else 0.0
-            hits.append(SearchHit(record, (1.0 - w) * d + w * k, dense, keyword))
-    hits.sort(key=lambda h: (-h.score, h.record.id))
-    return hits
+        scores = {}
+        for key in keys:
+            d = max(found.dense.get(key) or 0.0, 0.0)
+            k = found.keyword.get(key, 0.0) / best if best > 0 else 0.0
+            scores[key] = (1.0 - w) * d + w * k
+    ranked = [Ranked(key, score, found.dense.get(key), found.keyword.get(key)) for key, score in scores.items()]
+    ranked.sort(key=lambda r: (-r.score, str(r.key)))
+    return ranked

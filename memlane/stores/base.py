@@ -8,7 +8,7 @@ the engine, so every backend behaves the same and one test suite covers them all
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ContextManager, Literal, Protocol, Sequence, runtime_checkable
+from typing import Any, ContextManager, Hashable, Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -36,11 +36,15 @@ class Applied:
 
 @dataclass
 class Candidates:
-    """What a store found for one query, before the engine fuses and cuts."""
+    """What a store found for one query, before the engine fuses and cuts.
 
-    records: dict[str, MemoryRecord] = field(default_factory=dict)
-    dense: dict[str, float] = field(default_factory=dict)  # id -> cosine similarity
-    keyword: dict[str, float] = field(default_factory=dict)  # id -> BM25 (higher is better)
+    Keys are the store's own (opaque, hashable) handles; the engine fetches records with
+    ``store.fetch`` only for what survives the cut, so a search loads ``limit`` records, not
+    every candidate.
+    """
+
+    dense: dict[Hashable, float] = field(default_factory=dict)  # key -> cosine similarity
+    keyword: dict[Hashable, float] = field(default_factory=dict)  # key -> BM25 (higher is better)
 
 
 @runtime_checkable
@@ -74,6 +78,10 @@ class MemoryStore(Protocol):
         *,
         exact_scope: bool = False,
     ) -> Candidates: ...
+
+    def fetch(self, keys: Sequence[Hashable]) -> dict[Hashable, MemoryRecord]:
+        """Records for candidate keys of ``search``; keys deleted meanwhile are absent."""
+        ...
 
     def history(self, memory_id: str) -> list[HistoryEvent]: ...
 
