@@ -60,6 +60,18 @@ class RetrievalConfig(_Strict):
     rrf_k: int = Field(default=60, ge=1)
 
 
+class OutboxConfig(_Strict):
+    """How the background learner works through the outbox of exchanges."""
+
+    retry_base_seconds: float = Field(default=2.0, gt=0)
+    retry_max_seconds: float = Field(default=300.0, gt=0)
+    #: A claimed item returns to the queue if its worker neither finishes nor fails by then.
+    lease_seconds: float = Field(default=120.0, gt=0)
+    poll_seconds: float = Field(default=1.0, gt=0)
+    #: How long a client waits for the outbox at interpreter exit (items stay durable anyway).
+    exit_flush_seconds: float = Field(default=10.0, ge=0)
+
+
 class MemlaneConfig(_Strict):
     vector_store: ProviderSection = Field(
         default_factory=lambda: ProviderSection(provider="sqlite")
@@ -70,6 +82,7 @@ class MemlaneConfig(_Strict):
     llm: ProviderSection = Field(default_factory=lambda: ProviderSection(provider="openai"))
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     #: Accepted for mem0 compatibility. memlane keeps history in the store itself, so that a
     #: memory change and its history row commit together; this path is not used.
     history_db_path: str | None = None

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import logging
 import threading
+import time
 import uuid
 from typing import Any, Mapping, Sequence
 
@@ -28,6 +29,7 @@ from memlane.errors import ConfigError, NotFoundError, ScopeError, ValidationErr
 from memlane.llms.base import LLM
 from memlane.records import MemoryRecord, Scope, SearchHit, utc_now
 from memlane.stores.base import Applied, Change, MemoryStore
+from memlane.stores.outbox import OutboxItem
 
 log = logging.getLogger("memlane.memory")
 
@@ -175,20 +177,35 @@ class Memory:
         with self.store.scope_lock(scope):
             return self.store.apply(changes, actor_id=actor)
 
+    def learn(self, item: OutboxItem) -> list[Applied]:
+        """Learn from one outbox exchange; the item leaves the outbox in the commit that applies
+        what was learnt (or on its own when there was nothing to learn), never before."""
+        payload = item.payload
+        scope = Scope(**payload["scope"])
+        model = None if self.config.llm.config.get("model") else payload.get("model")
+        return self._add_inferred(
+            normalize_messages(payload["messages"]), scope, payload.get("metadata") or {}, None, None, model, outbox=item
+        )
+
     def _add_inferred(
         self, turns: list[dict[str, Any]], scope: Scope, meta: dict[str, Any], prompt: str | None,
-        actor: str | None, llm_model: str | None,
+        actor: str | None, llm_model: str | None, *, outbox: OutboxItem | None = None,
     ) -> list[Applied]:
+        def nothing_learnt() -> list[Applied]:
+            if outbox is not None:
+                self.store.outbox_done(outbox)
+            return []
+
         conversation = transcript(turns)
         if not conversation.strip():
-            return []
+            return nothing_learnt()
         extraction_prompt = prompt or self.config.custom_fact_extraction_prompt or prompts.FACT_EXTRACTION_PROMPT.format(
             today=_dt.date.today().isoformat()
         )
         # Extraction reads only the new turns, so it runs outside the scope lock.
         facts = inference.extract_facts(self.llm, extraction_prompt, conversation, model=llm_model)
         if not facts:
-            return []
+            return nothing_learnt()
         fact_vectors = self._embed(facts)
         with self.store.scope_lock(scope):
             existing = self._similar_existing(scope, facts, fact_vectors)
@@ -199,7 +216,9 @@ class Memory:
             else:  # nothing to update or delete: every fact is new, no second call needed
                 decisions = [inference.Decision("ADD", fact, None) for fact in facts]
             changes = self._changes_for(decisions, existing, scope, meta, dict(zip(facts, fact_vectors)))
-            return self.store.apply(changes, actor_id=actor) if changes else []
+            if not changes:
+                return nothing_learnt()
+            return self.store.apply(changes, actor_id=actor, outbox_done=outbox)
 
     def _similar_existing(self, scope: Scope, facts: list[str], vectors: np.ndarray) -> list[MemoryRecord]:
         keys: dict[Any, None] = {}
@@ -286,8 +305,10 @@ class Memory:
         limit: int | None = None,
         top_k: int | None = None,
         threshold: float | None = None,
+        timings: dict[str, float] | None = None,
     ) -> list[SearchHit]:
-        """``search`` as typed hits (with both signals), for faces and benchmarks."""
+        """``search`` as typed hits (with both signals), for faces and benchmarks; ``timings``
+        receives ``embed_ms`` and ``search_ms``."""
         if not isinstance(query, str) or not query.strip():
             raise ValidationError("query must be a non-empty string", param="query")
         if limit is not None and top_k is not None and limit != top_k:
@@ -296,10 +317,15 @@ class Memory:
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
             raise ValidationError(f"threshold must be a number, got {threshold!r}", param="threshold")
         scope, parsed = _scope(user_id, agent_id, run_id, filters, required="search")
+        started = time.perf_counter()
         vector = self._embed([query])[0]
+        embedded = time.perf_counter()
         found = self.store.search(scope, parsed, vector, query, max(self.config.retrieval.candidates, n))
         ranked = [r for r in fuse(found, self.config.retrieval) if threshold is None or r.score >= threshold][:n]
         records = self.store.fetch([r.key for r in ranked])
+        if timings is not None:
+            timings["embed_ms"] = (embedded - started) * 1000
+            timings["search_ms"] = (time.perf_counter() - embedded) * 1000
         return [SearchHit(records[r.key], r.score, r.dense, r.keyword) for r in ranked if r.key in records]
 
     def get(self, memory_id: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import numpy as np
 
 from memlane.engine.filters import Filter
 from memlane.records import HistoryEvent, MemoryRecord, Scope
+from memlane.stores.outbox import OutboxItem
 
 
 @dataclass
@@ -60,7 +61,11 @@ class MemoryStore(Protocol):
         """Serialize adds to one exact scope across threads and processes."""
         ...
 
-    def apply(self, changes: Sequence[Change], *, actor_id: str | None = None) -> list[Applied]: ...
+    def apply(
+        self, changes: Sequence[Change], *, actor_id: str | None = None, outbox_done: OutboxItem | None = None
+    ) -> list[Applied]:
+        """Write changes and their history atomically; ``outbox_done`` leaves in the same commit."""
+        ...
 
     def get(self, memory_id: str) -> MemoryRecord | None: ...
 
@@ -88,6 +93,19 @@ class MemoryStore(Protocol):
     def delete_where(self, scope: Scope, filters: Filter | None, *, actor_id: str | None = None) -> int: ...
 
     def count(self) -> int: ...
+
+    # the durable outbox of exchanges to learn from (see memlane.stores.outbox)
+    def outbox_put(self, payload: dict[str, Any]) -> str: ...
+
+    def outbox_claim(self, owner: str, lease_seconds: float) -> OutboxItem | None: ...
+
+    def outbox_done(self, item: OutboxItem) -> None:
+        """Remove a claimed item; raises ``LeaseLost`` when another worker took it over."""
+        ...
+
+    def outbox_retry(self, item_id: str, error: str, delay_seconds: float) -> None: ...
+
+    def outbox_stats(self) -> dict[str, Any]: ...
 
     def reset(self) -> None: ...
 

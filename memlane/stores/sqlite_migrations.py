@@ -86,3 +86,26 @@ def m002_scope_versions(db: sqlite3.Connection) -> None:
     """A version per user/agent/run id, bumped by every write that touches it, so a process
     can keep a scope's vectors in memory and know (also across processes) when they are stale."""
     execute_all(db, "CREATE TABLE scope_versions (key TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+
+
+@migration
+def m003_outbox(db: sqlite3.Connection) -> None:
+    """Exchanges waiting to be learnt from. A row leaves only in the transaction that applies
+    what was learnt from it, so a crash never loses an exchange nor learns it twice."""
+    execute_all(
+        db,
+        """
+        CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            payload TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            next_attempt_at REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            owner TEXT,
+            lease_until REAL
+        );
+        CREATE INDEX outbox_due ON outbox (next_attempt_at, seq)
+        """,
+    )
