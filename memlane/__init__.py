@@ -12,15 +12,21 @@ from memlane.errors import (
     StoreError,
     ValidationError,
 )
+from memlane.proxy.client import AsyncMemlane, Mem0, Memlane
+from memlane.proxy.types import MemlaneChatCompletion
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncMemlane",
     "AsyncMemory",
     "ConfigError",
     "EmbedderMismatchError",
     "FilterError",
     "LLMError",
+    "Mem0",
+    "Memlane",
+    "MemlaneChatCompletion",
     "MemlaneError",
     "Memory",
     "NotFoundError",

@@ -42,7 +42,9 @@ class EmbedderMismatchError(ConfigError):
     http_status = 409
 
 
-class ValidationError(MemlaneError):
+class ValidationError(MemlaneError, ValueError):
+    """Also a ValueError, so generic callers catching bad arguments keep working."""
+
     http_status = 400
 
 

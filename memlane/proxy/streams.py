@@ -1,0 +1,79 @@
+"""Streams that pass the upstream's chunks through as they arrive and learn once complete.
+
+They are ``openai.Stream`` / ``openai.AsyncStream`` subclasses, so code that type-checks or
+``isinstance``-checks the SDK's stream keeps working; the chunks are the SDK's own
+``ChatCompletionChunk`` objects, unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator, Callable, Iterator
+
+import openai
+from openai.types.chat import ChatCompletionChunk
+
+from memlane.proxy.types import RecallMetadata
+
+
+class _Reply:
+    """Collects the first choice's text as it streams by."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def add(self, chunk: ChatCompletionChunk) -> None:
+        for choice in chunk.choices or []:
+            if choice.index == 0 and choice.delta is not None and choice.delta.content:
+                self.parts.append(choice.delta.content)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+class MemlaneStream(openai.Stream[ChatCompletionChunk]):
+    """``for chunk in stream``: the upstream's chunks; learning starts when the stream ends.
+
+    A stream closed before its end is not learnt from: the answer was never complete.
+    """
+
+    def __init__(self, inner: openai.Stream[ChatCompletionChunk], on_complete: Callable[[str], None],
+                 metadata: RecallMetadata | None) -> None:
+        self._inner = inner
+        self.response = inner.response
+        self._on_complete = on_complete
+        #: What was recalled (when ``include_memories`` was asked for).
+        self.metadata = metadata
+        self._iterator = self._relay()
+
+    def _relay(self) -> Iterator[ChatCompletionChunk]:
+        reply = _Reply()
+        for chunk in self._inner:
+            reply.add(chunk)
+            yield chunk
+        self._on_complete(reply.text)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class MemlaneAsyncStream(openai.AsyncStream[ChatCompletionChunk]):
+    """The ``async for`` twin of ``MemlaneStream``."""
+
+    def __init__(self, inner: openai.AsyncStream[ChatCompletionChunk], on_complete: Callable[[str], Any],
+                 metadata: RecallMetadata | None) -> None:
+        self._inner = inner
+        self.response = inner.response
+        self._on_complete = on_complete
+        self.metadata = metadata
+        self._iterator = self._relay()
+
+    async def _relay(self) -> AsyncIterator[ChatCompletionChunk]:
+        reply = _Reply()
+        async for chunk in self._inner:
+            reply.add(chunk)
+            yield chunk
+        await self._on_complete(reply.text)
+
+    async def close(self) -> None:
+        await self._inner.close()
