@@ -1,0 +1,80 @@
+"""A crash between the answer and the learning loses nothing and learns nothing twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memlane import Memlane
+from memlane.testing import Reply, ScriptedRequest, ScriptedUpstream
+from tests.proxy.conftest import client_config, restaurant_llm
+
+CHILD = """
+import json, sys, time
+from memlane import Memlane
+client = Memlane(config=json.loads(sys.argv[1]))
+resp = client.chat.completions.create(messages=[{"role": "user", "content": "Note that I'm allergic to cheese."}],
+                                      model="gpt-4.1-nano", user_id="alice")
+print("ANSWERED", resp.choices[0].message.content, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.slow
+def test_outbox_survives_sigkill_and_is_learnt_exactly_once(tmp_path: Path, upstream: ScriptedUpstream, fast_embedder_config: dict[str, Any]) -> None:
+    stall = {"on": True}
+
+    def script(req: ScriptedRequest) -> Reply:
+        if req.stage == "extract" and stall["on"]:
+            return Reply.json({"facts": ["Is allergic to cheese"]}, delay=60)  # the child dies before this arrives
+        return restaurant_llm(req)
+
+    upstream.handler = script
+    config = client_config(tmp_path / "crash.db", upstream, embedder=fast_embedder_config)
+    child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        assert line.startswith("ANSWERED"), child.stderr.read() if child.stderr else line
+        deadline = time.monotonic() + 60
+        while not upstream.chat_requests("extract"):  # the child's learner has claimed the exchange
+            assert time.monotonic() < deadline, "the child never started learning"
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+
+    stall["on"] = False
+    upstream.requests.clear()
+    with Memlane(config=config) as client:
+        assert client.outbox_status()["pending"] == 1, "the exchange outlived the process"
+        assert client.flush(timeout=30)
+        records = client.memory.get_all(user_id="alice")["results"]
+        assert [r["memory"] for r in records] == ["Is allergic to cheese"]
+        assert [e["event"] for e in client.memory.history(records[0]["id"])] == ["ADD"]
+        assert len(upstream.chat_requests("extract")) == 1, "learnt exactly once after the crash"
+        assert client.outbox_status()["pending"] == 0
+
+
+def test_two_clients_on_one_store_learn_each_exchange_once(tmp_path: Path, upstream: ScriptedUpstream, fast_embedder_config: dict[str, Any]) -> None:
+    upstream.handler = restaurant_llm
+    config = client_config(tmp_path / "shared.db", upstream, embedder=fast_embedder_config)
+    with Memlane(config=config) as a, Memlane(config=config) as b:
+        for i in range(6):
+            (a if i % 2 else b).chat.completions.create(
+                messages=[{"role": "user", "content": f"Turn {i}: I love Indian food."}], model="m", user_id=f"user-{i}")
+        assert a.flush(timeout=30) and b.flush(timeout=30)
+        assert len(upstream.chat_requests("extract")) == 6
+        for i in range(6):
+            assert [r["memory"] for r in a.memory.get_all(user_id=f"user-{i}")["results"]] == ["Loves Indian food"]
+        assert a.outbox_status()["learned"] + b.outbox_status()["learned"] == 6
