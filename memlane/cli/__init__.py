@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from memlane import __version__
+from memlane.cli.chat import chat
 from memlane.cli.demo import demo
 from memlane.cli.memories import memories
 
@@ -31,6 +32,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 cli.add_command(memories)
+cli.add_command(chat)
 cli.add_command(demo)
 
 

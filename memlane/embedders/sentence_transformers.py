@@ -28,7 +28,10 @@ class Options(BaseModel):
     device: str = "cpu"
     batch_size: int = 64
     embedding_dims: int | None = None
-    model_kwargs: dict[str, Any] | None = None
+    #: torch intra-op threads for this process. 1 by default: measured in bench/proxy_overhead.py,
+    #: a one-query embedding between HTTP calls took p95 ~100 ms with 2 threads (the pool's
+    #: wake-ups fight the rest of the process) and ~26 ms with 1. None keeps torch's default.
+    threads: int | None = 1
 
 
 _models: dict[tuple[str, str], Any] = {}
@@ -60,7 +63,7 @@ def resolve_model_path(model: str) -> str:
     )
 
 
-def load_model(path: str, device: str) -> Any:
+def load_model(path: str, device: str, threads: int | None = None) -> Any:
     """Load a sentence-transformers model once per process and share it."""
     key = (path, device)
     with _lock:
@@ -83,6 +86,10 @@ def load_model(path: str, device: str) -> Any:
                 hf_logging.disable_progress_bar()
             except ImportError:  # pragma: no cover - progress bars are cosmetic
                 pass
+            if threads:
+                import torch
+
+                torch.set_num_threads(threads)
             try:
                 _models[key] = SentenceTransformer(path, device=device)
             except Exception as exc:  # noqa: BLE001
@@ -109,7 +116,7 @@ class SentenceTransformerEmbedder:
 
     def _load(self) -> Any:
         if self._model is None:
-            self._model = load_model(self._path, self.options.device)
+            self._model = load_model(self._path, self.options.device, self.options.threads)
         return self._model
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

@@ -56,3 +56,19 @@ def test_help_lists_every_memories_command() -> None:
     result = CliRunner().invoke(cli, ["memories", "--help"])
     for command in ("add", "search", "list", "get", "update", "delete", "history"):
         assert command in result.output
+
+
+def test_chat_repl_recalls_and_learns(tmp_path: Path, upstream: ScriptedUpstream) -> None:
+    from tests.proxy.conftest import client_config, restaurant_llm
+
+    upstream.handler = restaurant_llm
+    config = tmp_path / "chat.json"
+    config.write_text(json.dumps(client_config(tmp_path / "chat.db", upstream)))
+    first = CliRunner().invoke(cli, ["--config", str(config), "chat", "--user", "alice", "--model", "m"],
+                               input="I love Indian food but I'm allergic to cheese.\n/exit\n", catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    assert "assistant> Noted! Here is my suggestion." in first.output
+    second = CliRunner().invoke(cli, ["--config", str(config), "chat", "--user", "alice", "--model", "m"],
+                                input="Suggest dinner options in San Francisco.\n", catch_exceptions=False)
+    assert second.exit_code == 0, second.output
+    assert "recalled:" in second.output and "Is allergic to cheese" in second.output

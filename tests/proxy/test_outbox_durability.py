@@ -78,3 +78,26 @@ def test_two_clients_on_one_store_learn_each_exchange_once(tmp_path: Path, upstr
         for i in range(6):
             assert [r["memory"] for r in a.memory.get_all(user_id=f"user-{i}")["results"]] == ["Loves Indian food"]
         assert a.outbox_status()["learned"] + b.outbox_status()["learned"] == 6
+
+
+EXITING_CHILD = """
+import json, sys
+from memlane import Memlane
+config = json.loads(sys.argv[1])
+config["outbox"]["exit_flush_seconds"] = 30
+client = Memlane(config=config)
+client.chat.completions.create(messages=[{"role": "user", "content": "I love Indian food."}], model="m", user_id="alice")
+# no flush, no close: the client drains the outbox at interpreter exit
+"""
+
+
+def test_the_client_flushes_at_exit(tmp_path: Path, upstream: ScriptedUpstream, fast_embedder_config: dict[str, Any]) -> None:
+    upstream.handler = restaurant_llm
+    config = client_config(tmp_path / "exit.db", upstream, embedder=fast_embedder_config)
+    done = subprocess.run([sys.executable, "-c", EXITING_CHILD, json.dumps(config)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    from memlane import Memory
+
+    with Memory(config) as memory:
+        assert [r["memory"] for r in memory.get_all(user_id="alice")["results"]] == ["Loves Indian food"]
+        assert memory.store.outbox_stats()["pending"] == 0
