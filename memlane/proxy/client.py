@@ -260,10 +260,11 @@ class Chat:
         self.completions = Completions(client)
 
 
-class Memlane:
-    """The drop-in client. ``Memlane()`` uses the embedded default (SQLite under MEMLANE_HOME,
-    local MiniLM); ``Memlane(config={...})`` takes mem0's config shape; chats go to
-    ``config["upstream"]`` or ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``."""
+class _ClientBase:
+    """What both clients share; subclasses name the openai SDK class and the chat resource."""
+
+    _sdk: Any
+    _chat: Any
 
     def __init__(
         self,
@@ -276,8 +277,8 @@ class Memlane:
         _reject_hosted(api_key, host)
         self._core = _Core(config, memory)
         self.config = self._core.config
-        self.chat = Chat(self)
-        self._upstream: openai.OpenAI | None = None
+        self.chat = self._chat(self)
+        self._upstream: Any = None
 
     @property
     def memory(self) -> Memory:
@@ -289,19 +290,32 @@ class Memlane:
         return self._core.stats
 
     @property
-    def upstream(self) -> openai.OpenAI:
+    def upstream(self) -> Any:
+        """The openai SDK client chats go to (built on first use)."""
         if self._upstream is None:
             url, key = _upstream_endpoint(self.config)
             up = self.config.upstream
-            self._upstream = openai.OpenAI(base_url=url, api_key=key, timeout=up.timeout, max_retries=up.max_retries)
+            self._upstream = self._sdk(base_url=url, api_key=key, timeout=up.timeout, max_retries=up.max_retries)
         return self._upstream
+
+    def outbox_status(self) -> dict[str, Any]:
+        """Queued exchanges, retries, the last error, and what the learner has done."""
+        return self._core.outbox_status()
+
+
+class Memlane(_ClientBase):
+    """The drop-in client. ``Memlane()`` uses the embedded default (SQLite under MEMLANE_HOME,
+    local MiniLM); ``Memlane(config={...})`` takes mem0's config shape; chats go to
+    ``config["upstream"]`` or ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``."""
+
+    _sdk = openai.OpenAI
+    _chat = Chat
+    chat: Chat
+    upstream: openai.OpenAI  # type: ignore[assignment]
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued exchange was learnt from; False if ``timeout`` ran out first."""
         return self._core.flush(timeout)
-
-    def outbox_status(self) -> dict[str, Any]:
-        return self._core.outbox_status()
 
     def close(self) -> None:
         self._core.close()
@@ -358,44 +372,16 @@ class AsyncChat:
         self.completions = AsyncCompletions(client)
 
 
-class AsyncMemlane:
+class AsyncMemlane(_ClientBase):
     """``Memlane`` with ``await`` and ``async for``."""
 
-    def __init__(
-        self,
-        config: MemlaneConfig | Mapping[str, Any] | str | None = None,
-        *,
-        api_key: str | None = None,
-        host: str | None = None,
-        memory: Memory | None = None,
-    ) -> None:
-        _reject_hosted(api_key, host)
-        self._core = _Core(config, memory)
-        self.config = self._core.config
-        self.chat = AsyncChat(self)
-        self._upstream: openai.AsyncOpenAI | None = None
-
-    @property
-    def memory(self) -> Memory:
-        return self._core.memory
-
-    @property
-    def stats(self) -> ClientStats:
-        return self._core.stats
-
-    @property
-    def upstream(self) -> openai.AsyncOpenAI:
-        if self._upstream is None:
-            url, key = _upstream_endpoint(self.config)
-            up = self.config.upstream
-            self._upstream = openai.AsyncOpenAI(base_url=url, api_key=key, timeout=up.timeout, max_retries=up.max_retries)
-        return self._upstream
+    _sdk = openai.AsyncOpenAI
+    _chat = AsyncChat
+    chat: AsyncChat
+    upstream: openai.AsyncOpenAI  # type: ignore[assignment]
 
     async def flush(self, timeout: float | None = None) -> bool:
         return await asyncio.to_thread(self._core.flush, timeout)
-
-    def outbox_status(self) -> dict[str, Any]:
-        return self._core.outbox_status()
 
     async def close(self) -> None:
         await asyncio.to_thread(self._core.close)
