@@ -333,6 +333,9 @@ class SQLiteStore:
     def outbox_claim(self, owner: str, lease_seconds: float) -> OutboxItem | None:
         """Lease the oldest due item, taking over leases of owners that are gone."""
         now = time.time()
+        with _mapped("reading the outbox"):  # an idle poll takes no write lock
+            if self._db.execute("SELECT 1 FROM outbox WHERE next_attempt_at <= ? LIMIT 1", (now,)).fetchone() is None:
+                return None
         with self._write("claiming from the outbox") as db:
             leased = db.execute("SELECT DISTINCT owner FROM outbox WHERE lease_until > ?", (now,)).fetchall()
             for (holder,) in leased:
