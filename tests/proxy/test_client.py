@@ -244,3 +244,16 @@ def test_upstream_from_the_environment(tmp_path: Any, upstream: ScriptedUpstream
     with Memlane(config={"vector_store": {"provider": "sqlite", "config": {"path": str(tmp_path / "e.db")}}}) as client:
         client.chat.completions.create(messages=[{"role": "user", "content": "x"}], model="m")
     assert upstream.chat_requests()[0].headers["authorization"] == "Bearer env-key"
+
+
+def test_an_outbox_the_store_refuses_keeps_the_exchange_and_retries(client: Memlane, upstream: ScriptedUpstream) -> None:
+    db = client.memory.store._db  # this thread's own SQLite connection
+    db.execute("PRAGMA query_only = ON")  # SQLite now refuses every write on it: a real failure
+    resp = client.chat.completions.create(messages=[{"role": "user", "content": SEED}], model="m", user_id="alice")
+    assert resp.choices[0].message.content, "chat is answered although the outbox write failed"
+    status = client.outbox_status()
+    assert status["outbox_write_failures"] == 1 and status["unsaved_in_memory"] == 1
+    db.execute("PRAGMA query_only = OFF")
+    assert client.flush(timeout=30)
+    assert client.outbox_status()["unsaved_in_memory"] == 0
+    assert sorted(r["memory"] for r in client.memory.get_all(user_id="alice")["results"]) == ["Is allergic to cheese", "Loves Indian food"]
