@@ -11,6 +11,7 @@ from memlane import __version__
 from memlane.cli.chat import chat
 from memlane.cli.demo import demo
 from memlane.cli.memories import memories
+from memlane.cli.serve import keys, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,6 +35,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 cli.add_command(memories)
 cli.add_command(chat)
 cli.add_command(demo)
+cli.add_command(serve)
+cli.add_command(keys)
 
 
 def main(argv: list[str] | None = None) -> Any:

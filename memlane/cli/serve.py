@@ -1,0 +1,103 @@
+"""``memlane serve`` and ``memlane keys ...``."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+
+import click
+
+from memlane.cli.common import user_errors
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
+        except OSError:
+            return False
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="MEMLANE_SERVE_HOST")
+@click.option("--port", default=8765, show_default=True, type=int, envvar="MEMLANE_SERVE_PORT")
+@click.option("--log-level", default="info", show_default=True)
+@click.pass_context
+@user_errors
+def serve(ctx: click.Context, host: str, port: int, log_level: str) -> None:
+    """Run the OpenAI-compatible proxy with memory, and the memory REST API.
+
+    \b
+    Point any OpenAI SDK at it:  OpenAI(base_url="http://127.0.0.1:8765/v1", api_key=KEY)
+    and pass the scope with extra_body={"user_id": "alice"} (or the X-Memlane-User-Id header).
+    """
+    import uvicorn
+
+    from memlane.server.app import create_app
+    from memlane.server.keys import KeyStore
+
+    keys = KeyStore()
+    if not keys.any_active() and not is_loopback(host):
+        raise click.ClickException(
+            f"refusing to serve on {host} without API keys: anyone who can reach it could read every memory. "
+            "Create a key first (memlane keys create --project NAME) or serve on 127.0.0.1."
+        )
+    app = create_app((ctx.obj or {}).get("config_path"), keys=keys)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"memlane {'' if keys.any_active() else '(no API keys: open to local callers only) '}serving on http://{shown}:{port}/v1")
+    if not keys.any_active():
+        click.echo("  to require keys: memlane keys create --project NAME   (then send Authorization: Bearer <key>)")
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+
+
+@click.group()
+def keys() -> None:
+    """Create, list and revoke API keys (each belongs to a project).
+
+    \b
+    Examples:
+      memlane keys create --project acme
+      memlane keys list
+      memlane keys revoke key_0123abcd
+    """
+
+
+@keys.command("create")
+@click.option("--project", "-p", required=True, help="the project the key belongs to")
+@user_errors
+def create(project: str) -> None:
+    """Create a key; it is printed once and stored only as a hash."""
+    from memlane.server.keys import KeyStore
+
+    key, info = KeyStore().create(project)
+    click.echo(key)
+    click.echo(f"(id {info.id}, project {info.project}; store it now: it is not shown again)", err=True)
+
+
+@keys.command("list")
+@user_errors
+def list_keys() -> None:
+    """List keys (never the keys themselves)."""
+    from memlane.server.keys import KeyStore
+
+    for info in KeyStore().list():
+        state = "revoked" if info.revoked_at else "active"
+        created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(info.created_at))
+        click.echo(f"{info.id}  {info.project:20}  {info.prefix}...  {created}  {state}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@user_errors
+def revoke(key_id: str) -> None:
+    """Revoke a key by its id."""
+    from memlane.server.keys import KeyStore
+
+    if not KeyStore().revoke(key_id):
+        raise click.ClickException(f"no active key with id {key_id!r}")
+    click.echo(f"revoked {key_id}")

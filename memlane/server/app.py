@@ -1,0 +1,79 @@
+"""The FastAPI application: ``create_app(config)`` wires auth, limits, metrics, errors and routes."""
+
+from __future__ import annotations
+
+import time
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Mapping
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from memlane import __version__
+from memlane.config import MemlaneConfig, load_config
+from memlane.server import errors, routes_memories, routes_openai
+from memlane.server.auth import Auth
+from memlane.server.keys import DEFAULT_PROJECT, KeyStore
+from memlane.server.limits import BodyLimit, Limits
+from memlane.server.metrics import Metrics
+from memlane.server.projects import Projects, in_thread
+
+
+def create_app(
+    config: MemlaneConfig | Mapping[str, Any] | str | None = None,
+    *,
+    keys: KeyStore | None = None,
+    limits: Limits | None = None,
+    drain_seconds: float = 30.0,
+) -> FastAPI:
+    cfg = load_config(config)
+    keys = keys or KeyStore()
+    limits = limits or Limits()
+    projects = Projects(cfg)
+    metrics = Metrics()
+    auth = Auth(keys)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        projects.client(DEFAULT_PROJECT)  # open the default store now: its learner resumes the outbox
+        yield
+        await projects.drain_and_close(drain_seconds)  # graceful shutdown drains the outbox
+
+    app = FastAPI(title="memlane", version=__version__, lifespan=lifespan,
+                  description="OpenAI-compatible chat with long-term memory, and the memory REST API.")
+    app.state.projects, app.state.keys, app.state.metrics = projects, keys, metrics
+    errors.install(app, metrics)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.observe(request.method, route, response.status_code, time.perf_counter() - started)
+        return response
+
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    app.include_router(routes_openai.router(auth, projects, limits))
+    app.include_router(routes_memories.router(auth, projects, limits))
+
+    @app.get("/healthz", tags=["operations"], summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="The default store answers")
+    async def readyz() -> Response:
+        try:
+            await in_thread(projects.client(DEFAULT_PROJECT).memory.store.count)
+        except Exception as exc:  # noqa: BLE001
+            return errors.envelope(503, f"store not ready: {exc}", code="not_ready")
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
+    async def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(metrics.render(projects.snapshot()), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/whoami", tags=["operations"], summary="The project of the calling key")
+    async def whoami(project: str = Depends(auth)) -> dict[str, str]:
+        return {"project": project}
+
+    return app

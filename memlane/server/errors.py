@@ -1,0 +1,89 @@
+"""One handler turns every exception into OpenAI's error envelope with the matching status.
+
+``{"error": {"message", "type", "param", "code"}}``; upstream errors keep the upstream's own
+status and body, so an SDK pointed at memlane raises what it would raise against the model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+import openai
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from memlane.errors import MemlaneError
+
+log = logging.getLogger("memlane.server")
+
+_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+          409: "conflict_error", 413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error"}
+
+
+def envelope(status: int, message: str, *, param: str | None = None, code: str | None = None, type_: str | None = None) -> JSONResponse:
+    error_type = type_ or _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return JSONResponse({"error": {"message": message, "type": error_type, "param": param, "code": code}}, status_code=status)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name.removesuffix("Error") or name).lower()
+
+
+class APIError(Exception):
+    """An error the server itself answers (auth, limits, bad bodies)."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+
+
+def install(app: FastAPI, metrics: Any) -> None:
+    @app.exception_handler(APIError)
+    async def api_error(_: Request, exc: APIError) -> Response:
+        return envelope(exc.status, exc.message, param=exc.param, code=exc.code)
+
+    @app.exception_handler(MemlaneError)
+    async def memlane_error(_: Request, exc: MemlaneError) -> Response:
+        return envelope(exc.http_status, exc.message, param=exc.param, code=_snake(type(exc).__name__))
+
+    @app.exception_handler(openai.APIStatusError)
+    async def upstream_status(_: Request, exc: openai.APIStatusError) -> Response:
+        metrics.upstream_errors += 1
+        try:
+            body = exc.response.json()
+        except (json.JSONDecodeError, ValueError):
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            return JSONResponse(body, status_code=exc.status_code)
+        return envelope(exc.status_code, f"upstream error: {exc.message}", code="upstream_error")
+
+    @app.exception_handler(openai.APITimeoutError)
+    async def upstream_timeout(_: Request, exc: openai.APITimeoutError) -> Response:
+        metrics.upstream_errors += 1
+        return envelope(504, "the upstream model server timed out", code="upstream_timeout")
+
+    @app.exception_handler(openai.APIConnectionError)
+    async def upstream_down(_: Request, exc: openai.APIConnectionError) -> Response:
+        metrics.upstream_errors += 1
+        return envelope(502, f"cannot reach the upstream model server: {exc}", code="upstream_unreachable")
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return envelope(400, f"{where}: {first.get('msg')}" if where else str(first.get("msg")), param=where or None, code="invalid_request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        return envelope(exc.status_code, message, code="not_found" if exc.status_code == 404 else None)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return envelope(500, f"internal error: {type(exc).__name__}", code="internal_error")

@@ -1,0 +1,121 @@
+"""The memory REST API: the engine's methods over HTTP, same shapes (product.md section 5)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict
+
+from memlane.server.errors import APIError
+from memlane.server.limits import Limits
+from memlane.server.projects import in_thread
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AddBody(_Body):
+    messages: Any
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    filters: dict[str, Any] | None = None
+    infer: bool = True
+
+
+class SearchBody(_Body):
+    query: str
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    filters: dict[str, Any] | None = None
+    limit: int | None = None
+    top_k: int | None = None
+    threshold: float | None = None
+
+
+class UpdateBody(_Body):
+    text: str | None = None
+    data: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+def parse_filters_param(raw: str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise APIError(400, f"filters is not valid JSON: {exc.msg}", param="filters", code="invalid_filters") from None
+    if not isinstance(value, dict):
+        raise APIError(400, "filters must be a JSON object", param="filters", code="invalid_filters")
+    return value
+
+
+def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
+    api = APIRouter(prefix="/v1/memories", tags=["memories"])
+
+    def engine(project: str) -> Any:
+        return projects.client(project).memory
+
+    @api.post("", summary="Add memories (infer=true extracts facts with the memory LLM)")
+    async def add(body: AddBody, project: str = Depends(auth)) -> dict[str, Any]:
+        limits.check_metadata(body.metadata)
+        if isinstance(body.messages, str):
+            limits.check_text(body.messages, "messages")
+        return await in_thread(engine(project).add, body.messages, user_id=body.user_id, agent_id=body.agent_id,
+                               run_id=body.run_id, metadata=body.metadata, filters=body.filters, infer=body.infer)
+
+    @api.get("", summary="List a scope's memories, newest first")
+    async def list_memories(
+        project: str = Depends(auth), user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+        filters: str | None = Query(None, description="filter JSON"), limit: int = Query(100, ge=1),
+    ) -> dict[str, Any]:
+        limits.check_limit(limit)
+        return await in_thread(engine(project).get_all, user_id=user_id, agent_id=agent_id, run_id=run_id,
+                               filters=parse_filters_param(filters), limit=limit)
+
+    @api.delete("", summary="Delete every memory of a scope")
+    async def delete_scope(
+        project: str = Depends(auth), user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+        filters: str | None = Query(None, description="filter JSON"),
+    ) -> dict[str, str]:
+        return await in_thread(engine(project).delete_all, user_id=user_id, agent_id=agent_id, run_id=run_id,
+                               filters=parse_filters_param(filters))
+
+    @api.post("/search", summary="Hybrid search within a scope")
+    async def search(body: SearchBody, project: str = Depends(auth)) -> dict[str, Any]:
+        limits.check_limit(body.limit)
+        limits.check_limit(body.top_k, "top_k")
+        return await in_thread(engine(project).search, body.query, user_id=body.user_id, agent_id=body.agent_id,
+                               run_id=body.run_id, filters=body.filters, limit=body.limit, top_k=body.top_k, threshold=body.threshold)
+
+    @api.get("/{memory_id}", summary="One memory")
+    async def get(memory_id: str, project: str = Depends(auth)) -> dict[str, Any]:
+        return await in_thread(engine(project).get, memory_id)
+
+    @api.put("/{memory_id}", summary="Change a memory's text and/or metadata")
+    async def update(memory_id: str, body: UpdateBody, project: str = Depends(auth)) -> dict[str, Any]:
+        memory = engine(project)
+        limits.check_metadata(body.metadata)
+        text = body.text if body.text is not None else body.data
+        if text is None:
+            if body.metadata is None:
+                raise APIError(400, "give text (or data) and/or metadata", param="text", code="nothing_to_update")
+            text = (await in_thread(memory.get, memory_id))["memory"]
+        limits.check_text(text, "text")
+        return await in_thread(memory.update, memory_id, text, metadata=body.metadata)
+
+    @api.delete("/{memory_id}", summary="Delete one memory (its history stays)")
+    async def delete(memory_id: str, project: str = Depends(auth)) -> dict[str, str]:
+        return await in_thread(engine(project).delete, memory_id)
+
+    @api.get("/{memory_id}/history", summary="Every change of one memory, oldest first")
+    async def history(memory_id: str, project: str = Depends(auth)) -> list[dict[str, Any]]:
+        return await in_thread(engine(project).history, memory_id)
+
+    return api
