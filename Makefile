@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/memlane demo
+	$(BIN)/memlane serve
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -117,6 +117,14 @@ class Memory:
                     self._bound = True
         return vectors
 
+    def warm_up(self) -> None:
+        """Load the embedding model now (seconds for a local model) rather than on the first
+        request; a failure here is logged, not raised: recall degrades, chat goes on."""
+        try:
+            self._embed(["warm up"])
+        except Exception as exc:  # noqa: BLE001
+            log.warning("embedder warm-up failed; recall will retry on each call: %s", exc)
+
     # -- add -----------------------------------------------------------------------------------
 
     def add(

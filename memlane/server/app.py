@@ -35,7 +35,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        projects.client(DEFAULT_PROJECT)  # open the default store now: its learner resumes the outbox
+        # open the default store now (its learner resumes the outbox) and load the embedder
+        await in_thread(projects.client(DEFAULT_PROJECT).memory.warm_up)
         yield
         await projects.drain_and_close(drain_seconds)  # graceful shutdown drains the outbox
 

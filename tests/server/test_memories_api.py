@@ -1,0 +1,129 @@
+"""The memory REST API, auth and project isolation, and the operations endpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+import openai
+import pytest
+
+from memlane.server.keys import KeyStore
+from memlane.server.limits import Limits
+from memlane.testing import ScriptedUpstream, openai_spec
+from memlane.testing.live_server import LiveServer
+from tests.proxy.conftest import SPEC_PATH, restaurant_llm
+
+
+def test_memory_rest_round_trip(server: LiveServer) -> None:
+    api = httpx.Client(base_url=server.url)
+    added = api.post("/v1/memories", json={"messages": [{"role": "user", "content": "Is allergic to cheese"}],
+                                           "user_id": "alice", "infer": False, "metadata": {"category": "food"}}).json()
+    memory_id = added["results"][0]["id"]
+    assert added["results"][0]["event"] == "ADD"
+    inferred = api.post("/v1/memories", json={"messages": "I love Indian food", "user_id": "alice"}).json()
+    assert [r["memory"] for r in inferred["results"]] == ["Loves Indian food"]
+    listed = api.get("/v1/memories", params={"user_id": "alice", "filters": '{"category": "food"}'}).json()["results"]
+    assert [r["id"] for r in listed] == [memory_id]
+    hits = api.post("/v1/memories/search", json={"query": "dinner ideas", "user_id": "alice", "limit": 5}).json()["results"]
+    assert {h["memory"] for h in hits} == {"Is allergic to cheese", "Loves Indian food"} and all("score" in h for h in hits)
+    assert api.get(f"/v1/memories/{memory_id}").json()["memory"] == "Is allergic to cheese"
+    changed = api.put(f"/v1/memories/{memory_id}", json={"text": "Is severely allergic to cheese"}).json()
+    assert changed["memory"] == "Is severely allergic to cheese" and changed["metadata"] == {"role": "user", "category": "food"}
+    assert api.put(f"/v1/memories/{memory_id}", json={"metadata": {"category": "health"}}).json()["metadata"] == {"category": "health"}
+    assert api.delete(f"/v1/memories/{memory_id}").json() == {"message": "Memory deleted successfully!"}
+    assert [e["event"] for e in api.get(f"/v1/memories/{memory_id}/history").json()] == ["ADD", "UPDATE", "UPDATE", "DELETE"]
+    assert api.delete("/v1/memories", params={"user_id": "alice"}).json() == {"message": "Memories deleted successfully!"}
+    assert api.get("/v1/memories", params={"user_id": "alice"}).json() == {"results": []}
+
+
+@pytest.mark.parametrize(
+    "method,path,kwargs,status,code",
+    [
+        ("GET", "/v1/memories/nope", {}, 404, "not_found"),
+        ("GET", "/v1/memories", {}, 400, "scope"),
+        ("POST", "/v1/memories/search", {"json": {"query": "", "user_id": "a"}}, 400, "validation"),
+        ("POST", "/v1/memories/search", {"json": {"query": "x", "user_id": "a", "limit": 5000}}, 400, "limit_too_large"),
+        ("POST", "/v1/memories/search", {"json": {"query": "x", "user_id": "a", "bogus": 1}}, 400, "invalid_request"),
+        ("GET", "/v1/memories", {"params": {"user_id": "a", "filters": "{oops"}}, 400, "invalid_filters"),
+        ("POST", "/v1/memories", {"json": {"messages": "x", "user_id": "a", "infer": False, "metadata": {"k": "v" * 20000}}}, 400, "metadata_too_large"),
+        ("PUT", "/v1/memories/nope", {"json": {}}, 400, "nothing_to_update"),
+    ],
+)
+def test_errors_are_envelopes(server: LiveServer, method: str, path: str, kwargs: dict[str, Any], status: int, code: str) -> None:
+    r = httpx.request(method, server.url + path, **kwargs)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code
+    openai_spec.validate(r.json(), "ErrorResponse", SPEC_PATH)
+
+
+def test_body_size_limit_is_413(make_server: Callable[..., LiveServer], upstream: ScriptedUpstream) -> None:
+    server = make_server(limits=Limits(max_body_bytes=10_000))
+    r = httpx.post(server.url + "/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "x" * 20_000}]})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+
+    def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(20):
+            yield b"x" * 1000
+
+    r = httpx.post(server.url + "/v1/memories", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_projects_are_isolated_on_every_endpoint(make_server: Callable[..., LiveServer], tmp_path: Path, upstream: ScriptedUpstream) -> None:
+    upstream.handler = restaurant_llm
+    keys = KeyStore(tmp_path / "keys.db")
+    key_a, _ = keys.create("acme")
+    key_b, _ = keys.create("globex")
+    server = make_server(keys=keys)
+    a = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key_a}"})
+    b = httpx.Client(base_url=server.url, headers={"Authorization": f"Token {key_b}"})  # mem0's scheme works too
+    secret = a.post("/v1/memories", json={"messages": "Acme's launch code is 1234", "user_id": "alice", "infer": False}).json()["results"][0]["id"]
+    assert b.get(f"/v1/memories/{secret}").status_code == 404
+    assert b.put(f"/v1/memories/{secret}", json={"text": "stolen"}).status_code == 404
+    assert b.delete(f"/v1/memories/{secret}").status_code == 404
+    assert b.get(f"/v1/memories/{secret}/history").status_code == 404
+    assert b.get("/v1/memories", params={"user_id": "alice"}).json() == {"results": []}
+    assert b.post("/v1/memories/search", json={"query": "launch code", "user_id": "alice"}).json() == {"results": []}
+    b.delete("/v1/memories", params={"user_id": "alice"})
+    sdk_b = openai.OpenAI(base_url=server.url + "/v1", api_key=key_b, max_retries=0)
+    upstream.requests.clear()
+    sdk_b.chat.completions.create(model="m", messages=[{"role": "user", "content": "what is the launch code?"}], extra_body={"user_id": "alice"})
+    assert "1234" not in str(upstream.chat_requests("chat")[0].messages)
+    assert a.get(f"/v1/memories/{secret}").json()["memory"] == "Acme's launch code is 1234"
+    assert a.get("/v1/whoami").json() == {"project": "acme"}
+
+
+def test_missing_or_invalid_keys_are_401_envelopes(make_server: Callable[..., LiveServer], tmp_path: Path) -> None:
+    keys = KeyStore(tmp_path / "keys.db")
+    key, info = keys.create("acme")
+    server = make_server(keys=keys)
+    for headers in ({}, {"Authorization": "Bearer ml-wrong"}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer"}):
+        for method, path in (("GET", "/v1/memories?user_id=a"), ("POST", "/v1/chat/completions"), ("GET", "/v1/models")):
+            r = httpx.request(method, server.url + path, headers=headers, json={})
+            assert r.status_code == 401, (headers, path)
+            assert r.json()["error"]["type"] == "authentication_error" and r.json()["error"]["code"] == "invalid_api_key"
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=server.url + "/v1", api_key="ml-wrong", max_retries=0).models.list()
+    keys.revoke(info.id)
+    keys.create("other")  # auth stays on while any key is active
+    import time
+
+    time.sleep(1.1)  # the server re-reads the key table at most once a second
+    assert httpx.get(server.url + "/v1/whoami", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+    assert httpx.get(server.url + "/healthz").status_code == 200, "health needs no key"
+
+
+def test_operations_endpoints(server: LiveServer, sdk: openai.OpenAI) -> None:
+    assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
+    assert httpx.get(server.url + "/readyz").json() == {"status": "ready"}
+    sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], extra_body={"user_id": "alice"})
+    text = httpx.get(server.url + "/metrics").text
+    assert 'memlane_requests_total{method="POST",route="/v1/chat/completions",status="200"} 1' in text
+    assert 'memlane_recalls_total{project="default"} 1' in text
+    assert "memlane_outbox_depth" in text and "memlane_upstream_errors_total 0" in text
+    spec = httpx.get(server.url + "/openapi.json").json()
+    for path in ("/v1/chat/completions", "/v1/models", "/v1/memories", "/v1/memories/search", "/v1/memories/{memory_id}",
+                 "/v1/memories/{memory_id}/history", "/healthz", "/readyz", "/metrics"):
+        assert path in spec["paths"], path
