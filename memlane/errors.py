@@ -7,7 +7,8 @@ translated into this tree where they cross into the engine.
 
     MemlaneError
     ├── ConfigError            bad or unknown config key, provider or value
-    │   └── EmbedderMismatchError   the store was built with another embedding model
+    │   ├── EmbedderMismatchError   the store was built with another embedding model
+    │   └── EndpointNotConfiguredError  no model server configured where one is needed (503)
     ├── ValidationError        bad input to a public method (400)
     │   ├── ScopeError         no user_id / agent_id / run_id where one is required
     │   └── FilterError        malformed filter or unknown operator
@@ -40,6 +41,10 @@ class ConfigError(MemlaneError):
 
 class EmbedderMismatchError(ConfigError):
     http_status = 409
+
+
+class EndpointNotConfiguredError(ConfigError):
+    http_status = 503
 
 
 class ValidationError(MemlaneError, ValueError):
@@ -80,6 +85,7 @@ __all__ = [
     "ConfigError",
     "EmbedderError",
     "EmbedderMismatchError",
+    "EndpointNotConfiguredError",
     "FilterError",
     "LLMError",
     "LLMResponseError",

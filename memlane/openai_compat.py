@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from memlane.errors import ConfigError
+from memlane.errors import EndpointNotConfiguredError
 
 NO_KEY = "memlane-no-key"
 
@@ -30,8 +30,9 @@ def resolve_endpoint(
     key = api_key or fallback_api_key or os.environ.get("OPENAI_API_KEY") or None
     if key is None:
         if url is None:
-            raise ConfigError(
-                f"{where}: no OpenAI-compatible endpoint configured; set {where}.config.base_url "
+            section = where if where == "upstream" else f"{where}.config"
+            raise EndpointNotConfiguredError(
+                f"{where}: no OpenAI-compatible endpoint configured; set {section}.base_url "
                 "(and api_key if the server needs one), or the OPENAI_BASE_URL / OPENAI_API_KEY "
                 "environment variables",
                 param=where,
