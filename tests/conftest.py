@@ -23,6 +23,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MEMLANE_HOME", str(home))
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "MEMLANE_CONFIG"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MEM0_TELEMETRY", "False")
     return home
 
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from memlane import __version__
 from memlane.config import MemlaneConfig, load_config
-from memlane.server import errors, routes_memories, routes_openai
+from memlane.server import errors, routes_mem0, routes_memories, routes_openai
 from memlane.server.auth import Auth
 from memlane.server.keys import DEFAULT_PROJECT, KeyStore
 from memlane.server.limits import BodyLimit, Limits
@@ -56,6 +56,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     app.include_router(routes_openai.router(auth, projects, limits))
     app.include_router(routes_memories.router(auth, projects, limits))
+    app.include_router(routes_mem0.router(auth, projects, limits))
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
     async def healthz() -> dict[str, str]:

@@ -94,6 +94,10 @@ class MemoryStore(Protocol):
 
     def count(self) -> int: ...
 
+    def entities(self) -> list[tuple[str, str, int]]:
+        """``(type, id, memory count)`` for every user/agent/run with memories (mem0's users)."""
+        ...
+
     # the durable outbox of exchanges to learn from (see memlane.stores.outbox)
     def outbox_put(self, payload: dict[str, Any]) -> str: ...
 

@@ -435,6 +435,16 @@ class SQLiteStore:
             rows = self._db.execute(sql, params).fetchall()
         return [record_from_row(r, json.loads(r["metadata"])) for r in rows]
 
+    def entities(self) -> list[tuple[str, str, int]]:
+        """``(type, id, memory count)`` for every user, agent and run that has memories."""
+        with _mapped("listing entities"):
+            rows = self._db.execute(
+                "SELECT 'user', user_id, count(*) FROM memories WHERE user_id IS NOT NULL GROUP BY user_id"
+                " UNION ALL SELECT 'agent', agent_id, count(*) FROM memories WHERE agent_id IS NOT NULL GROUP BY agent_id"
+                " UNION ALL SELECT 'run', run_id, count(*) FROM memories WHERE run_id IS NOT NULL GROUP BY run_id"
+            ).fetchall()
+        return [(r[0], r[1], int(r[2])) for r in rows]
+
     def count(self) -> int:
         with _mapped("counting memories"):
             return int(self._db.execute("SELECT count(*) FROM memories").fetchone()[0])

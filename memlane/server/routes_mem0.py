@@ -1,0 +1,138 @@
+"""The Mem0 Platform REST subset that ``mem0ai``'s ``MemoryClient`` calls (product.md appendix),
+so a mem0 user points an existing client at memlane by changing its host.
+
+Unknown fields are accepted and ignored, as the platform does; platform-only features answer a
+clear error. Same engine, same shapes as the memlane REST API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from memlane.engine.filters import SCOPE_FIELDS
+from memlane.server.errors import APIError
+from memlane.server.limits import Limits
+from memlane.server.projects import in_thread
+from memlane.server.routes_openai import json_body
+
+ENTITY_TYPES = {"user": "user_id", "agent": "agent_id", "run": "run_id"}
+
+
+def _scope_kwargs(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: body[k] for k in SCOPE_FIELDS if body.get(k) is not None}
+
+
+def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
+    api = APIRouter(tags=["mem0 compatibility"])
+
+    def engine(project: str) -> Any:
+        return projects.client(project).memory
+
+    @api.get("/v1/ping/", summary="mem0 MemoryClient start-up check")
+    async def ping(project: str = Depends(auth)) -> dict[str, Any]:
+        return {"status": "ok", "org_id": "memlane", "project_id": project, "user_email": None}
+
+    async def add(request: Request, project: str) -> dict[str, Any]:
+        body = await json_body(request)
+        if "messages" not in body:
+            raise APIError(400, "messages is required", param="messages", code="invalid_messages")
+        limits.check_metadata(body.get("metadata"))
+        return await in_thread(
+            engine(project).add, body["messages"], **_scope_kwargs(body), metadata=body.get("metadata"),
+            filters=body.get("filters"), infer=bool(body.get("infer", True)),
+        )
+
+    @api.post("/v3/memories/add/", summary="mem0 add")
+    async def add_v3(request: Request, project: str = Depends(auth)) -> dict[str, Any]:
+        return await add(request, project)
+
+    @api.post("/v1/memories/", summary="mem0 add (older clients)")
+    async def add_v1(request: Request, project: str = Depends(auth)) -> dict[str, Any]:
+        return await add(request, project)
+
+    async def get_all(request: Request, project: str, page: int | None, page_size: int | None) -> dict[str, Any]:
+        body = await json_body(request)
+        filters = {**(body.get("filters") or {}), **_scope_kwargs(body)}
+        records = (await in_thread(engine(project).get_all, filters=filters, limit=None))["results"]
+        size = page_size or 100
+        limits.check_limit(size, "page_size")
+        number = page or 1
+        start = (number - 1) * size
+        base = str(request.url.remove_query_params(["page", "page_size"]))
+        nxt = f"{base}?page={number + 1}&page_size={size}" if start + size < len(records) else None
+        prev = f"{base}?page={number - 1}&page_size={size}" if number > 1 else None
+        return {"count": len(records), "next": nxt, "previous": prev, "results": records[start : start + size]}
+
+    @api.post("/v3/memories/", summary="mem0 get_all")
+    async def get_all_v3(request: Request, project: str = Depends(auth), page: int | None = Query(None, ge=1),
+                         page_size: int | None = Query(None, ge=1)) -> dict[str, Any]:
+        return await get_all(request, project, page, page_size)
+
+    @api.post("/v2/memories/", summary="mem0 get_all (older clients)")
+    async def get_all_v2(request: Request, project: str = Depends(auth), page: int | None = Query(None, ge=1),
+                         page_size: int | None = Query(None, ge=1)) -> dict[str, Any]:
+        return await get_all(request, project, page, page_size)
+
+    async def search(request: Request, project: str) -> dict[str, Any]:
+        body = await json_body(request)
+        query = body.get("query")
+        filters = {**(body.get("filters") or {}), **_scope_kwargs(body)}
+        limit = body.get("top_k") or body.get("limit") or 10
+        limits.check_limit(limit, "top_k")
+        return await in_thread(engine(project).search, query, filters=filters, limit=limit, threshold=body.get("threshold"))
+
+    @api.post("/v3/memories/search/", summary="mem0 search")
+    async def search_v3(request: Request, project: str = Depends(auth)) -> dict[str, Any]:
+        return await search(request, project)
+
+    @api.post("/v2/memories/search/", summary="mem0 search (older clients)")
+    async def search_v2(request: Request, project: str = Depends(auth)) -> dict[str, Any]:
+        return await search(request, project)
+
+    @api.get("/v1/memories/{memory_id}/", summary="mem0 get")
+    async def get(memory_id: str, project: str = Depends(auth)) -> dict[str, Any]:
+        return await in_thread(engine(project).get, memory_id)
+
+    @api.put("/v1/memories/{memory_id}/", summary="mem0 update")
+    async def update(memory_id: str, request: Request, project: str = Depends(auth)) -> dict[str, Any]:
+        body = await json_body(request)
+        memory = engine(project)
+        limits.check_metadata(body.get("metadata"))
+        text = body.get("text") if body.get("text") is not None else body.get("data")
+        if text is None and body.get("metadata") is None:
+            raise APIError(400, "give text and/or metadata", param="text", code="nothing_to_update")
+        if text is None:
+            text = (await in_thread(memory.get, memory_id))["memory"]
+        limits.check_text(text, "text")
+        return await in_thread(memory.update, memory_id, text, metadata=body.get("metadata"))
+
+    @api.delete("/v1/memories/{memory_id}/", summary="mem0 delete")
+    async def delete(memory_id: str, project: str = Depends(auth)) -> dict[str, str]:
+        return await in_thread(engine(project).delete, memory_id)
+
+    @api.delete("/v1/memories/", summary="mem0 delete_all")
+    async def delete_all(project: str = Depends(auth), user_id: str | None = None, agent_id: str | None = None,
+                         run_id: str | None = None) -> dict[str, str]:
+        return await in_thread(engine(project).delete_all, user_id=user_id, agent_id=agent_id, run_id=run_id)
+
+    @api.get("/v1/memories/{memory_id}/history/", summary="mem0 history")
+    async def history(memory_id: str, project: str = Depends(auth)) -> list[dict[str, Any]]:
+        return await in_thread(engine(project).history, memory_id)
+
+    @api.get("/v1/entities/", summary="mem0 users: every user/agent/run that has memories")
+    async def entities(project: str = Depends(auth)) -> dict[str, Any]:
+        rows = await in_thread(engine(project).store.entities)
+        results = [{"id": name, "name": name, "type": kind, "total_memories": count, "owner": project} for kind, name, count in rows]
+        return {"count": len(results), "results": results}
+
+    @api.delete("/v2/entities/{entity_type}/{name}/", summary="mem0 delete entity")
+    async def delete_entity(entity_type: str, name: str, project: str = Depends(auth)) -> dict[str, str]:
+        field = ENTITY_TYPES.get(entity_type)
+        if field is None:
+            raise APIError(400, f"entity type must be one of {sorted(ENTITY_TYPES)}", param="entity_type", code="invalid_entity_type")
+        await in_thread(engine(project).delete_all, **{field: name})
+        return {"message": "Entity deleted successfully!"}
+
+    return api
