@@ -1,0 +1,53 @@
+"""The openai npm package (a real JS client) against memlane serve."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+import httpx
+import pytest
+
+from memlane.server.keys import KeyStore
+from memlane.testing import ScriptedUpstream
+from memlane.testing.live_server import LiveServer
+from tests.proxy.conftest import restaurant_llm
+
+JS = Path(__file__).resolve().parents[1] / "js"
+
+
+@pytest.fixture(scope="session")
+def node_openai() -> Path:
+    """Install the openai npm package once (npm registry; no browser, no binaries)."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.fail("node and npm are needed for the JS client test (apt-get install -y nodejs npm)")
+    if not (JS / "node_modules" / "openai").exists():
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=JS, check=True, timeout=300)
+    return JS
+
+
+def test_openai_npm_client(node_openai: Path, make_server: Callable[..., LiveServer], tmp_path: Path, upstream: ScriptedUpstream) -> None:
+    upstream.handler = restaurant_llm
+    keys = KeyStore(tmp_path / "keys.db")
+    key, _ = keys.create("js")
+    server = make_server(keys=keys)
+    done = subprocess.run(["node", "chat.mjs", server.url + "/v1", key, "alice"], cwd=node_openai, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["content"] == "Noted! Here is my suggestion."
+    assert out["memories"] == []
+    assert out["streamed"] == "Noted! Here is my suggestion." and out["usage"]["total_tokens"] > 0
+    assert out["status"] == 401
+    # what the JS client's exchange taught memlane lands in project "js"
+    deadline = time.monotonic() + 30
+    while True:
+        listed = httpx.get(server.url + "/v1/memories", params={"user_id": "alice"}, headers={"Authorization": f"Bearer {key}"}).json()
+        learnt = {r["memory"] for r in listed["results"]}
+        if {"Is allergic to cheese", "Loves Indian food"} <= learnt or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert {"Is allergic to cheese", "Loves Indian food"} <= learnt
