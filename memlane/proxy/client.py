@@ -24,6 +24,7 @@ from memlane.engine.learner import Learner
 from memlane.engine.memory import Memory, _check_limit, _check_metadata, _scope
 from memlane.errors import ConfigError, MemlaneError, ValidationError
 from memlane.openai_compat import resolve_endpoint
+from memlane.proxy.hosted import HostedBackend, HostedChat
 from memlane.proxy.recall import Recall, inject, new_user_turns, recall_query
 from memlane.proxy.streams import MemlaneAsyncStream, MemlaneStream
 from memlane.proxy.types import MemlaneChatCompletion, RecallMetadata, RecalledMemory
@@ -213,8 +214,8 @@ def _upstream_endpoint(config: MemlaneConfig) -> tuple[str | None, str]:
 def _reject_hosted(api_key: str | None, host: str | None) -> None:
     if api_key is not None or host is not None:
         raise ConfigError(
-            "hosted mode (Memlane(api_key=..., host=...)) talks to a memlane server, which is not "
-            "part of this version yet; use Memlane() or Memlane(config={...}) for the embedded engine",
+            "AsyncMemlane has no hosted mode yet; use Memlane(api_key=..., host=...) or point "
+            "openai.AsyncOpenAI at the server's /v1 with extra_body={'user_id': ...}",
             param="host",
         )
 
@@ -306,12 +307,18 @@ class _ClientBase:
 class Memlane(_ClientBase):
     """The drop-in client. ``Memlane()`` uses the embedded default (SQLite under MEMLANE_HOME,
     local MiniLM); ``Memlane(config={...})`` takes mem0's config shape; chats go to
-    ``config["upstream"]`` or ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``."""
+    ``config["upstream"]`` or ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``.
+    ``Memlane(api_key=..., host=...)`` talks to a memlane server instead (hosted mode)."""
 
     _sdk = openai.OpenAI
     _chat = Chat
     chat: Chat
     upstream: openai.OpenAI  # type: ignore[assignment]
+
+    def __new__(cls, config: Any = None, *, api_key: str | None = None, host: str | None = None, **kwargs: Any) -> Any:
+        if cls is Memlane and (api_key is not None or host is not None):
+            return object.__new__(HostedMemlane)
+        return object.__new__(cls)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued exchange was learnt from; False if ``timeout`` ran out first."""
@@ -393,6 +400,41 @@ class AsyncMemlane(_ClientBase):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+class HostedMemlane(Memlane):
+    """``Memlane(api_key=..., host=...)``: the same calls, answered by a memlane server."""
+
+    def __init__(self, config: Any = None, *, api_key: str | None = None, host: str | None = None,
+                 fallback: Mapping[str, Any] | None = None, timeout: float = 600.0, **_: Any) -> None:
+        if config is not None:
+            raise ConfigError("hosted mode takes api_key/host (and fallback), not a config: the server has the config", param="config")
+        self._backend = HostedBackend(api_key, host, fallback, timeout)
+        self.chat = HostedChat(self._backend)  # type: ignore[assignment]
+        self.host = self._backend.host
+
+    @property
+    def memory(self) -> Any:  # type: ignore[override]
+        """The server's memories, with the engine's method names (add, search, get_all, ...)."""
+        return self._backend.memory
+
+    def sync(self) -> int:
+        """Send exchanges kept while the server was unreachable; returns how many were sent."""
+        return self._backend.sync()
+
+    def pending_sync(self) -> int:
+        return len(self._backend.outbox.items())
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """The server learns in its own outbox; here, resync what was kept locally."""
+        self.sync()
+        return self.pending_sync() == 0
+
+    def outbox_status(self) -> dict[str, Any]:
+        return {"pending_sync": self.pending_sync(), "file": str(self._backend.outbox.path)}
+
+    def close(self) -> None:
+        self._backend.close()
 
 
 #: For people migrating from ``from mem0.proxy.main import Mem0``.

@@ -225,8 +225,9 @@ def test_filters_and_limit_restrict_recall(client: Memlane, upstream: ScriptedUp
 
 def test_names_config_and_hosted_mode(tmp_path: Any, upstream: ScriptedUpstream) -> None:
     assert Mem0 is Memlane
-    with pytest.raises(ConfigError, match="hosted mode"):
-        Memlane(api_key="ml-123", host="http://127.0.0.1:8765")
+    hosted = Memlane(api_key="ml-123", host="http://127.0.0.1:8765")
+    assert isinstance(hosted, Memlane) and hosted.host == "http://127.0.0.1:8765"
+    hosted.close()
     with pytest.raises(ConfigError, match="qdrant"):
         Memlane(config={"vector_store": {"provider": "qdrant", "config": {"host": "localhost", "port": 6333}}})
     client = Memlane(config={"vector_store": {"provider": "sqlite", "config": {"path": str(tmp_path / "n.db")}}})
