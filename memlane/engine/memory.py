@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from memlane.engine.messages import normalize_messages, transcript
 from memlane.engine.ranking import fuse
 from memlane.errors import ConfigError, NotFoundError, ScopeError, ValidationError
 from memlane.llms.base import LLM
-from memlane.records import MemoryRecord, Scope, SearchHit, utc_now
+from memlane.records import HistoryEvent, MemoryRecord, Scope, SearchHit, utc_now
 from memlane.stores.base import Applied, Change, MemoryStore
 from memlane.stores.outbox import OutboxItem
 
@@ -409,6 +409,63 @@ class Memory:
         if not events and self.store.get(memory_id) is None:
             raise NotFoundError(f"memory {memory_id!r} not found", param="memory_id")
         return [e.to_dict() for e in events]
+
+    # -- export / import ----------------------------------------------------------------------
+
+    def export(
+        self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every memory (of a scope, or of the whole store) with its history: one dict per
+        memory, the JSONL line format of ``import_records`` and the server's export."""
+        scope, parsed = _scope(user_id, agent_id, run_id, filters, required=None)
+        for record in self.store.list(scope, parsed, None):
+            yield {**record.to_dict(), "history": [e.to_dict() for e in self.store.history(record.id)]}
+
+    def import_records(self, records: Iterable[Mapping[str, Any]], *, batch_size: int = 256) -> dict[str, int]:
+        """Restore exported memories (ids, scopes, metadata, timestamps and history kept),
+        embedding their text with this engine's embedder. A memory whose id or text is already
+        in its scope is skipped, so an import can be re-run safely."""
+        counts = {"imported": 0, "skipped": 0}
+        batch: list[Mapping[str, Any]] = []
+
+        def flush() -> None:
+            if not batch:
+                return
+            vectors = self._embed([str(item["memory"]) for item in batch])
+            changes = [self._import_change(item, vector) for item, vector in zip(batch, vectors)]
+            for applied in self.store.apply(changes):
+                counts["imported" if applied.event == "ADD" else "skipped"] += 1
+            batch.clear()
+
+        for index, item in enumerate(records):
+            if not isinstance(item, Mapping) or not isinstance(item.get("memory"), str) or not item["memory"].strip():
+                raise ValidationError(f"record {index}: needs a non-empty 'memory' string", param="records")
+            if not any(item.get(f) for f in SCOPE_FIELDS):
+                raise ScopeError(f"record {index}: needs at least one of user_id, agent_id, run_id", param="records")
+            batch.append(item)
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+        return counts
+
+    def _import_change(self, item: Mapping[str, Any], vector: np.ndarray) -> Change:
+        now = utc_now()
+        text = str(item["memory"]).strip()
+        record = MemoryRecord(
+            id=str(item.get("id") or uuid.uuid4()), memory=text, hash=content_hash(text),
+            metadata=_check_metadata(item.get("metadata")), user_id=item.get("user_id"), agent_id=item.get("agent_id"),
+            run_id=item.get("run_id"), created_at=str(item.get("created_at") or now), updated_at=str(item.get("updated_at") or now),
+        )
+        history = None
+        if isinstance(item.get("history"), list) and item["history"]:
+            history = [
+                HistoryEvent(id=str(e.get("id") or uuid.uuid4()), memory_id=record.id, event=str(e.get("event", "ADD")),
+                             old_memory=e.get("old_memory"), new_memory=e.get("new_memory"), actor_id=e.get("actor_id"),
+                             created_at=str(e.get("created_at") or now))
+                for e in item["history"]
+            ]
+        return Change("ADD", record, vector, history=history)
 
     def reset(self) -> None:
         """Empty the store: every memory, vector and history row."""

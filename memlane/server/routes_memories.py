@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Iterator
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from memlane.server.errors import APIError
@@ -93,6 +94,35 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         limits.check_limit(body.top_k, "top_k")
         return await in_thread(engine(project).search, body.query, user_id=body.user_id, agent_id=body.agent_id,
                                run_id=body.run_id, filters=body.filters, limit=body.limit, top_k=body.top_k, threshold=body.threshold)
+
+    @api.get("/export", summary="Export memories with their history as JSONL (one memory per line)",
+             response_class=StreamingResponse)
+    async def export(
+        project: str = Depends(auth), user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+        filters: str | None = Query(None, description="filter JSON"),
+    ) -> StreamingResponse:
+        records = await in_thread(lambda: list(engine(project).export(
+            user_id=user_id, agent_id=agent_id, run_id=run_id, filters=parse_filters_param(filters))))
+
+        def lines() -> Iterator[bytes]:
+            for record in records:
+                yield (json.dumps(record, ensure_ascii=False) + "\n").encode()
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+    @api.post("/import", summary="Import JSONL written by export (ids, history kept; re-embedded here)")
+    async def import_(request: Request, project: str = Depends(auth)) -> dict[str, int]:
+        raw = (await request.body()).decode("utf-8", errors="replace")
+        records = []
+        for number, line in enumerate(raw.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise APIError(400, f"line {number} is not valid JSON: {exc.msg}", param="body", code="invalid_jsonl") from None
+            limits.check_metadata(records[-1].get("metadata") if isinstance(records[-1], dict) else None)
+        return await in_thread(engine(project).import_records, records)
 
     @api.get("/{memory_id}", summary="One memory")
     async def get(memory_id: str, project: str = Depends(auth)) -> dict[str, Any]:

@@ -246,6 +246,8 @@ class SQLiteStore:
 
     def _add(self, db: sqlite3.Connection, change: Change, actor_id: str | None) -> Applied:
         r = change.record
+        if db.execute("SELECT 1 FROM memories WHERE id = ?", (r.id,)).fetchone():
+            return Applied("NONE", r)  # an import of a memory this store already holds
         cur = db.execute(
             "INSERT INTO memories (id, memory, hash, scope_key, user_id, agent_id, run_id, metadata,"
             " context, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -262,7 +264,15 @@ class SQLiteStore:
             "INSERT INTO memories_fts (rowid, memory, context, scope) VALUES (?, ?, ?, ?)",
             (rowid, r.memory, change.context or "", _scope_tokens(r)),
         )
-        self._history(db, r.id, "ADD", None, r.memory, actor_id, r.created_at)
+        if change.history is None:
+            self._history(db, r.id, "ADD", None, r.memory, actor_id, r.created_at)
+        else:
+            for e in change.history:
+                db.execute(
+                    "INSERT OR IGNORE INTO history (id, memory_id, event, old_memory, new_memory, actor_id, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (e.id, r.id, e.event, e.old_memory, e.new_memory, e.actor_id, e.created_at),
+                )
         return Applied("ADD", r)
 
     def _update(self, db: sqlite3.Connection, change: Change, actor_id: str | None) -> Applied:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -127,3 +128,28 @@ def test_operations_endpoints(server: LiveServer, sdk: openai.OpenAI) -> None:
     for path in ("/v1/chat/completions", "/v1/models", "/v1/memories", "/v1/memories/search", "/v1/memories/{memory_id}",
                  "/v1/memories/{memory_id}/history", "/healthz", "/readyz", "/metrics"):
         assert path in spec["paths"], path
+
+
+def test_jsonl_export_import_round_trip(make_server: Callable[..., LiveServer], tmp_path: Path, upstream: ScriptedUpstream) -> None:
+    keys = KeyStore(tmp_path / "keys.db")
+    key_a, _ = keys.create("source")
+    key_b, _ = keys.create("target")
+    server = make_server(keys=keys)
+    a = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key_a}"})
+    b = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key_b}"})
+    first = a.post("/v1/memories", json={"messages": ["Is allergic to cheese", "Loves Indian food"], "user_id": "alice",
+                                         "infer": False, "metadata": {"category": "food"}}).json()["results"][0]["id"]
+    a.put(f"/v1/memories/{first}", json={"text": "Is severely allergic to cheese"})
+    a.post("/v1/memories", json={"messages": "Plays chess", "agent_id": "coach", "infer": False})
+    exported = a.get("/v1/memories/export").text
+    lines = [json.loads(line) for line in exported.splitlines()]
+    assert len(lines) == 3 and all("history" in line for line in lines)
+    assert b.post("/v1/memories/import", content=exported).json() == {"imported": 3, "skipped": 0}
+    assert b.post("/v1/memories/import", content=exported).json() == {"imported": 0, "skipped": 3}, "re-running is safe"
+    assert b.get(f"/v1/memories/{first}").json() == a.get(f"/v1/memories/{first}").json()
+    assert b.get(f"/v1/memories/{first}/history").json() == a.get(f"/v1/memories/{first}/history").json()
+    assert b.post("/v1/memories/search", json={"query": "cheese", "user_id": "alice", "limit": 1}).json()["results"][0]["id"] == first
+    only_alice = a.get("/v1/memories/export", params={"user_id": "alice"}).text.splitlines()
+    assert len(only_alice) == 2
+    bad = b.post("/v1/memories/import", content=b'{"memory": "x", "user_id": "u"}\n{oops\n')
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_jsonl"
