@@ -21,6 +21,7 @@ import numpy as np
 from memlane import registry
 from memlane.config import MemlaneConfig, load_config
 from memlane.embedders.base import Embedder
+from memlane.embedders.batching import QueryBatcher
 from memlane.engine import inference, prompts
 from memlane.engine.filters import SCOPE_FIELDS, Filter, parse_filters, split_scope
 from memlane.engine.messages import normalize_messages, transcript
@@ -101,6 +102,7 @@ class Memory:
         self.llm: LLM = registry.get_factory("llm", cfg.llm.provider)(cfg.llm.config, **context)
         self._bound = False
         self._bind_lock = threading.Lock()
+        self._queries = QueryBatcher(self._embed)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Memory:
@@ -326,7 +328,7 @@ class Memory:
             raise ValidationError(f"threshold must be a number, got {threshold!r}", param="threshold")
         scope, parsed = _scope(user_id, agent_id, run_id, filters, required="search")
         started = time.perf_counter()
-        vector = self._embed([query])[0]
+        vector = self._queries.embed_one(query)  # concurrent searches share one model call
         embedded = time.perf_counter()
         found = self.store.search(scope, parsed, vector, query, max(self.config.retrieval.candidates, n))
         ranked = [r for r in fuse(found, self.config.retrieval) if threshold is None or r.score >= threshold][:n]

@@ -357,3 +357,24 @@ class ScriptedUpstream:
         await send("[DONE]")
         writer.write(b"0\r\n\r\n")
         await writer.drain()
+
+
+def main() -> None:  # pragma: no cover - a process for benchmarks: python -m memlane.testing.scripted_upstream
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A scripted OpenAI-protocol server (default replies) on loopback.")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    server = ScriptedUpstream()
+    server.port = args.port
+    server.start()
+    print(server.url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

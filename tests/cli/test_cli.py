@@ -72,3 +72,24 @@ def test_chat_repl_recalls_and_learns(tmp_path: Path, upstream: ScriptedUpstream
                                 input="Suggest dinner options in San Francisco.\n", catch_exceptions=False)
     assert second.exit_code == 0, second.output
     assert "recalled:" in second.output and "Is allergic to cheese" in second.output
+
+
+def test_keys_create_list_revoke(isolated_env: Path) -> None:
+    runner = CliRunner()
+    created = runner.invoke(cli, ["keys", "create", "--project", "acme"], catch_exceptions=False)
+    assert created.exit_code == 0
+    key = created.stdout.strip().splitlines()[0]
+    assert key.startswith("ml-")
+    listed = runner.invoke(cli, ["keys", "list"]).output
+    assert "acme" in listed and "active" in listed and key not in listed, "the key itself is never shown again"
+    key_id = listed.split()[0]
+    assert runner.invoke(cli, ["keys", "revoke", key_id]).exit_code == 0
+    assert "revoked" in runner.invoke(cli, ["keys", "list"]).output
+    assert runner.invoke(cli, ["keys", "revoke", key_id]).exit_code == 1
+    bad = runner.invoke(cli, ["keys", "create", "--project", "no spaces"])
+    assert bad.exit_code == 1 and "project name" in bad.output
+
+
+def test_serve_refuses_a_public_address_without_keys(isolated_env: Path) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0"])
+    assert result.exit_code == 1 and "refusing to serve on 0.0.0.0 without API keys" in result.output
