@@ -15,6 +15,7 @@ from memlane.engine.filters import SCOPE_FIELDS
 from memlane.server.errors import APIError
 from memlane.server.limits import Limits
 from memlane.server.projects import in_thread
+from memlane.server.routes_memories import update_memory
 from memlane.server.routes_openai import json_body
 
 ENTITY_TYPES = {"user": "user_id", "agent": "agent_id", "run": "run_id"}
@@ -98,15 +99,8 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     @api.put("/v1/memories/{memory_id}/", summary="mem0 update")
     async def update(memory_id: str, request: Request, project: str = Depends(auth)) -> dict[str, Any]:
         body = await json_body(request)
-        memory = engine(project)
-        limits.check_metadata(body.get("metadata"))
         text = body.get("text") if body.get("text") is not None else body.get("data")
-        if text is None and body.get("metadata") is None:
-            raise APIError(400, "give text and/or metadata", param="text", code="nothing_to_update")
-        if text is None:
-            text = (await in_thread(memory.get, memory_id))["memory"]
-        limits.check_text(text, "text")
-        return await in_thread(memory.update, memory_id, text, metadata=body.get("metadata"))
+        return await update_memory(engine(project), memory_id, text, body.get("metadata"), limits)
 
     @api.delete("/v1/memories/{memory_id}/", summary="mem0 delete")
     async def delete(memory_id: str, project: str = Depends(auth)) -> dict[str, str]:

@@ -57,6 +57,17 @@ def parse_filters_param(raw: str | None) -> dict[str, Any] | None:
     return value
 
 
+async def update_memory(memory: Any, memory_id: str, text: str | None, metadata: dict[str, Any] | None, limits: Limits) -> Any:
+    """PUT semantics shared with the mem0 routes: new text and/or metadata; metadata alone keeps the text."""
+    limits.check_metadata(metadata)
+    if text is None:
+        if metadata is None:
+            raise APIError(400, "give text (or data) and/or metadata", param="text", code="nothing_to_update")
+        text = (await in_thread(memory.get, memory_id))["memory"]
+    limits.check_text(text, "text")
+    return await in_thread(memory.update, memory_id, text, metadata=metadata)
+
+
 def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     api = APIRouter(prefix="/v1/memories", tags=["memories"])
 
@@ -130,15 +141,8 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
 
     @api.put("/{memory_id}", summary="Change a memory's text and/or metadata")
     async def update(memory_id: str, body: UpdateBody, project: str = Depends(auth)) -> dict[str, Any]:
-        memory = engine(project)
-        limits.check_metadata(body.metadata)
         text = body.text if body.text is not None else body.data
-        if text is None:
-            if body.metadata is None:
-                raise APIError(400, "give text (or data) and/or metadata", param="text", code="nothing_to_update")
-            text = (await in_thread(memory.get, memory_id))["memory"]
-        limits.check_text(text, "text")
-        return await in_thread(memory.update, memory_id, text, metadata=body.metadata)
+        return await update_memory(engine(project), memory_id, text, body.metadata, limits)
 
     @api.delete("/{memory_id}", summary="Delete one memory (its history stays)")
     async def delete(memory_id: str, project: str = Depends(auth)) -> dict[str, str]:
