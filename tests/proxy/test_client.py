@@ -247,6 +247,7 @@ def test_upstream_from_the_environment(tmp_path: Any, upstream: ScriptedUpstream
     assert upstream.chat_requests()[0].headers["authorization"] == "Bearer env-key"
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # PRAGMA query_only is SQLite's own switch
 def test_an_outbox_the_store_refuses_keeps_the_exchange_and_retries(client: Memlane, upstream: ScriptedUpstream) -> None:
     db = client.memory.store._db  # this thread's own SQLite connection
     db.execute("PRAGMA query_only = ON")  # SQLite now refuses every write on it: a real failure

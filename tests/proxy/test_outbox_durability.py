@@ -29,7 +29,8 @@ time.sleep(120)
 
 
 @pytest.mark.slow
-def test_outbox_survives_sigkill_and_is_learnt_exactly_once(tmp_path: Path, upstream: ScriptedUpstream, fast_embedder_config: dict[str, Any]) -> None:
+def test_outbox_survives_sigkill_and_is_learnt_exactly_once(tmp_path: Path, upstream: ScriptedUpstream, fast_embedder_config: dict[str, Any],
+                                                             store_config: Any) -> None:
     stall = {"on": True}
 
     def script(req: ScriptedRequest) -> Reply:
@@ -38,7 +39,7 @@ def test_outbox_survives_sigkill_and_is_learnt_exactly_once(tmp_path: Path, upst
         return restaurant_llm(req)
 
     upstream.handler = script
-    config = client_config(tmp_path / "crash.db", upstream, embedder=fast_embedder_config)
+    config = client_config(tmp_path / "crash.db", upstream, embedder=fast_embedder_config, vector_store=store_config(tmp_path / "crash.db"))
     child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None
@@ -66,9 +67,10 @@ def test_outbox_survives_sigkill_and_is_learnt_exactly_once(tmp_path: Path, upst
         assert client.outbox_status()["pending"] == 0
 
 
-def test_two_clients_on_one_store_learn_each_exchange_once(tmp_path: Path, upstream: ScriptedUpstream, fast_embedder_config: dict[str, Any]) -> None:
+def test_two_clients_on_one_store_learn_each_exchange_once(tmp_path: Path, upstream: ScriptedUpstream, fast_embedder_config: dict[str, Any],
+                                                          store_config: Any) -> None:
     upstream.handler = restaurant_llm
-    config = client_config(tmp_path / "shared.db", upstream, embedder=fast_embedder_config)
+    config = client_config(tmp_path / "shared.db", upstream, embedder=fast_embedder_config, vector_store=store_config(tmp_path / "shared.db"))
     with Memlane(config=config) as a, Memlane(config=config) as b:
         for i in range(6):
             (a if i % 2 else b).chat.completions.create(

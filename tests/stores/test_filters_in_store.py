@@ -1,5 +1,5 @@
-"""Every filter operator and combination, compiled to SQL and run against a real SQLite store,
-applied before the top-k cut."""
+"""Every filter operator and combination, compiled to SQL and run against a real store (every
+backend), applied before the top-k cut."""
 
 from __future__ import annotations
 

@@ -1,0 +1,465 @@
+"""PostgreSQL + pgvector: records, vectors, full-text index, history and the outbox in one
+database, so any number of memlane instances can share it.
+
+- Vectors: an HNSW index (cosine). A scope with few rows is searched exactly (no recall loss
+  under selective filters); a large one through the index with pgvector's iterative scans, so
+  filters never starve the top-k.
+- Keywords: PostgreSQL full-text search (``english``), memory text weighted above the
+  neighbouring-turn context. The engine fuses the two signals, as for every store.
+- Per-scope serialisation: ``pg_advisory_lock`` on the exact scope, held on its own connection.
+- Outbox: leased rows claimed with ``FOR UPDATE SKIP LOCKED``; an item is deleted in the same
+  transaction that applies what was learnt from it (exactly once across instances).
+Every statement is parameterised; identifiers (the schema) are validated and quoted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from memlane.config import validate_section
+from memlane.engine.filters import Filter
+from memlane.engine.keywords import query_terms
+from memlane.errors import ConfigError, EmbedderMismatchError, NotFoundError, StoreError
+from memlane.records import HistoryEvent, MemoryRecord, Scope, utc_now
+from memlane.stores.base import Applied, Candidates, Change
+from memlane.stores.outbox import LeaseLost, OutboxItem, owner_is_dead
+from memlane.stores.pg_filters import compile_filter
+
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dsn: str | None = None
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    password: str | None = None
+    dbname: str | None = None
+    schema_name: str = "memlane"
+    #: mem0 names, accepted so mem0 configs work
+    collection_name: str | None = None
+    embedding_model_dims: int | None = None
+    min_connections: int = 1
+    max_connections: int = 10
+    connect_timeout: float = 10.0
+    #: scopes with at most this many memories are searched exactly, bigger ones through HNSW
+    exact_search_max_rows: int = 20_000
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 64
+    hnsw_ef_search: int = 100
+    context_weight: float = 0.4
+
+
+def _row_record(row: dict[str, Any]) -> MemoryRecord:
+    return MemoryRecord(
+        id=row["id"], memory=row["memory"], hash=row["hash"], metadata=row["metadata"] or {},
+        user_id=row["user_id"], agent_id=row["agent_id"], run_id=row["run_id"],
+        created_at=row["created_at"], updated_at=row["updated_at"],
+    )
+
+
+def _lock_key(scope: Scope) -> int:
+    return int.from_bytes(hashlib.sha1(("memlane:" + scope.key).encode()).digest()[:8], "big", signed=True)
+
+
+class PgVectorStore:
+    exact_search = False
+
+    def __init__(self, options: dict[str, Any] | None = None, **_: Any) -> None:
+        self.options = validate_section(Options, options or {}, "vector_store.config")
+        o = self.options
+        if not _SCHEMA.match(o.schema_name):
+            raise ConfigError(f"vector_store.config.schema_name {o.schema_name!r} must be a lower-case SQL identifier",
+                              param="vector_store.config.schema_name")
+        try:
+            import psycopg
+            from psycopg.rows import dict_row
+            from psycopg_pool import ConnectionPool
+        except ImportError as exc:
+            raise ConfigError(f"the pgvector store needs psycopg 3 and psycopg_pool: pip install 'psycopg[binary]' psycopg_pool pgvector ({exc.name} missing)",
+                              param="vector_store.provider") from None
+        self._psycopg = psycopg
+        self.s = f'"{o.schema_name}"'
+        self._conninfo = o.dsn or psycopg.conninfo.make_conninfo(
+            **{k: v for k, v in (("host", o.host), ("port", o.port), ("user", o.user), ("password", o.password), ("dbname", o.dbname)) if v is not None})
+        self._dims: int | None = None
+        self._bootstrap()
+        self._pool = ConnectionPool(self._conninfo, min_size=o.min_connections, max_size=o.max_connections,
+                                    kwargs={"row_factory": dict_row, "autocommit": False}, configure=self._configure,
+                                    open=True, timeout=o.connect_timeout)
+        self._migrate()
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _where_to(self) -> str:
+        return re.sub(r"password=\S+", "password=***", self._conninfo) or "(libpq defaults)"
+
+    @contextmanager
+    def _mapped(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except (NotFoundError, LeaseLost, EmbedderMismatchError):
+            raise
+        except self._psycopg.OperationalError as exc:
+            raise StoreError(f"PostgreSQL at {self._where_to()} is unreachable while {action}: {exc}".strip()) from exc
+        except self._psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store failed while {action}: {exc}".strip()) from exc
+        except Exception as exc:
+            if type(exc).__name__ == "PoolTimeout":
+                raise StoreError(f"PostgreSQL at {self._where_to()} is unreachable while {action}: {exc}") from exc
+            raise
+
+    def _bootstrap(self) -> None:
+        """Check the server and the pgvector extension before building a pool around them."""
+        with self._mapped("connecting"):
+            with self._psycopg.connect(self._conninfo, autocommit=True, connect_timeout=int(self.options.connect_timeout)) as conn:
+                available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone()
+                if available is None:
+                    raise StoreError("the pgvector extension is not installed in this PostgreSQL server "
+                                     "(https://github.com/pgvector/pgvector#installation); memlane needs it for vector search")
+                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.s}")
+
+    @staticmethod
+    def _configure(conn: Any) -> None:
+        from pgvector.psycopg import register_vector
+
+        register_vector(conn)
+        conn.commit()
+
+    @contextmanager
+    def _tx(self, action: str) -> Iterator[Any]:
+        with self._mapped(action), self._pool.connection() as conn:
+            with conn.transaction():
+                yield conn
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- schema ----------------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        s = self.s
+        steps = [
+            f"""CREATE TABLE {s}.store_info (key text PRIMARY KEY, value text NOT NULL);
+            CREATE TABLE {s}.memories (
+                rid bigserial PRIMARY KEY, id text NOT NULL UNIQUE, memory text NOT NULL, hash text NOT NULL,
+                scope_key text NOT NULL, user_id text, agent_id text, run_id text,
+                metadata jsonb NOT NULL DEFAULT '{{}}', context text, created_at text NOT NULL, updated_at text NOT NULL,
+                tsv tsvector NOT NULL);
+            CREATE UNIQUE INDEX memories_scope_hash ON {s}.memories (scope_key, hash);
+            CREATE INDEX memories_user ON {s}.memories (user_id);
+            CREATE INDEX memories_agent ON {s}.memories (agent_id);
+            CREATE INDEX memories_run ON {s}.memories (run_id);
+            CREATE INDEX memories_tsv ON {s}.memories USING gin (tsv);
+            CREATE TABLE {s}.history (
+                seq bigserial PRIMARY KEY, id text NOT NULL UNIQUE, memory_id text NOT NULL, event text NOT NULL,
+                old_memory text, new_memory text, actor_id text, created_at text NOT NULL);
+            CREATE INDEX history_memory ON {s}.history (memory_id, seq);
+            CREATE TABLE {s}.outbox (
+                seq bigserial PRIMARY KEY, id text NOT NULL UNIQUE, payload jsonb NOT NULL, created_at double precision NOT NULL,
+                next_attempt_at double precision NOT NULL, attempts integer NOT NULL DEFAULT 0, last_error text,
+                owner text, lease_until double precision);
+            CREATE INDEX outbox_due ON {s}.outbox (next_attempt_at, seq)""",
+        ]
+        with self._tx("migrating the schema") as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(Scope(run_id="memlane-migrations")),))
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer NOT NULL)")
+            row = conn.execute(f"SELECT version FROM {s}.schema_version").fetchone()
+            version = row["version"] if row else 0
+            for index, step in enumerate(steps[version:], start=version + 1):
+                for statement in step.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"DELETE FROM {s}.schema_version")
+                conn.execute(f"INSERT INTO {s}.schema_version VALUES (%s)", (index,))
+
+    def bind_embedder(self, model_id: str, dims: int) -> None:
+        declared = self.options.embedding_model_dims
+        if declared and declared != dims:
+            raise EmbedderMismatchError(f"vector_store.config.embedding_model_dims is {declared} but the embedder {model_id} produces {dims} dimensions")
+        s, o = self.s, self.options
+        with self._tx("recording the embedding model") as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(Scope(run_id="memlane-bind")),))
+            rows = {r["key"]: r["value"] for r in conn.execute(f"SELECT key, value FROM {s}.store_info")}
+            if "embedding_model" not in rows:
+                conn.execute(f"INSERT INTO {s}.store_info VALUES ('embedding_model', %s), ('embedding_dims', %s)", (model_id, str(dims)))
+                # after a reset the (empty) vectors table may have another model's width: rebuild it
+                conn.execute(f"DROP TABLE IF EXISTS {s}.vectors")
+                conn.execute(f"CREATE TABLE {s}.vectors (rid bigint PRIMARY KEY REFERENCES {s}.memories (rid) ON DELETE CASCADE,"
+                             f" embedding vector({int(dims)}) NOT NULL)")
+                conn.execute(f"CREATE INDEX IF NOT EXISTS vectors_hnsw ON {s}.vectors USING hnsw (embedding vector_cosine_ops)"
+                             f" WITH (m = {int(o.hnsw_m)}, ef_construction = {int(o.hnsw_ef_construction)})")
+            elif rows["embedding_model"] != model_id or int(rows["embedding_dims"]) != dims:
+                raise EmbedderMismatchError(
+                    f"the PostgreSQL store (schema {o.schema_name}) was built with the embedding model {rows['embedding_model']} "
+                    f"({rows['embedding_dims']} dims), but the config asks for {model_id} ({dims} dims); vectors of two models "
+                    "cannot be compared. Use the original embedder, or another schema and re-import the memories")
+        self._dims = dims
+
+    # -- locking -------------------------------------------------------------------------------
+
+    @contextmanager
+    def scope_lock(self, scope: Scope) -> Iterator[None]:
+        key = _lock_key(scope)
+        with self._mapped("locking a scope"), self._pool.connection() as conn:
+            conn.autocommit = True
+            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                conn.autocommit = False
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def _tsv_sql(self) -> str:
+        w = float(self.options.context_weight)
+        label = "B" if w >= 0.4 else ("C" if w >= 0.2 else "D")
+        return f"setweight(to_tsvector('english', %s), 'A') || setweight(to_tsvector('english', %s), '{label}')"
+
+    def apply(self, changes: Sequence[Change], *, actor_id: str | None = None, outbox_done: OutboxItem | None = None) -> list[Applied]:
+        results: list[Applied] = []
+        with self._tx("applying memory changes") as conn:
+            if outbox_done is not None:
+                self._finish(conn, outbox_done)
+            for change in changes:
+                handler = {"ADD": self._add, "UPDATE": self._update, "DELETE": self._delete}[change.event]
+                results.append(handler(conn, change, actor_id))
+        return results
+
+    def _history(self, conn: Any, memory_id: str, event: str, old: str | None, new: str | None, actor_id: str | None, when: str) -> None:
+        conn.execute(f"INSERT INTO {self.s}.history (id, memory_id, event, old_memory, new_memory, actor_id, created_at)"
+                     " VALUES (%s, %s, %s, %s, %s, %s, %s)", (str(uuid.uuid4()), memory_id, event, old, new, actor_id, when))
+
+    def _vector(self, vector: np.ndarray | None) -> np.ndarray:
+        if vector is None:
+            raise StoreError("a memory cannot be stored without its vector")
+        v = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if self._dims is not None and v.shape[0] != self._dims:
+            raise StoreError(f"vector has {v.shape[0]} dims, the store holds {self._dims}")
+        return v
+
+    def _add(self, conn: Any, change: Change, actor_id: str | None) -> Applied:
+        r, s = change.record, self.s
+        if conn.execute(f"SELECT 1 FROM {s}.memories WHERE id = %s", (r.id,)).fetchone():
+            return Applied("NONE", r)
+        row = conn.execute(
+            f"INSERT INTO {s}.memories (id, memory, hash, scope_key, user_id, agent_id, run_id, metadata, context, created_at, updated_at, tsv)"
+            f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, {self._tsv_sql()})"
+            " ON CONFLICT (scope_key, hash) DO NOTHING RETURNING rid",
+            (r.id, r.memory, r.hash, r.scope.key, r.user_id, r.agent_id, r.run_id, json.dumps(r.metadata, ensure_ascii=False),
+             change.context, r.created_at, r.updated_at, r.memory, change.context or ""),
+        ).fetchone()
+        if row is None:
+            existing = conn.execute(f"SELECT * FROM {s}.memories WHERE scope_key = %s AND hash = %s", (r.scope.key, r.hash)).fetchone()
+            return Applied("NONE", _row_record(existing) if existing else r)
+        conn.execute(f"INSERT INTO {s}.vectors (rid, embedding) VALUES (%s, %s)", (row["rid"], self._vector(change.vector)))
+        if change.history is None:
+            self._history(conn, r.id, "ADD", None, r.memory, actor_id, r.created_at)
+        else:
+            for e in change.history:
+                conn.execute(f"INSERT INTO {s}.history (id, memory_id, event, old_memory, new_memory, actor_id, created_at)"
+                             " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                             (e.id, r.id, e.event, e.old_memory, e.new_memory, e.actor_id, e.created_at))
+        return Applied("ADD", r)
+
+    def _update(self, conn: Any, change: Change, actor_id: str | None) -> Applied:
+        r, s = change.record, self.s
+        old = conn.execute(f"SELECT * FROM {s}.memories WHERE id = %s FOR UPDATE", (r.id,)).fetchone()
+        if old is None:
+            raise NotFoundError(f"memory {r.id!r} not found", param="memory_id")
+        clash = conn.execute(f"SELECT 1 FROM {s}.memories WHERE scope_key = %s AND hash = %s AND id <> %s",
+                             (old["scope_key"], r.hash, r.id)).fetchone()
+        if clash is not None:
+            return Applied("NONE", _row_record(old))
+        conn.execute(f"UPDATE {s}.memories SET memory = %s, hash = %s, metadata = %s::jsonb, updated_at = %s,"
+                     f" tsv = {self._tsv_sql()} WHERE rid = %s",
+                     (r.memory, r.hash, json.dumps(r.metadata, ensure_ascii=False), r.updated_at, r.memory, old["context"] or "", old["rid"]))
+        if r.memory != old["memory"]:
+            conn.execute(f"UPDATE {s}.vectors SET embedding = %s WHERE rid = %s", (self._vector(change.vector), old["rid"]))
+        self._history(conn, r.id, "UPDATE", old["memory"], r.memory, actor_id, r.updated_at)
+        r.created_at = old["created_at"]
+        return Applied("UPDATE", r, previous_memory=old["memory"])
+
+    def _delete(self, conn: Any, change: Change, actor_id: str | None) -> Applied:
+        s = self.s
+        old = conn.execute(f"DELETE FROM {s}.memories WHERE id = %s RETURNING *", (change.record.id,)).fetchone()
+        if old is None:
+            raise NotFoundError(f"memory {change.record.id!r} not found", param="memory_id")
+        self._history(conn, old["id"], "DELETE", old["memory"], None, actor_id, utc_now())
+        return Applied("DELETE", _row_record(old), previous_memory=old["memory"])
+
+    def delete_where(self, scope: Scope, filters: Filter | None, *, actor_id: str | None = None) -> int:
+        where, params = self._where(scope, filters)
+        with self._tx("deleting memories") as conn:
+            ids = [r["id"] for r in conn.execute(f"SELECT m.id FROM {self.s}.memories m WHERE {where}", params)]
+            for memory_id in ids:
+                self._delete(conn, Change("DELETE", MemoryRecord(id=memory_id, memory="", hash="")), actor_id)
+        return len(ids)
+
+    def reset(self) -> None:
+        s = self.s
+        with self._tx("resetting the store") as conn:
+            # the vectors table stays (other instances may be searching it); it is emptied with its
+            # memories and rebuilt at the next bind, possibly for another model
+            conn.execute(f"TRUNCATE {s}.memories, {s}.history, {s}.outbox, {s}.store_info CASCADE")
+        self._dims = None
+
+    # -- outbox ------------------------------------------------------------------------------------
+
+    def outbox_put(self, payload: dict[str, Any]) -> str:
+        item_id, now = str(uuid.uuid4()), time.time()
+        with self._tx("writing to the outbox") as conn:
+            conn.execute(f"INSERT INTO {self.s}.outbox (id, payload, created_at, next_attempt_at) VALUES (%s, %s::jsonb, %s, %s)",
+                         (item_id, json.dumps(payload, ensure_ascii=False), now, now))
+        return item_id
+
+    def outbox_claim(self, owner: str, lease_seconds: float) -> OutboxItem | None:
+        s, now = self.s, time.time()
+        with self._tx("claiming from the outbox") as conn:
+            for row in conn.execute(f"SELECT DISTINCT owner FROM {s}.outbox WHERE lease_until > %s", (now,)).fetchall():
+                if row["owner"] != owner and owner_is_dead(row["owner"]):
+                    conn.execute(f"UPDATE {s}.outbox SET owner = NULL, lease_until = NULL WHERE owner = %s", (row["owner"],))
+            row = conn.execute(
+                f"UPDATE {s}.outbox SET owner = %s, lease_until = %s WHERE id = ("
+                f" SELECT id FROM {s}.outbox WHERE next_attempt_at <= %s AND (lease_until IS NULL OR lease_until < %s)"
+                "  ORDER BY next_attempt_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED)"
+                " RETURNING id, payload, attempts, created_at, last_error",
+                (owner, now + lease_seconds, now, now),
+            ).fetchone()
+        if row is None:
+            return None
+        return OutboxItem(row["id"], row["payload"], row["attempts"], row["created_at"], owner, row["last_error"])
+
+    def _finish(self, conn: Any, item: OutboxItem) -> None:
+        gone = conn.execute(f"DELETE FROM {self.s}.outbox WHERE id = %s AND owner = %s", (item.id, item.owner)).rowcount
+        if not gone:
+            raise LeaseLost(item.id)
+
+    def outbox_done(self, item: OutboxItem) -> None:
+        with self._tx("finishing an outbox item") as conn:
+            self._finish(conn, item)
+
+    def outbox_retry(self, item_id: str, error: str, delay_seconds: float) -> None:
+        with self._tx("rescheduling an outbox item") as conn:
+            conn.execute(f"UPDATE {self.s}.outbox SET attempts = attempts + 1, last_error = %s, next_attempt_at = %s,"
+                         " owner = NULL, lease_until = NULL WHERE id = %s", (error[:2000], time.time() + delay_seconds, item_id))
+
+    def outbox_stats(self) -> dict[str, Any]:
+        now = time.time()
+        with self._tx("reading the outbox") as conn:
+            row = conn.execute(f"SELECT count(*) AS pending, count(*) FILTER (WHERE lease_until > %s) AS in_progress,"
+                               f" count(*) FILTER (WHERE attempts > 0) AS retrying, min(created_at) AS oldest FROM {self.s}.outbox", (now,)).fetchone()
+            last = conn.execute(f"SELECT last_error FROM {self.s}.outbox WHERE last_error IS NOT NULL ORDER BY next_attempt_at DESC LIMIT 1").fetchone()
+        return {"pending": int(row["pending"]), "in_progress": int(row["in_progress"]), "retrying": int(row["retrying"]),
+                "oldest_age_seconds": (now - row["oldest"]) if row["oldest"] is not None else None,
+                "last_error": last["last_error"] if last else None}
+
+    # -- reads ---------------------------------------------------------------------------------------
+
+    def _where(self, scope: Scope, filters: Filter | None, *, exact_scope: bool = False) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if exact_scope:
+            clauses.append("m.scope_key = %s")
+            params.append(scope.key)
+        else:
+            for field, value in scope.as_dict().items():
+                clauses.append(f"m.{field} = %s")
+                params.append(value)
+        if filters is not None:
+            sql, fparams = compile_filter(filters)
+            clauses.append(sql)
+            params.extend(fparams)
+        return (" AND ".join(clauses) or "TRUE"), params
+
+    def get(self, memory_id: str) -> MemoryRecord | None:
+        with self._tx("reading a memory") as conn:
+            row = conn.execute(f"SELECT * FROM {self.s}.memories WHERE id = %s", (memory_id,)).fetchone()
+        return _row_record(row) if row else None
+
+    def find_by_hash(self, scope: Scope, content_hash: str) -> MemoryRecord | None:
+        with self._tx("reading a memory") as conn:
+            row = conn.execute(f"SELECT * FROM {self.s}.memories WHERE scope_key = %s AND hash = %s", (scope.key, content_hash)).fetchone()
+        return _row_record(row) if row else None
+
+    def list(self, scope: Scope, filters: Filter | None, limit: int | None) -> list[MemoryRecord]:
+        where, params = self._where(scope, filters)
+        sql = f'SELECT m.* FROM {self.s}.memories m WHERE {where} ORDER BY m.created_at COLLATE "C" DESC, m.rid DESC'
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(int(limit))
+        with self._tx("listing memories") as conn:
+            return [_row_record(r) for r in conn.execute(sql, params)]
+
+    def count(self) -> int:
+        with self._tx("counting memories") as conn:
+            return int(conn.execute(f"SELECT count(*) AS n FROM {self.s}.memories").fetchone()["n"])
+
+    def entities(self) -> list[tuple[str, str, int]]:
+        s = self.s
+        with self._tx("listing entities") as conn:
+            rows = conn.execute(
+                f"SELECT 'user' AS t, user_id AS name, count(*) AS n FROM {s}.memories WHERE user_id IS NOT NULL GROUP BY user_id"
+                f" UNION ALL SELECT 'agent', agent_id, count(*) FROM {s}.memories WHERE agent_id IS NOT NULL GROUP BY agent_id"
+                f" UNION ALL SELECT 'run', run_id, count(*) FROM {s}.memories WHERE run_id IS NOT NULL GROUP BY run_id").fetchall()
+        return [(r["t"], r["name"], int(r["n"])) for r in rows]
+
+    def history(self, memory_id: str) -> list[HistoryEvent]:
+        with self._tx("reading history") as conn:
+            rows = conn.execute(f"SELECT id, memory_id, event, old_memory, new_memory, actor_id, created_at FROM {self.s}.history"
+                                " WHERE memory_id = %s ORDER BY seq", (memory_id,)).fetchall()
+        return [HistoryEvent(**r) for r in rows]
+
+    def fetch(self, keys: Sequence[Any]) -> dict[Any, MemoryRecord]:
+        if not keys:
+            return {}
+        with self._tx("reading memories") as conn:
+            rows = conn.execute(f"SELECT * FROM {self.s}.memories WHERE rid = ANY(%s)", (list(keys),)).fetchall()
+        return {r["rid"]: _row_record(r) for r in rows}
+
+    def search(self, scope: Scope, filters: Filter | None, query_vector: np.ndarray, query_text: str, candidates: int,
+               *, exact_scope: bool = False) -> Candidates:
+        where, params = self._where(scope, filters, exact_scope=exact_scope)
+        s, out = self.s, Candidates()
+        q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
+        with self._tx("searching memories") as conn:
+            if self._dims is None and not conn.execute(f"SELECT to_regclass('{self.options.schema_name}.vectors') AS t").fetchone()["t"]:
+                return out
+            scope_where, scope_params = self._where(scope, None, exact_scope=exact_scope)
+            size = conn.execute(f"SELECT count(*) AS n FROM (SELECT 1 FROM {s}.memories m WHERE {scope_where}"
+                                f" LIMIT {int(self.options.exact_search_max_rows) + 1}) x", scope_params).fetchone()["n"]
+            if size <= self.options.exact_search_max_rows:
+                order = "(v.embedding <=> %s) + 0"  # an expression: the planner cannot use the index, the scan is exact
+            else:
+                order = "v.embedding <=> %s"
+                conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                conn.execute(f"SET LOCAL hnsw.ef_search = {max(int(self.options.hnsw_ef_search), candidates)}")
+            rows = conn.execute(
+                f"SELECT m.rid, 1 - (v.embedding <=> %s) AS sim FROM {s}.vectors v JOIN {s}.memories m ON m.rid = v.rid"
+                f" WHERE {where} ORDER BY {order} LIMIT %s", [q, *params, q, candidates]).fetchall()
+            out.dense = {r["rid"]: float(r["sim"]) for r in rows}
+            terms = query_terms(query_text)
+            if terms:
+                tsquery = " | ".join(terms)
+                kw = conn.execute(
+                    f"SELECT m.rid, ts_rank(m.tsv, query) AS score FROM {s}.memories m, to_tsquery('english', %s) query"
+                    f" WHERE m.tsv @@ query AND {where} ORDER BY score DESC LIMIT %s", [tsquery, *params, candidates]).fetchall()
+                out.keyword = {r["rid"]: float(r["score"]) for r in kw}
+                missing = [rid for rid in out.keyword if rid not in out.dense]
+                if missing:  # keyword hits outside the dense top-k still get their cosine
+                    for r in conn.execute(f"SELECT rid, 1 - (embedding <=> %s) AS sim FROM {s}.vectors WHERE rid = ANY(%s)", (q, missing)):
+                        out.dense[r["rid"]] = float(r["sim"])
+        return out
