@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -114,3 +115,83 @@ def history(ctx: click.Context, memory_id: str) -> None:
     """Every change of one memory, oldest first."""
     with open_memory(ctx) as memory:
         echo_json(memory.history(memory_id))
+
+
+@memories.command("export")
+@scope_options
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default="-", show_default=True,
+              help="JSONL file to write ('-' is standard output)")
+@click.pass_context
+@user_errors
+def export(ctx: click.Context, user_id: str | None, agent_id: str | None, run_id: str | None, filters: str | None, output: str) -> None:
+    """Write memories (of a scope, or all) with their history as JSONL, one memory per line.
+
+    \b
+    Move a store to another backend:
+      memlane --config sqlite.yaml memories export -o all.jsonl
+      memlane --config pgvector.yaml memories import all.jsonl
+    """
+    import json as _json
+
+    from tqdm import tqdm
+
+    with open_memory(ctx) as memory, click.open_file(output, "w", encoding="utf-8") as out:
+        records = memory.export(user_id=user_id, agent_id=agent_id, run_id=run_id, filters=json_option(filters, "--filters"))
+        count = 0
+        for record in tqdm(records, desc="exporting", unit=" memories", disable=output == "-", file=sys.stderr):
+            out.write(_json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    click.echo(f"exported {count} memories", err=True)
+
+
+@memories.command("import")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("--batch-size", default=256, show_default=True, help="memories embedded per model call")
+@click.pass_context
+@user_errors
+def import_(ctx: click.Context, source: str, batch_size: int) -> None:
+    """Load memories from JSONL written by `memories export`, or from a mem0 export (the records
+    mem0's get_all returns, as JSONL or as one JSON document with a "results" list). Texts are
+    re-embedded with this store's embedder; ids, scopes, metadata, timestamps and history are kept;
+    memories already present are skipped, so an import can be re-run."""
+    from tqdm import tqdm
+
+    with click.open_file(source, "r", encoding="utf-8") as f:
+        records = read_records(f.read(), source)
+    with open_memory(ctx) as memory:
+        counts = {"imported": 0, "skipped": 0}
+        with tqdm(total=len(records), desc="importing", unit=" memories", file=sys.stderr) as bar:
+            for start in range(0, len(records), batch_size):
+                chunk = records[start : start + batch_size]
+                done = memory.import_records(chunk, batch_size=batch_size)
+                counts = {k: counts[k] + done[k] for k in counts}
+                bar.update(len(chunk))
+    echo_json(counts)
+
+
+def read_records(text: str, source: str) -> list[dict[str, Any]]:
+    """JSONL, or one JSON document: a list of records or mem0's {"results": [...]}."""
+    import json as _json
+
+    stripped = text.strip()
+    if not stripped:
+        return []
+    try:  # one JSON document (mem0 exports); otherwise JSON lines
+        document = _json.loads(stripped)
+    except _json.JSONDecodeError:
+        document = None
+    if document is not None:
+        if isinstance(document, dict) and isinstance(document.get("results"), list):
+            return list(document["results"])
+        if isinstance(document, list):
+            return document
+        if isinstance(document, dict) and "memory" in document:
+            return [document]
+    records = []
+    for number, line in enumerate(stripped.splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(_json.loads(line))
+            except _json.JSONDecodeError as exc:
+                raise click.ClickException(f"{source}: line {number} is not valid JSON: {exc.msg}") from None
+    return records
