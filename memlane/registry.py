@@ -19,6 +19,7 @@ _BUILTIN: dict[str, dict[str, str]] = {
     "vector_store": {
         "sqlite": "memlane.stores.sqlite:SQLiteStore",
         "pgvector": "memlane.stores.pgvector:PgVectorStore",
+        "qdrant": "memlane.stores.qdrant:QdrantStore",
     },
     "embedder": {
         "sentence_transformers": "memlane.embedders.sentence_transformers:SentenceTransformerEmbedder",
@@ -27,13 +28,6 @@ _BUILTIN: dict[str, dict[str, str]] = {
     },
     "llm": {
         "openai": "memlane.llms.openai:OpenAILLM",
-    },
-}
-
-# What a user may have meant: providers another issue is still building.
-_PLANNED: dict[str, dict[str, str]] = {
-    "vector_store": {
-        "qdrant": "the qdrant store (qdrant-client) is not built yet",
     },
 }
 
@@ -58,9 +52,6 @@ def get_factory(kind: Kind, name: str) -> Callable[..., Any]:
         return _registered[kind][name]
     target = _BUILTIN[kind].get(name)
     if target is None:
-        planned = _PLANNED.get(kind, {}).get(name)
-        if planned:
-            raise ConfigError(f"{kind}.provider {name!r}: {planned}", param=f"{kind}.provider")
         raise ConfigError(
             f"unknown {kind} provider {name!r}; known providers: {', '.join(providers(kind))}",
             param=f"{kind}.provider",

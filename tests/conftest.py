@@ -27,7 +27,9 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-BACKENDS = ["sqlite", "pgvector"]
+BACKENDS = ["sqlite", "pgvector", "qdrant"]
+#: Qdrant local mode is one process per folder (server mode is not installable here)
+MULTI_PROCESS_BACKENDS = ["sqlite", "pgvector"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -55,6 +57,8 @@ def store_config(backend: str, request: pytest.FixtureRequest) -> Callable[[Path
     def make(db_path: Path) -> dict[str, Any]:
         if backend == "sqlite":
             return {"provider": "sqlite", "config": {"path": str(db_path)}}
+        if backend == "qdrant":
+            return {"provider": "qdrant", "config": {"path": str(db_path) + ".qdrant"}}
         import hashlib
 
         schema = "t_" + hashlib.sha1(str(db_path).encode()).hexdigest()[:16]

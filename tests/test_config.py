@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from memlane import ConfigError, Memory
+from memlane import ConfigError, Memory, StoreError
 from memlane.config import default_db_path, load_config
 
 
@@ -30,8 +30,8 @@ def test_unknown_provider_lists_known_ones() -> None:
         Memory({"embedder": {"provider": "fastembed"}})
 
 
-def test_seed_qdrant_config_fails_with_a_clear_message_not_a_traceback() -> None:
-    with pytest.raises(ConfigError, match="qdrant"):
+def test_seed_qdrant_config_without_a_server_is_a_clear_error_at_start() -> None:
+    with pytest.raises(StoreError, match="cannot reach Qdrant at http://localhost:6333"):
         Memory({"vector_store": {"provider": "qdrant", "config": {"host": "localhost", "port": 6333}}})
 
 

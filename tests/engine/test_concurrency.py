@@ -22,7 +22,7 @@ import pytest
 from memlane import Memory
 from memlane.testing import Reply, ScriptedRequest, ScriptedUpstream
 
-from tests.conftest import engine_config
+from tests.conftest import MULTI_PROCESS_BACKENDS, engine_config
 
 
 def gym_counter(req: ScriptedRequest) -> Reply:
@@ -83,6 +83,7 @@ with Memory(config) as m:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", MULTI_PROCESS_BACKENDS, indirect=True)
 def test_two_processes_on_one_file_lose_no_update_and_store_no_duplicate(counter_config: dict[str, Any]) -> None:
     procs = [
         subprocess.Popen([sys.executable, "-c", WORKER, json.dumps(counter_config), "4"], stderr=subprocess.PIPE, text=True)

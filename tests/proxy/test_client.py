@@ -11,7 +11,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from memlane import ConfigError, FilterError, Mem0, Memlane, MemlaneChatCompletion, Memory
+from memlane import ConfigError, FilterError, Mem0, Memlane, MemlaneChatCompletion, Memory, StoreError
 from memlane.testing import Reply, ScriptedUpstream, openai_spec
 from tests.proxy.conftest import SPEC_PATH
 
@@ -228,7 +228,7 @@ def test_names_config_and_hosted_mode(tmp_path: Any, upstream: ScriptedUpstream)
     hosted = Memlane(api_key="ml-123", host="http://127.0.0.1:8765")
     assert isinstance(hosted, Memlane) and hosted.host == "http://127.0.0.1:8765"
     hosted.close()
-    with pytest.raises(ConfigError, match="qdrant"):
+    with pytest.raises(StoreError, match="cannot reach Qdrant"):
         Memlane(config={"vector_store": {"provider": "qdrant", "config": {"host": "localhost", "port": 6333}}})
     client = Memlane(config={"vector_store": {"provider": "sqlite", "config": {"path": str(tmp_path / "n.db")}}})
     try:

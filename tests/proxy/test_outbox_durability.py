@@ -15,6 +15,7 @@ import pytest
 
 from memlane import Memlane
 from memlane.testing import Reply, ScriptedRequest, ScriptedUpstream
+from tests.conftest import MULTI_PROCESS_BACKENDS
 from tests.proxy.conftest import client_config, restaurant_llm
 
 CHILD = """
@@ -29,6 +30,7 @@ time.sleep(120)
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", MULTI_PROCESS_BACKENDS, indirect=True)
 def test_outbox_survives_sigkill_and_is_learnt_exactly_once(tmp_path: Path, upstream: ScriptedUpstream, fast_embedder_config: dict[str, Any],
                                                              store_config: Any) -> None:
     stall = {"on": True}
