@@ -8,7 +8,7 @@ the engine, so every backend behaves the same and one test suite covers them all
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ContextManager, Hashable, Literal, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, ContextManager, Hashable, Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -116,6 +116,28 @@ class MemoryStore(Protocol):
     def reset(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+def scope_where(
+    scope: Scope, filters: Filter | None, *, exact_scope: bool, mark: str,
+    compile_filter: Callable[[Filter], tuple[str, list[Any]]], always: str,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause every SQL store shares: the scope (the exact triple, or the given ids),
+    then the compiled filter. ``mark`` is the driver's placeholder, ``always`` its TRUE."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if exact_scope:
+        clauses.append(f"m.scope_key = {mark}")
+        params.append(scope.key)
+    else:
+        for field, value in scope.as_dict().items():
+            clauses.append(f"m.{field} = {mark}")
+            params.append(value)
+    if filters is not None:
+        sql, fparams = compile_filter(filters)
+        clauses.append(sql)
+        params.extend(fparams)
+    return (" AND ".join(clauses) or always), params
 
 
 def record_from_row(row: Any, metadata: dict[str, Any]) -> MemoryRecord:

@@ -31,7 +31,7 @@ from memlane.engine.filters import Filter
 from memlane.engine.keywords import query_terms
 from memlane.errors import ConfigError, EmbedderMismatchError, NotFoundError, StoreError
 from memlane.records import HistoryEvent, MemoryRecord, Scope, utc_now
-from memlane.stores.base import Applied, Candidates, Change
+from memlane.stores.base import Applied, Candidates, Change, scope_where
 from memlane.stores.outbox import LeaseLost, OutboxItem, owner_is_dead
 from memlane.stores.pg_filters import compile_filter
 
@@ -370,20 +370,7 @@ class PgVectorStore:
     # -- reads ---------------------------------------------------------------------------------------
 
     def _where(self, scope: Scope, filters: Filter | None, *, exact_scope: bool = False) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if exact_scope:
-            clauses.append("m.scope_key = %s")
-            params.append(scope.key)
-        else:
-            for field, value in scope.as_dict().items():
-                clauses.append(f"m.{field} = %s")
-                params.append(value)
-        if filters is not None:
-            sql, fparams = compile_filter(filters)
-            clauses.append(sql)
-            params.extend(fparams)
-        return (" AND ".join(clauses) or "TRUE"), params
+        return scope_where(scope, filters, exact_scope=exact_scope, mark="%s", compile_filter=compile_filter, always="TRUE")
 
     def get(self, memory_id: str) -> MemoryRecord | None:
         with self._tx("reading a memory") as conn:
@@ -438,8 +425,8 @@ class PgVectorStore:
         with self._tx("searching memories") as conn:
             if self._dims is None and not conn.execute(f"SELECT to_regclass('{self.options.schema_name}.vectors') AS t").fetchone()["t"]:
                 return out
-            scope_where, scope_params = self._where(scope, None, exact_scope=exact_scope)
-            size = conn.execute(f"SELECT count(*) AS n FROM (SELECT 1 FROM {s}.memories m WHERE {scope_where}"
+            in_scope, scope_params = self._where(scope, None, exact_scope=exact_scope)
+            size = conn.execute(f"SELECT count(*) AS n FROM (SELECT 1 FROM {s}.memories m WHERE {in_scope}"
                                 f" LIMIT {int(self.options.exact_search_max_rows) + 1}) x", scope_params).fetchone()["n"]
             if size <= self.options.exact_search_max_rows:
                 order = "(v.embedding <=> %s) + 0"  # an expression: the planner cannot use the index, the scan is exact

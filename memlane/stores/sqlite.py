@@ -30,7 +30,7 @@ from memlane.engine.filters import Filter
 from memlane.engine.keywords import query_terms
 from memlane.errors import EmbedderMismatchError, NotFoundError, StoreError
 from memlane.records import HistoryEvent, MemoryRecord, Scope, utc_now
-from memlane.stores.base import Applied, Candidates, Change, record_from_row
+from memlane.stores.base import Applied, Candidates, Change, record_from_row, scope_where
 from memlane.stores.outbox import LeaseLost, OutboxItem, owner_is_dead
 from memlane.stores.sqlite_filters import compile_filter
 from memlane.stores.sqlite_migrations import migrate
@@ -405,20 +405,7 @@ class SQLiteStore:
     # -- reads ---------------------------------------------------------------------------------
 
     def _where(self, scope: Scope, filters: Filter | None, *, exact_scope: bool = False) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if exact_scope:
-            clauses.append("m.scope_key = ?")
-            params.append(scope.key)
-        else:
-            for field, value in scope.as_dict().items():
-                clauses.append(f"m.{field} = ?")
-                params.append(value)
-        if filters is not None:
-            sql, fparams = compile_filter(filters)
-            clauses.append(sql)
-            params.extend(fparams)
-        return (" AND ".join(clauses) or "1"), params
+        return scope_where(scope, filters, exact_scope=exact_scope, mark="?", compile_filter=compile_filter, always="1")
 
     def _row_by_hash(self, db: sqlite3.Connection, scope: Scope, content_hash: str) -> MemoryRecord | None:
         row = db.execute(
