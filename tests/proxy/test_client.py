@@ -259,3 +259,13 @@ def test_an_outbox_the_store_refuses_keeps_the_exchange_and_retries(client: Meml
     assert client.flush(timeout=30)
     assert client.outbox_status()["unsaved_in_memory"] == 0
     assert sorted(r["memory"] for r in client.memory.get_all(user_id="alice")["results"]) == ["Is allergic to cheese", "Loves Indian food"]
+
+
+@pytest.mark.parametrize("backend", ["qdrant"], indirect=True)
+def test_a_vector_store_failing_after_start_never_breaks_chat(client: Memlane, upstream: ScriptedUpstream) -> None:
+    client.memory.add("Loves Indian food", user_id="alice", infer=False)
+    client.memory.store.qdrant.close()  # the real client loses its storage, as when a Qdrant server goes away
+    resp = client.chat.completions.create(messages=[{"role": "user", "content": DINNER}], model="m", user_id="alice", include_memories=True)
+    assert resp.choices[0].message.content
+    assert resp.metadata.memories == [] and client.stats.recall_failures == 1
+    assert "StoreError" in client.stats.last_recall_error and "Qdrant" in client.stats.last_recall_error
