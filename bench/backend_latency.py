@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--backends", default="sqlite,pgvector-exact,pgvector-hnsw,qdrant")
     parser.add_argument("--vectors", choices=["clustered", "uniform"], default="clustered")
-    parser.add_argument("--ef-search", type=int, default=400)
+    parser.add_argument("--ef-search", type=int, default=300)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "backend_latency.md"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="memlane-backends-"))

@@ -57,7 +57,8 @@ class Options(BaseModel):
     exact_search_max_rows: int = 20_000
     hnsw_m: int = 16
     hnsw_ef_construction: int = 64
-    hnsw_ef_search: int = 100
+    #: measured on 20k clustered vectors: 100 → recall@10 0.74 (5 ms), 200 → 0.88 (7 ms), 300 → 0.95 (9 ms), 400 → 1.0 (38 ms)
+    hnsw_ef_search: int = 300
     context_weight: float = 0.4
 
 
