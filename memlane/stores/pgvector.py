@@ -235,10 +235,65 @@ class PgVectorStore:
         with self._tx("applying memory changes") as conn:
             if outbox_done is not None:
                 self._finish(conn, outbox_done)
-            for change in changes:
-                handler = {"ADD": self._add, "UPDATE": self._update, "DELETE": self._delete}[change.event]
+            adds: list[Change] = []
+            for change in changes:  # runs of ADDs go in batches; order with UPDATE/DELETE is kept
+                if change.event == "ADD":
+                    adds.append(change)
+                    continue
+                results.extend(self._add_many(conn, adds, actor_id))
+                adds = []
+                handler = self._update if change.event == "UPDATE" else self._delete
                 results.append(handler(conn, change, actor_id))
+            results.extend(self._add_many(conn, adds, actor_id))
         return results
+
+    def _add_many(self, conn: Any, changes: list[Change], actor_id: str | None) -> list[Applied]:
+        """Insert many memories with a handful of round trips (executemany runs them pipelined)."""
+        if not changes:
+            return []
+        s = self.s
+        known = {r["id"] for r in conn.execute(f"SELECT id FROM {s}.memories WHERE id = ANY(%s)", ([c.record.id for c in changes],))}
+        fresh = [c for c in changes if c.record.id not in known]
+        rids: dict[str, int] = {}
+        if fresh:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    f"INSERT INTO {s}.memories (id, memory, hash, scope_key, user_id, agent_id, run_id, metadata, context, created_at, updated_at, tsv)"
+                    f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, {self._tsv_sql()})"
+                    " ON CONFLICT (scope_key, hash) DO NOTHING RETURNING rid, id",
+                    [(c.record.id, c.record.memory, c.record.hash, c.record.scope.key, c.record.user_id, c.record.agent_id, c.record.run_id,
+                      json.dumps(c.record.metadata, ensure_ascii=False), c.context, c.record.created_at, c.record.updated_at,
+                      c.record.memory, c.context or "") for c in fresh],
+                    returning=True,
+                )
+                while True:
+                    row = cur.fetchone()
+                    if row is not None:
+                        rids[row["id"]] = row["rid"]
+                    if not cur.nextset():
+                        break
+            inserted = [c for c in fresh if c.record.id in rids]
+            conn.cursor().executemany(f"INSERT INTO {s}.vectors (rid, embedding) VALUES (%s, %s)",
+                                      [(rids[c.record.id], self._vector(c.vector)) for c in inserted])
+            history = []
+            for c in inserted:
+                r = c.record
+                if c.history is None:
+                    history.append((str(uuid.uuid4()), r.id, "ADD", None, r.memory, actor_id, r.created_at))
+                else:
+                    history.extend((e.id, r.id, e.event, e.old_memory, e.new_memory, e.actor_id, e.created_at) for e in c.history)
+            conn.cursor().executemany(f"INSERT INTO {s}.history (id, memory_id, event, old_memory, new_memory, actor_id, created_at)"
+                                      " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING", history)
+        out = []
+        for c in changes:
+            if c.record.id in rids:
+                out.append(Applied("ADD", c.record))
+            elif c.record.id in known:
+                out.append(Applied("NONE", c.record))
+            else:  # the same text is already in this scope
+                existing = conn.execute(f"SELECT * FROM {s}.memories WHERE scope_key = %s AND hash = %s", (c.record.scope.key, c.record.hash)).fetchone()
+                out.append(Applied("NONE", _row_record(existing) if existing else c.record))
+        return out
 
     def _history(self, conn: Any, memory_id: str, event: str, old: str | None, new: str | None, actor_id: str | None, when: str) -> None:
         conn.execute(f"INSERT INTO {self.s}.history (id, memory_id, event, old_memory, new_memory, actor_id, created_at)"
@@ -251,30 +306,6 @@ class PgVectorStore:
         if self._dims is not None and v.shape[0] != self._dims:
             raise StoreError(f"vector has {v.shape[0]} dims, the store holds {self._dims}")
         return v
-
-    def _add(self, conn: Any, change: Change, actor_id: str | None) -> Applied:
-        r, s = change.record, self.s
-        if conn.execute(f"SELECT 1 FROM {s}.memories WHERE id = %s", (r.id,)).fetchone():
-            return Applied("NONE", r)
-        row = conn.execute(
-            f"INSERT INTO {s}.memories (id, memory, hash, scope_key, user_id, agent_id, run_id, metadata, context, created_at, updated_at, tsv)"
-            f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, {self._tsv_sql()})"
-            " ON CONFLICT (scope_key, hash) DO NOTHING RETURNING rid",
-            (r.id, r.memory, r.hash, r.scope.key, r.user_id, r.agent_id, r.run_id, json.dumps(r.metadata, ensure_ascii=False),
-             change.context, r.created_at, r.updated_at, r.memory, change.context or ""),
-        ).fetchone()
-        if row is None:
-            existing = conn.execute(f"SELECT * FROM {s}.memories WHERE scope_key = %s AND hash = %s", (r.scope.key, r.hash)).fetchone()
-            return Applied("NONE", _row_record(existing) if existing else r)
-        conn.execute(f"INSERT INTO {s}.vectors (rid, embedding) VALUES (%s, %s)", (row["rid"], self._vector(change.vector)))
-        if change.history is None:
-            self._history(conn, r.id, "ADD", None, r.memory, actor_id, r.created_at)
-        else:
-            for e in change.history:
-                conn.execute(f"INSERT INTO {s}.history (id, memory_id, event, old_memory, new_memory, actor_id, created_at)"
-                             " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-                             (e.id, r.id, e.event, e.old_memory, e.new_memory, e.actor_id, e.created_at))
-        return Applied("ADD", r)
 
     def _update(self, conn: Any, change: Change, actor_id: str | None) -> Applied:
         r, s = change.record, self.s
