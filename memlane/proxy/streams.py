@@ -31,7 +31,19 @@ class _Reply:
         return "".join(self.parts)
 
 
-class MemlaneStream(openai.Stream[ChatCompletionChunk]):
+class _Relay:
+    """What both stream classes hold: the SDK's stream, what to do at its end, what was recalled."""
+
+    def _setup(self, inner: Any, on_complete: Callable[[str], Any], metadata: RecallMetadata | None) -> None:
+        self._inner = inner
+        self.response = inner.response
+        self._on_complete = on_complete
+        #: What was recalled (when ``include_memories`` was asked for).
+        self.metadata = metadata
+        self._iterator = self._relay()  # type: ignore[attr-defined]
+
+
+class MemlaneStream(_Relay, openai.Stream[ChatCompletionChunk]):
     """``for chunk in stream``: the upstream's chunks; learning starts when the stream ends.
 
     A stream closed before its end is not learnt from: the answer was never complete.
@@ -39,12 +51,7 @@ class MemlaneStream(openai.Stream[ChatCompletionChunk]):
 
     def __init__(self, inner: openai.Stream[ChatCompletionChunk], on_complete: Callable[[str], None],
                  metadata: RecallMetadata | None) -> None:
-        self._inner = inner
-        self.response = inner.response
-        self._on_complete = on_complete
-        #: What was recalled (when ``include_memories`` was asked for).
-        self.metadata = metadata
-        self._iterator = self._relay()
+        self._setup(inner, on_complete, metadata)
 
     def _relay(self) -> Iterator[ChatCompletionChunk]:
         reply = _Reply()
@@ -57,16 +64,12 @@ class MemlaneStream(openai.Stream[ChatCompletionChunk]):
         self._inner.close()
 
 
-class MemlaneAsyncStream(openai.AsyncStream[ChatCompletionChunk]):
+class MemlaneAsyncStream(_Relay, openai.AsyncStream[ChatCompletionChunk]):
     """The ``async for`` twin of ``MemlaneStream``."""
 
     def __init__(self, inner: openai.AsyncStream[ChatCompletionChunk], on_complete: Callable[[str], Any],
                  metadata: RecallMetadata | None) -> None:
-        self._inner = inner
-        self.response = inner.response
-        self._on_complete = on_complete
-        self.metadata = metadata
-        self._iterator = self._relay()
+        self._setup(inner, on_complete, metadata)
 
     async def _relay(self) -> AsyncIterator[ChatCompletionChunk]:
         reply = _Reply()
