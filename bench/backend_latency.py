@@ -12,6 +12,7 @@ client's cost, not a Qdrant cluster's).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import statistics
@@ -47,31 +48,35 @@ def clustered(n: int, centres: int = 200, noise: float = 0.6, seed: int = 3) -> 
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-def build(store: Any, n: int, kind: str, batch: int = 5_000) -> tuple[float, np.ndarray, list[str]]:
+def build(store: Any, n: int, kind: str, scopes: int, batch: int = 5_000, build_index: bool = True) -> tuple[float, np.ndarray, list[str]]:
     vectors = unit(n) if kind == "uniform" else clustered(n)
     ids = [str(uuid.uuid4()) for _ in range(n)]
     now = utc_now()
     t0 = time.perf_counter()
-    for start in range(0, n, batch):
-        changes = []
-        for i in range(start, min(n, start + batch)):
-            text = f"{sentence()} {i}"
-            changes.append(Change("ADD", MemoryRecord(id=ids[i], memory=text, hash=content_hash(text), metadata={"i": i % 10},
-                                                      user_id="alice", created_at=now, updated_at=now), vectors[i]))
-        store.apply(changes)
+    bulk = store.bulk_load(build_index=build_index) if hasattr(store, "bulk_load") else contextlib.nullcontext()
+    with bulk:
+        for start in range(0, n, batch):
+            changes = []
+            for i in range(start, min(n, start + batch)):
+                text = f"{sentence()} {i}"
+                changes.append(Change("ADD", MemoryRecord(id=ids[i], memory=text, hash=content_hash(text), metadata={"i": i % 10},
+                                                          user_id=f"user-{i % scopes}", created_at=now, updated_at=now), vectors[i]))
+            store.apply(changes)
     return time.perf_counter() - t0, vectors, ids
 
 
-def measure(store: Any, vectors: np.ndarray, ids: list[str], queries: int, kind: str) -> dict[str, float]:
+def measure(store: Any, vectors: np.ndarray, ids: list[str], queries: int, kind: str, scopes: int) -> dict[str, float]:
     settings = RetrievalConfig()
     qv = unit(queries) if kind == "uniform" else clustered(queries, seed=11)
     times, recalls = [], []
     for i in range(queries):
         text = " ".join(random.choices(VOCAB, k=6))
+        scope = random.randrange(scopes)
         t0 = time.perf_counter()
-        found = store.search(Scope(user_id="alice"), None, qv[i], text, settings.candidates)
+        found = store.search(Scope(user_id=f"user-{scope}"), None, qv[i], text, settings.candidates)
         times.append((time.perf_counter() - t0) * 1000)
-        exact = set(np.argsort(-(vectors @ qv[i]))[:10].tolist())
+        members = np.arange(scope, len(ids), scopes)
+        exact = set(members[np.argsort(-(vectors[members] @ qv[i]))[:10]].tolist())
         top_dense = sorted(found.dense, key=found.dense.__getitem__, reverse=True)[:10]
         got = {r.id for r in store.fetch(top_dense).values()}
         recalls.append(len({ids[j] for j in exact} & got) / 10)
@@ -86,6 +91,8 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,pgvector-exact,pgvector-hnsw,qdrant")
     parser.add_argument("--vectors", choices=["clustered", "uniform"], default="clustered")
     parser.add_argument("--ef-search", type=int, default=300)
+    parser.add_argument("--scopes", type=int, default=1, help="spread the memories over this many user_id scopes")
+    parser.add_argument("--no-index", action="store_true", help="pgvector: load without building the HNSW index (scopes under exact_search_max_rows never use it)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "backend_latency.md"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="memlane-backends-"))
@@ -111,14 +118,14 @@ def main() -> None:
         store = make()
         store.bind_embedder("synthetic/random", DIMS)
         random.seed(7)
-        load_s, vectors, ids = build(store, args.size, args.vectors)
-        measure(store, vectors, ids, 5, args.vectors)  # warm up
-        result = measure(store, vectors, ids, args.queries, args.vectors)
+        load_s, vectors, ids = build(store, args.size, args.vectors, args.scopes, build_index=not args.no_index)
+        measure(store, vectors, ids, 5, args.vectors, args.scopes)  # warm up
+        result = measure(store, vectors, ids, args.queries, args.vectors, args.scopes)
         rows.append((name, load_s, result))
         print(name, f"load {load_s:.0f}s", {k: round(v, 3) for k, v in result.items()}, flush=True)
         store.close()
     pg.cleanup()
-    lines = [f"{args.size:,} memories in one scope ({args.vectors} synthetic vectors), {args.queries} queries; store.search (dense + keyword), excluding embedding.", "",
+    lines = [f"{args.size:,} memories over {args.scopes:,} scope(s) ({args.vectors} synthetic vectors), {args.queries} queries; store.search (dense + keyword), excluding embedding.", "",
              "| backend | load s | p50 ms | p95 ms | dense recall@10 vs exact |", "|---|---|---|---|---|"]
     for name, load_s, r in rows:
         lines.append(f"| {name} | {load_s:.0f} | {r['p50']:.1f} | {r['p95']:.1f} | {r['recall']:.3f} |")

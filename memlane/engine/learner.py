@@ -43,6 +43,8 @@ class Learner:
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        #: True from a claim until its outcome is fully recorded (the row can be gone before that)
+        self._working = False
 
     def start(self) -> None:
         with self._lock:
@@ -66,6 +68,13 @@ class Learner:
 
     def run_once(self) -> bool:
         """Claim and learn one item; False when nothing was due."""
+        self._working = True
+        try:
+            return self._run_claimed()
+        finally:
+            self._working = False
+
+    def _run_claimed(self) -> bool:
         item = self.memory.store.outbox_claim(self.owner, self.settings.lease_seconds)
         if item is None:
             return False
@@ -106,7 +115,7 @@ class Learner:
         self.start()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            if self.memory.store.outbox_stats()["pending"] == 0:
+            if self.memory.store.outbox_stats()["pending"] == 0 and not self._working:
                 return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False

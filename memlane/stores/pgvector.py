@@ -200,14 +200,32 @@ class PgVectorStore:
                 conn.execute(f"DROP TABLE IF EXISTS {s}.vectors")
                 conn.execute(f"CREATE TABLE {s}.vectors (rid bigint PRIMARY KEY REFERENCES {s}.memories (rid) ON DELETE CASCADE,"
                              f" embedding vector({int(dims)}) NOT NULL)")
-                conn.execute(f"CREATE INDEX IF NOT EXISTS vectors_hnsw ON {s}.vectors USING hnsw (embedding vector_cosine_ops)"
-                             f" WITH (m = {int(o.hnsw_m)}, ef_construction = {int(o.hnsw_ef_construction)})")
+                self._create_vector_index(conn)
             elif rows["embedding_model"] != model_id or int(rows["embedding_dims"]) != dims:
                 raise EmbedderMismatchError(
                     f"the PostgreSQL store (schema {o.schema_name}) was built with the embedding model {rows['embedding_model']} "
                     f"({rows['embedding_dims']} dims), but the config asks for {model_id} ({dims} dims); vectors of two models "
                     "cannot be compared. Use the original embedder, or another schema and re-import the memories")
         self._dims = dims
+
+    def _create_vector_index(self, conn: Any) -> None:
+        o = self.options
+        conn.execute(f"CREATE INDEX IF NOT EXISTS vectors_hnsw ON {self.s}.vectors USING hnsw (embedding vector_cosine_ops)"
+                     f" WITH (m = {int(o.hnsw_m)}, ef_construction = {int(o.hnsw_ef_construction)})")
+
+    @contextmanager
+    def bulk_load(self, *, build_index: bool = True) -> Iterator[None]:
+        """For big imports: drop the HNSW index, load, build it once at the end (incremental HNSW
+        inserts are the slow part of a load). Searches meanwhile are exact, so still correct."""
+        with self._tx("dropping the vector index") as conn:
+            conn.execute(f"DROP INDEX IF EXISTS {self.s}.vectors_hnsw")
+        try:
+            yield
+        finally:
+            if build_index:
+                with self._tx("building the vector index") as conn:
+                    conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
+                    self._create_vector_index(conn)
 
     # -- locking -------------------------------------------------------------------------------
 

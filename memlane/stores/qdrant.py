@@ -52,7 +52,7 @@ class Options(BaseModel):
     records_path: str | None = None
 
 
-_clients: dict[str, tuple[Any, int]] = {}
+_clients: dict[str, tuple[Any, int, threading.RLock]] = {}
 _clients_lock = threading.Lock()
 
 
@@ -102,18 +102,21 @@ class QdrantStore(SQLiteStore):
 
     def _acquire(self, factory: Any) -> Any:
         with _clients_lock:
-            client, refs = _clients.get(self._client_key, (None, 0))
+            client, refs, lock = _clients.get(self._client_key, (None, 0, threading.RLock()))
             if client is None:
                 try:
                     client = factory()
                 except Exception as exc:  # noqa: BLE001
                     raise StoreError(f"cannot open Qdrant ({self._client_key}): {exc}") from exc
-            _clients[self._client_key] = (client, refs + 1)
+            _clients[self._client_key] = (client, refs + 1, lock)
+            # local mode is not thread-safe (seen: concurrent upserts from two learners failing);
+            # the server client is, and needs no lock
+            self._local_lock = lock if not self._client_key.startswith("url:") else None
             return client
 
     def _release(self) -> None:
         with _clients_lock:
-            client, refs = _clients.get(self._client_key, (None, 0))
+            client, refs, lock = _clients.get(self._client_key, (None, 0, None))
             if client is None:
                 return
             if refs <= 1:
@@ -123,7 +126,7 @@ class QdrantStore(SQLiteStore):
                 except Exception:  # noqa: BLE001
                     pass
             else:
-                _clients[self._client_key] = (client, refs - 1)
+                _clients[self._client_key] = (client, refs - 1, lock)
 
     def close(self) -> None:
         super().close()
@@ -131,7 +134,10 @@ class QdrantStore(SQLiteStore):
 
     def _q(self, action: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            if self._local_lock is None:
+                return fn(*args, **kwargs)
+            with self._local_lock:
+                return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
             raise StoreError(f"Qdrant at {self._where_label} failed while {action}: {exc}") from exc
 

@@ -81,7 +81,8 @@ def test_two_clients_on_one_store_learn_each_exchange_once(tmp_path: Path, upstr
         assert len(upstream.chat_requests("extract")) == 6
         for i in range(6):
             assert [r["memory"] for r in a.memory.get_all(user_id=f"user-{i}")["results"]] == ["Loves Indian food"]
-        assert a.outbox_status()["learned"] + b.outbox_status()["learned"] == 6
+        statuses = (a.outbox_status(), b.outbox_status())
+        assert statuses[0]["learned"] + statuses[1]["learned"] == 6, [(s["learned"], s["failed_attempts"], s["lease_lost"], s["worker_last_error"]) for s in statuses]
 
 
 EXITING_CHILD = """
