@@ -26,7 +26,7 @@ from memlane.engine import inference, prompts
 from memlane.engine.filters import SCOPE_FIELDS, Filter, parse_filters, split_scope
 from memlane.engine.messages import normalize_messages, transcript
 from memlane.engine.ranking import fuse
-from memlane.errors import ConfigError, NotFoundError, ScopeError, ValidationError
+from memlane.errors import NotFoundError, ScopeError, ValidationError
 from memlane.llms.base import LLM
 from memlane.records import HistoryEvent, MemoryRecord, Scope, SearchHit, utc_now
 from memlane.stores.base import Applied, Change, MemoryStore

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -425,11 +424,6 @@ class PgVectorStore:
     def get(self, memory_id: str) -> MemoryRecord | None:
         with self._tx("reading a memory") as conn:
             row = conn.execute(f"SELECT * FROM {self.s}.memories WHERE id = %s", (memory_id,)).fetchone()
-        return _row_record(row) if row else None
-
-    def find_by_hash(self, scope: Scope, content_hash: str) -> MemoryRecord | None:
-        with self._tx("reading a memory") as conn:
-            row = conn.execute(f"SELECT * FROM {self.s}.memories WHERE scope_key = %s AND hash = %s", (scope.key, content_hash)).fetchone()
         return _row_record(row) if row else None
 
     def list(self, scope: Scope, filters: Filter | None, limit: int | None) -> list[MemoryRecord]:

@@ -413,10 +413,6 @@ class SQLiteStore:
         ).fetchone()
         return record_from_row(row, json.loads(row["metadata"])) if row else None
 
-    def find_by_hash(self, scope: Scope, content_hash: str) -> MemoryRecord | None:
-        with _mapped("reading a memory"):
-            return self._row_by_hash(self._db, scope, content_hash)
-
     def get(self, memory_id: str) -> MemoryRecord | None:
         with _mapped("reading a memory"):
             row = self._db.execute("SELECT * FROM memories WHERE id = ?", (memory_id,)).fetchone()

@@ -24,24 +24,18 @@ def json_path(path: tuple[str, ...]) -> str:
 
 
 def _condition(c: Condition) -> tuple[str, list[Any]]:
+    # ``eparams``: what one occurrence of ``expr`` (or of its type/array test) needs bound
     if c.is_record_field:
         expr, eparams = _COLUMNS[c.field], []
-        type_expr = f"typeof({expr})"
-        is_array = "0"
-        array_params: list[Any] = []
-        each = ""
+        type_expr, is_array = f"typeof({expr})", "0"
     else:
-        path = json_path(c.path)
-        expr, eparams = "json_extract(m.metadata, ?)", [path]
-        type_expr, type_params = "typeof(json_extract(m.metadata, ?))", [path]
-        is_array = "json_type(m.metadata, ?) = 'array'"
-        array_params = [path]
-        each = "SELECT 1 FROM json_each(m.metadata, ?) WHERE "
+        expr, eparams = "json_extract(m.metadata, ?)", [json_path(c.path)]
+        type_expr, is_array = "typeof(json_extract(m.metadata, ?))", "json_type(m.metadata, ?) = 'array'"
     op, v = c.op, c.value
     if op == "exists":
         if c.is_record_field:
             return f"{expr} IS NOT NULL", []
-        return "json_type(m.metadata, ?) IS NOT NULL", [json_path(c.path)]
+        return "json_type(m.metadata, ?) IS NOT NULL", eparams
     if op == "eq":
         if v is None:
             return f"{expr} IS NULL", eparams
@@ -52,8 +46,7 @@ def _condition(c: Condition) -> tuple[str, list[Any]]:
         return f"({expr} IS NULL OR {expr} != ?)", [*eparams, *eparams, v]
     if op in _ORDER:
         kind = "'text'" if isinstance(v, str) else "'integer', 'real'"
-        tparams = [] if c.is_record_field else [json_path(c.path)]
-        return f"({type_expr} IN ({kind}) AND {expr} {_ORDER[op]} ?)", [*tparams, *eparams, v]
+        return f"({type_expr} IN ({kind}) AND {expr} {_ORDER[op]} ?)", [*eparams, *eparams, v]
     if op in ("in", "nin"):
         values = list(v)
         if not values:
@@ -67,13 +60,12 @@ def _condition(c: Condition) -> tuple[str, list[Any]]:
     hay = f"lower({expr})" if low else expr
     needle = str(v).lower() if low else v
     text_sql = f"({type_expr} = 'text' AND instr({hay}, ?) > 0)"
-    tparams = [] if c.is_record_field else [json_path(c.path)]
-    text_params = [*tparams, *eparams, needle]
+    text_params = [*eparams, *eparams, needle]
     if c.is_record_field:
         return text_sql, text_params
     elem = "lower(value) = ?" if low else "value = ?"
-    sql = f"(CASE WHEN {is_array} THEN EXISTS({each}{elem}) ELSE {text_sql} END)"
-    return sql, [*array_params, json_path(c.path), needle, *text_params]
+    sql = f"(CASE WHEN {is_array} THEN EXISTS(SELECT 1 FROM json_each(m.metadata, ?) WHERE {elem}) ELSE {text_sql} END)"
+    return sql, [*eparams, *eparams, needle, *text_params]
 
 
 def compile_filter(node: Filter) -> tuple[str, list[Any]]:
