@@ -128,8 +128,12 @@ class PgVectorStore:
                 if available is None:
                     raise StoreError("the pgvector extension is not installed in this PostgreSQL server "
                                      "(https://github.com/pgvector/pgvector#installation); memlane needs it for vector search")
-                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.s}")
+                # concurrent CREATE ... IF NOT EXISTS from instances starting together can still
+                # collide in the catalog (seen: one of two `memlane serve` died at start): serialise
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(Scope(run_id="memlane-bootstrap")),))
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.s}")
 
     @staticmethod
     def _configure(conn: Any) -> None:

@@ -73,3 +73,24 @@ def test_postgres_config_errors_are_named() -> None:
         Memory({"vector_store": {"provider": "pgvector", "config": {"dsn": "postgresql://x", "schema_name": "Bad-Name"}}})
     with pytest.raises(ConfigError, match="unknown config key 'vector_store.config.hostname'"):
         Memory({"vector_store": {"provider": "pgvector", "config": {"hostname": "x"}}})
+
+
+def test_instances_starting_together_on_a_fresh_schema(pg_uri: str) -> None:
+    """Several instances opening one new schema at once (as replicas do at deploy) all start."""
+    from memlane.stores.pgvector import PgVectorStore
+
+    for round_ in range(5):
+        errors: list[BaseException] = []
+
+        def start() -> None:
+            try:
+                PgVectorStore({"dsn": pg_uri, "schema_name": f"together_{round_}"}).close()
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=start) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
