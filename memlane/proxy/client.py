@@ -25,7 +25,7 @@ from memlane.engine.memory import Memory, _check_limit, _check_metadata, _scope
 from memlane.errors import ConfigError, MemlaneError, ValidationError
 from memlane.openai_compat import resolve_endpoint
 from memlane.proxy.hosted import HostedBackend, HostedChat
-from memlane.proxy.recall import Recall, inject, new_user_turns, recall_query
+from memlane.proxy.recall import Recall, exchange_payload, inject, recall_query, reply_text
 from memlane.proxy.streams import MemlaneAsyncStream, MemlaneStream
 from memlane.proxy.types import MemlaneChatCompletion, RecallMetadata, RecalledMemory
 from memlane.records import Scope
@@ -135,15 +135,9 @@ class _Core:
 
     # -- learning ------------------------------------------------------------------------------
 
-    def exchange(self, call: _Call, reply: str | None) -> dict[str, Any] | None:
-        if call.scope.is_empty():
-            return None
-        turns = new_user_turns(call.messages)
-        if reply:
-            turns.append({"role": "assistant", "content": reply})
-        if not turns:
-            return None
-        return {"scope": call.scope.as_dict(), "messages": turns, "metadata": call.metadata, "model": call.model}
+    def learn(self, call: _Call, reply: str | None) -> None:
+        """Queue what this call taught us (never raises; see ``enqueue``)."""
+        self.enqueue(exchange_payload(call.scope.as_dict(), call.messages, reply, call.metadata, call.model))
 
     def enqueue(self, payload: dict[str, Any] | None) -> None:
         """Durably queue an exchange (the store's outbox) and wake the learner; never raises."""
@@ -250,9 +244,8 @@ class Completions:
         sent = core.prepare(call, recalled)
         response = upstream.chat.completions.create(messages=sent, model=model, **kwargs)
         if kwargs.get("stream"):
-            return MemlaneStream(response, lambda text: core.enqueue(core.exchange(call, text)), core.recall_metadata(call, recalled))
-        reply = response.choices[0].message.content if response.choices else None
-        core.enqueue(core.exchange(call, reply))
+            return MemlaneStream(response, lambda text: core.learn(call, text), core.recall_metadata(call, recalled))
+        core.learn(call, reply_text(response))
         return core.wrap(call, recalled, response)
 
 
@@ -366,11 +359,11 @@ class AsyncCompletions:
         response = await upstream.chat.completions.create(messages=sent, model=model, **kwargs)
 
         async def learn(text: str | None) -> None:
-            await asyncio.to_thread(core.enqueue, core.exchange(call, text))
+            await asyncio.to_thread(core.learn, call, text)
 
         if kwargs.get("stream"):
             return MemlaneAsyncStream(response, learn, core.recall_metadata(call, recalled))
-        await learn(response.choices[0].message.content if response.choices else None)
+        await learn(reply_text(response))
         return core.wrap(call, recalled, response)
 
 

@@ -33,7 +33,7 @@ from memlane.errors import (
     ValidationError,
 )
 from memlane.openai_compat import resolve_endpoint
-from memlane.proxy.recall import new_user_turns
+from memlane.proxy.recall import exchange_payload, reply_text
 from memlane.proxy.streams import MemlaneStream
 from memlane.proxy.types import MemlaneChatCompletion, RecallMetadata
 
@@ -227,16 +227,14 @@ class HostedBackend:
         response = upstream.chat.completions.create(messages=messages, model=model, **kwargs)
 
         def keep(reply: str | None) -> None:
-            turns = new_user_turns(messages)
-            if reply:
-                turns.append({"role": "assistant", "content": reply})
-            if scope and turns:
-                self.outbox.append({"scope": scope, "messages": turns, "metadata": ours.get("metadata"), "model": model})
+            payload = exchange_payload(scope, messages, reply, ours.get("metadata"), model)
+            if payload is not None:
+                self.outbox.append(payload)
 
         memories = RecallMetadata(memories=[]) if ours.get("include_memories") else None
         if kwargs.get("stream"):
             return MemlaneStream(response, keep, memories)
-        keep(response.choices[0].message.content if response.choices else None)
+        keep(reply_text(response))
         data = response.to_dict(mode="python", exclude_unset=True)
         if memories is not None:
             data["metadata"] = memories

@@ -65,6 +65,23 @@ def new_user_turns(messages: Sequence[Any]) -> list[dict[str, Any]]:
     return list(reversed(turns))
 
 
+def reply_text(response: Any) -> str | None:
+    """The first choice's text of a chat completion (None for tool calls or no choices)."""
+    return response.choices[0].message.content if response.choices else None
+
+
+def exchange_payload(scope: Mapping[str, str], messages: Sequence[Any], reply: str | None,
+                     metadata: Any, model: str) -> dict[str, Any] | None:
+    """What learning needs from one chat call: the new user turns and the reply, with the
+    scope, metadata and model. None when there is no scope or nothing to learn from."""
+    turns = new_user_turns(messages)
+    if reply:
+        turns.append({"role": "assistant", "content": reply})
+    if not scope or not turns:
+        return None
+    return {"scope": dict(scope), "messages": turns, "metadata": metadata, "model": model}
+
+
 def memory_message(hits: Sequence[SearchHit]) -> dict[str, str]:
     lines = "\n".join(f"- {h.record.memory}" for h in hits)
     return {"role": "system", "content": f"{MEMORY_PREAMBLE}\n<memories>\n{lines}\n</memories>"}
