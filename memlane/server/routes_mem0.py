@@ -35,7 +35,9 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     async def ping(project: str = Depends(auth)) -> dict[str, Any]:
         return {"status": "ok", "org_id": "memlane", "project_id": project, "user_email": None}
 
-    async def add(request: Request, project: str) -> dict[str, Any]:
+    @api.post("/v3/memories/add/", summary="mem0 add")
+    @api.post("/v1/memories/", summary="mem0 add (older clients)")
+    async def add(request: Request, project: str = Depends(auth)) -> dict[str, Any]:
         body = await json_body(request)
         if "messages" not in body:
             raise APIError(400, "messages is required", param="messages", code="invalid_messages")
@@ -45,15 +47,10 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
             filters=body.get("filters"), infer=bool(body.get("infer", True)),
         )
 
-    @api.post("/v3/memories/add/", summary="mem0 add")
-    async def add_v3(request: Request, project: str = Depends(auth)) -> dict[str, Any]:
-        return await add(request, project)
-
-    @api.post("/v1/memories/", summary="mem0 add (older clients)")
-    async def add_v1(request: Request, project: str = Depends(auth)) -> dict[str, Any]:
-        return await add(request, project)
-
-    async def get_all(request: Request, project: str, page: int | None, page_size: int | None) -> dict[str, Any]:
+    @api.post("/v3/memories/", summary="mem0 get_all")
+    @api.post("/v2/memories/", summary="mem0 get_all (older clients)")
+    async def get_all(request: Request, project: str = Depends(auth), page: int | None = Query(None, ge=1),
+                      page_size: int | None = Query(None, ge=1)) -> dict[str, Any]:
         body = await json_body(request)
         filters = {**(body.get("filters") or {}), **_scope_kwargs(body)}
         records = (await in_thread(engine(project).get_all, filters=filters, limit=None))["results"]
@@ -66,31 +63,15 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         prev = f"{base}?page={number - 1}&page_size={size}" if number > 1 else None
         return {"count": len(records), "next": nxt, "previous": prev, "results": records[start : start + size]}
 
-    @api.post("/v3/memories/", summary="mem0 get_all")
-    async def get_all_v3(request: Request, project: str = Depends(auth), page: int | None = Query(None, ge=1),
-                         page_size: int | None = Query(None, ge=1)) -> dict[str, Any]:
-        return await get_all(request, project, page, page_size)
-
-    @api.post("/v2/memories/", summary="mem0 get_all (older clients)")
-    async def get_all_v2(request: Request, project: str = Depends(auth), page: int | None = Query(None, ge=1),
-                         page_size: int | None = Query(None, ge=1)) -> dict[str, Any]:
-        return await get_all(request, project, page, page_size)
-
-    async def search(request: Request, project: str) -> dict[str, Any]:
+    @api.post("/v3/memories/search/", summary="mem0 search")
+    @api.post("/v2/memories/search/", summary="mem0 search (older clients)")
+    async def search(request: Request, project: str = Depends(auth)) -> dict[str, Any]:
         body = await json_body(request)
         query = body.get("query")
         filters = {**(body.get("filters") or {}), **_scope_kwargs(body)}
         limit = body.get("top_k") or body.get("limit") or 10
         limits.check_limit(limit, "top_k")
         return await in_thread(engine(project).search, query, filters=filters, limit=limit, threshold=body.get("threshold"))
-
-    @api.post("/v3/memories/search/", summary="mem0 search")
-    async def search_v3(request: Request, project: str = Depends(auth)) -> dict[str, Any]:
-        return await search(request, project)
-
-    @api.post("/v2/memories/search/", summary="mem0 search (older clients)")
-    async def search_v2(request: Request, project: str = Depends(auth)) -> dict[str, Any]:
-        return await search(request, project)
 
     @api.get("/v1/memories/{memory_id}/", summary="mem0 get")
     async def get(memory_id: str, project: str = Depends(auth)) -> dict[str, Any]:

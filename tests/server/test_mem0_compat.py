@@ -53,3 +53,12 @@ def test_missing_memory_is_a_mem0_error(mem0_client) -> None:  # type: ignore[no
     with pytest.raises(Exception) as info:
         mem0_client.get("does-not-exist")
     assert "not found" in str(info.value).lower()
+
+
+def test_older_client_paths(server) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    api = httpx.Client(base_url=server.url)
+    assert api.post("/v1/memories/", json={"messages": "Likes tea", "user_id": "zoe", "infer": False, "platform_only": 1}).status_code == 200
+    assert [r["memory"] for r in api.post("/v2/memories/", json={"filters": {"user_id": "zoe"}}).json()["results"]] == ["Likes tea"]
+    assert api.post("/v2/memories/search/", json={"query": "tea", "filters": {"user_id": "zoe"}}).json()["results"][0]["memory"] == "Likes tea"
