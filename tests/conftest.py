@@ -27,7 +27,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-BACKENDS = ["sqlite", "pgvector", "qdrant"]
+#: "qdrant-pg": Qdrant for vectors with PostgreSQL for records, history and the outbox
+BACKENDS = ["sqlite", "pgvector", "qdrant", "qdrant-pg"]
 #: Qdrant local mode is one process per folder (server mode is not installable here)
 MULTI_PROCESS_BACKENDS = ["sqlite", "pgvector"]
 
@@ -62,7 +63,10 @@ def store_config(backend: str, request: pytest.FixtureRequest) -> Callable[[Path
         import hashlib
 
         schema = "t_" + hashlib.sha1(str(db_path).encode()).hexdigest()[:16]
-        return {"provider": "pgvector", "config": {"dsn": request.getfixturevalue("pg_uri"), "schema_name": schema}}
+        postgres = {"dsn": request.getfixturevalue("pg_uri"), "schema_name": schema}
+        if backend == "qdrant-pg":
+            return {"provider": "qdrant", "config": {"path": str(db_path) + ".qdrant", "records": {"provider": "postgres", "config": postgres}}}
+        return {"provider": "pgvector", "config": postgres}
 
     return make
 

@@ -116,6 +116,26 @@ class MemoryStore(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class RecordIndex(MemoryStore, Protocol):
+    """A SQL store used for records only, beside a vector engine that keeps the vectors
+    (Qdrant): what that engine needs from it to search with the same semantics."""
+
+    def keyword_candidates(
+        self, scope: Scope, filters: Filter | None, query_text: str, candidates: int, *, exact_scope: bool = False
+    ) -> dict[Hashable, float]: ...
+
+    def ids_matching(
+        self, scope: Scope, filters: Filter | None, *, exact_scope: bool = False, among: Sequence[str] | None = None
+    ) -> list[str]:
+        """Memory ids in the scope that pass the filter (only those in ``among`` when given)."""
+        ...
+
+    def keys_for(self, memory_ids: Sequence[str]) -> dict[str, Hashable]:
+        """The ``search``/``fetch`` keys of these memories; unknown ids are absent."""
+        ...
+
+
 def scope_where(
     scope: Scope, filters: Filter | None, *, exact_scope: bool, mark: str,
     compile_filter: Callable[[Filter], tuple[str, list[Any]]], always: str,

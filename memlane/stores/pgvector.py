@@ -75,13 +75,15 @@ def _lock_key(scope: Scope) -> int:
 
 class PgVectorStore:
     exact_search = False
+    #: False when a vector engine beside this store (Qdrant) keeps the vectors: records only
+    keeps_vectors = True
 
-    def __init__(self, options: dict[str, Any] | None = None, **_: Any) -> None:
-        self.options = validate_section(Options, options or {}, "vector_store.config")
+    def __init__(self, options: dict[str, Any] | None = None, *, config_path: str = "vector_store.config", **_: Any) -> None:
+        self.options = validate_section(Options, options or {}, config_path)
         o = self.options
         if not _SCHEMA.match(o.schema_name):
-            raise ConfigError(f"vector_store.config.schema_name {o.schema_name!r} must be a lower-case SQL identifier",
-                              param="vector_store.config.schema_name")
+            raise ConfigError(f"{config_path}.schema_name {o.schema_name!r} must be a lower-case SQL identifier",
+                              param=f"{config_path}.schema_name")
         try:
             import psycopg
             from psycopg.rows import dict_row
@@ -201,6 +203,9 @@ class PgVectorStore:
                 conn.execute(f"INSERT INTO {s}.store_info VALUES ('embedding_model', %s), ('embedding_dims', %s)", (model_id, str(dims)))
                 # after a reset the (empty) vectors table may have another model's width: rebuild it
                 conn.execute(f"DROP TABLE IF EXISTS {s}.vectors")
+                if not self.keeps_vectors:
+                    self._dims = dims
+                    return
                 conn.execute(f"CREATE TABLE {s}.vectors (rid bigint PRIMARY KEY REFERENCES {s}.memories (rid) ON DELETE CASCADE,"
                              f" embedding vector({int(dims)}) NOT NULL)")
                 self._create_vector_index(conn)
@@ -294,8 +299,9 @@ class PgVectorStore:
                     if not cur.nextset():
                         break
             inserted = [c for c in fresh if c.record.id in rids]
-            conn.cursor().executemany(f"INSERT INTO {s}.vectors (rid, embedding) VALUES (%s, %s)",
-                                      [(rids[c.record.id], self._vector(c.vector)) for c in inserted])
+            vectors = [(rids[c.record.id], self._vector(c.vector)) for c in inserted]
+            if self.keeps_vectors:
+                conn.cursor().executemany(f"INSERT INTO {s}.vectors (rid, embedding) VALUES (%s, %s)", vectors)
             history = []
             for c in inserted:
                 r = c.record
@@ -340,7 +346,7 @@ class PgVectorStore:
         conn.execute(f"UPDATE {s}.memories SET memory = %s, hash = %s, metadata = %s::jsonb, updated_at = %s,"
                      f" tsv = {self._tsv_sql()} WHERE rid = %s",
                      (r.memory, r.hash, json.dumps(r.metadata, ensure_ascii=False), r.updated_at, r.memory, old["context"] or "", old["rid"]))
-        if r.memory != old["memory"]:
+        if r.memory != old["memory"] and self.keeps_vectors:
             conn.execute(f"UPDATE {s}.vectors SET embedding = %s WHERE rid = %s", (self._vector(change.vector), old["rid"]))
         self._history(conn, r.id, "UPDATE", old["memory"], r.memory, actor_id, r.updated_at)
         r.created_at = old["created_at"]
@@ -458,6 +464,38 @@ class PgVectorStore:
                                 " WHERE memory_id = %s ORDER BY seq", (memory_id,)).fetchall()
         return [HistoryEvent(**r) for r in rows]
 
+    # -- what a vector engine beside this store needs (see memlane.stores.base.RecordIndex) --------
+
+    def keyword_candidates(self, scope: Scope, filters: Filter | None, query_text: str, candidates: int,
+                           *, exact_scope: bool = False) -> dict[Any, float]:
+        where, params = self._where(scope, filters, exact_scope=exact_scope)
+        with self._tx("searching memories") as conn:
+            return self._keyword(conn, where, params, query_text, candidates)
+
+    def _keyword(self, conn: Any, where: str, params: list[Any], query_text: str, candidates: int) -> dict[Any, float]:
+        terms = query_terms(query_text)
+        if not terms:
+            return {}
+        rows = conn.execute(
+            f"SELECT m.rid, ts_rank(m.tsv, query) AS score FROM {self.s}.memories m, to_tsquery('english', %s) query"
+            f" WHERE m.tsv @@ query AND {where} ORDER BY score DESC LIMIT %s", [" | ".join(terms), *params, candidates]).fetchall()
+        return {r["rid"]: float(r["score"]) for r in rows}
+
+    def ids_matching(self, scope: Scope, filters: Filter | None, *, exact_scope: bool = False,
+                     among: Sequence[str] | None = None) -> list[str]:
+        where, params = self._where(scope, filters, exact_scope=exact_scope)
+        if among is not None:
+            where += " AND m.id = ANY(%s)"
+            params.append(list(among))
+        with self._tx("filtering memories") as conn:
+            return [r["id"] for r in conn.execute(f"SELECT m.id FROM {self.s}.memories m WHERE {where}", params)]
+
+    def keys_for(self, memory_ids: Sequence[str]) -> dict[str, Any]:
+        if not memory_ids:
+            return {}
+        with self._tx("reading memories") as conn:
+            return {r["id"]: r["rid"] for r in conn.execute(f"SELECT id, rid FROM {self.s}.memories WHERE id = ANY(%s)", (list(memory_ids),))}
+
     def fetch(self, keys: Sequence[Any]) -> dict[Any, MemoryRecord]:
         if not keys:
             return {}
@@ -486,13 +524,8 @@ class PgVectorStore:
                 f"SELECT m.rid, 1 - (v.embedding <=> %s) AS sim FROM {s}.vectors v JOIN {s}.memories m ON m.rid = v.rid"
                 f" WHERE {where} ORDER BY {order} LIMIT %s", [q, *params, q, candidates]).fetchall()
             out.dense = {r["rid"]: float(r["sim"]) for r in rows}
-            terms = query_terms(query_text)
-            if terms:
-                tsquery = " | ".join(terms)
-                kw = conn.execute(
-                    f"SELECT m.rid, ts_rank(m.tsv, query) AS score FROM {s}.memories m, to_tsquery('english', %s) query"
-                    f" WHERE m.tsv @@ query AND {where} ORDER BY score DESC LIMIT %s", [tsquery, *params, candidates]).fetchall()
-                out.keyword = {r["rid"]: float(r["score"]) for r in kw}
+            out.keyword = self._keyword(conn, where, params, query_text, candidates)
+            if out.keyword:
                 missing = [rid for rid in out.keyword if rid not in out.dense]
                 if missing:  # keyword hits outside the dense top-k still get their cosine
                     for r in conn.execute(f"SELECT rid, 1 - (embedding <=> %s) AS sim FROM {s}.vectors WHERE rid = ANY(%s)", (q, missing)):

@@ -1,10 +1,12 @@
-"""Qdrant for vectors, the SQL store for everything else.
+"""Qdrant for vectors, a SQL store for everything else.
 
-Vectors and their scope payload (``user_id agent_id run_id scope_key``, indexed) live in a
-Qdrant collection; records, the keyword index, history and the outbox stay in the SQLite store
-(this class extends it), so exactly-once learning and per-scope locks work as everywhere.
-Metadata filters are evaluated by SQL with the same semantics as every backend and handed to
-Qdrant as the set of ids the dense search may return, so they apply before its top-k cut.
+Vectors and their payload (``memory_id user_id agent_id run_id scope_key`` and the memory's
+``metadata``; the scope fields indexed) live in a Qdrant collection. Records, the keyword
+index, history and the outbox live in a SQL store beside it: SQLite by default, or
+PostgreSQL (``records: {"provider": "postgres", "config": {"dsn": ...}}``), so exactly-once
+learning, per-scope locks and several instances work as with those stores. Metadata filters
+are compiled to Qdrant filters (``qdrant_filters.py``) so they apply inside Qdrant's search,
+before its top-k cut; SQL re-checks the hits.
 
 Accepts the seed's ``{"host": "localhost", "port": 6333}``, ``url`` (+ ``api_key``), ``path``
 (local mode) and ``":memory:"``. An unreachable server is a clear error at start; later
@@ -15,24 +17,33 @@ Local mode is one process per folder (a Qdrant limitation); engines in one proce
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ContextManager, Hashable, Literal, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from memlane.config import memlane_home, validate_section
 from memlane.engine.filters import Filter
 from memlane.errors import ConfigError, EmbedderMismatchError, StoreError
-from memlane.records import Scope
-from memlane.stores.base import Applied, Candidates, Change
+from memlane.records import HistoryEvent, MemoryRecord, Scope
+from memlane.stores.base import Applied, Candidates, Change, RecordIndex
 from memlane.stores.outbox import OutboxItem
+from memlane.stores.pgvector import PgVectorStore
+from memlane.stores.qdrant_filters import compile_filter
 from memlane.stores.sqlite import SQLiteStore
 
 log = logging.getLogger("memlane.qdrant")
 _POINTS = uuid.UUID("6f1c1c7e-8d8e-4a52-9f57-6d656d6c616e")  # namespace: memory id -> point id
+
+
+class RecordsSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    provider: Literal["sqlite", "postgres", "pgvector"] = "sqlite"
+    config: dict[str, Any] = Field(default_factory=dict)
 
 
 class Options(BaseModel):
@@ -47,9 +58,19 @@ class Options(BaseModel):
     embedding_model_dims: int | None = None
     on_disk: bool = False
     timeout: float = 10.0
-    #: the SQLite file for records, history and the outbox (default: MEMLANE_HOME/qdrant-<collection>.db,
-    #: or inside ``path`` in local mode)
+    #: where records, history and the outbox live: SQLite (default) or PostgreSQL
+    records: RecordsSection | None = None
+    #: shorthand for ``records: {"provider": "sqlite", "config": {"path": ...}}`` (default:
+    #: MEMLANE_HOME/qdrant-<collection>.db, or inside ``path`` in local mode)
     records_path: str | None = None
+
+
+class _SQLiteRecords(SQLiteStore):
+    keeps_vectors = False
+
+
+class _PostgresRecords(PgVectorStore):
+    keeps_vectors = False
 
 
 _clients: dict[str, tuple[Any, int, threading.RLock]] = {}
@@ -60,7 +81,20 @@ def _point_id(memory_id: str) -> str:
     return str(uuid.uuid5(_POINTS, memory_id))
 
 
-class QdrantStore(SQLiteStore):
+def _records_store(o: Options, default_path: str, context: dict[str, Any]) -> RecordIndex:
+    where = "vector_store.config.records.config"
+    if o.records is not None and o.records_path is not None:
+        raise ConfigError("vector_store.config: give records or records_path, not both", param="vector_store.config.records")
+    section = o.records or RecordsSection(config={"path": o.records_path or default_path})
+    cfg = {"embedding_model_dims": o.embedding_model_dims, **section.config}
+    if section.provider == "sqlite":
+        cfg.setdefault("path", default_path)
+        return _SQLiteRecords({**cfg, "vector_cache_mb": 0}, config_path=where, **context)
+    cfg.setdefault("schema_name", "qdrant_" + re.sub(r"[^a-z0-9_]", "_", o.collection_name.lower())[:50])
+    return _PostgresRecords(cfg, config_path=where, **context)
+
+
+class QdrantStore:
     exact_search = False
 
     def __init__(self, options: dict[str, Any] | None = None, **context: Any) -> None:
@@ -76,19 +110,19 @@ class QdrantStore(SQLiteStore):
         if o.path == ":memory:":
             self._client_key = f"memory:{uuid.uuid4().hex}"
             factory: Any = lambda: QdrantClient(location=":memory:")  # noqa: E731
-            records = o.records_path or ":memory:"
+            default_records = ":memory:"
         elif o.path:
             folder = Path(o.path).expanduser().resolve()
             self._client_key = f"path:{folder}"
             factory = lambda: QdrantClient(path=str(folder))  # noqa: E731
-            records = o.records_path or str(folder / "records.db")
+            default_records = str(folder / "records.db")
         else:
             target = o.url or f"http://{o.host or 'localhost'}:{o.port or 6333}"
             self._client_key = f"url:{target}"
             factory = lambda: QdrantClient(url=o.url, host=None if o.url else (o.host or "localhost"),  # noqa: E731
                                            port=None if o.url else (o.port or 6333), api_key=o.api_key, timeout=int(o.timeout),
                                            check_compatibility=False)
-            records = o.records_path or str(memlane_home() / f"qdrant-{o.collection_name}.db")
+            default_records = str(memlane_home() / f"qdrant-{o.collection_name}.db")
         self.qdrant = self._acquire(factory)
         self._where_label = self._client_key.split(":", 1)[1]
         try:
@@ -96,7 +130,11 @@ class QdrantStore(SQLiteStore):
         except Exception as exc:  # noqa: BLE001 - connection refused, DNS, TLS, auth...
             self._release()
             raise StoreError(f"cannot reach Qdrant at {self._where_label}: {exc}") from exc
-        super().__init__({"path": records, "embedding_model_dims": o.embedding_model_dims, "vector_cache_mb": 0}, **context)
+        try:
+            self.records = _records_store(o, default_records, context)
+        except BaseException:
+            self._release()
+            raise
 
     # -- the shared client ----------------------------------------------------------------------
 
@@ -129,7 +167,7 @@ class QdrantStore(SQLiteStore):
                 _clients[self._client_key] = (client, refs - 1, lock)
 
     def close(self) -> None:
-        super().close()
+        self.records.close()
         self._release()
 
     def _q(self, action: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -144,7 +182,7 @@ class QdrantStore(SQLiteStore):
     # -- collection ----------------------------------------------------------------------------
 
     def bind_embedder(self, model_id: str, dims: int) -> None:
-        super().bind_embedder(model_id, dims)
+        self.records.bind_embedder(model_id, dims)
         m, name = self._models, self.qoptions.collection_name
         if self._q("checking the collection", self.qdrant.collection_exists, name):
             info = self._q("reading the collection", self.qdrant.get_collection, name)
@@ -156,46 +194,47 @@ class QdrantStore(SQLiteStore):
                 vectors_config=m.VectorParams(size=dims, distance=m.Distance.COSINE, on_disk=self.qoptions.on_disk))
         if not self._client_key.startswith("url:"):
             return  # local mode has no payload indexes
-        for field in ("user_id", "agent_id", "run_id", "scope_key"):
+        for field in ("user_id", "agent_id", "run_id", "scope_key", "memory_id"):
             try:
                 self.qdrant.create_payload_index(name, field, field_schema=m.PayloadSchemaType.KEYWORD)
-            except Exception as exc:  # noqa: BLE001 - local mode has no payload indexes
-                log.debug("payload index on %s not created: %s", field, exc)
+            except Exception as exc:  # noqa: BLE001 - an index is an optimisation; searches work without
+                log.warning("Qdrant payload index on %s not created: %s", field, exc)
 
-    # -- writes: SQL first (records, history, outbox), then the vectors of what was applied ------
+    # -- writes: SQL first (records, history, outbox), then the points of what was applied --------
 
-    def _vector_blob(self, vector: np.ndarray | None) -> bytes:
-        if vector is None:
-            raise StoreError("a memory cannot be stored without its vector")
-        return b""  # vectors live in Qdrant
+    @staticmethod
+    def _payload(record: MemoryRecord) -> dict[str, Any]:
+        return {"memory_id": record.id, "user_id": record.user_id, "agent_id": record.agent_id, "run_id": record.run_id,
+                "scope_key": record.scope.key, "metadata": record.metadata}
 
     def apply(self, changes: Sequence[Change], *, actor_id: str | None = None, outbox_done: OutboxItem | None = None) -> list[Applied]:
         vectors = {c.record.id: c.vector for c in changes if c.vector is not None}
-        applied = super().apply(changes, actor_id=actor_id, outbox_done=outbox_done)
-        m = self._models
-        points = [
-            m.PointStruct(id=_point_id(a.record.id), vector=np.asarray(vectors[a.record.id], dtype=np.float32).tolist(),
-                          payload={"memory_id": a.record.id, "user_id": a.record.user_id, "agent_id": a.record.agent_id,
-                                   "run_id": a.record.run_id, "scope_key": a.record.scope.key})
-            for a in applied if a.event in ("ADD", "UPDATE") and a.record.id in vectors
-        ]
-        gone = [_point_id(a.record.id) for a in applied if a.event == "DELETE"]
+        applied = self.records.apply(changes, actor_id=actor_id, outbox_done=outbox_done)
+        m, name = self._models, self.qoptions.collection_name
+        points = [m.PointStruct(id=_point_id(a.record.id), vector=np.asarray(vectors[a.record.id], dtype=np.float32).tolist(),
+                                payload=self._payload(a.record))
+                  for a in applied if a.event in ("ADD", "UPDATE") and a.record.id in vectors]
         if points:
-            self._q("writing vectors", self.qdrant.upsert, self.qoptions.collection_name, points=points, wait=True)
+            self._q("writing vectors", self.qdrant.upsert, name, points=points, wait=True)
+        for a in applied:  # same text, new metadata: the vector stays, the payload follows
+            if a.event == "UPDATE" and a.record.id not in vectors:
+                self._q("writing a payload", self.qdrant.overwrite_payload, name, payload=self._payload(a.record),
+                        points=[_point_id(a.record.id)], wait=True)
+        gone = [_point_id(a.record.id) for a in applied if a.event == "DELETE"]
         if gone:
-            self._q("deleting vectors", self.qdrant.delete, self.qoptions.collection_name, points_selector=m.PointIdsList(points=gone), wait=True)
+            self._q("deleting vectors", self.qdrant.delete, name, points_selector=m.PointIdsList(points=gone), wait=True)
         return applied
 
     def delete_where(self, scope: Scope, filters: Filter | None, *, actor_id: str | None = None) -> int:
-        doomed = [r.id for r in self.list(scope, filters, None)]
-        count = super().delete_where(scope, filters, actor_id=actor_id)
+        doomed = self.records.ids_matching(scope, filters)
+        count = self.records.delete_where(scope, filters, actor_id=actor_id)
         if doomed:
             self._q("deleting vectors", self.qdrant.delete, self.qoptions.collection_name,
                     points_selector=self._models.PointIdsList(points=[_point_id(i) for i in doomed]), wait=True)
         return count
 
     def reset(self) -> None:
-        super().reset()
+        self.records.reset()
         if self._q("checking the collection", self.qdrant.collection_exists, self.qoptions.collection_name):
             self._q("dropping the collection", self.qdrant.delete_collection, self.qoptions.collection_name)
 
@@ -204,39 +243,70 @@ class QdrantStore(SQLiteStore):
     def search(self, scope: Scope, filters: Filter | None, query_vector: np.ndarray, query_text: str, candidates: int,
                *, exact_scope: bool = False) -> Candidates:
         m, name = self._models, self.qoptions.collection_name
-        where, params = self._where(scope, filters, exact_scope=exact_scope)
         out = Candidates()
-        with self._snapshot("searching memories") as db:
-            keyword = self._keyword(db, scope, where, params, query_text, candidates)
-            allowed = None
-            if filters is not None:
-                allowed = [r[0] for r in db.execute(f"SELECT m.id FROM memories m WHERE {where}", params)]
         if not self._q("checking the collection", self.qdrant.collection_exists, name):
             return out
+        out.keyword = self.records.keyword_candidates(scope, filters, query_text, candidates, exact_scope=exact_scope)
         must: list[Any] = []
         if exact_scope:
             must.append(m.FieldCondition(key="scope_key", match=m.MatchValue(value=scope.key)))
         else:
             must += [m.FieldCondition(key=f, match=m.MatchValue(value=v)) for f, v in scope.as_dict().items()]
-        if allowed is not None:
-            if not allowed:
-                return out
-            must.append(m.HasIdCondition(has_id=[_point_id(i) for i in allowed]))
-        q = np.asarray(query_vector, dtype=np.float32).tolist()
-        hits = self._q("searching vectors", self.qdrant.query_points, name, query=q, query_filter=m.Filter(must=must),
+        if filters is not None:
+            must.append(compile_filter(filters, m, lambda c: self.records.ids_matching(scope, c, exact_scope=exact_scope), _point_id))
+        q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
+        hits = self._q("searching vectors", self.qdrant.query_points, name, query=q.tolist(), query_filter=m.Filter(must=must),
                        limit=candidates, with_payload=["memory_id"]).points
         sims = {h.payload["memory_id"]: float(h.score) for h in hits}
-        with self._snapshot("searching memories") as db:
-            rowid_of = dict(db.execute(f"SELECT id, rowid FROM memories WHERE rowid IN ({', '.join('?' for _ in keyword) or 'NULL'})"
-                                       f" OR id IN ({', '.join('?' for _ in sims) or 'NULL'})", [*keyword, *sims]).fetchall())
-        id_of = {rowid: memory_id for memory_id, rowid in rowid_of.items()}
-        out.dense = {rowid_of[i]: s for i, s in sims.items() if i in rowid_of}
-        out.keyword = keyword
-        missing = [id_of[r] for r in keyword if r not in out.dense and r in id_of]
+        if filters is not None and sims:  # Qdrant narrowed; SQL has the last word on the filter's meaning
+            sims = {i: sims[i] for i in self.records.ids_matching(scope, filters, exact_scope=exact_scope, among=list(sims))}
+        keys = self.records.keys_for(list(sims))
+        out.dense = {keys[i]: score for i, score in sims.items() if i in keys}
+        missing = [k for k in out.keyword if k not in out.dense]
         if missing:  # keyword hits outside the dense top-k still get their cosine
-            points = self._q("reading vectors", self.qdrant.retrieve, name, ids=[_point_id(i) for i in missing], with_vectors=True, with_payload=["memory_id"])
-            qv = np.asarray(q, dtype=np.float32)
-            for p in points:
-                v = np.asarray(p.vector, dtype=np.float32)
-                out.dense[rowid_of[p.payload["memory_id"]]] = float(v @ qv / ((np.linalg.norm(v) * np.linalg.norm(qv)) or 1.0))
+            ids = {r.id: k for k, r in self.records.fetch(missing).items()}
+            points = self._q("reading vectors", self.qdrant.retrieve, name, ids=[_point_id(i) for i in ids], with_vectors=True,
+                             with_payload=["memory_id"])
+            norm = float(np.linalg.norm(q)) or 1.0
+            for point in points:
+                v = np.asarray(point.vector, dtype=np.float32)
+                out.dense[ids[point.payload["memory_id"]]] = float(v @ q / ((float(np.linalg.norm(v)) or 1.0) * norm))
         return out
+
+    # -- everything else is the record store's --------------------------------------------------
+
+    def scope_lock(self, scope: Scope) -> ContextManager[None]:
+        return self.records.scope_lock(scope)
+
+    def get(self, memory_id: str) -> MemoryRecord | None:
+        return self.records.get(memory_id)
+
+    def list(self, scope: Scope, filters: Filter | None, limit: int | None) -> list[MemoryRecord]:
+        return self.records.list(scope, filters, limit)
+
+    def fetch(self, keys: Sequence[Hashable]) -> dict[Hashable, MemoryRecord]:
+        return self.records.fetch(keys)
+
+    def history(self, memory_id: str) -> list[HistoryEvent]:
+        return self.records.history(memory_id)
+
+    def count(self) -> int:
+        return self.records.count()
+
+    def entities(self) -> list[tuple[str, str, int]]:
+        return self.records.entities()
+
+    def outbox_put(self, payload: dict[str, Any]) -> str:
+        return self.records.outbox_put(payload)
+
+    def outbox_claim(self, owner: str, lease_seconds: float) -> OutboxItem | None:
+        return self.records.outbox_claim(owner, lease_seconds)
+
+    def outbox_done(self, item: OutboxItem) -> None:
+        self.records.outbox_done(item)
+
+    def outbox_retry(self, item_id: str, error: str, delay_seconds: float) -> None:
+        self.records.outbox_retry(item_id, error, delay_seconds)
+
+    def outbox_stats(self) -> dict[str, Any]:
+        return self.records.outbox_stats()

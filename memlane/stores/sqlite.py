@@ -77,9 +77,11 @@ def _mapped(action: str) -> Iterator[None]:
 
 class SQLiteStore:
     exact_search = True
+    #: False when a vector engine beside this store (Qdrant) keeps the vectors: records only
+    keeps_vectors = True
 
-    def __init__(self, options: dict[str, Any] | None = None, **_: Any) -> None:
-        self.options = validate_section(Options, options or {}, "vector_store.config")
+    def __init__(self, options: dict[str, Any] | None = None, *, config_path: str = "vector_store.config", **_: Any) -> None:
+        self.options = validate_section(Options, options or {}, config_path)
         raw = self.options.path
         self.in_memory = raw == ":memory:"
         if self.in_memory:
@@ -239,6 +241,8 @@ class SQLiteStore:
     def _vector_blob(self, vector: np.ndarray | None) -> bytes:
         if vector is None:
             raise StoreError("a memory cannot be stored without its vector")
+        if not self.keeps_vectors:
+            return b""
         v = np.asarray(vector, dtype=np.float32).reshape(-1)
         if self._dims is not None and v.shape[0] != self._dims:
             raise StoreError(f"vector has {v.shape[0]} dims, the store holds {self._dims}")
@@ -484,6 +488,30 @@ class SQLiteStore:
                         dense[int(rowid)] = float(sims[pos])
             out.dense, out.keyword = dense, keyword
         return out
+
+    # -- what a vector engine beside this store needs (see memlane.stores.base.RecordIndex) --------
+
+    def keyword_candidates(self, scope: Scope, filters: Filter | None, query_text: str, candidates: int,
+                           *, exact_scope: bool = False) -> dict[Any, float]:
+        where, params = self._where(scope, filters, exact_scope=exact_scope)
+        with self._snapshot("searching memories") as db:
+            return self._keyword(db, scope, where, params, query_text, candidates)
+
+    def ids_matching(self, scope: Scope, filters: Filter | None, *, exact_scope: bool = False,
+                     among: Sequence[str] | None = None) -> list[str]:
+        where, params = self._where(scope, filters, exact_scope=exact_scope)
+        if among is not None:
+            where += f" AND m.id IN ({', '.join('?' for _ in among) or 'NULL'})"
+            params.extend(among)
+        with _mapped("filtering memories"):
+            return [r[0] for r in self._db.execute(f"SELECT m.id FROM memories m WHERE {where}", params)]
+
+    def keys_for(self, memory_ids: Sequence[str]) -> dict[str, Any]:
+        if not memory_ids:
+            return {}
+        with _mapped("reading memories"):
+            return dict(self._db.execute(f"SELECT id, rowid FROM memories WHERE id IN ({', '.join('?' for _ in memory_ids)})",
+                                         list(memory_ids)).fetchall())
 
     def fetch(self, keys: Sequence[Any]) -> dict[Any, MemoryRecord]:
         if not keys:

@@ -63,6 +63,11 @@ def matches(memory: Memory, filters: dict[str, Any]) -> set[str]:
         ({"OR": [{"AND": [{"category": "food"}, {"verified": True}]}, {"NOT": {"category": "*"}}]}, {"indian food", "no metadata"}),
         ({"category": "food", "priority": {"lt": 1}}, set()),
         ({"memory": {"icontains": "FRAN"}}, {"san francisco"}),
+        # a list field equals no scalar (Qdrant's own "any element" match must not leak through)
+        ({"tags": "food"}, set()),
+        ({"tags": {"in": ["food", "x"]}}, set()),
+        ({"tags": {"ne": "food"}}, {r for r, _ in ROWS}),
+        ({"NOT": {"tags": {"nin": ["food"]}}}, set()),
     ],
 )
 def test_operator(filled: Memory, filters: dict[str, Any], expected: set[str]) -> None:
@@ -89,6 +94,14 @@ def test_filters_apply_before_the_top_k_cut(memory: Memory) -> None:
     memory.add("Tea is nice", user_id="alice", infer=False, metadata={"kind": "drink"})
     hits = memory.search("pizza", user_id="alice", filters={"kind": "drink"}, limit=1)["results"]
     assert [h["memory"] for h in hits] == ["Tea is nice"]
+
+
+def test_changed_metadata_is_what_filters_see(memory: Memory) -> None:
+    added = memory.add("Likes green tea", user_id="alice", infer=False, metadata={"kind": "drink"})["results"][0]
+    memory.update(added["id"], "Likes green tea", metadata={"kind": "food", "rank": 2})
+    assert matches(memory, {"kind": "food"}) == {"Likes green tea"}
+    assert matches(memory, {"rank": {"gte": 2}}) == {"Likes green tea"}
+    assert matches(memory, {"kind": "drink"}) == set()
 
 
 def test_user_values_are_parameters_not_sql(filled: Memory) -> None:
