@@ -75,6 +75,7 @@ class _Core:
         self.learner = Learner(self.memory, self.config.outbox)
         self._unsaved: list[dict[str, Any]] = []
         self._unsaved_lock = threading.Lock()
+        self._closed = False
         self.learner.start()  # resumes what earlier clients of this store left in the outbox
         _flush_at_exit(self)
 
@@ -171,6 +172,8 @@ class _Core:
                 return
 
     def flush(self, timeout: float | None) -> bool:
+        if self._closed:  # closing stopped the learner and the store; nothing can drain now
+            return False
         self._save_unsaved()
         return self.learner.flush(timeout) and not self._unsaved
 
@@ -181,6 +184,8 @@ class _Core:
         return status
 
     def close(self) -> None:
+        self._closed = True
+        _live.discard(self)
         self.learner.stop()
         self.memory.close()
 

@@ -1,12 +1,16 @@
 """One engine per project, so a project's key can only ever reach that project's memories.
 
-On the SQLite store each project is its own file beside the configured one (the ``default``
-project is the configured file itself, the one the CLI uses): isolation by construction.
+Each project gets its own storage beside the configured one (the ``default`` project is the
+configured store itself, the one the CLI uses): isolation by construction. SQLite: a file
+beside the configured file; PostgreSQL: a schema; Qdrant: a collection (and its records in
+their own file or schema).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,14 +21,44 @@ from memlane.proxy.client import AsyncMemlane
 from memlane.server.keys import DEFAULT_PROJECT, check_project
 
 
+def _tag(project: str) -> str:
+    """A SQL- and Qdrant-safe name part; the hash keeps ``Acme``, ``acme`` and ``a-cme`` apart."""
+    return re.sub(r"[^a-z0-9_]", "_", project.lower())[:20] + "_" + hashlib.sha1(project.encode()).hexdigest()[:8]
+
+
+def _beside(path: str | None, project: str) -> str:
+    base = Path(path or default_db_path()).expanduser()
+    return str(base.with_name(f"{base.stem}.{project}{base.suffix or '.db'}"))
+
+
+def _schema(name: str | None, default: str, project: str) -> str:
+    tag = _tag(project)
+    return f"{(name or default)[:62 - len(tag)]}_{tag}"
+
+
 def project_config(config: MemlaneConfig, project: str) -> MemlaneConfig:
     if project == DEFAULT_PROJECT:
         return config
-    if config.vector_store.provider != "sqlite":
-        raise ConfigError(f"projects other than {DEFAULT_PROJECT!r} need the sqlite store for now", param="vector_store.provider")
+    check_project(project)
     data = config.model_dump()
-    base = Path(data["vector_store"]["config"].get("path") or default_db_path()).expanduser()
-    data["vector_store"]["config"]["path"] = str(base.with_name(f"{base.stem}.{check_project(project)}{base.suffix or '.db'}"))
+    provider, options = data["vector_store"]["provider"], data["vector_store"]["config"]
+    if provider == "sqlite":
+        options["path"] = _beside(options.get("path"), project)
+    elif provider == "pgvector":
+        options["schema_name"] = _schema(options.get("schema_name"), "memlane", project)
+    elif provider == "qdrant":
+        collection = options.get("collection_name") or "memlane"
+        options["collection_name"] = f"{collection}_{_tag(project)}"
+        records = options.get("records") or {}
+        if records.get("provider") in ("postgres", "pgvector"):
+            records["config"]["schema_name"] = _schema(records["config"].get("schema_name"), "qdrant_" + collection.lower(), project)
+        elif records:
+            records.setdefault("config", {})["path"] = _beside(records["config"].get("path"), project)
+        elif options.get("records_path") or options.get("path"):
+            # local mode keeps its records in the Qdrant folder by default
+            options["records_path"] = _beside(options.get("records_path") or str(Path(options["path"]) / "records.db"), project)
+    else:
+        raise ConfigError(f"projects other than {DEFAULT_PROJECT!r} are not supported on the {provider!r} store", param="vector_store.provider")
     return MemlaneConfig.model_validate(data)
 
 

@@ -72,12 +72,14 @@ def test_body_size_limit_is_413(make_server: Callable[..., LiveServer], upstream
     assert r.status_code == 413
 
 
-def test_projects_are_isolated_on_every_endpoint(make_server: Callable[..., LiveServer], tmp_path: Path, upstream: ScriptedUpstream) -> None:
+def test_projects_are_isolated_on_every_endpoint(make_server: Callable[..., LiveServer], tmp_path: Path, upstream: ScriptedUpstream,
+                                                store_config: Callable[[Path], dict[str, Any]]) -> None:
+    """On every backend: a file, a PostgreSQL schema or a Qdrant collection per project."""
     upstream.handler = restaurant_llm
     keys = KeyStore(tmp_path / "keys.db")
     key_a, _ = keys.create("acme")
     key_b, _ = keys.create("globex")
-    server = make_server(keys=keys)
+    server = make_server(keys=keys, vector_store=store_config(tmp_path / "server.db"))
     a = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key_a}"})
     b = httpx.Client(base_url=server.url, headers={"Authorization": f"Token {key_b}"})  # mem0's scheme works too
     secret = a.post("/v1/memories", json={"messages": "Acme's launch code is 1234", "user_id": "alice", "infer": False}).json()["results"][0]["id"]

@@ -75,6 +75,21 @@ def test_postgres_config_errors_are_named() -> None:
         Memory({"vector_store": {"provider": "pgvector", "config": {"hostname": "x"}}})
 
 
+def test_postgres_without_pgvector_is_a_clear_error(pg_uri: str) -> None:
+    """A real PostgreSQL that cannot find the extension: a fresh database, and the session's
+    ``extension_control_path`` (PostgreSQL 18) pointed at a folder without pgvector in it."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    with psycopg.connect(pg_uri, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS no_pgvector")
+        conn.execute("CREATE DATABASE no_pgvector")
+    params = conninfo_to_dict(pg_uri)
+    dsn = make_conninfo(**{**params, "dbname": "no_pgvector", "options": "-c extension_control_path=/nonexistent"})
+    with pytest.raises(StoreError, match="the pgvector extension is not installed in this PostgreSQL server"):
+        Memory({"vector_store": {"provider": "pgvector", "config": {"dsn": dsn}}})
+
+
 def test_instances_starting_together_on_a_fresh_schema(pg_uri: str) -> None:
     """Several instances opening one new schema at once (as replicas do at deploy) all start."""
     from memlane.stores.pgvector import PgVectorStore
