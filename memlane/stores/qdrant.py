@@ -65,12 +65,8 @@ class Options(BaseModel):
     records_path: str | None = None
 
 
-class _SQLiteRecords(SQLiteStore):
-    keeps_vectors = False
-
-
 class _PostgresRecords(PgVectorStore):
-    keeps_vectors = False
+    vector_index = False  # Qdrant searches; PostgreSQL keeps the vectors to re-sync it from
 
 
 _clients: dict[str, tuple[Any, int, threading.RLock]] = {}
@@ -89,7 +85,7 @@ def _records_store(o: Options, default_path: str, context: dict[str, Any]) -> Re
     cfg = {"embedding_model_dims": o.embedding_model_dims, **section.config}
     if section.provider == "sqlite":
         cfg.setdefault("path", default_path)
-        return _SQLiteRecords({**cfg, "vector_cache_mb": 0}, config_path=where, **context)
+        return SQLiteStore({**cfg, "vector_cache_mb": 0}, config_path=where, **context)
     cfg.setdefault("schema_name", "qdrant_" + re.sub(r"[^a-z0-9_]", "_", o.collection_name.lower())[:50])
     return _PostgresRecords(cfg, config_path=where, **context)
 
@@ -135,6 +131,13 @@ class QdrantStore:
         except BaseException:
             self._release()
             raise
+        #: memories SQL holds but Qdrant may not (a Qdrant write failed after the SQL commit)
+        self._unsynced: set[str] = set()
+        self._unsynced_lock = threading.Lock()
+        #: SQL's vector_sync list may hold memories Qdrant lacks (set when a catch-up failed)
+        self._behind = False
+        if self._q("checking the collection", self.qdrant.collection_exists, o.collection_name):
+            self._check_in_sync()
 
     # -- the shared client ----------------------------------------------------------------------
 
@@ -200,30 +203,117 @@ class QdrantStore:
             except Exception as exc:  # noqa: BLE001 - an index is an optimisation; searches work without
                 log.warning("Qdrant payload index on %s not created: %s", field, exc)
 
-    # -- writes: SQL first (records, history, outbox), then the points of what was applied --------
+    # -- writes: SQL first (records, vectors, history, outbox), then the points --------------------
+    #
+    # SQL is the source of truth. Each change lists its memory in ``vector_sync`` in its own
+    # transaction; Qdrant's acknowledgement removes it. A Qdrant write that fails is therefore
+    # not an error for the caller (the memory is stored and keyword-searchable): it is re-sent
+    # from SQL at the next write or search, or at the next start if this process dies first.
 
     @staticmethod
     def _payload(record: MemoryRecord) -> dict[str, Any]:
         return {"memory_id": record.id, "user_id": record.user_id, "agent_id": record.agent_id, "run_id": record.run_id,
-                "scope_key": record.scope.key, "metadata": record.metadata}
+                "scope_key": record.scope.key, "updated_at": record.updated_at, "metadata": record.metadata}
 
     def apply(self, changes: Sequence[Change], *, actor_id: str | None = None, outbox_done: OutboxItem | None = None) -> list[Applied]:
+        self._catch_up()
+        applied = self.records.apply(changes, actor_id=actor_id, outbox_done=outbox_done, track_sync=True)
+        touched = sorted({a.record.id for a in applied if a.event != "NONE"})
+        if not touched:
+            return applied
         vectors = {c.record.id: c.vector for c in changes if c.vector is not None}
-        applied = self.records.apply(changes, actor_id=actor_id, outbox_done=outbox_done)
         m, name = self._models, self.qoptions.collection_name
-        points = [m.PointStruct(id=_point_id(a.record.id), vector=np.asarray(vectors[a.record.id], dtype=np.float32).tolist(),
-                                payload=self._payload(a.record))
-                  for a in applied if a.event in ("ADD", "UPDATE") and a.record.id in vectors]
-        if points:
-            self._q("writing vectors", self.qdrant.upsert, name, points=points, wait=True)
-        for a in applied:  # same text, new metadata: the vector stays, the payload follows
-            if a.event == "UPDATE" and a.record.id not in vectors:
-                self._q("writing a payload", self.qdrant.overwrite_payload, name, payload=self._payload(a.record),
-                        points=[_point_id(a.record.id)], wait=True)
-        gone = [_point_id(a.record.id) for a in applied if a.event == "DELETE"]
+        try:
+            points = [m.PointStruct(id=_point_id(a.record.id), vector=np.asarray(vectors[a.record.id], dtype=np.float32).tolist(),
+                                    payload=self._payload(a.record))
+                      for a in applied if a.event in ("ADD", "UPDATE") and a.record.id in vectors]
+            if points:
+                self._q("writing vectors", self.qdrant.upsert, name, points=points, wait=True)
+            for a in applied:  # same text, new metadata: the vector stays, the payload follows
+                if a.event == "UPDATE" and a.record.id not in vectors:
+                    self._q("writing a payload", self.qdrant.overwrite_payload, name, payload=self._payload(a.record),
+                            points=[_point_id(a.record.id)], wait=True)
+            gone = [_point_id(a.record.id) for a in applied if a.event == "DELETE"]
+            if gone:
+                self._q("deleting vectors", self.qdrant.delete, name, points_selector=m.PointIdsList(points=gone), wait=True)
+        except StoreError as exc:
+            with self._unsynced_lock:
+                self._unsynced |= set(touched)
+            log.warning("%d memories are stored but not yet in Qdrant; they are re-sent from SQL at the next write or search: %s",
+                        len(touched), exc)
+            return applied
+        self.records.clear_unsynced(touched)
+        return applied
+
+    def _catch_up(self) -> None:
+        if not self._unsynced and not self._behind:
+            return
+        with self._unsynced_lock:
+            pending = sorted(self._unsynced | set(self.records.unsynced_ids()))
+        try:
+            self._sync(pending)
+        except StoreError as exc:
+            log.debug("Qdrant still unavailable, %d memories wait: %s", len(pending), exc)
+            return
+        self.records.clear_unsynced(pending)
+        with self._unsynced_lock:
+            self._unsynced -= set(pending)
+        self._behind = False
+
+    def _sync(self, memory_ids: Sequence[str]) -> None:
+        """Make Qdrant hold exactly what SQL holds for these memories."""
+        m, name = self._models, self.qoptions.collection_name
+        held = self.records.vectors_for(memory_ids)
+        if held:
+            self._q("re-sending vectors", self.qdrant.upsert, name, wait=True, points=[
+                m.PointStruct(id=_point_id(i), vector=v.tolist(), payload=self._payload(r)) for i, (r, v) in held.items()])
+        gone = [_point_id(i) for i in memory_ids if i not in held]
         if gone:
             self._q("deleting vectors", self.qdrant.delete, name, points_selector=m.PointIdsList(points=gone), wait=True)
-        return applied
+
+    def _check_in_sync(self) -> None:
+        """At start: re-send what an earlier process changed in SQL but never got into Qdrant; a
+        count that still differs (Qdrant lost data, or records were restored) means a full resync."""
+        try:
+            pending = self.records.unsynced_ids()
+            if pending:
+                log.warning("re-sending %d memories an earlier process did not get into Qdrant", len(pending))
+                self._sync(pending)
+                self.records.clear_unsynced(pending)
+            points = self._q("counting points", self.qdrant.count, self.qoptions.collection_name, exact=True).count
+            if points != self.records.count():
+                log.warning("Qdrant holds %d points for %d memories; re-syncing from SQL", points, self.records.count())
+                self.resync()
+        except StoreError as exc:
+            log.warning("could not bring Qdrant in line with SQL at start (retried at the next write): %s", exc)
+            self._behind = True
+
+    def resync(self, page: int = 1_000) -> dict[str, int]:
+        """Bring Qdrant in line with SQL: re-send memories it lacks or holds an older version of,
+        delete points whose memory is gone. Returns how many of each."""
+        name, sent, deleted = self.qoptions.collection_name, 0, 0
+        after: str | None = None
+        while batch := self.records.ids_page(after, page):
+            after = batch[-1][0]
+            points = self._q("reading points", self.qdrant.retrieve, name, ids=[_point_id(i) for i, _ in batch], with_payload=["memory_id", "updated_at"])
+            seen = {p.payload["memory_id"]: p.payload.get("updated_at") for p in points}
+            stale = [i for i, updated in batch if seen.get(i, "missing") != updated]
+            self._sync(stale)
+            sent += len(stale)
+        offset: Any = None
+        while True:
+            points, offset = self._q("reading points", self.qdrant.scroll, name, limit=page, offset=offset, with_payload=["memory_id"])
+            ids = [p.payload["memory_id"] for p in points]
+            known = self.records.keys_for(ids)
+            orphans = [i for i in ids if i not in known]
+            if orphans:
+                self._sync(orphans)
+                deleted += len(orphans)
+            if offset is None:
+                break
+        with self._unsynced_lock:
+            self._unsynced.clear()
+        return {"sent": sent, "deleted": deleted}
 
     def delete_where(self, scope: Scope, filters: Filter | None, *, actor_id: str | None = None) -> int:
         doomed = self.records.ids_matching(scope, filters)
@@ -244,6 +334,7 @@ class QdrantStore:
                *, exact_scope: bool = False) -> Candidates:
         m, name = self._models, self.qoptions.collection_name
         out = Candidates()
+        self._catch_up()
         if not self._q("checking the collection", self.qdrant.collection_exists, name):
             return out
         out.keyword = self.records.keyword_candidates(scope, filters, query_text, candidates, exact_scope=exact_scope)

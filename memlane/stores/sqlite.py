@@ -77,8 +77,6 @@ def _mapped(action: str) -> Iterator[None]:
 
 class SQLiteStore:
     exact_search = True
-    #: False when a vector engine beside this store (Qdrant) keeps the vectors: records only
-    keeps_vectors = True
 
     def __init__(self, options: dict[str, Any] | None = None, *, config_path: str = "vector_store.config", **_: Any) -> None:
         self.options = validate_section(Options, options or {}, config_path)
@@ -208,8 +206,10 @@ class SQLiteStore:
     # -- writes --------------------------------------------------------------------------------
 
     def apply(
-        self, changes: Sequence[Change], *, actor_id: str | None = None, outbox_done: OutboxItem | None = None
+        self, changes: Sequence[Change], *, actor_id: str | None = None, outbox_done: OutboxItem | None = None,
+        track_sync: bool = False,
     ) -> list[Applied]:
+        """``track_sync``: also list the changed memories in ``vector_sync`` (see ``unsynced_ids``)."""
         results: list[Applied] = []
         with self._write("applying memory changes") as db:
             if outbox_done is not None:
@@ -217,6 +217,9 @@ class SQLiteStore:
             for change in changes:
                 handler = {"ADD": self._add, "UPDATE": self._update, "DELETE": self._delete}[change.event]
                 results.append(handler(db, change, actor_id))
+            if track_sync:
+                db.executemany("INSERT OR IGNORE INTO vector_sync (memory_id) VALUES (?)",
+                               [(i,) for i in sorted({a.record.id for a in results if a.event != "NONE"})])
             self._bump(db, {k for a in results if a.event != "NONE" for k in _version_keys(a.record.user_id, a.record.agent_id, a.record.run_id)})
         return results
 
@@ -241,8 +244,6 @@ class SQLiteStore:
     def _vector_blob(self, vector: np.ndarray | None) -> bytes:
         if vector is None:
             raise StoreError("a memory cannot be stored without its vector")
-        if not self.keeps_vectors:
-            return b""
         v = np.asarray(vector, dtype=np.float32).reshape(-1)
         if self._dims is not None and v.shape[0] != self._dims:
             raise StoreError(f"vector has {v.shape[0]} dims, the store holds {self._dims}")
@@ -325,7 +326,7 @@ class SQLiteStore:
 
     def reset(self) -> None:
         with self._write("resetting the store") as db:
-            for table in ("memories", "vectors", "memories_fts", "history", "store_info", "outbox"):
+            for table in ("memories", "vectors", "memories_fts", "history", "store_info", "outbox", "vector_sync"):
                 db.execute(f"DELETE FROM {table}")
             # versions only ever grow, so no cached matrix from before the reset can match again
             db.execute("UPDATE scope_versions SET version = version + 1")
@@ -505,6 +506,28 @@ class SQLiteStore:
             params.extend(among)
         with _mapped("filtering memories"):
             return [r[0] for r in self._db.execute(f"SELECT m.id FROM memories m WHERE {where}", params)]
+
+    def vectors_for(self, memory_ids: Sequence[str]) -> dict[str, tuple[MemoryRecord, np.ndarray]]:
+        if not memory_ids:
+            return {}
+        with _mapped("reading vectors"):
+            rows = self._db.execute(f"SELECT m.*, v.embedding FROM memories m JOIN vectors v ON v.rowid = m.rowid"
+                                    f" WHERE m.id IN ({', '.join('?' for _ in memory_ids)})", list(memory_ids)).fetchall()
+        return {r["id"]: (record_from_row(r, json.loads(r["metadata"])), np.frombuffer(r["embedding"], dtype=np.float32)) for r in rows}
+
+    def ids_page(self, after: str | None, limit: int) -> list[tuple[str, str]]:
+        with _mapped("listing memories"):
+            rows = self._db.execute("SELECT id, updated_at FROM memories WHERE id > ? ORDER BY id LIMIT ?", (after or "", limit)).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def unsynced_ids(self) -> list[str]:
+        with _mapped("reading the vector sync list"):
+            return [r[0] for r in self._db.execute("SELECT memory_id FROM vector_sync")]
+
+    def clear_unsynced(self, memory_ids: Sequence[str]) -> None:
+        if memory_ids:
+            with self._write("updating the vector sync list") as db:
+                db.executemany("DELETE FROM vector_sync WHERE memory_id = ?", [(i,) for i in memory_ids])
 
     def keys_for(self, memory_ids: Sequence[str]) -> dict[str, Any]:
         if not memory_ids:

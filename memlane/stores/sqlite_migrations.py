@@ -109,3 +109,11 @@ def m003_outbox(db: sqlite3.Connection) -> None:
         CREATE INDEX outbox_due ON outbox (next_attempt_at, seq)
         """,
     )
+
+
+@migration
+def m004_vector_sync(db: sqlite3.Connection) -> None:
+    """Memories changed here whose vectors another engine (Qdrant) has not acknowledged yet:
+    written in the change's own transaction, removed after the acknowledgement, so a process
+    that dies in between leaves a list to re-send instead of a silent gap."""
+    execute_all(db, "CREATE TABLE vector_sync (memory_id TEXT PRIMARY KEY)")

@@ -32,12 +32,15 @@ def store_for(kind: str, tmp_path: Path, pg_uri: str, name: str) -> dict[str, An
         return {"provider": "sqlite", "config": {"path": str(tmp_path / f"{name}.db")}}
     if kind == "qdrant":
         return {"provider": "qdrant", "config": {"path": str(tmp_path / f"{name}.qdrant")}}
-    return {"provider": "pgvector", "config": {"dsn": pg_uri, "schema_name": f"export_{name}"}}
+    if kind == "qdrant-pg":
+        return {"provider": "qdrant", "config": {"path": str(tmp_path / f"{name}.qdrant"),
+                                                 "records": {"provider": "postgres", "config": {"dsn": pg_uri, "schema_name": f"export_{name.replace('-', '_')}"}}}}
+    return {"provider": "pgvector", "config": {"dsn": pg_uri, "schema_name": f"export_{name.replace('-', '_')}"}}
 
 
-@pytest.mark.parametrize("source_kind,target", [("sqlite", "sqlite"), ("sqlite", "pgvector"), ("pgvector", "qdrant"), ("qdrant", "sqlite")])
+@pytest.mark.parametrize("source_kind,target", [("sqlite", "sqlite"), ("sqlite", "pgvector"), ("pgvector", "qdrant"), ("qdrant", "qdrant-pg"), ("qdrant-pg", "sqlite")])
 def test_round_trip_between_backends(tmp_path: Path, source_kind: str, target: str, pg_uri: str) -> None:
-    """sqlite → pgvector → qdrant → sqlite and back: every memory, its metadata and its history."""
+    """sqlite → pgvector → qdrant → qdrant on PostgreSQL → sqlite: every memory, its metadata and its history."""
     source_store = store_for(source_kind, tmp_path, pg_uri, f"source_{source_kind}_{target}")
     target_store = store_for(target, tmp_path, pg_uri, f"target_{source_kind}_{target}")
     with Memory({"vector_store": source_store}) as source:
