@@ -554,9 +554,10 @@ class PgVectorStore:
         with self._tx("searching memories") as conn:
             if self._dims is None and not conn.execute(f"SELECT to_regclass('{self.options.schema_name}.vectors') AS t").fetchone()["t"]:
                 return out
-            in_scope, scope_params = self._where(scope, None, exact_scope=exact_scope)
-            size = conn.execute(f"SELECT count(*) AS n FROM (SELECT 1 FROM {s}.memories m WHERE {in_scope}"
-                                f" LIMIT {int(self.options.exact_search_max_rows) + 1}) x", scope_params).fetchone()["n"]
+            # counted with the filter: a selective filter in a big scope leaves few rows, which an
+            # exact scan finds all of, where the index could run out of tuples before the top-k
+            size = conn.execute(f"SELECT count(*) AS n FROM (SELECT 1 FROM {s}.memories m WHERE {where}"
+                                f" LIMIT {int(self.options.exact_search_max_rows) + 1}) x", params).fetchone()["n"]
             if size <= self.options.exact_search_max_rows:
                 order = "(v.embedding <=> %s) + 0"  # an expression: the planner cannot use the index, the scan is exact
             else:
