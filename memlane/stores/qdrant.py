@@ -58,6 +58,9 @@ class Options(BaseModel):
     embedding_model_dims: int | None = None
     on_disk: bool = False
     timeout: float = 10.0
+    #: metadata fields to index in Qdrant (server mode), so filters on them stay fast at scale:
+    #: ``{"category": "keyword", "priority": "float"}``; dotted paths reach nested fields
+    payload_indexes: dict[str, Literal["keyword", "integer", "float", "bool", "datetime", "uuid"]] = Field(default_factory=dict)
     #: where records, history and the outbox live: SQLite (default) or PostgreSQL
     records: RecordsSection | None = None
     #: shorthand for ``records: {"provider": "sqlite", "config": {"path": ...}}`` (default:
@@ -192,14 +195,20 @@ class QdrantStore:
             size = info.config.params.vectors.size
             if size != dims:
                 raise EmbedderMismatchError(f"the Qdrant collection {name!r} holds {size}-dim vectors, the embedder {model_id} makes {dims}")
-            return
-        self._q("creating the collection", self.qdrant.create_collection, name,
-                vectors_config=m.VectorParams(size=dims, distance=m.Distance.COSINE, on_disk=self.qoptions.on_disk))
-        if not self._client_key.startswith("url:"):
-            return  # local mode has no payload indexes
-        for field in ("user_id", "agent_id", "run_id", "scope_key", "memory_id"):
+        else:
+            self._q("creating the collection", self.qdrant.create_collection, name,
+                    vectors_config=m.VectorParams(size=dims, distance=m.Distance.COSINE, on_disk=self.qoptions.on_disk))
+        if self._client_key.startswith("url:"):  # local mode has no payload indexes (it scans)
+            self._ensure_payload_indexes()
+
+    def _ensure_payload_indexes(self) -> None:
+        """Scope fields and the configured metadata fields; creating an existing index is a no-op."""
+        m, name = self._models, self.qoptions.collection_name
+        wanted = {f: "keyword" for f in ("user_id", "agent_id", "run_id", "scope_key", "memory_id")}
+        wanted.update({f"metadata.{path}": kind for path, kind in self.qoptions.payload_indexes.items()})
+        for field, kind in wanted.items():
             try:
-                self.qdrant.create_payload_index(name, field, field_schema=m.PayloadSchemaType.KEYWORD)
+                self.qdrant.create_payload_index(name, field, field_schema=m.PayloadSchemaType(kind), wait=True)
             except Exception as exc:  # noqa: BLE001 - an index is an optimisation; searches work without
                 log.warning("Qdrant payload index on %s not created: %s", field, exc)
 

@@ -60,6 +60,17 @@ def test_qdrant_answering_garbage(tmp_path, garbage_server: int) -> None:  # typ
         Memory({"vector_store": {"provider": "qdrant", "config": {"url": f"http://127.0.0.1:{garbage_server}", "records_path": str(tmp_path / "r.db")}}})
 
 
+def test_qdrant_config_errors_are_named(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from memlane import ConfigError
+
+    with pytest.raises(ConfigError, match="vector_store.config.payload_indexes.category"):
+        Memory({"vector_store": {"provider": "qdrant", "config": {"path": str(tmp_path / "q"), "payload_indexes": {"category": "nope"}}}})
+    with pytest.raises(ConfigError, match="unknown config key 'vector_store.config.records.config.hostname'"):
+        Memory({"vector_store": {"provider": "qdrant", "config": {"path": str(tmp_path / "q"), "records": {"provider": "postgres", "config": {"hostname": "x"}}}}})
+    with pytest.raises(ConfigError, match="records or records_path"):
+        Memory({"vector_store": {"provider": "qdrant", "config": {"path": str(tmp_path / "q"), "records_path": "a.db", "records": {"provider": "sqlite"}}}})
+
+
 def test_postgres_down_is_a_clear_error() -> None:
     port = closed_port()
     with pytest.raises(StoreError, match=f"PostgreSQL at .*port={port}.* is unreachable while connecting"):
