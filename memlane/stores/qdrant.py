@@ -328,8 +328,13 @@ class QdrantStore:
         doomed = self.records.ids_matching(scope, filters)
         count = self.records.delete_where(scope, filters, actor_id=actor_id)
         if doomed:
-            self._q("deleting vectors", self.qdrant.delete, self.qoptions.collection_name,
-                    points_selector=self._models.PointIdsList(points=[_point_id(i) for i in doomed]), wait=True)
+            try:
+                self._q("deleting vectors", self.qdrant.delete, self.qoptions.collection_name,
+                        points_selector=self._models.PointIdsList(points=[_point_id(i) for i in doomed]), wait=True)
+            except StoreError as exc:  # the memories are gone; their points go at the next catch-up
+                with self._unsynced_lock:
+                    self._unsynced |= set(doomed)
+                log.warning("%d deleted memories are still in Qdrant; removed at the next write or search: %s", len(doomed), exc)
         return count
 
     def reset(self) -> None:

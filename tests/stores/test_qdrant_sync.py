@@ -40,9 +40,11 @@ def test_a_write_while_qdrant_fails_is_stored_and_sent_when_it_is_back(memory: M
     assert memory.get(added["id"])["memory"] == "Is allergic to cheese", "SQL has it although Qdrant failed"
     with pytest.raises(StoreError, match="Qdrant"):
         memory.search("cheese", user_id="alice")
+    memory.add("Plays chess", user_id="bob", infer=False)
+    assert memory.delete_all(user_id="bob")  # gone from SQL while Qdrant is away
     store.qdrant = QdrantClient(path=str(store.qoptions.path))  # Qdrant is back
     memory.add("Drinks green tea", user_id="alice", infer=False)
-    assert points(memory) == 3
+    assert points(memory) == 3, "cheese sent, bob's point deleted"
     assert dense_hit(memory, "Is allergic to cheese")
 
 
