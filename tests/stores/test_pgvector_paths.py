@@ -44,3 +44,31 @@ def test_a_selective_filter_in_a_big_scope_finds_every_match(pg_uri: str) -> Non
         assert len(unfiltered.dense) == 10
     finally:
         store.close()
+
+
+def test_a_store_from_before_the_scope_columns_is_migrated(pg_uri: str) -> None:
+    """Schema version 2 kept vectors without their scope; opening it with this version moves
+    the scope beside each vector and searches find the same memories."""
+    import psycopg
+
+    store = PgVectorStore({"dsn": pg_uri, "schema_name": "t_m3"})
+    store.bind_embedder("synthetic", 4)
+    now = utc_now()
+    vectors = {"alice": np.array([1, 0, 0, 0], np.float32), "bob": np.array([0, 1, 0, 0], np.float32)}
+    store.apply([Change("ADD", MemoryRecord(id=str(uuid.uuid4()), memory=f"{user}'s fact", hash=content_hash(user), user_id=user,
+                                            created_at=now, updated_at=now), vector) for user, vector in vectors.items()])
+    store.close()
+    with psycopg.connect(pg_uri, autocommit=True) as conn:  # back to the version-2 shape
+        conn.execute("ALTER TABLE t_m3.vectors DROP COLUMN user_id, DROP COLUMN agent_id, DROP COLUMN run_id, DROP COLUMN scope_key")
+        conn.execute("UPDATE t_m3.schema_version SET version = 2")
+    store = PgVectorStore({"dsn": pg_uri, "schema_name": "t_m3"})
+    try:
+        store.bind_embedder("synthetic", 4)
+        for user, vector in vectors.items():
+            found = store.search(Scope(user_id=user), None, vector, "", 10)
+            assert [r.memory for r in store.fetch(list(found.dense)).values()] == [f"{user}'s fact"]
+        with psycopg.connect(pg_uri) as conn:
+            assert conn.execute("SELECT version FROM t_m3.schema_version").fetchone() == (3,)
+            assert conn.execute("SELECT count(*) FROM t_m3.vectors WHERE scope_key IS NOT NULL").fetchone() == (2,)
+    finally:
+        store.close()
