@@ -1,9 +1,10 @@
 """PostgreSQL + pgvector: records, vectors, full-text index, history and the outbox in one
 database, so any number of memlane instances can share it.
 
-- Vectors: an HNSW index (cosine). A scope with few rows is searched exactly (no recall loss
-  under selective filters); a large one through the index with pgvector's iterative scans, so
-  filters never starve the top-k.
+- Vectors: an HNSW index (cosine). When the scope and filter leave few rows, they are searched
+  exactly (no recall loss under selective filters); otherwise through the index with
+  pgvector's iterative scans. Each vector row carries its scope, so an unfiltered search never
+  joins the records.
 - Keywords: PostgreSQL full-text search (``english``), memory text weighted above the
   neighbouring-turn context. The engine fuses the two signals, as for every store.
 - Per-scope serialisation: ``pg_advisory_lock`` on the exact scope, held on its own connection.
