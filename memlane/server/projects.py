@@ -50,10 +50,11 @@ def project_config(config: MemlaneConfig, project: str) -> MemlaneConfig:
         collection = options.get("collection_name") or "memlane"
         options["collection_name"] = f"{collection}_{_tag(project)}"
         records = options.get("records") or {}
+        records_options = records.setdefault("config", {}) if records else {}
         if records.get("provider") in ("postgres", "pgvector"):
-            records["config"]["schema_name"] = _schema(records["config"].get("schema_name"), "qdrant_" + collection.lower(), project)
+            records_options["schema_name"] = _schema(records_options.get("schema_name"), "qdrant_" + collection.lower(), project)
         elif records:
-            records.setdefault("config", {})["path"] = _beside(records["config"].get("path"), project)
+            records_options["path"] = _beside(records_options.get("path"), project)
         elif options.get("records_path") or options.get("path"):
             # local mode keeps its records in the Qdrant folder by default
             options["records_path"] = _beside(options.get("records_path") or str(Path(options["path"]) / "records.db"), project)

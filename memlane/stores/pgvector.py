@@ -223,6 +223,7 @@ class PgVectorStore:
                      " ALTER COLUMN embedding SET NOT NULL, ALTER COLUMN scope_key SET NOT NULL")
         self._create_scope_indexes(conn)
         self._create_vector_index(conn)
+        conn.execute(f"ANALYZE {s}.vectors")  # a new table has no statistics (see bulk_load)
 
     def bind_embedder(self, model_id: str, dims: int) -> None:
         declared = self.options.embedding_model_dims

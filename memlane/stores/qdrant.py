@@ -269,8 +269,12 @@ class QdrantStore:
             self._unsynced -= set(pending)
         self._behind = False
 
-    def _sync(self, memory_ids: Sequence[str]) -> None:
-        """Make Qdrant hold exactly what SQL holds for these memories."""
+    def _sync(self, memory_ids: Sequence[str], chunk: int = 1_000) -> None:
+        """Make Qdrant hold exactly what SQL holds for these memories (in bounded batches)."""
+        for start in range(0, len(memory_ids), chunk):
+            self._sync_batch(memory_ids[start:start + chunk])
+
+    def _sync_batch(self, memory_ids: Sequence[str]) -> None:
         m, name = self._models, self.qoptions.collection_name
         held = self.records.vectors_for(memory_ids)
         if held:
