@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any, ContextManager, Hashable, Literal, Sequence
@@ -70,6 +71,10 @@ class Options(BaseModel):
 
 class _PostgresRecords(PgVectorStore):
     vector_index = False  # Qdrant searches; PostgreSQL keeps the vectors to re-sync it from
+
+
+class _QdrantFailed(StoreError):
+    """Qdrant itself failed (not the SQL store beside it)."""
 
 
 _clients: dict[str, tuple[Any, int, threading.RLock]] = {}
@@ -139,6 +144,7 @@ class QdrantStore:
         self._unsynced_lock = threading.Lock()
         #: SQL's vector_sync list may hold memories Qdrant lacks (set when a catch-up failed)
         self._behind = False
+        self._fallback_logged_at = float("-inf")
         if self._q("checking the collection", self.qdrant.collection_exists, o.collection_name):
             self._check_in_sync()
 
@@ -183,7 +189,7 @@ class QdrantStore:
             with self._local_lock:
                 return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
-            raise StoreError(f"Qdrant at {self._where_label} failed while {action}: {exc}") from exc
+            raise _QdrantFailed(f"Qdrant at {self._where_label} failed while {action}: {exc}") from exc
 
     # -- collection ----------------------------------------------------------------------------
 
@@ -350,9 +356,22 @@ class QdrantStore:
 
     def search(self, scope: Scope, filters: Filter | None, query_vector: np.ndarray, query_text: str, candidates: int,
                *, exact_scope: bool = False) -> Candidates:
+        """Through Qdrant; while Qdrant fails, exactly over the vectors SQL keeps (slower on big
+        scopes, same results), so recall survives a Qdrant outage."""
+        self._catch_up()
+        try:
+            return self._search_qdrant(scope, filters, query_vector, query_text, candidates, exact_scope=exact_scope)
+        except _QdrantFailed as exc:
+            now = time.monotonic()
+            if now - self._fallback_logged_at > 60:
+                self._fallback_logged_at = now
+                log.warning("searching the vectors kept in SQL while Qdrant is unavailable: %s", exc)
+            return self.records.search(scope, filters, query_vector, query_text, candidates, exact_scope=exact_scope)
+
+    def _search_qdrant(self, scope: Scope, filters: Filter | None, query_vector: np.ndarray, query_text: str, candidates: int,
+                       *, exact_scope: bool) -> Candidates:
         m, name = self._models, self.qoptions.collection_name
         out = Candidates()
-        self._catch_up()
         if not self._q("checking the collection", self.qdrant.collection_exists, name):
             return out
         out.keyword = self.records.keyword_candidates(scope, filters, query_text, candidates, exact_scope=exact_scope)

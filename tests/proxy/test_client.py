@@ -261,11 +261,21 @@ def test_an_outbox_the_store_refuses_keeps_the_exchange_and_retries(client: Meml
     assert sorted(r["memory"] for r in client.memory.get_all(user_id="alice")["results"]) == ["Is allergic to cheese", "Loves Indian food"]
 
 
-@pytest.mark.parametrize("backend", ["qdrant"], indirect=True)
-def test_a_vector_store_failing_after_start_never_breaks_chat(client: Memlane, upstream: ScriptedUpstream) -> None:
+@pytest.mark.parametrize("backend", ["qdrant", "qdrant-pg"], indirect=True)
+def test_qdrant_failing_after_start_still_recalls_from_sql(client: Memlane, upstream: ScriptedUpstream) -> None:
     client.memory.add("Loves Indian food", user_id="alice", infer=False)
     client.memory.store.qdrant.close()  # the real client loses its storage, as when a Qdrant server goes away
     resp = client.chat.completions.create(messages=[{"role": "user", "content": DINNER}], model="m", user_id="alice", include_memories=True)
     assert resp.choices[0].message.content
+    assert [m.memory for m in resp.metadata.memories] == ["Loves Indian food"] and client.stats.recall_failures == 0
+
+
+@pytest.mark.parametrize("backend", ["pgvector", "qdrant-pg"], indirect=True)
+def test_the_database_failing_after_start_never_breaks_chat(client: Memlane, upstream: ScriptedUpstream) -> None:
+    client.memory.add("Loves Indian food", user_id="alice", infer=False)
+    store = client.memory.store
+    getattr(store, "records", store).close()  # every PostgreSQL connection is gone, as when the database goes away
+    resp = client.chat.completions.create(messages=[{"role": "user", "content": DINNER}], model="m", user_id="alice", include_memories=True)
+    assert resp.choices[0].message.content
     assert resp.metadata.memories == [] and client.stats.recall_failures == 1
-    assert "StoreError" in client.stats.last_recall_error and "Qdrant" in client.stats.last_recall_error
+    assert "StoreError" in client.stats.last_recall_error and "PostgreSQL" in client.stats.last_recall_error
