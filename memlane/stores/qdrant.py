@@ -145,6 +145,7 @@ class QdrantStore:
         #: SQL's vector_sync list may hold memories Qdrant lacks (set when a catch-up failed)
         self._behind = False
         self._fallback_logged_at = float("-inf")
+        self._collection_ready = False
         if self._q("checking the collection", self.qdrant.collection_exists, o.collection_name):
             self._check_in_sync()
 
@@ -349,6 +350,7 @@ class QdrantStore:
 
     def reset(self) -> None:
         self.records.reset()
+        self._collection_ready = False
         if self._q("checking the collection", self.qdrant.collection_exists, self.qoptions.collection_name):
             self._q("dropping the collection", self.qdrant.delete_collection, self.qoptions.collection_name)
 
@@ -372,8 +374,10 @@ class QdrantStore:
                        *, exact_scope: bool) -> Candidates:
         m, name = self._models, self.qoptions.collection_name
         out = Candidates()
-        if not self._q("checking the collection", self.qdrant.collection_exists, name):
-            return out
+        if not self._collection_ready:  # asked once; a collection dropped later fails the query instead
+            self._collection_ready = self._q("checking the collection", self.qdrant.collection_exists, name)
+            if not self._collection_ready:
+                return out
         out.keyword = self.records.keyword_candidates(scope, filters, query_text, candidates, exact_scope=exact_scope)
         must: list[Any] = []
         if exact_scope:
