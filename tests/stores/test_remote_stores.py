@@ -120,3 +120,13 @@ def test_instances_starting_together_on_a_fresh_schema(pg_uri: str) -> None:
         for t in threads:
             t.join(60)
         assert errors == []
+
+
+def test_qdrant_in_memory_works_end_to_end() -> None:
+    """``path: ":memory:"`` keeps the vectors in Qdrant's memory and the records in an in-memory SQLite."""
+    with Memory({"vector_store": {"provider": "qdrant", "config": {"path": ":memory:"}}}) as memory:
+        memory.add("Loves Indian food", user_id="alice", infer=False, metadata={"category": "food"})
+        memory.add("Is allergic to cheese", user_id="alice", infer=False, metadata={"category": "health"})
+        hits = memory.search("what should I cook?", user_id="alice", filters={"category": "health"})["results"]
+        assert [h["memory"] for h in hits] == ["Is allergic to cheese"]
+        assert memory.store.qdrant.count("memlane", exact=True).count == 2  # type: ignore[attr-defined]
