@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import random
 import statistics
@@ -54,16 +55,51 @@ def clustered(n: int, centres: int = 200, noise: float = 0.6, seed: int = 3, dra
     return out
 
 
+def locomo_texts(n: int, seed: int = 5) -> tuple[list[str], list[str]]:
+    """Realistic text without shipping data: ``n`` sentences made by joining the first half of
+    one LoCoMo turn with the second half of another (../shared/data, CC BY-NC 4.0, read in
+    place), and the dataset's own questions as queries."""
+    from locomo_retrieval import DEFAULT_DATA, sessions
+
+    samples = json.loads(Path(DEFAULT_DATA).read_text())
+    turns = [t["text"].split() for sample in samples for _, session in sessions(sample) for t in session if t.get("text")]
+    questions = [qa["question"] for sample in samples for qa in sample["qa"] if qa.get("question")]
+    rng = random.Random(seed)
+    texts = []
+    for i in range(n):
+        a, b = rng.choice(turns), rng.choice(turns)
+        texts.append(" ".join(a[: max(1, len(a) // 2)] + b[len(b) // 2:]) + f" #{i}")
+    rng.shuffle(questions)
+    return texts, questions
+
+
+_EMBEDDED: dict[str, np.ndarray] = {}
+
+
+def minilm(texts: list[str]) -> np.ndarray:
+    """The default embedder (all-MiniLM-L6-v2), batched; cached per run."""
+    from memlane.embedders.sentence_transformers import SentenceTransformerEmbedder
+
+    key = f"{len(texts)}:{texts[0]}"
+    if key not in _EMBEDDED:
+        embedder = SentenceTransformerEmbedder({"threads": 2})
+        _EMBEDDED[key] = np.vstack([embedder.embed(texts[i:i + 512]) for i in range(0, len(texts), 512)]).astype(np.float32)
+    return _EMBEDDED[key]
+
+
 def query_vectors(kind: str, queries: int) -> dict[str, np.ndarray]:
     """"near": around the data's own centres (a question about something stored); "far": around
     other centres (a question about nothing in particular, the hard case for an ANN index)."""
     if kind == "uniform":
         return {"uniform": unit(queries)}
+    if kind == "minilm":
+        return {"LoCoMo questions": minilm(locomo_texts(1)[1][:queries])}
     return {"near": clustered(queries, draw_seed=11), "far": clustered(queries, seed=11)}
 
 
 def build(store: Any, n: int, kind: str, scopes: int, batch: int = 5_000, build_index: bool = True) -> tuple[float, np.ndarray, list[str]]:
-    vectors = unit(n) if kind == "uniform" else clustered(n)
+    texts = locomo_texts(n)[0] if kind == "minilm" else None
+    vectors = unit(n) if kind == "uniform" else minilm(texts) if texts else clustered(n)
     ids = [str(uuid.uuid4()) for _ in range(n)]
     now = utc_now()
     t0 = time.perf_counter()
@@ -72,7 +108,7 @@ def build(store: Any, n: int, kind: str, scopes: int, batch: int = 5_000, build_
         for start in range(0, n, batch):
             changes = []
             for i in range(start, min(n, start + batch)):
-                text = f"{sentence()} {i}"
+                text = texts[i] if texts else f"{sentence()} {i}"
                 changes.append(Change("ADD", MemoryRecord(id=ids[i], memory=text, hash=content_hash(text), metadata={"i": i % 10},
                                                           user_id=f"user-{i % scopes}", created_at=now, updated_at=now), vectors[i]))
             store.apply(changes)
@@ -163,7 +199,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--backends", default="sqlite,pgvector,qdrant")
-    parser.add_argument("--vectors", choices=["clustered", "uniform"], default="clustered")
+    parser.add_argument("--vectors", choices=["clustered", "uniform", "minilm"], default="clustered",
+                        help="minilm: real MiniLM embeddings of recombined LoCoMo turns, queried with LoCoMo questions")
     parser.add_argument("--ef-search", type=int, default=300)
     parser.add_argument("--scopes", type=int, default=1, help="spread the memories over this many user_id scopes")
     parser.add_argument("--no-index", action="store_true", help="pgvector: load without building the HNSW index (scopes under exact_search_max_rows never use it)")
