@@ -185,7 +185,8 @@ def run(size: int, scopes: int, queries: int, backends: list[str], kind: str, ef
 
 def table(rows: list[tuple[str, float, dict[str, float]]], size: int, scopes: int, queries: int, kind: str) -> list[str]:
     kinds = list(query_vectors(kind, 1))
-    lines = [f"{size:,} memories over {scopes:,} scope(s) ({kind} synthetic vectors), {queries} queries per query kind;"
+    vectors = "real MiniLM embeddings of recombined LoCoMo turns" if kind == "minilm" else f"{kind} synthetic vectors"
+    lines = [f"{size:,} memories over {scopes:,} scope(s) ({vectors}), {queries} queries per query kind;"
              " store.search (dense + keyword), excluding embedding.", "",
              "| backend | load s | p50 ms | p95 ms | " + " | ".join(f"dense recall@10 vs exact, {k} queries" for k in kinds) + " |",
              "|---|---|---|---|" + "---|" * len(kinds)]
