@@ -11,6 +11,7 @@ import pytest
 from qdrant_client import QdrantClient
 
 from memlane import Memory
+from memlane.records import Scope
 
 
 def points(memory: Memory) -> int:
@@ -22,14 +23,8 @@ def dense_hit(memory: Memory, text: str) -> bool:
     """Found by the vector search itself (the keyword index alone would not count)."""
     store: Any = memory.store
     vector = memory.embedder.embed([text])[0]
-    found = store.search(memory_scope(), None, vector, "", 10)
+    found = store.search(Scope(user_id="alice"), None, vector, "", 10)
     return text in {r.memory for r in store.fetch(list(found.dense)).values()}
-
-
-def memory_scope() -> Any:
-    from memlane.records import Scope
-
-    return Scope(user_id="alice")
 
 
 @pytest.mark.parametrize("backend", ["qdrant", "qdrant-pg"], indirect=True)
