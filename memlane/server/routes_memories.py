@@ -18,22 +18,23 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class AddBody(_Body):
-    messages: Any
+class _ScopedBody(_Body):
+    """The scope ids and the filter every scoped call takes."""
+
     user_id: str | None = None
     agent_id: str | None = None
     run_id: str | None = None
-    metadata: dict[str, Any] | None = None
     filters: dict[str, Any] | None = None
+
+
+class AddBody(_ScopedBody):
+    messages: Any
+    metadata: dict[str, Any] | None = None
     infer: bool = True
 
 
-class SearchBody(_Body):
+class SearchBody(_ScopedBody):
     query: str
-    user_id: str | None = None
-    agent_id: str | None = None
-    run_id: str | None = None
-    filters: dict[str, Any] | None = None
     limit: int | None = None
     top_k: int | None = None
     threshold: float | None = None

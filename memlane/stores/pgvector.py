@@ -212,9 +212,8 @@ class PgVectorStore:
         The table is rebuilt rather than updated in place: an UPDATE of every row also inserts
         each into the HNSW index again (12 minutes for 200k rows, against seconds)."""
         s = self.s
-        if not conn.execute(f"SELECT to_regclass('{self.options.schema_name}.vectors') AS t").fetchone()["t"]:
+        if not self._has_vectors_table(conn):
             return  # created with the columns at the first bind
-        conn.execute(f"SET LOCAL maintenance_work_mem = '{int(self.options.index_build_memory_mb)}MB'")
         conn.execute(f"CREATE TABLE {s}.vectors_m3 AS SELECT v.rid, v.embedding, m.user_id, m.agent_id, m.run_id, m.scope_key"
                      f" FROM {s}.vectors v JOIN {s}.memories m ON m.rid = v.rid")
         conn.execute(f"DROP TABLE {s}.vectors")
@@ -248,6 +247,10 @@ class PgVectorStore:
                     "cannot be compared. Use the original embedder, or another schema and re-import the memories")
         self._dims = dims
 
+    def _has_vectors_table(self, conn: Any) -> bool:
+        """The vectors table appears at the first bind (its width is the embedder's)."""
+        return bool(conn.execute(f"SELECT to_regclass('{self.options.schema_name}.vectors') AS t").fetchone()["t"])
+
     def _create_scope_indexes(self, conn: Any) -> None:
         conn.execute(_SCOPE_INDEXES_SQL.format(s=self.s))
 
@@ -255,6 +258,7 @@ class PgVectorStore:
         o = self.options
         if not self.vector_index:
             return
+        conn.execute(f"SET LOCAL maintenance_work_mem = '{int(o.index_build_memory_mb)}MB'")
         conn.execute(f"CREATE INDEX IF NOT EXISTS vectors_hnsw ON {self.s}.vectors USING hnsw (embedding vector_cosine_ops)"
                      f" WITH (m = {int(o.hnsw_m)}, ef_construction = {int(o.hnsw_ef_construction)})")
 
@@ -269,7 +273,6 @@ class PgVectorStore:
         finally:
             if build_index:
                 with self._tx("building the vector index") as conn:
-                    conn.execute(f"SET LOCAL maintenance_work_mem = '{int(self.options.index_build_memory_mb)}MB'")
                     self._create_vector_index(conn)
             # fresh statistics: without them the planner took a 100k scope's HNSW query for a
             # sequential scan and sort (measured: 291 ms instead of 8 ms)
@@ -585,7 +588,7 @@ class PgVectorStore:
         s, out = self.s, Candidates()
         q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
         with self._tx("searching memories") as conn:
-            if self._dims is None and not conn.execute(f"SELECT to_regclass('{self.options.schema_name}.vectors') AS t").fetchone()["t"]:
+            if self._dims is None and not self._has_vectors_table(conn):
                 return out
             # counted with the filter: a selective filter in a big scope leaves few rows, which an
             # exact scan finds all of, where the index could run out of tuples before the top-k

@@ -231,6 +231,10 @@ class QdrantStore:
         return {"memory_id": record.id, "user_id": record.user_id, "agent_id": record.agent_id, "run_id": record.run_id,
                 "scope_key": record.scope.key, "updated_at": record.updated_at, "metadata": record.metadata}
 
+    def _point(self, record: MemoryRecord, vector: np.ndarray) -> Any:
+        return self._models.PointStruct(id=_point_id(record.id), vector=np.asarray(vector, dtype=np.float32).tolist(),
+                                        payload=self._payload(record))
+
     def apply(self, changes: Sequence[Change], *, actor_id: str | None = None, outbox_done: OutboxItem | None = None) -> list[Applied]:
         self._catch_up()
         applied = self.records.apply(changes, actor_id=actor_id, outbox_done=outbox_done, track_sync=True)
@@ -240,9 +244,7 @@ class QdrantStore:
         vectors = {c.record.id: c.vector for c in changes if c.vector is not None}
         m, name = self._models, self.qoptions.collection_name
         try:
-            points = [m.PointStruct(id=_point_id(a.record.id), vector=np.asarray(vectors[a.record.id], dtype=np.float32).tolist(),
-                                    payload=self._payload(a.record))
-                      for a in applied if a.event in ("ADD", "UPDATE") and a.record.id in vectors]
+            points = [self._point(a.record, vectors[a.record.id]) for a in applied if a.event in ("ADD", "UPDATE") and a.record.id in vectors]
             if points:
                 self._q("writing vectors", self.qdrant.upsert, name, points=points, wait=True)
             for a in applied:  # same text, new metadata: the vector stays, the payload follows
@@ -264,8 +266,9 @@ class QdrantStore:
     def _catch_up(self) -> None:
         if not self._unsynced and not self._behind:
             return
+        listed = set(self.records.unsynced_ids())
         with self._unsynced_lock:
-            pending = sorted(self._unsynced | set(self.records.unsynced_ids()))
+            pending = sorted(self._unsynced | listed)
         try:
             self._sync(pending)
         except StoreError as exc:
@@ -285,8 +288,7 @@ class QdrantStore:
         m, name = self._models, self.qoptions.collection_name
         held = self.records.vectors_for(memory_ids)
         if held:
-            self._q("re-sending vectors", self.qdrant.upsert, name, wait=True, points=[
-                m.PointStruct(id=_point_id(i), vector=v.tolist(), payload=self._payload(r)) for i, (r, v) in held.items()])
+            self._q("re-sending vectors", self.qdrant.upsert, name, wait=True, points=[self._point(r, v) for r, v in held.values()])
         gone = [_point_id(i) for i in memory_ids if i not in held]
         if gone:
             self._q("deleting vectors", self.qdrant.delete, name, points_selector=m.PointIdsList(points=gone), wait=True)
@@ -301,8 +303,9 @@ class QdrantStore:
                 self._sync(pending)
                 self.records.clear_unsynced(pending)
             points = self._q("counting points", self.qdrant.count, self.qoptions.collection_name, exact=True).count
-            if points != self.records.count():
-                log.warning("Qdrant holds %d points for %d memories; re-syncing from SQL", points, self.records.count())
+            memories = self.records.count()
+            if points != memories:
+                log.warning("Qdrant holds %d points for %d memories; re-syncing from SQL", points, memories)
                 self.resync()
         except StoreError as exc:
             log.warning("could not bring Qdrant in line with SQL at start (retried at the next write): %s", exc)

@@ -57,6 +57,11 @@ def _scope_token(field: str, value: str) -> str:
     return field[0] + hashlib.sha1(value.encode()).hexdigest()[:20]
 
 
+def _marks(items: Sequence[Any]) -> str:
+    """Placeholders for ``IN (...)``; ``NULL`` for none (SQLite rejects an empty list)."""
+    return ", ".join("?" for _ in items) or "NULL"
+
+
 def _version_keys(user_id: str | None, agent_id: str | None, run_id: str | None) -> list[str]:
     return [f"{p}:{v}" for p, v in (("u", user_id), ("a", agent_id), ("r", run_id)) if v]
 
@@ -502,7 +507,7 @@ class SQLiteStore:
                      among: Sequence[str] | None = None) -> list[str]:
         where, params = self._where(scope, filters, exact_scope=exact_scope)
         if among is not None:
-            where += f" AND m.id IN ({', '.join('?' for _ in among) or 'NULL'})"
+            where += f" AND m.id IN ({_marks(among)})"
             params.extend(among)
         with _mapped("filtering memories"):
             return [r[0] for r in self._db.execute(f"SELECT m.id FROM memories m WHERE {where}", params)]
@@ -512,7 +517,7 @@ class SQLiteStore:
             return {}
         with _mapped("reading vectors"):
             rows = self._db.execute(f"SELECT m.*, v.embedding FROM memories m JOIN vectors v ON v.rowid = m.rowid"
-                                    f" WHERE m.id IN ({', '.join('?' for _ in memory_ids)})", list(memory_ids)).fetchall()
+                                    f" WHERE m.id IN ({_marks(memory_ids)})", list(memory_ids)).fetchall()
         return {r["id"]: (record_from_row(r, json.loads(r["metadata"])), np.frombuffer(r["embedding"], dtype=np.float32)) for r in rows}
 
     def ids_page(self, after: str | None, limit: int) -> list[tuple[str, str]]:
@@ -533,22 +538,19 @@ class SQLiteStore:
         if not memory_ids:
             return {}
         with _mapped("reading memories"):
-            return dict(self._db.execute(f"SELECT id, rowid FROM memories WHERE id IN ({', '.join('?' for _ in memory_ids)})",
-                                         list(memory_ids)).fetchall())
+            return dict(self._db.execute(f"SELECT id, rowid FROM memories WHERE id IN ({_marks(memory_ids)})", list(memory_ids)).fetchall())
 
     def fetch(self, keys: Sequence[Any]) -> dict[Any, MemoryRecord]:
         if not keys:
             return {}
-        marks = ", ".join("?" for _ in keys)
         with _mapped("reading memories"):
-            rows = self._db.execute(f"SELECT rowid, * FROM memories WHERE rowid IN ({marks})", list(keys)).fetchall()
+            rows = self._db.execute(f"SELECT rowid, * FROM memories WHERE rowid IN ({_marks(keys)})", list(keys)).fetchall()
         return {row["rowid"]: record_from_row(row, json.loads(row["metadata"])) for row in rows}
 
     def _scope_vectors(self, db: sqlite3.Connection, scope: Scope, exact_scope: bool) -> ScopeVectors:
         """Every vector of the scope (before filters), from the cache when its versions match."""
         keys = _version_keys(scope.user_id, scope.agent_id, scope.run_id)
-        marks = ", ".join("?" for _ in keys)
-        found = dict(db.execute(f"SELECT key, version FROM scope_versions WHERE key IN ({marks})", keys).fetchall()) if keys else {}
+        found = dict(db.execute(f"SELECT key, version FROM scope_versions WHERE key IN ({_marks(keys)})", keys).fetchall()) if keys else {}
         stamp = tuple(int(found.get(k, 0)) for k in keys)
         cache_key = (exact_scope, scope.user_id, scope.agent_id, scope.run_id)
         entry = self._vectors.get(cache_key, stamp)
