@@ -23,6 +23,7 @@ from memlane import Memory
 from memlane.testing import Reply, ScriptedRequest, ScriptedUpstream
 
 from tests.conftest import MULTI_PROCESS_BACKENDS, engine_config
+from tests.threads import run_in_threads
 
 
 def gym_counter(req: ScriptedRequest) -> Reply:
@@ -52,20 +53,12 @@ def visits(config: dict[str, Any]) -> list[str]:
 
 def test_threads_on_one_scope_lose_no_update(counter_config: dict[str, Any]) -> None:
     memory = Memory(counter_config)
-    errors: list[BaseException] = []
 
     def worker() -> None:
-        try:
-            for _ in range(3):
-                memory.add("I went to the gym again", user_id="alice")
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+        for _ in range(3):
+            memory.add("I went to the gym again", user_id="alice")
 
-    threads = [threading.Thread(target=worker) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    errors = run_in_threads(worker, 6, 120)
     memory.close()
     assert errors == []
     assert visits(counter_config) == ["Gym visits: 18"]
@@ -109,11 +102,7 @@ def test_same_text_from_many_threads_is_stored_once(make_memory: Any, fast_embed
         barrier.wait()
         memory.add("Is allergic to cheese", user_id="alice", infer=False)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    assert run_in_threads(worker, 8, 60) == []
     assert [r["memory"] for r in memory.get_all(user_id="alice")["results"]] == ["Is allergic to cheese"]
 
 

@@ -14,6 +14,7 @@ from typing import Iterator
 import pytest
 
 from memlane import Memory, StoreError
+from tests.threads import run_in_threads
 
 
 @pytest.fixture
@@ -106,20 +107,8 @@ def test_instances_starting_together_on_a_fresh_schema(pg_uri: str) -> None:
     from memlane.stores.pgvector import PgVectorStore
 
     for round_ in range(5):
-        errors: list[BaseException] = []
-
-        def start() -> None:
-            try:
-                PgVectorStore({"dsn": pg_uri, "schema_name": f"together_{round_}"}).close()
-            except BaseException as exc:  # noqa: BLE001
-                errors.append(exc)
-
-        threads = [threading.Thread(target=start) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        assert errors == []
+        schema = f"together_{round_}"
+        assert run_in_threads(lambda schema=schema: PgVectorStore({"dsn": pg_uri, "schema_name": schema}).close(), 4, 60) == []
 
 
 def test_qdrant_in_memory_works_end_to_end() -> None:
