@@ -47,7 +47,7 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str) -> None:
             f"refusing to serve on {host} without API keys: anyone who can reach it could read every memory. "
             "Create a key first (memlane keys create --project NAME) or serve on 127.0.0.1."
         )
-    app = create_app((ctx.obj or {}).get("config_path"), keys=keys)
+    app = create_app((ctx.obj or {}).get("config_path"), keys=keys, require_keys=not is_loopback(host))
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"memlane {'' if keys.any_active() else '(no API keys: open to local callers only) '}serving on http://{shown}:{port}/v1")
     if not keys.any_active():

@@ -25,13 +25,16 @@ def create_app(
     keys: KeyStore | None = None,
     limits: Limits | None = None,
     drain_seconds: float = 30.0,
+    require_keys: bool = False,
 ) -> FastAPI:
+    """``require_keys``: every request needs an active key even before one exists (``memlane
+    serve`` sets it for any non-loopback bind); keys are also required once any was created."""
     cfg = load_config(config)
     keys = keys or KeyStore()
     limits = limits or Limits()
     projects = Projects(cfg)
     metrics = Metrics()
-    auth = Auth(keys)
+    auth = Auth(keys, require_keys=require_keys)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -70,9 +73,13 @@ def create_app(
             return errors.envelope(503, f"store not ready: {exc}", code="not_ready")
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
-    async def prometheus() -> PlainTextResponse:
-        return PlainTextResponse(metrics.render(projects.snapshot()), media_type="text/plain; version=0.0.4")
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse,
+             summary="Prometheus metrics (once keys are required: needs a key, shows only its project)")
+    async def prometheus(project: str = Depends(auth)) -> PlainTextResponse:
+        rows = projects.snapshot()
+        if auth.required():
+            rows = [row for row in rows if row[0] == project]
+        return PlainTextResponse(metrics.render(rows), media_type="text/plain; version=0.0.4")
 
     @app.get("/v1/whoami", tags=["operations"], summary="The project of the calling key")
     async def whoami(project: str = Depends(auth)) -> dict[str, str]:

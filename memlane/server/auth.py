@@ -1,8 +1,14 @@
-"""Who is calling: ``Authorization: Bearer <key>`` or ``Token <key>`` (mem0 style) → a project."""
+"""Who is calling: ``Authorization: Bearer <key>`` or ``Token <key>`` (mem0 style) → a project.
+
+Whether keys are required is one decision made on every request, and it only ever closes:
+keys are required when the server listens beyond loopback, or once any key was ever created
+here (revoked or not). Once required, a request needs an active key; an empty key set means no
+access at all. Revoking the last key therefore closes the server, never opens it.
+"""
 
 from __future__ import annotations
 
-import time
+import threading
 
 from fastapi import Request
 
@@ -13,29 +19,38 @@ _HINT = "send 'Authorization: Bearer <key>'; create a key with: memlane keys cre
 
 
 class Auth:
-    def __init__(self, keys: KeyStore) -> None:
+    def __init__(self, keys: KeyStore, *, require_keys: bool = False) -> None:
         self.keys = keys
-        self._active: tuple[float, bool] = (0.0, False)
+        self._required = require_keys
+        self._lock = threading.Lock()
 
-    def enabled(self) -> bool:
-        """Keys exist → every request needs one. Checked at most once a second."""
-        checked_at, active = self._active
-        if time.monotonic() - checked_at > 1.0:
-            active = self.keys.any_active()
-            self._active = (time.monotonic(), active)
-        return active
+    def required(self) -> bool:
+        """True for good once keys are required; until then, asks the key store each request
+        (one indexed read), so the first ``memlane keys create`` takes effect at once."""
+        if not self._required:
+            created = self.keys.any_created()
+            with self._lock:
+                self._required = self._required or created
+        return self._required
 
-    async def __call__(self, request: Request) -> str:
-        if not self.enabled():
+    def project_of(self, authorization: str) -> str:
+        """The project the ``Authorization`` header's key belongs to; ``APIError(401)`` otherwise."""
+        if not self.required():
             return DEFAULT_PROJECT
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if not header:
+        scheme, _, token = authorization.partition(" ")
+        if not authorization:
             raise APIError(401, f"missing API key: {_HINT}", code="invalid_api_key")
         if scheme.lower() not in ("bearer", "token") or not token.strip():
             raise APIError(401, f"malformed Authorization header: {_HINT}", code="invalid_api_key")
         info = self.keys.lookup(token.strip())
         if info is None:
+            if not self.keys.any_active():
+                raise APIError(401, "this server requires API keys and none is active (every key was revoked); "
+                               "create one with: memlane keys create --project NAME", code="invalid_api_key")
             raise APIError(401, "invalid or revoked API key", code="invalid_api_key")
-        request.state.project = info.project
         return info.project
+
+    async def __call__(self, request: Request) -> str:
+        project = self.project_of(request.headers.get("authorization", ""))
+        request.state.project = project
+        return project

@@ -19,7 +19,7 @@ from memlane.config import memlane_home
 from memlane.errors import ValidationError
 
 KEY_PREFIX = "ml-"
-PROJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+PROJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")  # always fullmatch: "$" admits a trailing newline
 DEFAULT_PROJECT = "default"
 
 
@@ -37,7 +37,7 @@ def hash_key(key: str) -> str:
 
 
 def check_project(name: str) -> str:
-    if not isinstance(name, str) or not PROJECT_NAME.match(name):
+    if not isinstance(name, str) or not PROJECT_NAME.fullmatch(name):
         raise ValidationError(
             f"project name {name!r} must be 1-63 letters, digits, '_', '.' or '-', starting with a letter or digit",
             param="project",
@@ -90,3 +90,7 @@ class KeyStore:
 
     def any_active(self) -> bool:
         return self._db.execute("SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1").fetchone() is not None
+
+    def any_created(self) -> bool:
+        """Whether a key was ever created here, revoked or not: from then on keys are required."""
+        return self._db.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is not None
