@@ -366,20 +366,30 @@ class Memory:
         scope, parsed = _scope(user_id, agent_id, run_id, filters, required="get_all")
         return {"results": [r.to_dict() for r in self.store.list(scope, parsed, n)]}
 
-    def update(self, memory_id: str, data: str, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Change a memory's text (and optionally replace its metadata); returns the record."""
-        if not isinstance(data, str) or not data.strip():
+    def update(self, memory_id: str, data: str | None = None, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Change a memory's text and/or replace its metadata (``data=None`` keeps the text);
+        returns the record.
+
+        The row is re-read under the scope's lock, and the new text is embedded only when it
+        differs from that row: a decision taken on a read made before the lock would write a
+        stale text back over a concurrent update (a lost update) or skip a needed embedding.
+        """
+        if data is None and metadata is None:
+            raise ValidationError("give the new text (data) and/or metadata", param="data")
+        if data is not None and (not isinstance(data, str) or not data.strip()):
             raise ValidationError("data must be a non-empty string", param="data")
-        record = self._require(memory_id)
-        text = data.strip()
-        updated = MemoryRecord(
-            id=record.id, memory=text, hash=content_hash(text),
-            metadata=record.metadata if metadata is None else _check_metadata(metadata),
-            user_id=record.user_id, agent_id=record.agent_id, run_id=record.run_id,
-            created_at=record.created_at, updated_at=utc_now(),
-        )
-        vector = self._embed([text])[0] if text != record.memory else None
-        with self.store.scope_lock(record.scope):
+        new_metadata = None if metadata is None else _check_metadata(metadata)
+        scope = self._require(memory_id).scope  # a memory never changes scope
+        with self.store.scope_lock(scope):
+            record = self._require(memory_id)
+            text = record.memory if data is None else data.strip()
+            updated = MemoryRecord(
+                id=record.id, memory=text, hash=content_hash(text),
+                metadata=record.metadata if new_metadata is None else new_metadata,
+                user_id=record.user_id, agent_id=record.agent_id, run_id=record.run_id,
+                created_at=record.created_at, updated_at=utc_now(),
+            )
+            vector = self._embed([text])[0] if text != record.memory else None
             (applied,) = self.store.apply([Change("UPDATE", updated, vector)])
         if applied.event == "NONE":
             raise ValidationError(f"this scope already holds a memory with the text {text!r}", param="data")

@@ -102,8 +102,8 @@ class HostedMemory:
             params["limit"] = limit
         return self._call("GET", "/v1/memories", params=params)
 
-    def update(self, memory_id: str, data: str, metadata: Mapping[str, Any] | None = None) -> Any:
-        body = {"text": data, **({"metadata": metadata} if metadata is not None else {})}
+    def update(self, memory_id: str, data: str | None = None, metadata: Mapping[str, Any] | None = None) -> Any:
+        body = {**({"text": data} if data is not None else {}), **({"metadata": metadata} if metadata is not None else {})}
         return self._call("PUT", f"/v1/memories/{memory_id}", json=body)
 
     def delete(self, memory_id: str) -> Any:

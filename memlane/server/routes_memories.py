@@ -59,12 +59,11 @@ def parse_filters_param(raw: str | None) -> dict[str, Any] | None:
 
 
 async def update_memory(memory: Any, memory_id: str, text: str | None, metadata: dict[str, Any] | None, limits: Limits) -> Any:
-    """PUT semantics shared with the mem0 routes: new text and/or metadata; metadata alone keeps the text."""
+    """PUT semantics shared with the mem0 routes: new text and/or metadata; metadata alone keeps
+    the text (the engine reads it under the scope lock, so a concurrent text update is never lost)."""
     limits.check_metadata(metadata)
-    if text is None:
-        if metadata is None:
-            raise APIError(400, "give text (or data) and/or metadata", param="text", code="nothing_to_update")
-        text = (await in_thread(memory.get, memory_id))["memory"]
+    if text is None and metadata is None:
+        raise APIError(400, "give text (or data) and/or metadata", param="text", code="nothing_to_update")
     limits.check_text(text, "text")
     return await in_thread(memory.update, memory_id, text, metadata=metadata)
 

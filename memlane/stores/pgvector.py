@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -104,6 +105,11 @@ class PgVectorStore:
         self._conninfo = o.dsn or psycopg.conninfo.make_conninfo(
             **{k: v for k, v in (("host", o.host), ("port", o.port), ("user", o.user), ("password", o.password), ("dbname", o.dbname)) if v is not None})
         self._dims: int | None = None
+        #: the connection holding this thread's scope lock: the work done under the lock runs on
+        #: it, so a thread never waits on the pool for a second connection while holding one
+        self._held = threading.local()
+        self._scope_locks: dict[int, threading.Lock] = {}
+        self._scope_locks_guard = threading.Lock()
         self._bootstrap()
         self._pool = ConnectionPool(self._conninfo, min_size=o.min_connections, max_size=o.max_connections,
                                     kwargs={"row_factory": dict_row, "autocommit": False}, configure=self._configure,
@@ -155,6 +161,11 @@ class PgVectorStore:
 
     @contextmanager
     def _tx(self, action: str) -> Iterator[Any]:
+        held = getattr(self._held, "conn", None)
+        if held is not None:
+            with self._mapped(action), held.transaction():
+                yield held
+            return
         with self._mapped(action), self._pool.connection() as conn:
             with conn.transaction():
                 yield conn
@@ -288,13 +299,20 @@ class PgVectorStore:
 
     @contextmanager
     def scope_lock(self, scope: Scope) -> Iterator[None]:
+        """A session advisory lock across processes, behind a per-scope thread lock within this
+        one: threads queued on one scope hold no pool connection while they wait, and the holder
+        does its work on the connection that holds the lock (see ``_tx``)."""
         key = _lock_key(scope)
-        with self._mapped("locking a scope"), self._pool.connection() as conn:
+        with self._scope_locks_guard:
+            local = self._scope_locks.setdefault(key, threading.Lock())
+        with local, self._mapped("locking a scope"), self._pool.connection() as conn:
             conn.autocommit = True
             conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            self._held.conn = conn
             try:
                 yield
             finally:
+                self._held.conn = None
                 conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
                 conn.autocommit = False
 

@@ -127,3 +127,37 @@ def test_other_scopes_proceed_while_one_is_busy(make_memory: Any, fast_embedder_
         assert "alice" not in done, "alice's add must wait for her scope's lock"
     blocked.join(30)
     assert "alice" in done
+
+
+def assert_no_text_update_lost(history: list[dict[str, Any]], written: set[str], final: str) -> None:
+    """Every text written appears exactly once as a change of text, and the last change is what is
+    stored: a lost update shows as a stale text written back over a newer one."""
+    changes = [e["new_memory"] for e in history if e["event"] == "UPDATE" and e["new_memory"] != e["old_memory"]]
+    assert sorted(changes) == sorted(written), "a text update was reverted or lost"
+    assert changes[-1] == final
+
+
+def test_text_and_metadata_updates_racing_on_one_memory_lose_nothing(make_memory: Any, fast_embedder_config: dict[str, Any]) -> None:
+    """8 threads change the text while 8 change only the metadata: each decision is taken on the
+    row read under the scope lock, so no text is reverted and no update fails for want of a vector."""
+    memory = make_memory(embedder=fast_embedder_config)
+    (added,) = memory.add("Version start", user_id="alice", infer=False)["results"]
+    barrier = threading.Barrier(16)
+    written: set[str] = set()
+    turn = iter(range(16))
+
+    def worker() -> None:
+        n = next(turn)
+        barrier.wait()
+        for i in range(10):
+            if n % 2:
+                memory.update(added["id"], metadata={"writer": n, "round": i})
+            else:
+                text = f"Version {n}.{i}"
+                assert memory.update(added["id"], text)["memory"] == text
+                written.add(text)
+
+    assert run_in_threads(worker, 16, 120) == []
+    final = memory.get(added["id"])
+    assert_no_text_update_lost(memory.history(added["id"]), written, final["memory"])
+    assert set(final["metadata"]) >= {"writer", "round"} and final["metadata"]["writer"] % 2 == 1

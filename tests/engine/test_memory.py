@@ -173,6 +173,15 @@ def test_update_delete_and_history_keep_every_value(memory: Memory) -> None:
     assert history[0]["created_at"] <= history[1]["created_at"] <= history[2]["created_at"]
 
 
+def test_update_of_metadata_alone_keeps_the_text(memory: Memory) -> None:
+    (memory_id, *_) = seed(memory)
+    changed = memory.update(memory_id, metadata={"severity": "high"})
+    assert (changed["memory"], changed["metadata"]) == ("Is allergic to cheese", {"severity": "high"})
+    assert memory.search("allergic to cheese", user_id="alice", limit=1)["results"][0]["id"] == memory_id
+    with pytest.raises(ValidationError, match="data"):
+        memory.update(memory_id)
+
+
 def test_update_into_an_existing_text_is_refused(memory: Memory) -> None:
     first, second, _ = seed(memory)
     with pytest.raises(ValidationError, match="already holds"):

@@ -152,3 +152,36 @@ def test_jsonl_export_import_round_trip(make_server: Callable[..., LiveServer], 
     assert len(only_alice) == 2
     bad = b.post("/v1/memories/import", content=b'{"memory": "x", "user_id": "u"}\n{oops\n')
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_jsonl"
+
+
+@pytest.mark.parametrize("route", ["/v1/memories/{id}", "/v1/memories/{id}/"], ids=["memlane", "mem0"])
+def test_put_races_lose_no_update(make_server: Callable[..., LiveServer], tmp_path: Path, route: str,
+                                  store_config: Callable[[Path], dict[str, Any]], fast_embedder_config: dict[str, Any]) -> None:
+    """The reported race, on every backend: 8 clients PUT new text while 8 PUT only metadata on one
+    memory. Every PUT is a 200, and no text answered with 200 is silently reverted."""
+    from tests.engine.test_concurrency import assert_no_text_update_lost
+    from tests.threads import run_in_threads
+
+    server = make_server(vector_store=store_config(tmp_path / "server.db"), embedder=fast_embedder_config)
+    api = httpx.Client(base_url=server.url, timeout=60)
+    memory_id = api.post("/v1/memories", json={"messages": "Version start", "user_id": "alice", "infer": False}).json()["results"][0]["id"]
+    url = route.format(id=memory_id)
+    written: set[str] = set()
+    statuses: list[int] = []
+    turn = iter(range(16))
+
+    def worker() -> None:
+        n = next(turn)
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            for i in range(10):
+                body = {"metadata": {"writer": n, "round": i}} if n % 2 else {"text": f"Version {n}.{i}"}
+                r = http.put(url, json=body)
+                statuses.append(r.status_code)
+                if r.status_code == 200 and "text" in body:
+                    written.add(body["text"])
+
+    assert run_in_threads(worker, 16, 180) == []
+    assert statuses == [200] * 160
+    final = api.get(f"/v1/memories/{memory_id}").json()
+    assert_no_text_update_lost(api.get(f"/v1/memories/{memory_id}/history").json(), written, final["memory"])
+    assert final["metadata"]["writer"] % 2 == 1
