@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Mapping
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from memlane import __version__
@@ -15,7 +14,7 @@ from memlane.server import errors, routes_mem0, routes_memories, routes_openai
 from memlane.server.auth import Auth
 from memlane.server.keys import DEFAULT_PROJECT, KeyStore
 from memlane.server.limits import BodyLimit, Limits
-from memlane.server.metrics import Metrics
+from memlane.server.metrics import Metrics, Observe
 from memlane.server.projects import Projects, in_thread
 
 
@@ -48,14 +47,7 @@ def create_app(
     app.state.projects, app.state.keys, app.state.metrics = projects, keys, metrics
     errors.install(app, metrics)
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        response: Response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        metrics.observe(request.method, route, response.status_code, time.perf_counter() - started)
-        return response
-
+    app.add_middleware(Observe, metrics=metrics)
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     app.include_router(routes_openai.router(auth, projects, limits))
     app.include_router(routes_memories.router(auth, projects, limits))

@@ -25,6 +25,19 @@ _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permi
           409: "conflict_error", 413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error"}
 
 
+_SECRETS = re.compile(
+    r"(?i)\b(?:sk|ml|pk|rk|key)-[A-Za-z0-9_*.\-]{6,}"  # OpenAI-, memlane- and most vendors' key shapes
+    r"|(?i:bearer|token|basic)\s+[A-Za-z0-9_*.=+/\-]{6,}"
+    r"|(?i:api[_-]?key|secret|password)[\"']?\s*[:=]\s*[\"']?[^\s\"',}]{4,}"
+)
+
+
+def scrub(text: str) -> str:
+    """An upstream's message with anything shaped like a credential replaced: upstreams echo
+    (parts of) the key they were sent, and memlane's callers must never see memlane's own."""
+    return _SECRETS.sub("[redacted]", text)
+
+
 def envelope(status: int, message: str, *, param: str | None = None, code: str | None = None, type_: str | None = None) -> JSONResponse:
     error_type = type_ or _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
     return JSONResponse({"error": {"message": message, "type": error_type, "param": param, "code": code}}, status_code=status)
@@ -32,6 +45,41 @@ def envelope(status: int, message: str, *, param: str | None = None, code: str |
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name.removesuffix("Error") or name).lower()
+
+
+class StreamAborted(Exception):
+    """Raised after a stream's in-band error event, so the server aborts the response (no final
+    chunk, no ``[DONE]``): a client that ignores the error event still sees a broken transfer,
+    never a truncated answer that looks complete."""
+
+
+class _QuietAborts(logging.Filter):
+    """uvicorn logs every exception that ends a response as a traceback; an aborted stream was
+    already logged as one line where it broke."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        while exc is not None:
+            if isinstance(exc, StreamAborted):
+                return False
+            exc = exc.__cause__ or exc.__context__
+        return True
+
+
+def stream_error(exc: BaseException) -> dict[str, Any]:
+    """The in-band error event for a stream that broke after it began (OpenAI's SDKs raise on it)."""
+    if isinstance(exc, openai.APITimeoutError):
+        message, code = "the upstream model server timed out mid-stream", "upstream_timeout"
+    elif isinstance(exc, (openai.APIConnectionError, ConnectionError)):
+        message, code = "the upstream model server broke off the stream", "upstream_stream_broken"
+    elif isinstance(exc, openai.APIError):
+        message, code = f"the upstream model server sent an error mid-stream: {scrub(exc.message)}", "upstream_error"
+    else:
+        message, code = f"internal error mid-stream: {type(exc).__name__}", "internal_error"
+    return {"error": {"message": message, "type": "server_error", "param": None, "code": code}}
+
+
+_QUIET_ABORTS = _QuietAborts()
 
 
 class APIError(Exception):
@@ -43,6 +91,8 @@ class APIError(Exception):
 
 
 def install(app: FastAPI, metrics: Any) -> None:
+    logging.getLogger("uvicorn.error").addFilter(_QUIET_ABORTS)
+
     @app.exception_handler(APIError)
     async def api_error(_: Request, exc: APIError) -> Response:
         return envelope(exc.status, exc.message, param=exc.param, code=exc.code)
@@ -85,5 +135,6 @@ def install(app: FastAPI, metrics: Any) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> Response:
-        log.exception("unhandled error")
+        if not isinstance(exc, StreamAborted):  # already logged where the stream broke
+            log.exception("unhandled error")
         return envelope(500, f"internal error: {type(exc).__name__}", code="internal_error")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 
 @dataclass
@@ -48,3 +49,32 @@ class Metrics:
                 value = (stats if source == 1 else outbox).get(key, 0)
                 out.append(f'{name}{{project="{project}"}} {value}')
         return "\n".join(out) + "\n"
+
+
+class Observe:
+    """ASGI middleware counting requests by route and status. Plain ASGI rather than
+    ``BaseHTTPMiddleware``: that one re-streams bodies, and ended a stream cleanly when the
+    handler broke off mid-way (a truncated answer looked complete)."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.observe(scope["method"], route, status, time.perf_counter() - started)

@@ -9,13 +9,16 @@ embeds, so both faces behave the same.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, AsyncIterator
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from memlane.server.errors import APIError
+from memlane.server.errors import APIError, StreamAborted, stream_error
 from memlane.server.limits import Limits
+
+log = logging.getLogger("memlane.server")
 
 MEMLANE_FIELDS = ("user_id", "agent_id", "run_id", "metadata", "filters", "limit", "top_k", "include_memories")
 SCOPE_HEADERS = {"user_id": "x-memlane-user-id", "agent_id": "x-memlane-agent-id", "run_id": "x-memlane-run-id"}
@@ -66,12 +69,17 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
 
         async def events() -> AsyncIterator[bytes]:
             first = True
-            async for chunk in result:
-                data = chunk.to_dict(mode="json", exclude_unset=True)
-                if first and metadata is not None:
-                    data["metadata"] = metadata.model_dump(mode="json")
-                first = False
-                yield sse(data)
+            try:
+                async for chunk in result:
+                    data = chunk.to_dict(mode="json", exclude_unset=True)
+                    if first and metadata is not None:
+                        data["metadata"] = metadata.model_dump(mode="json")
+                    first = False
+                    yield sse(data)
+            except Exception as exc:  # noqa: BLE001 - reported in-band, then the response is aborted
+                log.warning("stream to the caller aborted: %s: %s", type(exc).__name__, exc)
+                yield sse(stream_error(exc))
+                raise StreamAborted() from exc
             yield b"data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})

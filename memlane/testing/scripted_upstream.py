@@ -18,6 +18,7 @@ import hashlib
 import json
 import re
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -86,6 +87,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     usage: dict[str, int] | None = None
+    #: A fault: a stream that resets the connection (TCP RST) after this many content pieces.
+    reset_after: int | None = None
 
     @classmethod
     def text(cls, content: str, **kw: Any) -> Reply:
@@ -347,7 +350,12 @@ class ScriptedUpstream:
                     await send(json.dumps(chunk([{"index": i, "delta": delta, "finish_reason": None, "logprobs": None}])))
         else:
             pieces = re.findall(r"\S+\s*|\s+", reply.content or "")
-            for piece in pieces:
+            for number, piece in enumerate(pieces):
+                if reply.reset_after is not None and number >= reply.reset_after:
+                    sock = writer.get_extra_info("socket")
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    writer.transport.abort()  # closing with linger 0 sends RST, as a crashed peer does
+                    raise ConnectionResetError("scripted reset")
                 for i in range(n):
                     await send(json.dumps(chunk([{"index": i, "delta": {"content": piece}, "finish_reason": None, "logprobs": None}])))
         for i in range(n):

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from memlane.server.keys import KeyStore
-from memlane.testing import ScriptedUpstream
+from memlane.testing import Reply, ScriptedUpstream
 from memlane.testing.live_server import LiveServer
 from tests.proxy.conftest import restaurant_llm
 
@@ -51,3 +51,13 @@ def test_openai_npm_client(node_openai: Path, make_server: Callable[..., LiveSer
             break
         time.sleep(0.05)
     assert {"Is allergic to cheese", "Loves Indian food"} <= learnt
+
+
+def test_openai_npm_client_sees_a_broken_stream_as_an_error(node_openai: Path, make_server: Callable[..., LiveServer], upstream: ScriptedUpstream) -> None:
+    server = make_server()
+    upstream.queue(Reply.text("This is a long answer that breaks off", reset_after=2))
+    done = subprocess.run(["node", "broken_stream.mjs", server.url + "/v1", "unused"], cwd=node_openai, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["streamed"] == "This is "
+    assert out["error"] is not None and "broke off the stream" in out["error"]["message"], out

@@ -124,3 +124,27 @@ def test_bad_requests_get_the_error_envelope(server: LiveServer) -> None:
         openai_spec.validate(r.json(), "ErrorResponse", SPEC_PATH)
     r = httpx.get(f"{server.url}/v1/nowhere")
     assert r.status_code == 404 and r.json()["error"]["type"] == "not_found_error"
+
+
+def test_a_stream_the_upstream_breaks_off_ends_in_an_error_never_a_clean_end(sdk: openai.OpenAI, server: LiveServer, upstream: ScriptedUpstream) -> None:
+    """The upstream resets the connection mid-answer: the SDK raises (an in-band error event),
+    and the response is aborted (no ``[DONE]``, no final chunk), so no client takes the
+    truncated text for a whole answer."""
+    upstream.queue(Reply.text("This is a long answer that breaks off", reset_after=2))
+    got = ""
+    with pytest.raises(openai.APIError, match="broke off the stream"):
+        for chunk in sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True,
+                                                 extra_body={"user_id": "alice"}):
+            got += "".join(c.delta.content or "" for c in chunk.choices)
+    assert got == "This is "
+    upstream.queue(Reply.text("This is a long answer that breaks off", reset_after=2))
+    seen = b""
+    with pytest.raises(httpx.RemoteProtocolError):
+        with httpx.stream("POST", server.url + "/v1/chat/completions", json={"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}) as r:
+            for part in r.iter_bytes():
+                seen += part
+    events = [json.loads(line[6:]) for line in seen.decode().split("\n\n") if line.startswith("data: {")]
+    assert b"[DONE]" not in seen and events[-1]["error"]["code"] == "upstream_stream_broken"
+    openai_spec.validate(events[-1], "ErrorResponse", SPEC_PATH)
+    time.sleep(0.3)
+    assert upstream.chat_requests("extract") == [], "a broken answer is never learnt from"
