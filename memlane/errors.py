@@ -15,8 +15,9 @@ translated into this tree where they cross into the engine.
     ├── NotFoundError          unknown memory id (404)
     ├── StoreError             the store failed or is unreachable (503)
     ├── EmbedderError          the embedder failed (503)
-    └── LLMError               the memory LLM failed or answered something unusable (502)
-        └── LLMResponseError   invalid JSON / wrong shape, even after one repair attempt
+    ├── LLMError               the memory LLM failed or answered something unusable (502)
+    │   └── LLMResponseError   invalid JSON / wrong shape, even after one repair attempt
+    └── UpstreamError          the chat model server answered something that is not OpenAI's shape (502)
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class MemlaneError(Exception):
     """Root of every error memlane raises on purpose."""
 
     http_status: int = 500
+    #: The ``code`` of the server's error envelope; default: the class name in snake case.
+    code: str | None = None
     #: Safe to show to an end user as-is (no internals, no secrets).
     user_facing: bool = True
 
@@ -81,6 +84,11 @@ class LLMResponseError(LLMError):
     pass
 
 
+class UpstreamError(MemlaneError):
+    http_status = 502
+    code = "upstream_error"
+
+
 __all__ = [
     "ConfigError",
     "EmbedderError",
@@ -93,5 +101,6 @@ __all__ = [
     "NotFoundError",
     "ScopeError",
     "StoreError",
+    "UpstreamError",
     "ValidationError",
 ]

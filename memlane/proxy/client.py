@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import json
 import logging
 import threading
 import time
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from memlane.config import MemlaneConfig, load_config
 from memlane.engine.filters import parse_filters, split_scope
 from memlane.engine.learner import Learner
 from memlane.engine.memory import Memory, _check_limit, _check_metadata, _scope
-from memlane.errors import ConfigError, MemlaneError, ValidationError
+from memlane.errors import ConfigError, MemlaneError, UpstreamError, ValidationError
 from memlane.openai_compat import resolve_endpoint
 from memlane.proxy.hosted import HostedBackend, HostedChat
 from memlane.proxy.recall import Recall, exchange_payload, inject, recall_query, reply_text
@@ -206,6 +209,23 @@ def _drain_all() -> None:
             pass
 
 
+@contextmanager
+def _upstream_answer() -> Iterator[None]:
+    """A 200 whose body is not JSON is the upstream's fault, not an internal error."""
+    try:
+        yield
+    except json.JSONDecodeError as exc:
+        raise UpstreamError(f"the upstream model server answered with a body that is not JSON ({exc.msg})") from exc
+
+
+def _completion(response: Any, stream: bool) -> Any:
+    """The upstream's answer, if it is a chat completion; ``UpstreamError`` (502) otherwise."""
+    if stream or (isinstance(response, ChatCompletion) and isinstance(response.choices, list)):
+        return response
+    kind = "a JSON object without choices" if isinstance(response, ChatCompletion) else type(response).__name__
+    raise UpstreamError(f"the upstream model server answered with something that is not a chat completion ({kind})")
+
+
 def _upstream_endpoint(config: MemlaneConfig) -> tuple[str | None, str]:
     return resolve_endpoint(config.upstream.base_url, config.upstream.api_key, where="upstream")
 
@@ -243,11 +263,14 @@ class Completions:
         call = core.parse(messages, model, user_id, agent_id, run_id, metadata, filters, limit, top_k, include_memories, kwargs)
         core.stats.chats += 1
         upstream = self._client.upstream
+        stream = bool(kwargs.get("stream"))
         if call.scope.is_empty():  # a one-off call: nothing recalled, nothing stored
-            return upstream.chat.completions.create(messages=messages, model=model, **kwargs)
+            with _upstream_answer():
+                return _completion(upstream.chat.completions.create(messages=messages, model=model, **kwargs), stream)
         recalled = core.recall(call)
         sent = core.prepare(call, recalled)
-        response = upstream.chat.completions.create(messages=sent, model=model, **kwargs)
+        with _upstream_answer():
+            response = _completion(upstream.chat.completions.create(messages=sent, model=model, **kwargs), stream)
         if kwargs.get("stream"):
             return MemlaneStream(response, lambda text: core.learn(call, text), core.recall_metadata(call, recalled))
         core.learn(call, reply_text(response))
@@ -357,11 +380,14 @@ class AsyncCompletions:
         call = core.parse(messages, model, user_id, agent_id, run_id, metadata, filters, limit, top_k, include_memories, kwargs)
         core.stats.chats += 1
         upstream = self._client.upstream
+        stream = bool(kwargs.get("stream"))
         if call.scope.is_empty():
-            return await upstream.chat.completions.create(messages=messages, model=model, **kwargs)
+            with _upstream_answer():
+                return _completion(await upstream.chat.completions.create(messages=messages, model=model, **kwargs), stream)
         recalled = await asyncio.to_thread(core.recall, call)
         sent = core.prepare(call, recalled)
-        response = await upstream.chat.completions.create(messages=sent, model=model, **kwargs)
+        with _upstream_answer():
+            response = _completion(await upstream.chat.completions.create(messages=sent, model=model, **kwargs), stream)
 
         async def learn(text: str | None) -> None:
             await asyncio.to_thread(core.learn, call, text)

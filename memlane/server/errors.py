@@ -82,6 +82,25 @@ def stream_error(exc: BaseException) -> dict[str, Any]:
 _QUIET_ABORTS = _QuietAborts()
 
 
+def upstream_error_response(exc: openai.APIStatusError) -> Response:
+    """An upstream's error, as memlane's caller should see it. Its status and body pass through
+    (an SDK pointed at memlane raises what it would raise against the model), with credentials
+    scrubbed from the message; but the upstream rejecting *memlane's* credentials (401/403) is a
+    502 of memlane's own, so a caller can tell it from its memlane key being refused."""
+    try:
+        body = exc.response.json()
+    except (json.JSONDecodeError, ValueError):
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    message = scrub(str(error.get("message") if isinstance(error, dict) and error.get("message") else exc.message))
+    if exc.status_code in (401, 403):
+        return envelope(502, f"the upstream model server refused memlane's credentials ({exc.status_code}): {message}; "
+                             "check the upstream api_key in memlane's config", code="upstream_auth_failed")
+    if isinstance(error, dict):
+        return JSONResponse({"error": {**error, "message": message}}, status_code=exc.status_code)
+    return envelope(exc.status_code, f"upstream error: {message}", code="upstream_error")
+
+
 class APIError(Exception):
     """An error the server itself answers (auth, limits, bad bodies)."""
 
@@ -99,18 +118,12 @@ def install(app: FastAPI, metrics: Any) -> None:
 
     @app.exception_handler(MemlaneError)
     async def memlane_error(_: Request, exc: MemlaneError) -> Response:
-        return envelope(exc.http_status, exc.message, param=exc.param, code=_snake(type(exc).__name__))
+        return envelope(exc.http_status, exc.message, param=exc.param, code=exc.code or _snake(type(exc).__name__))
 
     @app.exception_handler(openai.APIStatusError)
     async def upstream_status(_: Request, exc: openai.APIStatusError) -> Response:
         metrics.upstream_errors += 1
-        try:
-            body = exc.response.json()
-        except (json.JSONDecodeError, ValueError):
-            body = None
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            return JSONResponse(body, status_code=exc.status_code)
-        return envelope(exc.status_code, f"upstream error: {exc.message}", code="upstream_error")
+        return upstream_error_response(exc)
 
     @app.exception_handler(openai.APITimeoutError)
     async def upstream_timeout(_: Request, exc: openai.APITimeoutError) -> Response:

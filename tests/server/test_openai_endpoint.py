@@ -148,3 +148,28 @@ def test_a_stream_the_upstream_breaks_off_ends_in_an_error_never_a_clean_end(sdk
     openai_spec.validate(events[-1], "ErrorResponse", SPEC_PATH)
     time.sleep(0.3)
     assert upstream.chat_requests("extract") == [], "a broken answer is never learnt from"
+
+
+def test_the_upstream_refusing_memlanes_key_is_a_502_of_memlanes_own_with_the_key_scrubbed(sdk: openai.OpenAI, upstream: ScriptedUpstream) -> None:
+    """Not the caller's 401 (their memlane key is fine), and the echoed upstream key never reaches them."""
+    for status in (401, 403):
+        upstream.queue(Reply.error(status, "Incorrect API key provided: sk-proj-upstreamSECRET1234. Bearer upstream-key", type="invalid_request_error"))
+        with pytest.raises(openai.APIStatusError) as info:
+            sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], extra_body={"user_id": "alice"})
+        assert info.value.status_code == 502 and not isinstance(info.value, openai.AuthenticationError)
+        assert info.value.body["code"] == "upstream_auth_failed"
+        assert "SECRET" not in str(info.value.body) and "upstream-key" not in str(info.value.body)
+    upstream.queue(Reply.error(429, "Rate limit for key sk-proj-upstreamSECRET1234 reached", type="requests", code="rate_limit_exceeded"))
+    with pytest.raises(openai.RateLimitError) as limited:
+        sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert "SECRET" not in limited.value.message and limited.value.body["code"] == "rate_limit_exceeded"
+
+
+@pytest.mark.parametrize("reply", [Reply.raw("not json at all"), Reply.raw('{"foo": 1}'), Reply.raw("<html>busy</html>", content_type="text/html")],
+                         ids=["not-json", "not-a-completion", "html"])
+@pytest.mark.parametrize("scope", [{"user_id": "alice"}, {}], ids=["with-memory", "one-off"])
+def test_an_upstream_answer_that_is_not_a_completion_is_a_502(sdk: openai.OpenAI, upstream: ScriptedUpstream, reply: Reply, scope: dict[str, str]) -> None:
+    upstream.queue(reply)
+    with pytest.raises(openai.APIStatusError) as info:
+        sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], extra_body=scope)
+    assert info.value.status_code == 502 and info.value.body["code"] == "upstream_error"
