@@ -11,6 +11,7 @@ import datetime as _dt
 import functools
 import hashlib
 import logging
+import re
 import threading
 import time
 import uuid
@@ -45,6 +46,24 @@ def content_hash(text: str) -> str:
     return hashlib.md5(" ".join(text.split()).lower().encode()).hexdigest()
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_scope_id(field: str, value: Any) -> str | None:
+    """A scope id: a non-empty string without control characters. The store's scope key joins
+    the three ids with ``\x1f``; with control characters refused no id can contain it, so two
+    different scopes can never share a key (user ``a\x1f`` + agent ``b`` vs user ``a`` + agent ``\x1fb``)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{field} must be a string, got {type(value).__name__}", param=field)
+    if value == "":
+        raise ScopeError(f"{field} must not be empty", param=field)
+    if _CONTROL.search(value):
+        raise ValidationError(f"{field} must not contain control characters (got {value!r})", param=field)
+    return value
+
+
 def _scope(
     user_id: str | None, agent_id: str | None, run_id: str | None, filters: Mapping[str, Any] | None, *, required: str | None
 ) -> tuple[Scope, Filter | None]:
@@ -52,12 +71,8 @@ def _scope(
     from_filters, rest = split_scope(filters)
     given = {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}
     for field in SCOPE_FIELDS:
-        value = given[field]
-        if value is not None and not isinstance(value, str):
-            raise ValidationError(f"{field} must be a string, got {type(value).__name__}", param=field)
-        if value == "":
-            raise ScopeError(f"{field} must not be empty", param=field)
-        other = from_filters.get(field)
+        value = check_scope_id(field, given[field])
+        other = check_scope_id(field, from_filters.get(field))
         if value is not None and other is not None and other != value:
             raise ScopeError(f"{field} is {value!r} but filters say {other!r}", param=field)
         given[field] = value or other
@@ -455,6 +470,11 @@ class Memory:
                 raise ValidationError(f"record {index}: needs a non-empty 'memory' string", param="records")
             if not any(item.get(f) for f in SCOPE_FIELDS):
                 raise ScopeError(f"record {index}: needs at least one of user_id, agent_id, run_id", param="records")
+            for field in SCOPE_FIELDS:
+                try:
+                    check_scope_id(field, item.get(field) or None)
+                except ValidationError as exc:
+                    raise ValidationError(f"record {index}: {exc.message}", param="records") from None
             batch.append(item)
             if len(batch) >= batch_size:
                 flush()
