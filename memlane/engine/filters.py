@@ -25,6 +25,15 @@ _LOGICAL = {"AND": "AND", "OR": "OR", "NOT": "NOT", "$and": "AND", "$or": "OR", 
 
 Scalar = Union[str, int, float, bool, None]
 
+#: Nesting of AND/OR/NOT groups a filter may have; deeper ones are refused before any store
+#: sees them (SQLite's parser overflows near 50 nested NOTs, Python's stack near 400).
+MAX_DEPTH = 16
+#: Conditions one filter may hold.
+MAX_CONDITIONS = 256
+#: Values one ``in``/``nin`` list may hold.
+MAX_IN_VALUES = 1_000
+_INT64 = (-(2**63), 2**63 - 1)
+
 
 @dataclass(frozen=True)
 class Condition:
@@ -65,7 +74,15 @@ def _scalar(value: Any, where: str, *, allow_none: bool = True) -> Scalar:
         return _iso(value)
     if value is None and allow_none:
         return None
-    if isinstance(value, (str, int, float, bool)):
+    if isinstance(value, bool) or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise FilterError(f"filter {where}: integer {value} is outside the 64-bit range stores hold", param="filters")
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise FilterError(f"filter {where}: {value} is not a finite number", param="filters")
         return value
     raise FilterError(
         f"filter {where}: expected a string, number or boolean, got {type(value).__name__}",
@@ -92,6 +109,8 @@ def _condition(field: str, op: str, value: Any) -> Condition:
     if op in ("in", "nin"):
         if not isinstance(value, (list, tuple)):
             raise FilterError(f"filter {where}: expects a list of values", param="filters")
+        if len(value) > MAX_IN_VALUES:
+            raise FilterError(f"filter {where}: at most {MAX_IN_VALUES} values", param="filters")
         return Condition(field, op, tuple(_scalar(v, where, allow_none=False) for v in value))
     if op in ("contains", "icontains"):
         if not isinstance(value, str):
@@ -105,7 +124,20 @@ def _condition(field: str, op: str, value: Any) -> Condition:
     return Condition(field, op, _scalar(value, where))
 
 
-def _field(field: Any, spec: Any) -> Filter:
+class _Budget:
+    """What one parse may still spend: conditions in total."""
+
+    def __init__(self) -> None:
+        self.conditions = 0
+
+    def spend(self) -> None:
+        self.conditions += 1
+        if self.conditions > MAX_CONDITIONS:
+            raise FilterError(f"filters may hold at most {MAX_CONDITIONS} conditions", param="filters")
+
+
+def _field(field: Any, spec: Any, budget: _Budget) -> Filter:
+    budget.spend()
     if not isinstance(field, str) or not field or any(not part for part in field.split(".")):
         raise FilterError(f"filter field name must be a non-empty string, got {field!r}", param="filters")
     if isinstance(spec, Mapping):
@@ -120,19 +152,21 @@ def _field(field: Any, spec: Any) -> Filter:
     return _condition(field, "eq", spec)
 
 
-def _group(key: str, value: Any) -> Filter:
+def _group(key: str, value: Any, depth: int, budget: _Budget) -> Filter:
     kind = _LOGICAL[key]
+    if depth >= MAX_DEPTH:
+        raise FilterError(f"filters nest AND/OR/NOT more than {MAX_DEPTH} levels deep", param="filters")
     if kind == "NOT":
         if isinstance(value, (list, tuple)):
-            return Negation(AllOf(tuple(_node(v, key) for v in value)))
-        return Negation(_node(value, key))
+            return Negation(AllOf(tuple(_node(v, key, depth + 1, budget) for v in value)))
+        return Negation(_node(value, key, depth + 1, budget))
     if not isinstance(value, (list, tuple)) or not value:
         raise FilterError(f"filter {key!r} expects a non-empty list of filters", param="filters")
-    items = tuple(_node(v, key) for v in value)
+    items = tuple(_node(v, key, depth + 1, budget) for v in value)
     return AllOf(items) if kind == "AND" else AnyOf(items)
 
 
-def _node(spec: Any, where: str = "filters") -> Filter:
+def _node(spec: Any, where: str, depth: int, budget: _Budget) -> Filter:
     if not isinstance(spec, Mapping):
         raise FilterError(
             f"{where}: a filter must be an object, got {type(spec).__name__}", param="filters"
@@ -140,7 +174,7 @@ def _node(spec: Any, where: str = "filters") -> Filter:
     if not spec:
         raise FilterError(f"{where}: empty filter object", param="filters")
     items = [
-        _group(key, value) if key in _LOGICAL else _field(key, value) for key, value in spec.items()
+        _group(key, value, depth, budget) if key in _LOGICAL else _field(key, value, budget) for key, value in spec.items()
     ]
     return items[0] if len(items) == 1 else AllOf(tuple(items))
 
@@ -153,7 +187,7 @@ def parse_filters(spec: Mapping[str, Any] | None) -> Filter | None:
         raise FilterError(f"filters must be an object, got {type(spec).__name__}", param="filters")
     if not spec:
         return None
-    return _node(spec)
+    return _node(spec, "filters", 0, _Budget())
 
 
 def split_scope(

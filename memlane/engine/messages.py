@@ -47,10 +47,12 @@ def normalize_messages(messages: Any) -> list[dict[str, Any]]:
         if not isinstance(message, Mapping):
             raise ValidationError(f"messages[{index}] must be an object with role and content", param="messages")
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise ValidationError(f"messages[{index}].role must be one of {sorted(ROLES)}, got {role!r}", param="messages")
         turn: dict[str, Any] = {"role": role, "content": content_text(message.get("content"))}
         if message.get("name"):
+            if not isinstance(message["name"], str):
+                raise ValidationError(f"messages[{index}].name must be a string", param="messages")
             turn["name"] = message["name"]
         if message.get("metadata") is not None:
             # memlane extension for infer=False: metadata of this one turn (e.g. its dia_id)

@@ -28,7 +28,7 @@ from memlane.engine.memory import Memory, _check_limit, _check_metadata, _scope
 from memlane.errors import ConfigError, MemlaneError, UpstreamError, ValidationError
 from memlane.openai_compat import resolve_endpoint
 from memlane.proxy.hosted import HostedBackend, HostedChat
-from memlane.proxy.recall import Recall, exchange_payload, inject, recall_query, reply_text
+from memlane.proxy.recall import Recall, as_mapping, exchange_payload, inject, recall_query, reply_text
 from memlane.proxy.streams import MemlaneAsyncStream, MemlaneStream
 from memlane.proxy.types import MemlaneChatCompletion, RecallMetadata, RecalledMemory
 from memlane.records import Scope
@@ -88,6 +88,10 @@ class _Core:
               metadata: Any, filters: Any, limit: Any, top_k: Any, include_memories: bool, kwargs: dict[str, Any]) -> _Call:
         if not isinstance(messages, (list, tuple)) or not messages:
             raise ValidationError("messages must be a non-empty list of chat messages", param="messages")
+        for index, message in enumerate(messages):
+            role = as_mapping(message).get("role")
+            if not isinstance(role, str) or not role:
+                raise ValidationError(f"messages[{index}] must be an object with a string role, got {message!r:.80}", param="messages")
         if limit is not None and top_k is not None and limit != top_k:
             raise ValidationError("limit and top_k are two names for one setting; pass one", param="limit")
         n = _check_limit(limit if limit is not None else (top_k if top_k is not None else DEFAULT_LIMIT))

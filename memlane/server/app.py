@@ -48,7 +48,7 @@ def create_app(
     errors.install(app, metrics)
 
     app.add_middleware(Observe, metrics=metrics)
-    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, max_depth=limits.max_json_depth)
     app.include_router(routes_openai.router(auth, projects, limits))
     app.include_router(routes_memories.router(auth, projects, limits))
     app.include_router(routes_mem0.router(auth, projects, limits))

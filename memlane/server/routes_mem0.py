@@ -25,6 +25,21 @@ def _scope_kwargs(body: dict[str, Any]) -> dict[str, Any]:
     return {k: body[k] for k in SCOPE_FIELDS if body.get(k) is not None}
 
 
+def _filters(body: dict[str, Any]) -> dict[str, Any]:
+    """The body's ``filters`` object with its top-level scope ids (mem0 sends either)."""
+    filters = body.get("filters")
+    if filters is not None and not isinstance(filters, dict):
+        raise APIError(400, f"filters must be a JSON object, got {type(filters).__name__}", param="filters", code="invalid_filters")
+    return {**(filters or {}), **_scope_kwargs(body)}
+
+
+def _infer(body: dict[str, Any]) -> bool:
+    infer = body.get("infer", True)
+    if not isinstance(infer, bool):
+        raise APIError(400, f"infer must be true or false, got {infer!r}", param="infer", code="invalid_request")
+    return infer
+
+
 def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     api = APIRouter(tags=["mem0 compatibility"])
 
@@ -44,7 +59,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         limits.check_metadata(body.get("metadata"))
         return await in_thread(
             engine(project).add, body["messages"], **_scope_kwargs(body), metadata=body.get("metadata"),
-            filters=body.get("filters"), infer=bool(body.get("infer", True)),
+            filters=body.get("filters"), infer=_infer(body),
         )
 
     @api.post("/v3/memories/", summary="mem0 get_all")
@@ -52,7 +67,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     async def get_all(request: Request, project: str = Depends(auth), page: int | None = Query(None, ge=1),
                       page_size: int | None = Query(None, ge=1)) -> dict[str, Any]:
         body = await json_body(request)
-        filters = {**(body.get("filters") or {}), **_scope_kwargs(body)}
+        filters = _filters(body)
         records = (await in_thread(engine(project).get_all, filters=filters, limit=None))["results"]
         size = page_size or 100
         limits.check_limit(size, "page_size")
@@ -68,7 +83,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     async def search(request: Request, project: str = Depends(auth)) -> dict[str, Any]:
         body = await json_body(request)
         query = body.get("query")
-        filters = {**(body.get("filters") or {}), **_scope_kwargs(body)}
+        filters = _filters(body)
         limit = body.get("top_k") or body.get("limit") or 10
         limits.check_limit(limit, "top_k")
         return await in_thread(engine(project).search, query, filters=filters, limit=limit, threshold=body.get("threshold"))

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from memlane.server.errors import APIError
-from memlane.server.limits import Limits
+from memlane.server.limits import Limits, json_depth
 from memlane.server.projects import in_thread
 
 
@@ -49,6 +49,8 @@ class UpdateBody(_Body):
 def parse_filters_param(raw: str | None) -> dict[str, Any] | None:
     if raw is None:
         return None
+    if json_depth(raw.encode()) > 64:
+        raise APIError(400, "filters nest arrays/objects more than 64 levels deep", param="filters", code="invalid_filters")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
