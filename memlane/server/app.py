@@ -14,6 +14,7 @@ from memlane.server import errors, routes_mem0, routes_memories, routes_openai
 from memlane.server.auth import Auth
 from memlane.server.keys import DEFAULT_PROJECT, KeyStore
 from memlane.server.limits import BodyLimit, Limits
+from memlane.server.openapi import describe
 from memlane.server.metrics import Metrics, Observe
 from memlane.server.projects import Projects, in_thread
 
@@ -46,6 +47,7 @@ def create_app(
                   description="OpenAI-compatible chat with long-term memory, and the memory REST API.")
     app.state.projects, app.state.keys, app.state.metrics = projects, keys, metrics
     errors.install(app, metrics)
+    app.openapi = lambda: describe(app)  # type: ignore[method-assign]
 
     app.add_middleware(Observe, metrics=metrics)
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, max_depth=limits.max_json_depth)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Any
+from typing import Any, Mapping
 
 import openai
 from fastapi import FastAPI, Request
@@ -38,9 +38,11 @@ def scrub(text: str) -> str:
     return _SECRETS.sub("[redacted]", text)
 
 
-def envelope(status: int, message: str, *, param: str | None = None, code: str | None = None, type_: str | None = None) -> JSONResponse:
+def envelope(status: int, message: str, *, param: str | None = None, code: str | None = None, type_: str | None = None,
+             headers: Mapping[str, str] | None = None) -> JSONResponse:
     error_type = type_ or _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    return JSONResponse({"error": {"message": message, "type": error_type, "param": param, "code": code}}, status_code=status)
+    return JSONResponse({"error": {"message": message, "type": error_type, "param": param, "code": code}}, status_code=status,
+                        headers=dict(headers) if headers else None)
 
 
 def _snake(name: str) -> str:
@@ -144,7 +146,10 @@ def install(app: FastAPI, metrics: Any) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
-        return envelope(exc.status_code, message, code="not_found" if exc.status_code == 404 else None)
+        if exc.status_code == 405:
+            message = f"method not allowed here; allowed: {(exc.headers or {}).get('Allow', '')}"
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        return envelope(exc.status_code, message, code=code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> Response:

@@ -185,3 +185,21 @@ def test_put_races_lose_no_update(make_server: Callable[..., LiveServer], tmp_pa
     final = api.get(f"/v1/memories/{memory_id}").json()
     assert_no_text_update_lost(api.get(f"/v1/memories/{memory_id}/history").json(), written, final["memory"])
     assert final["metadata"]["writer"] % 2 == 1
+
+
+def test_openapi_documents_the_errors_the_server_sends(server: LiveServer) -> None:
+    spec = httpx.get(server.url + "/openapi.json").json()
+    assert "422" not in json.dumps({p: {m: o["responses"] for m, o in ops.items()} for p, ops in spec["paths"].items()})
+    search = spec["paths"]["/v1/memories/search"]["post"]["responses"]
+    assert {"200", "400", "401", "503"} <= set(search)
+    assert search["400"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+    chat = spec["paths"]["/v1/chat/completions"]["post"]["responses"]
+    assert {"400", "401", "502", "504"} <= set(chat)
+    r = httpx.post(server.url + "/v1/memories/search", json={"query": 5})
+    assert r.status_code == 400 and set(r.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_method_not_allowed_names_the_allowed_methods(server: LiveServer) -> None:
+    r = httpx.patch(server.url + "/v1/memories/search", json={})
+    assert r.status_code == 405 and set(r.headers["allow"].replace(" ", "").split(",")) == {"POST"}
+    assert r.json()["error"]["code"] == "method_not_allowed" and "POST" in r.json()["error"]["message"]
