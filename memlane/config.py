@@ -45,8 +45,18 @@ class UpstreamConfig(_Strict):
 
     base_url: str | None = None
     api_key: str | None = None
-    timeout: float = 600.0
-    max_retries: int = 2
+    #: Seconds to wait on each read from the model server (per chunk when streaming), so a hung
+    #: upstream fails in bounded time; generations that pause longer need a larger value.
+    timeout: float = Field(default=120.0, gt=0)
+    #: Seconds to open a connection to it.
+    connect_timeout: float = Field(default=5.0, gt=0)
+    #: Retries of a failed upstream call (connection errors, 408/409/429/5xx, as the openai SDK
+    #: retries). Default: 2 in the embedded client, which is the caller's only client; 0 in
+    #: ``memlane serve``, whose callers' own SDKs retry, so a failure is retried once end to end.
+    max_retries: int | None = Field(default=None, ge=0)
+
+    def retries(self, *, serving: bool) -> int:
+        return self.max_retries if self.max_retries is not None else (0 if serving else 2)
 
 
 class RetrievalConfig(_Strict):

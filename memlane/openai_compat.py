@@ -47,7 +47,9 @@ class EndpointOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     api_key: str | None = None
     base_url: str | None = None
+    #: Seconds per read; ``connect_timeout`` to open a connection.
     timeout: float = 60.0
+    connect_timeout: float = 5.0
     max_retries: int = 2
 
 
@@ -58,4 +60,5 @@ def build_client(options: EndpointOptions, fallback: tuple[str | None, str | Non
     url, key = resolve_endpoint(
         options.base_url, options.api_key, fallback_base_url=fallback[0], fallback_api_key=fallback[1], where=where
     )
-    return openai.OpenAI(base_url=url, api_key=key, timeout=options.timeout, max_retries=options.max_retries)
+    timeout = openai.Timeout(options.timeout, connect=options.connect_timeout)
+    return openai.OpenAI(base_url=url, api_key=key, timeout=timeout, max_retries=options.max_retries)

@@ -16,6 +16,8 @@ class Options(EndpointOptions):
     temperature: float = 0.0
     max_tokens: int | None = None
     timeout: float = 120.0
+    #: The outbox retries a failed exchange with backoff; SDK retries underneath would multiply it.
+    max_retries: int = 0
     #: Some servers reject ``response_format``; the strict parser still checks the JSON.
     json_mode: bool = True
 

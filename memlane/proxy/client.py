@@ -321,7 +321,8 @@ class _ClientBase:
         if self._upstream is None:
             url, key = _upstream_endpoint(self.config)
             up = self.config.upstream
-            self._upstream = self._sdk(base_url=url, api_key=key, timeout=up.timeout, max_retries=up.max_retries)
+            timeout = openai.Timeout(up.timeout, connect=up.connect_timeout)
+            self._upstream = self._sdk(base_url=url, api_key=key, timeout=timeout, max_retries=up.retries(serving=False))
         return self._upstream
 
     def outbox_status(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from memlane.config import MemlaneConfig, load_config
 from memlane.server import errors, routes_mem0, routes_memories, routes_openai
 from memlane.server.auth import Auth
 from memlane.server.keys import DEFAULT_PROJECT, KeyStore
-from memlane.server.limits import BodyLimit, Limits
+from memlane.server.limits import RequestGuard, Limits
 from memlane.server.openapi import describe
 from memlane.server.metrics import Metrics, Observe
 from memlane.server.projects import Projects, in_thread
@@ -50,7 +50,7 @@ def create_app(
     app.openapi = lambda: describe(app)  # type: ignore[method-assign]
 
     app.add_middleware(Observe, metrics=metrics)
-    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, max_depth=limits.max_json_depth)
+    app.add_middleware(RequestGuard, max_bytes=limits.max_body_bytes, max_depth=limits.max_json_depth)
     app.include_router(routes_openai.router(auth, projects, limits))
     app.include_router(routes_memories.router(auth, projects, limits))
     app.include_router(routes_mem0.router(auth, projects, limits))

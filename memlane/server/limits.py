@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -10,6 +12,8 @@ from typing import Any, Awaitable, Callable
 import numpy as np
 
 from memlane.server.errors import APIError
+
+log = logging.getLogger("memlane.server")
 
 ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]], Awaitable[None]]
 
@@ -61,8 +65,11 @@ def json_depth(body: bytes) -> int:
     return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
 
 
-class BodyLimit:
-    """ASGI middleware: refuse bodies over the limit, by Content-Length or while streaming in."""
+class RequestGuard:
+    """ASGI middleware in front of every route: the body is read first, bounded in size and in
+    JSON nesting, so no handler sees an oversized or pathological body; then the handler runs
+    while the connection is watched, and a caller who disconnects cancels it, so the upstream
+    request it was waiting on is closed instead of held until it times out."""
 
     def __init__(self, app: ASGIApp, max_bytes: int, max_depth: int = 64) -> None:
         self.app = app
@@ -87,14 +94,12 @@ class BodyLimit:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
                 await self._too_large(send)
                 return
-        # Read the body first (bounded), so an oversized chunked body is refused before any
-        # handler sees it; then replay it to the app.
         chunks: list[bytes] = []
         seen = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                break
+                return  # the caller left before sending its body
             chunks.append(message.get("body", b""))
             seen += len(chunks[-1])
             if seen > self.max_bytes:
@@ -102,16 +107,39 @@ class BodyLimit:
                 return
             if not message.get("more_body"):
                 break
-        if json_depth(b"".join(chunks)) > self.max_depth:
+        body = b"".join(chunks)
+        if json_depth(body) > self.max_depth:
             await self._refuse(send, 400, f"request body nests arrays/objects more than {self.max_depth} levels deep", "json_too_deep")
             return
+        await self._run_watched(scope, body, receive, send)
+
+    async def _run_watched(self, scope: dict[str, Any], body: bytes, receive: Any, send: Any) -> None:
+        gone = asyncio.Event()
         replayed = False
 
         async def replay() -> dict[str, Any]:
             nonlocal replayed
             if not replayed:
                 replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()
+                return {"type": "http.request", "body": body, "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
 
-        await self.app(scope, replay, send)
+        handler = asyncio.ensure_future(self.app(scope, replay, send))
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+            if not handler.done():
+                log.info("caller disconnected from %s %s; cancelling its request", scope.get("method"), scope.get("path"))
+                handler.cancel()
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await handler
+        except asyncio.CancelledError:
+            if not gone.is_set():
+                raise  # the server itself is cancelling us
+        finally:
+            watcher.cancel()

@@ -72,7 +72,10 @@ class Projects:
     def client(self, project: str) -> AsyncMemlane:
         with self._lock:
             if project not in self._clients:
-                self._clients[project] = AsyncMemlane(config=project_config(self.config, project))
+                config = project_config(self.config, project)
+                # the callers' own SDKs retry what fails here: retry once end to end, not 3 x 3
+                upstream = config.upstream.model_copy(update={"max_retries": config.upstream.retries(serving=True)})
+                self._clients[project] = AsyncMemlane(config=config.model_copy(update={"upstream": upstream}))
             return self._clients[project]
 
     def loaded(self) -> list[tuple[str, AsyncMemlane]]:

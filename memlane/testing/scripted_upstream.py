@@ -35,6 +35,9 @@ class ScriptedRequest:
     path: str
     headers: dict[str, str]
     body: bytes
+    #: Set when the caller closed the connection while the reply was still being delayed: how a
+    #: test sees that a request memlane gave up on was really cancelled, not left hanging.
+    abandoned: bool = False
 
     @property
     def json(self) -> Any:
@@ -261,7 +264,7 @@ class ScriptedUpstream:
                 req = ScriptedRequest(method, target.split("?")[0], headers, body)
                 with self._lock:
                     self.requests.append(req)
-                await self._respond(req, writer)
+                await self._respond(req, reader, writer)
                 if headers.get("connection", "").lower() == "close":
                     break
         except (ConnectionError, asyncio.IncompleteReadError, ValueError, asyncio.CancelledError):
@@ -280,7 +283,7 @@ class ScriptedUpstream:
         writer.write(self._head(status, headers) + body)  # one write: no delayed-ACK stall
         await writer.drain()
 
-    async def _respond(self, req: ScriptedRequest, writer: asyncio.StreamWriter) -> None:
+    async def _respond(self, req: ScriptedRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         path = req.path.rstrip("/")
         if req.method == "GET" and path.endswith("/models"):
             data = [{"id": m, "object": "model", "created": 1700000000, "owned_by": "memlane-tests"} for m in self.models]
@@ -295,16 +298,28 @@ class ScriptedUpstream:
                    "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
             await self._send(writer, 200, json.dumps(out).encode())
         elif req.method == "POST" and path.endswith("/chat/completions"):
-            await self._chat(req, writer)
+            await self._chat(req, reader, writer)
         else:
             err = {"error": {"message": f"no route {req.method} {req.path}", "type": "invalid_request_error", "param": None, "code": None}}
             await self._send(writer, 404, json.dumps(err).encode())
 
-    async def _chat(self, req: ScriptedRequest, writer: asyncio.StreamWriter) -> None:
+    @staticmethod
+    async def _delay(req: ScriptedRequest, reader: asyncio.StreamReader, seconds: float) -> bool:
+        """Wait ``seconds``, or until the caller hangs up (then mark the request abandoned)."""
+        try:
+            eof = await asyncio.wait_for(reader.read(1), seconds)
+        except asyncio.TimeoutError:
+            return True
+        if eof == b"":
+            req.abandoned = True
+            return False
+        return True
+
+    async def _chat(self, req: ScriptedRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         body = req.json or {}
         reply = self._next_reply(req)
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
+        if reply.delay and not await self._delay(req, reader, reply.delay):
+            raise ConnectionResetError("the caller hung up")
         if reply.raw_body is not None:
             ctype = reply.headers.get("content-type", "application/json")
             await self._send(writer, reply.status, reply.raw_body, ctype, {k: v for k, v in reply.headers.items() if k != "content-type"})
