@@ -78,8 +78,26 @@ class OutboxConfig(_Strict):
     #: A claimed item returns to the queue if its worker neither finishes nor fails by then.
     lease_seconds: float = Field(default=120.0, gt=0)
     poll_seconds: float = Field(default=1.0, gt=0)
-    #: How long a client waits for the outbox at interpreter exit (items stay durable anyway).
+    #: How long a client waits for the outbox at interpreter exit, at most; what is left stays
+    #: in the outbox for the next client on the store (nothing is lost, exit never hangs longer).
     exit_flush_seconds: float = Field(default=10.0, ge=0)
+    #: Failed attempts after which an exchange is set aside as dead (kept, listed, re-queueable
+    #: with ``memlane outbox requeue``); errors retrying cannot fix set it aside at once.
+    max_attempts: int = Field(default=8, ge=1)
+    #: Learner threads per client. Each takes the oldest exchange of a scope nobody is working
+    #: on, so one slow exchange holds up only its own scope.
+    workers: int = Field(default=2, ge=1, le=32)
+
+
+class InferenceConfig(_Strict):
+    """Bounds on what one exchange sends to fact extraction (a 10 MB message once went whole)."""
+
+    #: Characters of conversation per extraction call; longer exchanges are cut into chunks at
+    #: turn (then line) boundaries, one extraction call each.
+    max_input_chars: int = Field(default=12_000, ge=500)
+    #: Extraction calls one exchange may take; beyond ``max_chunks * max_input_chars`` the oldest
+    #: part of the exchange is left out (and logged).
+    max_chunks: int = Field(default=4, ge=1, le=64)
 
 
 class MemlaneConfig(_Strict):
@@ -93,6 +111,7 @@ class MemlaneConfig(_Strict):
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
     #: Accepted for mem0 compatibility. memlane keeps history in the store itself, so that a
     #: memory change and its history row commit together; this path is not used.
     history_db_path: str | None = None

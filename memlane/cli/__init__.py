@@ -11,6 +11,7 @@ from memlane import __version__
 from memlane.cli.chat import chat
 from memlane.cli.demo import demo
 from memlane.cli.memories import memories
+from memlane.cli.outbox import outbox
 from memlane.cli.serve import keys, serve
 
 
@@ -37,6 +38,7 @@ cli.add_command(chat)
 cli.add_command(demo)
 cli.add_command(serve)
 cli.add_command(keys)
+cli.add_command(outbox)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -121,3 +121,28 @@ def reconcile(
     return ask(
         llm, prompts.reconcile_messages(system_prompt, existing, facts), parse_decisions, prompts.MEMORY_SHAPE, model=model
     )
+
+
+def chunk_conversation(conversation: str, max_chars: int, max_chunks: int) -> tuple[list[str], int]:
+    """The conversation cut into at most ``max_chunks`` pieces of at most ``max_chars``, at line
+    boundaries where it can be (a longer line is cut by characters); when it does not fit, the
+    most recent part is kept. Returns the pieces and how many characters were left out."""
+    budget = max_chars * max_chunks
+    dropped = max(0, len(conversation) - budget)
+    text = conversation[dropped:]
+    pieces: list[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        while len(line) > max_chars:
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(line[:max_chars])
+            line = line[max_chars:]
+        if len(current) + len(line) > max_chars:
+            pieces.append(current)
+            current = ""
+        current += line
+    if current.strip():
+        pieces.append(current)
+    return [p for p in pieces if p.strip()], dropped

@@ -1,9 +1,13 @@
 """The background learner: works through the store's outbox with ``Memory.learn``.
 
 Failures are retried with exponential backoff and stay visible (``status()``, the log, the
-counters); they never reach the chat call that produced the exchange. Any number of learners,
-in any number of processes, can share one outbox: items are leased, and an item leaves the
-outbox only in the commit that applies what was learnt from it.
+counters); they never reach the chat call that produced the exchange. An exchange that failed
+``max_attempts`` times, or failed in a way no retry can fix (the memory model does not exist,
+the key is refused), is set aside as dead: kept, counted, re-queueable by hand.
+
+Several worker threads share the outbox, and any number of learners in any number of processes
+can share it too: items are leased one scope at a time, and an item leaves the outbox only in
+the commit that applies what was learnt from it.
 """
 
 from __future__ import annotations
@@ -15,17 +19,36 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import openai
+
 from memlane.config import OutboxConfig
 from memlane.engine.memory import Memory
-from memlane.stores.outbox import LeaseLost, owner_id
+from memlane.errors import ConfigError, ValidationError
+from memlane.stores.outbox import LeaseLost, OutboxItem, owner_id
 
 log = logging.getLogger("memlane.learner")
+
+#: Answers of the memory model's server that the same request will get again: retrying only
+#: repeats the failure (a 404 model was retried forever, every 2-16 s, before dead letters).
+PERMANENT_UPSTREAM = (openai.BadRequestError, openai.AuthenticationError, openai.PermissionDeniedError,
+                      openai.NotFoundError, openai.UnprocessableEntityError)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether retrying cannot help: a bad payload, missing config, or an upstream 400/401/403/404/422."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (ValidationError, ConfigError, *PERMANENT_UPSTREAM)):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 @dataclass
 class LearnerCounters:
     learned: int = 0
     failed_attempts: int = 0
+    dead_lettered: int = 0
     lease_lost: int = 0
     last_error: str | None = None
     last_error_at: float | None = None
@@ -41,17 +64,21 @@ class Learner:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
-        #: True from a claim until its outcome is fully recorded (the row can be gone before that)
-        self._working = False
+        #: claims whose outcome is not fully recorded yet (the row can be gone before that)
+        self._working = 0
 
     def start(self) -> None:
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._stop.clear()
-                self._thread = threading.Thread(target=self._run, name="memlane-learner", daemon=True)
-                self._thread.start()
+            self._threads = [t for t in self._threads if t.is_alive()]
+            if self._threads:
+                return
+            self._stop.clear()
+            for number in range(self.settings.workers):
+                thread = threading.Thread(target=self._run, name=f"memlane-learner-{number}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def notify(self) -> None:
         """Something was enqueued: look now rather than at the next poll."""
@@ -60,42 +87,56 @@ class Learner:
     def stop(self, timeout: float | None = 5.0) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def backoff(self, attempts: int) -> float:
         return min(self.settings.retry_base_seconds * (2 ** attempts), self.settings.retry_max_seconds)
 
     def run_once(self) -> bool:
         """Claim and learn one item; False when nothing was due."""
-        self._working = True
+        with self._lock:
+            self._working += 1
         try:
-            return self._run_claimed()
+            item = self.memory.store.outbox.claim(self.owner, self.settings.lease_seconds)
+            if item is None:
+                return False
+            self._learn(item)
+            return True
         finally:
-            self._working = False
+            with self._lock:
+                self._working -= 1
 
-    def _run_claimed(self) -> bool:
-        item = self.memory.store.outbox_claim(self.owner, self.settings.lease_seconds)
-        if item is None:
-            return False
+    def _learn(self, item: OutboxItem) -> None:
         try:
             applied = self.memory.learn(item)
         except LeaseLost:
             self.counters.lease_lost += 1
             log.warning("outbox item %s was taken over by another worker; this attempt is discarded", item.id)
-        except Exception as exc:  # noqa: BLE001 - every failure is retried, counted and logged
-            delay = self.backoff(item.attempts)
-            self.counters.failed_attempts += 1
-            self.counters.last_error = f"{type(exc).__name__}: {exc}"
-            self.counters.last_error_at = time.time()
-            log.warning("learning from outbox item %s failed (attempt %d), retry in %.1fs: %s",
-                        item.id, item.attempts + 1, delay, self.counters.last_error)
-            self.memory.store.outbox_retry(item.id, self.counters.last_error, delay)
+        except Exception as exc:  # noqa: BLE001 - every failure is retried or set aside, counted and logged
+            self._failed(item, exc)
         else:
             self.counters.learned += 1
             for a in applied:
                 self.counters.events[a.event] = self.counters.events.get(a.event, 0) + 1
-        return True
+
+    def _failed(self, item: OutboxItem, exc: Exception) -> None:
+        self.counters.failed_attempts += 1
+        self.counters.last_error = f"{type(exc).__name__}: {exc}"
+        self.counters.last_error_at = time.time()
+        attempt = item.attempts + 1
+        if is_permanent(exc) or attempt >= self.settings.max_attempts:
+            self.counters.dead_lettered += 1
+            why = "an error retrying cannot fix" if is_permanent(exc) else f"{attempt} failed attempts"
+            log.error("outbox item %s set aside as dead after %s (memlane outbox requeue puts it back): %s",
+                      item.id, why, self.counters.last_error)
+            self.memory.store.outbox.retry(item.id, self.counters.last_error, 0.0, dead=True)
+            return
+        delay = self.backoff(item.attempts)
+        log.warning("learning from outbox item %s failed (attempt %d of %d), retry in %.1fs: %s",
+                    item.id, attempt, self.settings.max_attempts, delay, self.counters.last_error)
+        self.memory.store.outbox.retry(item.id, self.counters.last_error, delay)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -104,18 +145,20 @@ class Learner:
             except Exception as exc:  # noqa: BLE001 - the store may be down; keep the thread alive
                 log.warning("outbox unavailable: %s", exc)
                 worked = False
-            if not worked:
+            if worked:
+                self._wake.set()  # there may be more: let the other workers look too
+            else:
                 with self._idle:
                     self._idle.notify_all()
                 self._wake.wait(self.settings.poll_seconds)
                 self._wake.clear()
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until the outbox is empty; True when it is, False when ``timeout`` ran out."""
+        """Wait until no live item is left (dead ones do not count); False when ``timeout`` ran out."""
         self.start()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            if self.memory.store.outbox_stats()["pending"] == 0 and not self._working:
+            if self.memory.store.outbox.stats()["pending"] == 0 and not self._working:
                 return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False
@@ -124,14 +167,15 @@ class Learner:
                 self._idle.wait(0.05 if deadline is None else max(0.0, min(0.05, deadline - time.monotonic())))
 
     def status(self) -> dict[str, Any]:
-        stats = self.memory.store.outbox_stats()
+        stats = self.memory.store.outbox.stats()
         c = self.counters
         return {
             **stats,
             "learned": c.learned,
             "failed_attempts": c.failed_attempts,
+            "dead_lettered": c.dead_lettered,
             "lease_lost": c.lease_lost,
             "events": dict(c.events),
             "worker_last_error": c.last_error,
-            "worker_alive": bool(self._thread and self._thread.is_alive()),
+            "worker_alive": any(t.is_alive() for t in self._threads),
         }

@@ -218,7 +218,7 @@ class Memory:
     ) -> list[Applied]:
         def nothing_learnt() -> list[Applied]:
             if outbox is not None:
-                self.store.outbox_done(outbox)
+                self.store.outbox.done(outbox)
             return []
 
         conversation = transcript(turns)
@@ -228,7 +228,13 @@ class Memory:
             today=_dt.date.today().isoformat()
         )
         # Extraction reads only the new turns, so it runs outside the scope lock.
-        facts = inference.extract_facts(self.llm, extraction_prompt, conversation, model=llm_model)
+        limits = self.config.inference
+        pieces, dropped = inference.chunk_conversation(conversation, limits.max_input_chars, limits.max_chunks)
+        if dropped:
+            log.warning("exchange of %d characters: the oldest %d were left out of fact extraction (inference.max_input_chars"
+                        " x inference.max_chunks = %d)", len(conversation), dropped, limits.max_input_chars * limits.max_chunks)
+        facts = list(dict.fromkeys(
+            fact for piece in pieces for fact in inference.extract_facts(self.llm, extraction_prompt, piece, model=llm_model)))
         if not facts:
             return nothing_learnt()
         fact_vectors = self._embed(facts)

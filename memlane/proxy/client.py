@@ -153,7 +153,7 @@ class _Core:
             return
         self._save_unsaved()
         try:
-            self.memory.store.outbox_put(payload)
+            self.memory.store.outbox.put(payload)
         except Exception as exc:  # noqa: BLE001
             self.stats.outbox_write_failures += 1
             with self._unsaved_lock:
@@ -171,7 +171,7 @@ class _Core:
             pending, self._unsaved = self._unsaved, []
         for index, payload in enumerate(pending):
             try:
-                self.memory.store.outbox_put(payload)
+                self.memory.store.outbox.put(payload)
                 self.stats.exchanges_queued += 1
             except Exception:  # noqa: BLE001 - still down: keep the rest for next time
                 with self._unsaved_lock:

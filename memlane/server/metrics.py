@@ -41,6 +41,7 @@ class Metrics:
             ("memlane_recall_hits_total", "Memories injected into chat calls.", "counter", "recalled_memories", 1),
             ("memlane_recall_failures_total", "Recalls that failed (chat went on without memories).", "counter", "recall_failures", 1),
             ("memlane_outbox_depth", "Exchanges waiting to be learnt from.", "gauge", "pending", 2),
+            ("memlane_outbox_dead", "Exchanges set aside as dead (memlane outbox requeue puts them back).", "gauge", "dead", 2),
             ("memlane_learned_total", "Exchanges learnt from.", "counter", "learned", 2),
             ("memlane_learn_failures_total", "Failed learning attempts (retried).", "counter", "failed_attempts", 2),
         ):

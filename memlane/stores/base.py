@@ -14,7 +14,7 @@ import numpy as np
 
 from memlane.engine.filters import Filter
 from memlane.records import HistoryEvent, MemoryRecord, Scope
-from memlane.stores.outbox import OutboxItem
+from memlane.stores.outbox import Outbox, OutboxItem
 
 
 @dataclass
@@ -98,18 +98,9 @@ class MemoryStore(Protocol):
         """``(type, id, memory count)`` for every user/agent/run with memories (mem0's users)."""
         ...
 
-    # the durable outbox of exchanges to learn from (see memlane.stores.outbox)
-    def outbox_put(self, payload: dict[str, Any]) -> str: ...
-
-    def outbox_claim(self, owner: str, lease_seconds: float) -> OutboxItem | None: ...
-
-    def outbox_done(self, item: OutboxItem) -> None:
-        """Remove a claimed item; raises ``LeaseLost`` when another worker took it over."""
-        ...
-
-    def outbox_retry(self, item_id: str, error: str, delay_seconds: float) -> None: ...
-
-    def outbox_stats(self) -> dict[str, Any]: ...
+    #: the durable queue of exchanges to learn from, on the store's own connection, so that
+    #: ``apply(..., outbox_done=item)`` removes the item in the commit that stores what was learnt
+    outbox: Outbox
 
     def reset(self) -> None: ...
 

@@ -33,7 +33,7 @@ from memlane.engine.keywords import query_terms
 from memlane.errors import ConfigError, EmbedderMismatchError, NotFoundError, StoreError
 from memlane.records import HistoryEvent, MemoryRecord, Scope, utc_now
 from memlane.stores.base import Applied, Candidates, Change, scope_where
-from memlane.stores.outbox import LeaseLost, OutboxItem, owner_is_dead
+from memlane.stores.outbox import LeaseLost, OutboxItem, SQLOutbox
 from memlane.stores.pg_filters import compile_filter
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -115,6 +115,8 @@ class PgVectorStore:
                                     kwargs={"row_factory": dict_row, "autocommit": False}, configure=self._configure,
                                     open=True, timeout=o.connect_timeout)
         self._migrate()
+        claim_lock = f"SELECT pg_advisory_xact_lock({_lock_key(Scope(run_id='memlane-outbox-claim:' + o.schema_name))})"
+        self.outbox = SQLOutbox(f"{self.s}.outbox", self._tx, mark="%s", json_in="%s::jsonb", skip_locked=True, claim_lock=claim_lock)
 
     # -- connections -------------------------------------------------------------------------
 
@@ -201,6 +203,11 @@ class PgVectorStore:
             # memories whose vectors Qdrant (beside this store) has not acknowledged yet
             f"CREATE TABLE {s}.vector_sync (memory_id text PRIMARY KEY)",
             self._m3_scope_beside_vectors,
+            # each item names its scope (one leased item per scope) and may be set aside as dead
+            f"""ALTER TABLE {s}.outbox ADD COLUMN scope_key text, ADD COLUMN dead_at double precision;
+            UPDATE {s}.outbox SET scope_key = coalesce(payload->'scope'->>'user_id', '') || chr(31)
+                || coalesce(payload->'scope'->>'agent_id', '') || chr(31) || coalesce(payload->'scope'->>'run_id', '');
+            CREATE INDEX outbox_scope_lease ON {s}.outbox (scope_key, lease_until)""",
         ]
         with self._tx("migrating the schema") as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(Scope(run_id="memlane-migrations")),))
@@ -329,7 +336,7 @@ class PgVectorStore:
         results: list[Applied] = []
         with self._tx("applying memory changes") as conn:
             if outbox_done is not None:
-                self._finish(conn, outbox_done)
+                self.outbox.finish(conn, outbox_done)
             adds: list[Change] = []
             for change in changes:  # runs of ADDs go in batches; order with UPDATE/DELETE is kept
                 if change.event == "ADD":
@@ -449,56 +456,6 @@ class PgVectorStore:
             # memories and rebuilt at the next bind, possibly for another model
             conn.execute(f"TRUNCATE {s}.memories, {s}.history, {s}.outbox, {s}.store_info, {s}.vector_sync CASCADE")
         self._dims = None
-
-    # -- outbox ------------------------------------------------------------------------------------
-
-    def outbox_put(self, payload: dict[str, Any]) -> str:
-        item_id, now = str(uuid.uuid4()), time.time()
-        with self._tx("writing to the outbox") as conn:
-            conn.execute(f"INSERT INTO {self.s}.outbox (id, payload, created_at, next_attempt_at) VALUES (%s, %s::jsonb, %s, %s)",
-                         (item_id, json.dumps(payload, ensure_ascii=False), now, now))
-        return item_id
-
-    def outbox_claim(self, owner: str, lease_seconds: float) -> OutboxItem | None:
-        s, now = self.s, time.time()
-        with self._tx("claiming from the outbox") as conn:
-            for row in conn.execute(f"SELECT DISTINCT owner FROM {s}.outbox WHERE lease_until > %s", (now,)).fetchall():
-                if row["owner"] != owner and owner_is_dead(row["owner"]):
-                    conn.execute(f"UPDATE {s}.outbox SET owner = NULL, lease_until = NULL WHERE owner = %s", (row["owner"],))
-            row = conn.execute(
-                f"UPDATE {s}.outbox SET owner = %s, lease_until = %s WHERE id = ("
-                f" SELECT id FROM {s}.outbox WHERE next_attempt_at <= %s AND (lease_until IS NULL OR lease_until < %s)"
-                "  ORDER BY next_attempt_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED)"
-                " RETURNING id, payload, attempts, created_at, last_error",
-                (owner, now + lease_seconds, now, now),
-            ).fetchone()
-        if row is None:
-            return None
-        return OutboxItem(row["id"], row["payload"], row["attempts"], row["created_at"], owner, row["last_error"])
-
-    def _finish(self, conn: Any, item: OutboxItem) -> None:
-        gone = conn.execute(f"DELETE FROM {self.s}.outbox WHERE id = %s AND owner = %s", (item.id, item.owner)).rowcount
-        if not gone:
-            raise LeaseLost(item.id)
-
-    def outbox_done(self, item: OutboxItem) -> None:
-        with self._tx("finishing an outbox item") as conn:
-            self._finish(conn, item)
-
-    def outbox_retry(self, item_id: str, error: str, delay_seconds: float) -> None:
-        with self._tx("rescheduling an outbox item") as conn:
-            conn.execute(f"UPDATE {self.s}.outbox SET attempts = attempts + 1, last_error = %s, next_attempt_at = %s,"
-                         " owner = NULL, lease_until = NULL WHERE id = %s", (error[:2000], time.time() + delay_seconds, item_id))
-
-    def outbox_stats(self) -> dict[str, Any]:
-        now = time.time()
-        with self._tx("reading the outbox") as conn:
-            row = conn.execute(f"SELECT count(*) AS pending, count(*) FILTER (WHERE lease_until > %s) AS in_progress,"
-                               f" count(*) FILTER (WHERE attempts > 0) AS retrying, min(created_at) AS oldest FROM {self.s}.outbox", (now,)).fetchone()
-            last = conn.execute(f"SELECT last_error FROM {self.s}.outbox WHERE last_error IS NOT NULL ORDER BY next_attempt_at DESC LIMIT 1").fetchone()
-        return {"pending": int(row["pending"]), "in_progress": int(row["in_progress"]), "retrying": int(row["retrying"]),
-                "oldest_age_seconds": (now - row["oldest"]) if row["oldest"] is not None else None,
-                "last_error": last["last_error"] if last else None}
 
     # -- reads ---------------------------------------------------------------------------------------
 

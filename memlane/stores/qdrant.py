@@ -139,6 +139,7 @@ class QdrantStore:
         except BaseException:
             self._release()
             raise
+        self.outbox = self.records.outbox  # same connection as the records: "applied and dequeued in one commit"
         #: memories SQL holds but Qdrant may not (a Qdrant write failed after the SQL commit)
         self._unsynced: set[str] = set()
         self._unsynced_lock = threading.Lock()
@@ -430,18 +431,3 @@ class QdrantStore:
 
     def entities(self) -> list[tuple[str, str, int]]:
         return self.records.entities()
-
-    def outbox_put(self, payload: dict[str, Any]) -> str:
-        return self.records.outbox_put(payload)
-
-    def outbox_claim(self, owner: str, lease_seconds: float) -> OutboxItem | None:
-        return self.records.outbox_claim(owner, lease_seconds)
-
-    def outbox_done(self, item: OutboxItem) -> None:
-        self.records.outbox_done(item)
-
-    def outbox_retry(self, item_id: str, error: str, delay_seconds: float) -> None:
-        self.records.outbox_retry(item_id, error, delay_seconds)
-
-    def outbox_stats(self) -> dict[str, Any]:
-        return self.records.outbox_stats()

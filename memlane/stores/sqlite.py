@@ -31,7 +31,7 @@ from memlane.engine.keywords import query_terms
 from memlane.errors import EmbedderMismatchError, NotFoundError, StoreError
 from memlane.records import HistoryEvent, MemoryRecord, Scope, utc_now
 from memlane.stores.base import Applied, Candidates, Change, record_from_row, scope_where
-from memlane.stores.outbox import LeaseLost, OutboxItem, owner_is_dead
+from memlane.stores.outbox import OutboxItem, SQLOutbox
 from memlane.stores.sqlite_filters import compile_filter
 from memlane.stores.sqlite_migrations import migrate
 from memlane.stores.vector_cache import ScopeVectors, VectorCache
@@ -106,6 +106,7 @@ class SQLiteStore:
         with _mapped("migrating the schema"):
             migrate(self._keeper)
         self._local.conn = self._keeper
+        self.outbox = SQLOutbox("outbox", self._write, mark="?", json_in="?", skip_locked=False, read=self._reading)
 
     # -- connections -------------------------------------------------------------------------
 
@@ -145,6 +146,12 @@ class SQLiteStore:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+
+    @contextmanager
+    def _reading(self, action: str) -> Iterator[sqlite3.Connection]:
+        """One read outside any transaction (it takes no write lock)."""
+        with _mapped(action):
+            yield self._db
 
     @contextmanager
     def _snapshot(self, action: str) -> Iterator[sqlite3.Connection]:
@@ -218,7 +225,7 @@ class SQLiteStore:
         results: list[Applied] = []
         with self._write("applying memory changes") as db:
             if outbox_done is not None:
-                self._finish(db, outbox_done)
+                self.outbox.finish(db, outbox_done)
             for change in changes:
                 handler = {"ADD": self._add, "UPDATE": self._update, "DELETE": self._delete}[change.event]
                 results.append(handler(db, change, actor_id))
@@ -337,80 +344,6 @@ class SQLiteStore:
             db.execute("UPDATE scope_versions SET version = version + 1")
         self._vectors.clear()
         self._dims = None
-
-    # -- outbox --------------------------------------------------------------------------------
-
-    def outbox_put(self, payload: dict[str, Any]) -> str:
-        item_id = str(uuid.uuid4())
-        now = time.time()
-        with self._write("writing to the outbox") as db:
-            db.execute(
-                "INSERT INTO outbox (id, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?)",
-                (item_id, json.dumps(payload, ensure_ascii=False), now, now),
-            )
-        return item_id
-
-    def outbox_claim(self, owner: str, lease_seconds: float) -> OutboxItem | None:
-        """Lease the oldest due item, taking over leases of owners that are gone."""
-        now = time.time()
-        with _mapped("reading the outbox"):  # an idle poll takes no write lock
-            if self._db.execute("SELECT 1 FROM outbox WHERE next_attempt_at <= ? LIMIT 1", (now,)).fetchone() is None:
-                return None
-        with self._write("claiming from the outbox") as db:
-            leased = db.execute("SELECT DISTINCT owner FROM outbox WHERE lease_until > ?", (now,)).fetchall()
-            for (holder,) in leased:
-                if holder != owner and owner_is_dead(holder):
-                    db.execute("UPDATE outbox SET owner = NULL, lease_until = NULL WHERE owner = ?", (holder,))
-            row = db.execute(
-                "UPDATE outbox SET owner = ?, lease_until = ? WHERE id = ("
-                " SELECT id FROM outbox WHERE next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)"
-                " ORDER BY next_attempt_at, seq LIMIT 1)"
-                " RETURNING id, payload, attempts, created_at, last_error",
-                (owner, now + lease_seconds, now, now),
-            ).fetchone()
-        if row is None:
-            return None
-        return OutboxItem(row["id"], json.loads(row["payload"]), row["attempts"], row["created_at"], owner, row["last_error"])
-
-    def outbox_done(self, item: OutboxItem) -> None:
-        with self._write("finishing an outbox item") as db:
-            self._finish(db, item)
-
-    @staticmethod
-    def _finish(db: sqlite3.Connection, item: OutboxItem) -> None:
-        gone = db.execute("DELETE FROM outbox WHERE id = ? AND owner = ?", (item.id, item.owner)).rowcount
-        if not gone:
-            raise LeaseLost(item.id)
-
-    def outbox_retry(self, item_id: str, error: str, delay_seconds: float) -> None:
-        with self._write("rescheduling an outbox item") as db:
-            db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,"
-                " owner = NULL, lease_until = NULL WHERE id = ?",
-                (error[:2000], time.time() + delay_seconds, item_id),
-            )
-
-    def outbox_stats(self) -> dict[str, Any]:
-        now = time.time()
-        with _mapped("reading the outbox"):
-            row = self._db.execute(
-                "SELECT count(*) AS pending,"
-                " coalesce(sum(lease_until > ?), 0) AS in_progress,"
-                " coalesce(sum(attempts > 0), 0) AS retrying,"
-                " min(created_at) AS oldest"
-                " FROM outbox",
-                (now,),
-            ).fetchone()
-            last = self._db.execute(
-                "SELECT last_error FROM outbox WHERE last_error IS NOT NULL ORDER BY next_attempt_at DESC LIMIT 1"
-            ).fetchone()
-        return {
-            "pending": int(row["pending"]),
-            "in_progress": int(row["in_progress"]),
-            "retrying": int(row["retrying"]),
-            "oldest_age_seconds": (now - row["oldest"]) if row["oldest"] is not None else None,
-            "last_error": last[0] if last else None,
-        }
 
     # -- reads ---------------------------------------------------------------------------------
 

@@ -117,3 +117,20 @@ def m004_vector_sync(db: sqlite3.Connection) -> None:
     written in the change's own transaction, removed after the acknowledgement, so a process
     that dies in between leaves a list to re-send instead of a silent gap."""
     execute_all(db, "CREATE TABLE vector_sync (memory_id TEXT PRIMARY KEY)")
+
+
+@migration
+def m005_outbox_scopes_and_dead_letters(db: sqlite3.Connection) -> None:
+    """Each outbox item names its scope (one leased item per scope: a slow exchange holds up only
+    its own user) and may be set aside as dead (failed for good; re-queued by hand)."""
+    execute_all(
+        db,
+        """
+        ALTER TABLE outbox ADD COLUMN scope_key TEXT;
+        ALTER TABLE outbox ADD COLUMN dead_at REAL;
+        UPDATE outbox SET scope_key = coalesce(json_extract(payload, '$.scope.user_id'), '') || char(31)
+            || coalesce(json_extract(payload, '$.scope.agent_id'), '') || char(31)
+            || coalesce(json_extract(payload, '$.scope.run_id'), '');
+        CREATE INDEX outbox_scope_lease ON outbox (scope_key, lease_until)
+        """,
+    )

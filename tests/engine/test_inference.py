@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 
@@ -187,3 +187,28 @@ def test_ids_are_uuids(memory: Memory, upstream: ScriptedUpstream) -> None:
     upstream.queue(Reply.json({"facts": ["Loves tea"]}))
     (item,) = memory.add("I love tea", user_id="alice")["results"]
     uuid.UUID(item["id"])
+
+
+def test_a_huge_exchange_goes_to_extraction_in_bounded_chunks(make_memory: Any, upstream: ScriptedUpstream) -> None:
+    """A 10 MB message is never sent whole: at most max_chunks calls of at most max_input_chars,
+    the most recent part kept."""
+    memory = make_memory(inference={"max_input_chars": 2_000, "max_chunks": 3})
+    upstream.handler = lambda req: Reply.json({"facts": ["Wrote a very long message"]} if req.stage == "extract" else
+                                              {"memory": [{"id": "0", "text": "Wrote a very long message", "event": "ADD"}]})
+    huge = "filler words here. " * 500_000 + "The last sentence says I live in Lisbon."
+    memory.add([{"role": "user", "content": huge}], user_id="alice")
+    sent = [r.last_user_text for r in upstream.chat_requests("extract")]
+    assert len(sent) == 3 and all(len(t) < 2_000 + 100 for t in sent)
+    assert "I live in Lisbon" in sent[-1]
+    assert [r["memory"] for r in memory.get_all(user_id="alice")["results"]] == ["Wrote a very long message"]
+
+
+def test_chunks_follow_turn_boundaries() -> None:
+    from memlane.engine.inference import chunk_conversation
+
+    conversation = "".join(f"user: turn {i} " + "x" * 80 + "\n" for i in range(10))
+    pieces, dropped = chunk_conversation(conversation, 300, 10)
+    assert dropped == 0 and "".join(pieces) == conversation
+    assert all(p.startswith("user: turn") and len(p) <= 300 for p in pieces)
+    pieces, dropped = chunk_conversation(conversation, 300, 1)
+    assert dropped == len(conversation) - 300 and pieces[-1].endswith("x\n")

@@ -105,4 +105,4 @@ def test_the_client_flushes_at_exit(tmp_path: Path, upstream: ScriptedUpstream, 
 
     with Memory(config) as memory:
         assert [r["memory"] for r in memory.get_all(user_id="alice")["results"]] == ["Loves Indian food"]
-        assert memory.store.outbox_stats()["pending"] == 0
+        assert memory.store.outbox.stats()["pending"] == 0

@@ -28,5 +28,5 @@ def test_shutdown_waits_for_the_outbox(tmp_path: Path, upstream: ScriptedUpstrea
     sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "I love Indian food"}], extra_body={"user_id": "alice"})
     server.stop()
     with Memory(config) as memory:
-        assert memory.store.outbox_stats()["pending"] == 0
+        assert memory.store.outbox.stats()["pending"] == 0
         assert [r["memory"] for r in memory.get_all(user_id="alice")["results"]] == ["Loves Indian food"]

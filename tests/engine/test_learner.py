@@ -1,0 +1,100 @@
+"""The background learner on every backend: one slow exchange holds up only its own scope, an
+exchange no retry can help is set aside as dead (kept, listed, re-queueable), and exit waits
+for dead items never."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import pytest
+
+from memlane import Memory
+from memlane.config import OutboxConfig
+from memlane.engine.learner import Learner
+from memlane.testing import Reply, ScriptedRequest, ScriptedUpstream
+
+FAST = OutboxConfig(retry_base_seconds=0.05, retry_max_seconds=0.1, poll_seconds=0.05, workers=2)
+
+
+def exchange(user: str, text: str) -> dict[str, Any]:
+    return {"scope": {"user_id": user}, "messages": [{"role": "user", "content": text}], "metadata": {}, "model": "scripted-model"}
+
+
+def facts_from_text(req: ScriptedRequest) -> Reply:
+    if req.stage == "extract":
+        said = req.last_user_text.split("user: ", 1)[1].splitlines()[0]
+        return Reply.json({"facts": [said]}, delay=3 if "slow" in said else 0)
+    return Reply.json({"memory": [{"id": "0", "text": f, "event": "ADD"} for f in req.reconcile_payload["new_facts"]]})
+
+
+@pytest.fixture
+def memory(make_memory: Callable[..., Memory], fast_embedder_config: dict[str, Any]) -> Memory:
+    return make_memory(embedder=fast_embedder_config)
+
+
+def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def memories(memory: Memory, user: str) -> list[str]:
+    return sorted(r["memory"] for r in memory.get_all(user_id=user)["results"])
+
+
+def test_a_slow_exchange_holds_up_only_its_own_scope(memory: Memory, upstream: ScriptedUpstream) -> None:
+    upstream.handler = facts_from_text
+    learner = Learner(memory, FAST)
+    memory.store.outbox.put(exchange("alice", "Likes slow jazz"))
+    memory.store.outbox.put(exchange("alice", "Likes tea"))
+    memory.store.outbox.put(exchange("bob", "Likes chess"))
+    learner.start()
+    try:
+        assert wait_until(lambda: memories(memory, "bob") == ["Likes chess"], 2), "bob waited for alice's slow exchange"
+        alice = [r.last_user_text for r in upstream.chat_requests("extract") if "jazz" in r.last_user_text or "tea" in r.last_user_text]
+        assert len(alice) == 1 and "jazz" in alice[0], "alice's exchanges are learnt one at a time, in order"
+        assert learner.flush(timeout=15)
+        assert memories(memory, "alice") == ["Likes slow jazz", "Likes tea"]
+    finally:
+        learner.stop()
+
+
+def test_an_error_retrying_cannot_fix_is_set_aside_at_once_and_can_be_requeued(memory: Memory, upstream: ScriptedUpstream) -> None:
+    upstream.handler = lambda req: Reply.error(404, "The model `scripted-model` does not exist", type="invalid_request_error", code="model_not_found")
+    learner = Learner(memory, FAST)
+    item_id = memory.store.outbox.put(exchange("alice", "Likes tea"))
+    learner.start()
+    try:
+        started = time.monotonic()
+        assert learner.flush(timeout=10), "a dead item never holds up flush (or exit)"
+        assert time.monotonic() - started < 5
+        assert len(upstream.chat_requests("extract")) == 1, "not retried: the same request gets the same 404"
+        status = learner.status()
+        assert (status["pending"], status["dead"], status["dead_lettered"]) == (0, 1, 1)
+        (dead,) = memory.store.outbox.dead()
+        assert dead.id == item_id and "does not exist" in (dead.last_error or "") and dead.payload == exchange("alice", "Likes tea")
+        upstream.handler = facts_from_text  # the operator fixes the model name
+        assert memory.store.outbox.requeue() == 1
+        learner.notify()
+        assert learner.flush(timeout=10)
+        assert memories(memory, "alice") == ["Likes tea"] and memory.store.outbox.stats()["dead"] == 0
+    finally:
+        learner.stop()
+
+
+def test_transient_errors_are_retried_up_to_max_attempts(memory: Memory, upstream: ScriptedUpstream) -> None:
+    upstream.handler = lambda req: Reply.error(503, "overloaded")
+    learner = Learner(memory, FAST.model_copy(update={"max_attempts": 3}))
+    memory.store.outbox.put(exchange("alice", "Likes tea"))
+    learner.start()
+    try:
+        assert learner.flush(timeout=10)
+        assert len(upstream.chat_requests("extract")) == 3
+        assert memory.store.outbox.stats()["dead"] == 1
+        assert memory.store.outbox.requeue(["no-such-id"]) == 0
+    finally:
+        learner.stop()
