@@ -15,23 +15,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from processes import start_serve, start_upstream, stop  # noqa: E402
+
 LOADGEN = r'''
 import asyncio, json, sys, time
-import httpx
 url, seconds, clients, body = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
 async def main():
     lat, errors = [], 0
@@ -54,24 +52,6 @@ async def main():
     print(json.dumps({"n": len(lat), "wall": wall, "errors": errors, "lat": lat}))
 asyncio.run(main())
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def run_level(url: str, seconds: float, clients: int, body: dict) -> dict:
@@ -98,10 +78,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="memlane-throughput-"))
     procs: list[subprocess.Popen] = []
     try:
-        up = subprocess.Popen([sys.executable, "-m", "memlane.testing.scripted_upstream"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        up, upstream_url = start_upstream()
         procs.append(up)
-        assert up.stdout is not None
-        upstream_url = up.stdout.readline().strip()
 
         # the store: 10k memories in alice's scope (synthetic vectors under the real model id)
         from memlane.embedders.sentence_transformers import SentenceTransformerEmbedder
@@ -118,13 +96,8 @@ def main() -> None:
                                       "upstream": {"base_url": upstream_url, "api_key": "k", "max_retries": 0},
                                       **({"llm": {"provider": "openai", "config": {"base_url": "http://127.0.0.1:9/v1", "max_retries": 0}},
                                           "outbox": {"retry_base_seconds": 3600}} if args.no_learning else {})}))
-        port = free_port()
-        env = {**os.environ, "MEMLANE_HOME": str(work / "home")}
-        serve = subprocess.Popen([sys.executable, "-m", "memlane.cli", "--config", str(config), "serve", "--port", str(port),
-                                  "--log-level", "warning"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+        serve, memlane_url = start_serve(config, work / "home")
         procs.append(serve)
-        memlane_url = f"http://127.0.0.1:{port}"
-        wait_http(memlane_url + "/readyz")
 
         body = {"model": "m", "messages": [{"role": "user", "content": "Suggest dinner options in San Francisco."}]}
         modes = [
@@ -141,12 +114,7 @@ def main() -> None:
                 rows.append((clients, name, r))
                 print(clients, name, {k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}, flush=True)
     finally:
-        for p in reversed(procs):
-            p.terminate()
-            try:
-                p.wait(60)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
 
     lines = [
         f"Each level runs {args.seconds:.0f} s; latencies are client-side (load generator in its own process).",

@@ -1,8 +1,9 @@
-"""Running one function in many threads at once, for the concurrency tests."""
+"""Running one function in many threads at once, and waiting for what they do, for the concurrency tests."""
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Callable
 
 
@@ -23,3 +24,13 @@ def run_in_threads(target: Callable[[], None], count: int, timeout: float) -> li
     for t in threads:
         t.join(timeout)
     return errors
+
+
+def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
+    """Poll ``condition`` until it holds (True) or ``seconds`` pass (False)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

@@ -206,9 +206,15 @@ def _flush_at_exit(core: _Core) -> None:
 
 @atexit.register
 def _drain_all() -> None:
-    for core in list(_live):
+    """At exit, give the learners one shared deadline (the longest ``exit_flush_seconds`` of the
+    live clients), not one each: exit never waits longer than configured."""
+    cores = list(_live)
+    if not cores:
+        return
+    deadline = time.monotonic() + max(core.config.outbox.exit_flush_seconds for core in cores)
+    for core in cores:
         try:
-            core.flush(core.config.outbox.exit_flush_seconds)
+            core.flush(max(0.0, deadline - time.monotonic()))
         except Exception:  # noqa: BLE001 - exiting anyway; the outbox keeps what is left
             pass
 

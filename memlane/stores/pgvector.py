@@ -19,7 +19,6 @@ import hashlib
 import json
 import re
 import threading
-import time
 import uuid
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence

@@ -16,7 +16,6 @@ import hashlib
 import json
 import sqlite3
 import threading
-import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,11 +45,12 @@ class Options(BaseModel):
     #: Weight of neighbouring-turn context against the memory text in BM25 (0 ignores it).
     context_weight: float = 1.0
     busy_timeout_ms: int = 30_000
-    #: In-process cache of scope vectors (LRU); 0 turns it off.
-    vector_cache_mb: int = 512
-    #: Memory-mapped reads (cuts the tail of cold vector reads) and page cache per connection.
-    mmap_mb: int = 2048
-    cache_mb: int = 64
+    #: In-process cache of scope vectors (LRU, bounded in bytes); 0 turns it off.
+    vector_cache_mb: int = 256
+    #: Memory-mapped reads (cuts the tail of cold vector reads; file pages the OS can reclaim)
+    #: and SQLite's page cache, per connection (one connection per thread that uses the store).
+    mmap_mb: int = 256
+    cache_mb: int = 16
 
 
 def _scope_token(field: str, value: str) -> str:

@@ -382,14 +382,31 @@ class ScriptedUpstream:
         await writer.drain()
 
 
+def first_sentence_facts(req: ScriptedRequest) -> Reply | None:
+    """For benchmarks with learning on: each exchange teaches the first sentence of its first
+    user turn (real text, so reconcile sees real neighbours); reconcile adds what is new."""
+    if req.stage == "extract":
+        said = req.last_user_text.partition("user: ")[2].splitlines()
+        sentence = re.split(r"(?<=[.!?])\s", said[0].strip(), maxsplit=1)[0] if said and said[0].strip() else ""
+        return Reply.json({"facts": [sentence[:300]] if sentence else []})
+    if req.stage == "reconcile":
+        known = {m["text"] for m in req.reconcile_payload["existing_memories"]}
+        new = [f for f in req.reconcile_payload["new_facts"] if f not in known]
+        return Reply.json({"memory": [{"id": str(1000 + i), "text": f, "event": "ADD"} for i, f in enumerate(new)]})
+    return None
+
+
 def main() -> None:  # pragma: no cover - a process for benchmarks: python -m memlane.testing.scripted_upstream
     import argparse
 
     parser = argparse.ArgumentParser(description="A scripted OpenAI-protocol server (default replies) on loopback.")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--facts", action="store_true", help="learning on: extraction returns the user's first sentence as a fact")
     args = parser.parse_args()
     server = ScriptedUpstream()
     server.port = args.port
+    if args.facts:
+        server.handler = first_sentence_facts
     server.start()
     print(server.url, flush=True)
     try:

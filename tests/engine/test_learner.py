@@ -13,6 +13,7 @@ from memlane import Memory
 from memlane.config import OutboxConfig
 from memlane.engine.learner import Learner
 from memlane.testing import Reply, ScriptedRequest, ScriptedUpstream
+from tests.threads import wait_until
 
 FAST = OutboxConfig(retry_base_seconds=0.05, retry_max_seconds=0.1, poll_seconds=0.05, workers=2)
 
@@ -31,15 +32,6 @@ def facts_from_text(req: ScriptedRequest) -> Reply:
 @pytest.fixture
 def memory(make_memory: Callable[..., Memory], fast_embedder_config: dict[str, Any]) -> Memory:
     return make_memory(embedder=fast_embedder_config)
-
-
-def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def memories(memory: Memory, user: str) -> list[str]:

@@ -106,3 +106,32 @@ def test_the_client_flushes_at_exit(tmp_path: Path, upstream: ScriptedUpstream, 
     with Memory(config) as memory:
         assert [r["memory"] for r in memory.get_all(user_id="alice")["results"]] == ["Loves Indian food"]
         assert memory.store.outbox.stats()["pending"] == 0
+
+
+HANGING_EXIT_CHILD = """
+import json, sys, time
+from memlane import Memlane
+config = json.loads(sys.argv[1])
+config["outbox"]["exit_flush_seconds"] = 2
+clients = [Memlane(config={**config, "vector_store": {"provider": "sqlite", "config": {"path": sys.argv[2] + str(i)}}}) for i in range(3)]
+for client in clients:
+    client.chat.completions.create(messages=[{"role": "user", "content": "I love Indian food."}], model="m", user_id="alice")
+print(time.monotonic(), flush=True)
+"""
+
+
+def test_exit_waits_for_a_hanging_memory_model_no_longer_than_configured(tmp_path: Path, upstream: ScriptedUpstream,
+                                                                         fast_embedder_config: dict[str, Any]) -> None:
+    """Three clients, a memory model that never answers, exit_flush_seconds=2: the interpreter
+    exits after about 2 s in all (one shared deadline, not one per client), the exchanges kept."""
+    upstream.handler = lambda req: Reply.text("answer") if req.stage == "chat" else Reply.json({"facts": []}, delay=60)
+    config = client_config(tmp_path / "unused.db", upstream, embedder=fast_embedder_config)
+    done = subprocess.run([sys.executable, "-c", HANGING_EXIT_CHILD, json.dumps(config), str(tmp_path / "hang.db")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    exiting_for = time.monotonic() - float(done.stdout.strip())
+    assert exiting_for < 6, f"exit took {exiting_for:.1f} s"
+    from memlane import Memory
+
+    with Memory({**config, "vector_store": {"provider": "sqlite", "config": {"path": str(tmp_path / "hang.db0")}}}) as memory:
+        assert memory.store.outbox.stats()["pending"] == 1, "what exit could not learn stays queued"

@@ -7,7 +7,7 @@ every route's fields and insist on a non-5xx envelope.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
