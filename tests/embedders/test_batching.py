@@ -45,3 +45,25 @@ def test_a_lone_caller_is_its_own_batch_and_errors_reach_every_waiter() -> None:
         failing.embed_one("x")
     with pytest.raises(RuntimeError):  # and the next caller is not stuck behind a dead leader
         failing.embed_one("y")
+
+
+def test_under_steady_load_every_caller_is_answered_within_a_few_batches() -> None:
+    """Callers keep arriving for 1.5 s: no caller (a leader included) waits for the stream of
+    newcomers to end; each is answered within a few model calls (the old leader kept embedding
+    batch after batch while anyone waited, and its own request hung)."""
+    batcher = QueryBatcher(slow_embed, max_batch=4)
+    stop = time.monotonic() + 1.5
+    slowest: list[float] = []
+
+    def caller(n: int) -> None:
+        while time.monotonic() < stop:
+            started = time.monotonic()
+            assert batcher.embed_one("x" * n)[0] == n
+            slowest.append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=caller, args=(n,)) for n in range(1, 9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert slowest and max(slowest) < 0.5, f"a caller waited {max(slowest):.2f} s"
