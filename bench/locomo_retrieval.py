@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from memlane import Memory  # noqa: E402
 from memlane.config import RetrievalConfig  # noqa: E402
-from memlane.engine.keywords import STOPWORDS  # noqa: E402
+from memlane.query.keywords import STOPWORDS  # noqa: E402
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json"

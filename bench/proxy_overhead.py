@@ -83,7 +83,7 @@ def main() -> None:
         }
         client = Memlane(config=config)
         if args.no_learning:
-            client._core.learner.stop()
+            client._backend.learner.stop()
         if args.torch_threads:
             import torch
 

@@ -179,7 +179,7 @@ def compare_backends(args: argparse.Namespace) -> None:
 
 
 def _filter() -> Any:
-    from memlane.engine.filters import parse_filters
+    from memlane.query.filters import parse_filters
 
     return parse_filters({"i": {"lt": 5}})
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from typing import Any
 
 import click
 
 from memlane.cli.common import echo_json, json_option, open_memory, scope_options, user_errors
-
-
-BULK_IMPORT_ROWS = 5_000
 
 
 @click.group()
@@ -164,10 +160,7 @@ def import_(ctx: click.Context, source: str, batch_size: int) -> None:
         records = read_records(f.read(), source)
     with open_memory(ctx) as memory:
         counts = {"imported": 0, "skipped": 0}
-        # big imports into PostgreSQL build the HNSW index once at the end instead of row by row
-        bulk = getattr(memory.store, "bulk_load", None)
-        loading = bulk() if bulk is not None and len(records) >= BULK_IMPORT_ROWS else contextlib.nullcontext()
-        with loading, tqdm(total=len(records), desc="importing", unit=" memories", file=sys.stderr) as bar:
+        with memory.bulk_loading(len(records)), tqdm(total=len(records), desc="importing", unit=" memories", file=sys.stderr) as bar:
             for start in range(0, len(records), batch_size):
                 chunk = records[start : start + batch_size]
                 done = memory.import_records(chunk, batch_size=batch_size)

@@ -47,7 +47,7 @@ def outbox() -> None:
 def status(ctx: click.Context, project: str) -> None:
     """Counts: pending, in progress, retrying, dead; the oldest item's age and the last error."""
     with _open(ctx, project) as memory:
-        echo_json(memory.store.outbox.stats())
+        echo_json(memory.outbox_status())
 
 
 @outbox.command("dead")
@@ -59,7 +59,7 @@ def status(ctx: click.Context, project: str) -> None:
 def dead(ctx: click.Context, project: str, limit: int, as_json: bool) -> None:
     """List dead exchanges with their last error."""
     with _open(ctx, project) as memory:
-        items = memory.store.outbox.dead(limit)
+        items = memory.dead_exchanges(limit)
     if as_json:
         echo_json([{"id": i.id, "attempts": i.attempts, "created_at": i.created_at, "last_error": i.last_error, "payload": i.payload}
                    for i in items])
@@ -80,5 +80,5 @@ def dead(ctx: click.Context, project: str, limit: int, as_json: bool) -> None:
 def requeue(ctx: click.Context, item_ids: tuple[str, ...], project: str) -> None:
     """Put dead exchanges (all, or ITEM_IDS) back in the queue with their attempts reset."""
     with _open(ctx, project) as memory:
-        count = memory.store.outbox.requeue(list(item_ids) if item_ids else None)
+        count = memory.requeue(list(item_ids) if item_ids else None)
     click.echo(f"re-queued {count} exchange{'s' if count != 1 else ''}; a running learner (memlane serve, a client) takes them next")

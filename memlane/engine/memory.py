@@ -15,7 +15,8 @@ import re
 import threading
 import time
 import uuid
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
+from typing import Any, ContextManager, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -24,11 +25,11 @@ from memlane.config import MemlaneConfig, load_config
 from memlane.embedders.base import Embedder
 from memlane.embedders.batching import QueryBatcher
 from memlane.engine import inference, prompts
-from memlane.engine.filters import SCOPE_FIELDS, Filter, parse_filters, split_scope
 from memlane.engine.messages import normalize_messages, transcript
 from memlane.engine.ranking import fuse
 from memlane.errors import NotFoundError, ScopeError, ValidationError
 from memlane.llms.base import LLM
+from memlane.query.filters import SCOPE_FIELDS, Filter, parse_filters, split_scope
 from memlane.records import HistoryEvent, MemoryRecord, Scope, SearchHit, utc_now
 from memlane.stores.base import Applied, Change, MemoryStore
 from memlane.stores.outbox import OutboxItem
@@ -39,6 +40,8 @@ log = logging.getLogger("memlane.memory")
 SIMILAR_PER_FACT = 5
 MAX_EXISTING_SHOWN = 40
 DEFAULT_LIST_LIMIT = 100
+#: Imports at least this big go through the store's bulk load.
+BULK_LOAD_ROWS = 5_000
 
 
 def content_hash(text: str) -> str:
@@ -64,7 +67,7 @@ def check_scope_id(field: str, value: Any) -> str | None:
     return value
 
 
-def _scope(
+def resolve_scope(
     user_id: str | None, agent_id: str | None, run_id: str | None, filters: Mapping[str, Any] | None, *, required: str | None
 ) -> tuple[Scope, Filter | None]:
     """Merge keyword scope ids with those given inside ``filters`` (mem0 2.x style)."""
@@ -86,13 +89,13 @@ def _scope(
     return scope, parse_filters(rest)
 
 
-def _check_limit(limit: Any, name: str = "limit") -> int:
+def check_limit(limit: Any, name: str = "limit") -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValidationError(f"{name} must be a positive integer, got {limit!r}", param=name)
     return limit
 
 
-def _check_metadata(metadata: Any) -> dict[str, Any]:
+def check_metadata(metadata: Any) -> dict[str, Any]:
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
@@ -162,8 +165,8 @@ class Memory:
         ``llm_model`` overrides the memory LLM's model for this call (the proxy passes the chat's
         own model when the config names none).
         """
-        scope, _ = _scope(user_id, agent_id, run_id, filters, required="add")
-        meta = _check_metadata(metadata)
+        scope, _ = resolve_scope(user_id, agent_id, run_id, filters, required="add")
+        meta = check_metadata(metadata)
         turns = normalize_messages(messages)
         actor = next((m.get("name") for m in turns if m["role"] == "user" and m.get("name")), None)
         if infer:
@@ -344,10 +347,10 @@ class Memory:
             raise ValidationError("query must be a non-empty string", param="query")
         if limit is not None and top_k is not None and limit != top_k:
             raise ValidationError("limit and top_k are two names for one setting; pass one", param="limit")
-        n = _check_limit(limit if limit is not None else (top_k if top_k is not None else 10))
+        n = check_limit(limit if limit is not None else (top_k if top_k is not None else 10))
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
             raise ValidationError(f"threshold must be a number, got {threshold!r}", param="threshold")
-        scope, parsed = _scope(user_id, agent_id, run_id, filters, required="search")
+        scope, parsed = resolve_scope(user_id, agent_id, run_id, filters, required="search")
         started = time.perf_counter()
         vector = self._queries.embed_one(query)  # concurrent searches share one model call
         embedded = time.perf_counter()
@@ -383,8 +386,8 @@ class Memory:
         """Memories of a scope, newest first: ``{"results": [...]}``."""
         n = top_k if top_k is not None else limit
         if n is not None:
-            _check_limit(n)
-        scope, parsed = _scope(user_id, agent_id, run_id, filters, required="get_all")
+            check_limit(n)
+        scope, parsed = resolve_scope(user_id, agent_id, run_id, filters, required="get_all")
         return {"results": [r.to_dict() for r in self.store.list(scope, parsed, n)]}
 
     def update(self, memory_id: str, data: str | None = None, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -399,7 +402,7 @@ class Memory:
             raise ValidationError("give the new text (data) and/or metadata", param="data")
         if data is not None and (not isinstance(data, str) or not data.strip()):
             raise ValidationError("data must be a non-empty string", param="data")
-        new_metadata = None if metadata is None else _check_metadata(metadata)
+        new_metadata = None if metadata is None else check_metadata(metadata)
         scope = self._require(memory_id).scope  # a memory never changes scope
         with self.store.scope_lock(scope):
             record = self._require(memory_id)
@@ -430,7 +433,7 @@ class Memory:
         run_id: str | None = None,
         filters: Mapping[str, Any] | None = None,
     ) -> dict[str, str]:
-        scope, parsed = _scope(user_id, agent_id, run_id, filters, required="delete_all")
+        scope, parsed = resolve_scope(user_id, agent_id, run_id, filters, required="delete_all")
         self.store.delete_where(scope, parsed)
         return {"message": "Memories deleted successfully!"}
 
@@ -451,7 +454,7 @@ class Memory:
     ) -> Iterator[dict[str, Any]]:
         """Every memory (of a scope, or of the whole store) with its history: one dict per
         memory, the JSONL line format of ``import_records`` and the server's export."""
-        scope, parsed = _scope(user_id, agent_id, run_id, filters, required=None)
+        scope, parsed = resolve_scope(user_id, agent_id, run_id, filters, required=None)
         for record in self.store.list(scope, parsed, None):
             yield {**record.to_dict(), "history": [e.to_dict() for e in self.store.history(record.id)]}
 
@@ -492,7 +495,7 @@ class Memory:
         text = str(item["memory"]).strip()
         record = MemoryRecord(
             id=str(item.get("id") or uuid.uuid4()), memory=text, hash=content_hash(text),
-            metadata=_check_metadata(item.get("metadata")), user_id=item.get("user_id"), agent_id=item.get("agent_id"),
+            metadata=check_metadata(item.get("metadata")), user_id=item.get("user_id"), agent_id=item.get("agent_id"),
             run_id=item.get("run_id"), created_at=str(item.get("created_at") or now), updated_at=str(item.get("updated_at") or now),
         )
         history = None
@@ -504,6 +507,48 @@ class Memory:
                 for e in item["history"]
             ]
         return Change("ADD", record, vector, history=history)
+
+    # -- what the faces need beyond memories ---------------------------------------------------
+
+    def enqueue(self, exchange: Mapping[str, Any]) -> str:
+        """Queue an exchange to learn from in the background (``{"scope", "messages",
+        "metadata"?, "model"?}``): the one way a chat's exchange reaches learning."""
+        if not isinstance(exchange, Mapping) or not isinstance(exchange.get("scope"), Mapping):
+            raise ValidationError("an exchange is an object with a scope object and messages", param="scope")
+        ids = exchange["scope"]
+        scope, _ = resolve_scope(ids.get("user_id"), ids.get("agent_id"), ids.get("run_id"), None, required="an exchange")
+        normalize_messages(exchange.get("messages"))  # refused now, not retried in the background
+        model = exchange.get("model")
+        if model is not None and not isinstance(model, str):
+            raise ValidationError("model must be a string", param="model")
+        payload = {"scope": scope.as_dict(), "messages": exchange["messages"],
+                   "metadata": check_metadata(exchange.get("metadata")), "model": model}
+        return self.store.outbox.put(payload)
+
+    def outbox_status(self) -> dict[str, Any]:
+        """``pending``, ``in_progress``, ``retrying``, ``dead``, ``oldest_age_seconds``, ``last_error``."""
+        return self.store.outbox.stats()
+
+    def dead_exchanges(self, limit: int = 100) -> list[OutboxItem]:
+        """Exchanges set aside after failing for good, oldest first, with their last error."""
+        return self.store.outbox.dead(check_limit(limit))
+
+    def requeue(self, item_ids: Sequence[str] | None = None) -> int:
+        """Put dead exchanges (all, or these ids) back in the queue; returns how many."""
+        return self.store.outbox.requeue(item_ids)
+
+    def entities(self) -> list[tuple[str, str, int]]:
+        """``(type, id, memory count)`` for every user/agent/run with memories (mem0's users)."""
+        return self.store.entities()
+
+    def ping(self) -> int:
+        """A round trip to the store (readiness checks); returns how many memories it holds."""
+        return self.store.count()
+
+    def bulk_loading(self, rows: int) -> ContextManager[None]:
+        """Wrap an import of ``rows`` memories: a big one lets the store rebuild its index once
+        at the end instead of row by row (PostgreSQL's HNSW)."""
+        return self.store.bulk_load() if rows >= BULK_LOAD_ROWS else nullcontext()
 
     def reset(self) -> None:
         """Empty the store: every memory, vector and history row."""
@@ -551,6 +596,14 @@ class AsyncMemory:
     delete_all = _threaded("delete_all")
     history = _threaded("history")
     reset = _threaded("reset")
+    import_records = _threaded("import_records")
+    enqueue = _threaded("enqueue")
+    outbox_status = _threaded("outbox_status")
+    dead_exchanges = _threaded("dead_exchanges")
+    requeue = _threaded("requeue")
+    entities = _threaded("entities")
+    ping = _threaded("ping")
+    warm_up = _threaded("warm_up")
 
     async def close(self) -> None:
         await asyncio.to_thread(self.sync.close)

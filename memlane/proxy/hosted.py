@@ -1,46 +1,43 @@
-"""Hosted mode: ``Memlane(api_key=..., host=...)`` sends the same request body to a memlane
-server and returns the same types; ``client.memory`` speaks the REST API with the engine's
-method names.
+"""The hosted backend: ``Memlane(api_key=..., host=...)`` (or ``AsyncMemlane``) sends the same
+request body to a memlane server and returns the same types; ``client.memory`` speaks the REST
+API with the engine's method names.
 
 Fallback: when the server cannot be reached and an upstream is known (``fallback=`` or
 ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``), the chat goes straight to the model, the exchange is
-appended to a local outbox file, and it is sent to the server (``POST /v1/memories``) once the
-server answers again: on a later call, or ``client.sync()``. An item leaves the file only after
-the server accepted it; the file is rewritten atomically.
+appended to a local outbox file, and it is handed to the server's outbox (``POST
+/v1/exchanges``, the same learning path as a chat) once the server answers again: on a later
+call, or ``client.sync()``. An item leaves the file only after the server accepted it; the file
+is rewritten atomically.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Generator, Mapping, Sequence
 
 import httpx
 import openai
 
 from memlane.config import memlane_home
-from memlane.errors import (
-    ConfigError,
-    FilterError,
-    MemlaneError,
-    NotFoundError,
-    ScopeError,
-    StoreError,
-    ValidationError,
-)
+from memlane.errors import ConfigError, FilterError, MemlaneError, NotFoundError, ScopeError, StoreError, ValidationError
 from memlane.openai_compat import resolve_endpoint
+from memlane.proxy.embedded import ClientStats
+from memlane.proxy.fields import MemlaneFields
 from memlane.proxy.recall import exchange_payload, reply_text
-from memlane.proxy.streams import MemlaneStream
-from memlane.proxy.types import MemlaneChatCompletion, RecallMetadata
+from memlane.proxy.streams import MemlaneAsyncStream, MemlaneStream
+from memlane.proxy.types import RecallMetadata, completion_with
 
 log = logging.getLogger("memlane.hosted")
 
 DEFAULT_HOST = "http://127.0.0.1:8765"
-MEMLANE_FIELDS = ("user_id", "agent_id", "run_id", "metadata", "filters", "limit", "top_k", "include_memories")
+DEFAULT_TIMEOUT = 120.0
 
 
 def _error_from(response: httpx.Response) -> MemlaneError:
@@ -60,64 +57,136 @@ def _error_from(response: httpx.Response) -> MemlaneError:
     return StoreError(f"memlane server error {response.status_code}: {message}")
 
 
+def _checked(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        raise _error_from(response)
+    return response.json()
+
+
+def _scope(user_id: str | None, agent_id: str | None, run_id: str | None) -> dict[str, str]:
+    return {k: v for k, v in (("user_id", user_id), ("agent_id", agent_id), ("run_id", run_id)) if v is not None}
+
+
+def _dropping_none(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if v is not None}
+
+
+class MemoryRequests:
+    """The engine's methods as REST requests ``(method, path, httpx keyword arguments)``; the
+    sync and async hosted memories below send them."""
+
+    @staticmethod
+    def add(messages: Any, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+            metadata: Mapping[str, Any] | None = None, filters: Mapping[str, Any] | None = None, infer: bool = True) -> tuple[str, str, dict[str, Any]]:
+        body = {"messages": messages, **_scope(user_id, agent_id, run_id), "metadata": metadata, "filters": filters, "infer": infer}
+        return "POST", "/v1/memories", {"json": _dropping_none(body)}
+
+    @staticmethod
+    def search(query: str, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+               filters: Mapping[str, Any] | None = None, limit: int | None = None, top_k: int | None = None,
+               threshold: float | None = None) -> tuple[str, str, dict[str, Any]]:
+        body = {"query": query, **_scope(user_id, agent_id, run_id), "filters": filters, "limit": limit, "top_k": top_k, "threshold": threshold}
+        return "POST", "/v1/memories/search", {"json": _dropping_none(body)}
+
+    @staticmethod
+    def get(memory_id: str) -> tuple[str, str, dict[str, Any]]:
+        return "GET", f"/v1/memories/{memory_id}", {}
+
+    @staticmethod
+    def get_all(*, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+                filters: Mapping[str, Any] | None = None, limit: int | None = 100) -> tuple[str, str, dict[str, Any]]:
+        params: dict[str, Any] = {**_scope(user_id, agent_id, run_id), "filters": json.dumps(filters) if filters else None, "limit": limit}
+        return "GET", "/v1/memories", {"params": _dropping_none(params)}
+
+    @staticmethod
+    def update(memory_id: str, data: str | None = None, metadata: Mapping[str, Any] | None = None) -> tuple[str, str, dict[str, Any]]:
+        return "PUT", f"/v1/memories/{memory_id}", {"json": _dropping_none({"text": data, "metadata": metadata})}
+
+    @staticmethod
+    def delete(memory_id: str) -> tuple[str, str, dict[str, Any]]:
+        return "DELETE", f"/v1/memories/{memory_id}", {}
+
+    @staticmethod
+    def delete_all(*, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+                   filters: Mapping[str, Any] | None = None) -> tuple[str, str, dict[str, Any]]:
+        params = {**_scope(user_id, agent_id, run_id), "filters": json.dumps(filters) if filters else None}
+        return "DELETE", "/v1/memories", {"params": _dropping_none(params)}
+
+    @staticmethod
+    def history(memory_id: str) -> tuple[str, str, dict[str, Any]]:
+        return "GET", f"/v1/memories/{memory_id}/history", {}
+
+    @staticmethod
+    def enqueue(exchange: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+        """Hand an exchange to the server's outbox (learnt like a chat through the server)."""
+        return "POST", "/v1/exchanges", {"json": dict(exchange)}
+
+
+METHODS = ("add", "search", "get", "get_all", "update", "delete", "delete_all", "history", "enqueue")
+
+
+def _sending(name: str) -> Callable[..., Any]:
+    build = getattr(MemoryRequests, name)
+
+    @functools.wraps(build)
+    def call(self: HostedMemory, *args: Any, **kwargs: Any) -> Any:
+        method, path, options = build(*args, **kwargs)
+        try:
+            response = self._http.request(method, path, **options)
+        except httpx.HTTPError as exc:
+            raise StoreError(f"cannot reach the memlane server: {exc}") from exc
+        return _checked(response)
+
+    return call
+
+
+def _asending(name: str) -> Callable[..., Any]:
+    build = getattr(MemoryRequests, name)
+
+    @functools.wraps(build)
+    async def call(self: AsyncHostedMemory, *args: Any, **kwargs: Any) -> Any:
+        method, path, options = build(*args, **kwargs)
+        try:
+            response = await self._http.request(method, path, **options)
+        except httpx.HTTPError as exc:
+            raise StoreError(f"cannot reach the memlane server: {exc}") from exc
+        return _checked(response)
+
+    return call
+
+
 class HostedMemory:
     """The engine's methods over the memlane REST API."""
 
     def __init__(self, http: httpx.Client) -> None:
         self._http = http
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise StoreError(f"cannot reach the memlane server: {exc}") from exc
-        if response.status_code >= 400:
-            raise _error_from(response)
-        return response.json()
+    add = _sending("add")
+    search = _sending("search")
+    get = _sending("get")
+    get_all = _sending("get_all")
+    update = _sending("update")
+    delete = _sending("delete")
+    delete_all = _sending("delete_all")
+    history = _sending("history")
+    enqueue = _sending("enqueue")
 
-    @staticmethod
-    def _scope(user_id: str | None, agent_id: str | None, run_id: str | None) -> dict[str, str]:
-        return {k: v for k, v in (("user_id", user_id), ("agent_id", agent_id), ("run_id", run_id)) if v is not None}
 
-    def add(self, messages: Any, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
-            metadata: Mapping[str, Any] | None = None, filters: Mapping[str, Any] | None = None, infer: bool = True) -> Any:
-        body = {"messages": messages, **self._scope(user_id, agent_id, run_id), "metadata": metadata, "filters": filters, "infer": infer}
-        return self._call("POST", "/v1/memories", json={k: v for k, v in body.items() if v is not None})
+class AsyncHostedMemory:
+    """``HostedMemory`` with ``await``."""
 
-    def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
-               filters: Mapping[str, Any] | None = None, limit: int | None = None, top_k: int | None = None,
-               threshold: float | None = None) -> Any:
-        body = {"query": query, **self._scope(user_id, agent_id, run_id), "filters": filters, "limit": limit, "top_k": top_k, "threshold": threshold}
-        return self._call("POST", "/v1/memories/search", json={k: v for k, v in body.items() if v is not None})
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
 
-    def get(self, memory_id: str) -> Any:
-        return self._call("GET", f"/v1/memories/{memory_id}")
-
-    def get_all(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
-                filters: Mapping[str, Any] | None = None, limit: int | None = 100) -> Any:
-        params: dict[str, Any] = {**self._scope(user_id, agent_id, run_id)}
-        if filters:
-            params["filters"] = json.dumps(filters)
-        if limit is not None:
-            params["limit"] = limit
-        return self._call("GET", "/v1/memories", params=params)
-
-    def update(self, memory_id: str, data: str | None = None, metadata: Mapping[str, Any] | None = None) -> Any:
-        body = {**({"text": data} if data is not None else {}), **({"metadata": metadata} if metadata is not None else {})}
-        return self._call("PUT", f"/v1/memories/{memory_id}", json=body)
-
-    def delete(self, memory_id: str) -> Any:
-        return self._call("DELETE", f"/v1/memories/{memory_id}")
-
-    def delete_all(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
-                   filters: Mapping[str, Any] | None = None) -> Any:
-        params: dict[str, Any] = {**self._scope(user_id, agent_id, run_id)}
-        if filters:
-            params["filters"] = json.dumps(filters)
-        return self._call("DELETE", "/v1/memories", params=params)
-
-    def history(self, memory_id: str) -> Any:
-        return self._call("GET", f"/v1/memories/{memory_id}/history")
+    add = _asending("add")
+    search = _asending("search")
+    get = _asending("get")
+    get_all = _asending("get_all")
+    update = _asending("update")
+    delete = _asending("delete")
+    delete_all = _asending("delete_all")
+    history = _asending("history")
+    enqueue = _asending("enqueue")
 
 
 class LocalOutbox:
@@ -148,100 +217,179 @@ class LocalOutbox:
             os.replace(tmp, self.path)
 
 
-class HostedCompletions:
-    def __init__(self, client: Any) -> None:
-        self._client = client
+@dataclass(frozen=True)
+class HostedSettings:
+    """A hosted client's configuration (the memory configuration is the server's)."""
 
-    def create(self, *, messages: Sequence[Any], model: str, **kwargs: Any) -> Any:
-        return self._client.chat(messages, model, kwargs)
-
-
-class HostedChat:
-    def __init__(self, client: Any) -> None:
-        self.completions = HostedCompletions(client)
+    host: str
+    fallback_base_url: str | None
+    timeout: float
+    outbox_file: str
 
 
 class HostedBackend:
-    """What a hosted ``Memlane`` does; kept apart from the embedded one so neither grows flags."""
+    """What a hosted ``Memlane`` / ``AsyncMemlane`` does: chats and memory calls go to the server."""
 
-    def __init__(self, api_key: str | None, host: str | None, fallback: Mapping[str, Any] | None, timeout: float) -> None:
+    mode = "hosted"
+
+    def __init__(self, api_key: str | None, host: str | None, fallback: Mapping[str, Any] | None, timeout: float | None,
+                 *, asynchronous: bool) -> None:
         self.api_key = api_key or os.environ.get("MEMLANE_API_KEY") or "memlane-no-key"
         self.host = (host or os.environ.get("MEMLANE_HOST") or DEFAULT_HOST).rstrip("/")
+        self._asynchronous = asynchronous
+        self._timeout = timeout or DEFAULT_TIMEOUT
         headers = {"Authorization": f"Bearer {self.api_key}"}
-        self.http = httpx.Client(base_url=self.host, headers=headers, timeout=timeout)
-        self.server = openai.OpenAI(base_url=self.host + "/v1", api_key=self.api_key, timeout=timeout, max_retries=0)
-        self.memory = HostedMemory(self.http)
+        if asynchronous:
+            self.http: Any = httpx.AsyncClient(base_url=self.host, headers=headers, timeout=self._timeout)
+            self.memory: Any = AsyncHostedMemory(self.http)
+            self.upstream: Any = openai.AsyncOpenAI(base_url=self.host + "/v1", api_key=self.api_key, timeout=self._timeout, max_retries=0)
+        else:
+            self.http = httpx.Client(base_url=self.host, headers=headers, timeout=self._timeout)
+            self.memory = HostedMemory(self.http)
+            self.upstream = openai.OpenAI(base_url=self.host + "/v1", api_key=self.api_key, timeout=self._timeout, max_retries=0)
         self._fallback_settings = dict(fallback or {})
-        self._fallback: openai.OpenAI | None = None
+        self._fallback: Any = None
+        self.stats = ClientStats()
         digest = hashlib.sha1(f"{self.host}|{self.api_key}".encode()).hexdigest()[:16]
         self.outbox = LocalOutbox(memlane_home() / "hosted-outbox" / f"{digest}.jsonl")
+        self.config = HostedSettings(self.host, self._fallback_settings.get("base_url"), self._timeout, str(self.outbox.path))
 
-    def fallback_client(self) -> openai.OpenAI | None:
+    def fallback_client(self) -> Any:
         if self._fallback is None:
             try:
                 url, key = resolve_endpoint(self._fallback_settings.get("base_url"), self._fallback_settings.get("api_key"), where="fallback")
             except ConfigError:
                 return None
-            self._fallback = openai.OpenAI(base_url=url, api_key=key, max_retries=0, timeout=self._fallback_settings.get("timeout", 600))
+            sdk = openai.AsyncOpenAI if self._asynchronous else openai.OpenAI
+            self._fallback = sdk(base_url=url, api_key=key, max_retries=0, timeout=self._fallback_settings.get("timeout", self._timeout))
         return self._fallback
 
-    def sync(self) -> int:
-        """Send exchanges kept while the server was down; returns how many were sent."""
-        pending = self.outbox.items()
-        sent = 0
+    # -- resync ------------------------------------------------------------------------------
+
+    def _handover(self) -> Generator[dict[str, Any], MemlaneError | None, int]:
+        """The resync, written once for both clients: yields each kept exchange and receives how
+        sending it went; an item leaves the file only once the server took it. Returns how many
+        were sent."""
+        pending, kept, sent = self.outbox.items(), [], 0
         for index, item in enumerate(pending):
-            try:
-                self.memory.add(item["messages"], **item["scope"], metadata=item.get("metadata") or None, infer=True)
-            except StoreError:  # still unreachable: keep the rest
+            error = yield item
+            if isinstance(error, StoreError):  # still unreachable: keep this one and the rest
                 break
-            except MemlaneError as exc:  # the server refused this item: keep it, say why, go on with the next
-                log.error("memlane server refused a kept exchange (it stays in %s): %s", self.outbox.path, exc)
+            if error is not None:  # the server refused this one: keep it, say why, go on
+                log.error("memlane server refused a kept exchange (it stays in %s): %s", self.outbox.path, error)
+                kept.append(item)
                 continue
             sent += 1
-            self.outbox.replace(pending[index + 1 :])
+            self.outbox.replace(kept + pending[index + 1 :])
         return sent
 
-    def chat(self, messages: Sequence[Any], model: str, kwargs: dict[str, Any]) -> Any:
-        ours = {k: kwargs.pop(k) for k in MEMLANE_FIELDS if k in kwargs}
+    def sync(self) -> int:
+        """Hand exchanges kept while the server was down to its outbox; returns how many."""
+        steps = self._handover()
+        try:
+            item = next(steps)
+            while True:
+                try:
+                    self.memory.enqueue(item)
+                    item = steps.send(None)
+                except MemlaneError as exc:
+                    item = steps.send(exc)
+        except StopIteration as done:
+            return int(done.value)
+
+    async def async_sync(self) -> int:
+        steps = self._handover()
+        try:
+            item = next(steps)
+            while True:
+                try:
+                    await self.memory.enqueue(item)
+                    item = steps.send(None)
+                except MemlaneError as exc:
+                    item = steps.send(exc)
+        except StopIteration as done:
+            return int(done.value)
+
+    def pending_sync(self) -> int:
+        return len(self.outbox.items())
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """The server learns in its own outbox; here, hand over what was kept locally."""
+        self.sync()
+        return self.pending_sync() == 0
+
+    async def aflush(self, timeout: float | None = None) -> bool:
+        await self.async_sync()
+        return self.pending_sync() == 0
+
+    def outbox_status(self) -> dict[str, Any]:
+        return {"pending_sync": self.pending_sync(), "file": str(self.outbox.path)}
+
+    # -- chat --------------------------------------------------------------------------------
+
+    def _keeper(self, ours: MemlaneFields, messages: Sequence[Any], model: str) -> Callable[[str | None], None]:
+        def keep(reply: str | None) -> None:
+            payload = exchange_payload(ours.scope(), messages, reply, ours.metadata, model)
+            if payload is not None:
+                self.outbox.append(payload)
+                self.stats.exchanges_queued += 1
+
+        return keep
+
+    def chat(self, messages: Sequence[Any], model: str, ours: MemlaneFields, kwargs: dict[str, Any]) -> Any:
+        self.stats.chats += 1
         if self.outbox.items():
             self.sync()
         try:
-            response = self.server.chat.completions.create(messages=messages, model=model, extra_body=ours or None, **kwargs)
+            response = self.upstream.chat.completions.create(messages=messages, model=model, extra_body=ours.as_body() or None, **kwargs)
         except openai.APIConnectionError:
             upstream = self.fallback_client()
             if upstream is None:
                 raise
             log.warning("memlane server %s unreachable; answering through the fallback upstream", self.host)
-            return self._fallback_chat(upstream, messages, model, ours, kwargs)
-        if kwargs.get("stream"):
-            return response
-        # the server's metadata.memories is not the SDK's string map: no warning for it
-        data = response.to_dict(mode="python", exclude_unset=True, warnings=False)
-        meta = data.get("metadata")
-        if isinstance(meta, dict) and "memories" in meta:
-            data["metadata"] = RecallMetadata.model_validate(meta)
-        return MemlaneChatCompletion.model_validate(data)
+            self.stats.fallback_chats += 1
+            keep = self._keeper(ours, messages, model)
+            memories = RecallMetadata(memories=[]) if ours.include_memories else None
+            answer = upstream.chat.completions.create(messages=messages, model=model, **kwargs)
+            if kwargs.get("stream"):
+                return MemlaneStream(answer, keep, memories)
+            keep(reply_text(answer))
+            return completion_with(answer, memories)
+        return response if kwargs.get("stream") else completion_with(response, None)
 
-    def _fallback_chat(self, upstream: openai.OpenAI, messages: Sequence[Any], model: str, ours: dict[str, Any], kwargs: dict[str, Any]) -> Any:
-        scope = {k: ours[k] for k in ("user_id", "agent_id", "run_id") if ours.get(k)}
-        response = upstream.chat.completions.create(messages=messages, model=model, **kwargs)
+    async def achat(self, messages: Sequence[Any], model: str, ours: MemlaneFields, kwargs: dict[str, Any]) -> Any:
+        self.stats.chats += 1
+        if self.outbox.items():
+            await self.async_sync()
+        try:
+            response = await self.upstream.chat.completions.create(messages=messages, model=model, extra_body=ours.as_body() or None, **kwargs)
+        except openai.APIConnectionError:
+            upstream = self.fallback_client()
+            if upstream is None:
+                raise
+            log.warning("memlane server %s unreachable; answering through the fallback upstream", self.host)
+            self.stats.fallback_chats += 1
+            keep = self._keeper(ours, messages, model)
 
-        def keep(reply: str | None) -> None:
-            payload = exchange_payload(scope, messages, reply, ours.get("metadata"), model)
-            if payload is not None:
-                self.outbox.append(payload)
+            async def akeep(reply: str | None) -> None:
+                keep(reply)
 
-        memories = RecallMetadata(memories=[]) if ours.get("include_memories") else None
-        if kwargs.get("stream"):
-            return MemlaneStream(response, keep, memories)
-        keep(reply_text(response))
-        data = response.to_dict(mode="python", exclude_unset=True)
-        if memories is not None:
-            data["metadata"] = memories
-        return MemlaneChatCompletion.model_validate(data)
+            memories = RecallMetadata(memories=[]) if ours.include_memories else None
+            answer = await upstream.chat.completions.create(messages=messages, model=model, **kwargs)
+            if kwargs.get("stream"):
+                return MemlaneAsyncStream(answer, akeep, memories)
+            keep(reply_text(answer))
+            return completion_with(answer, memories)
+        return response if kwargs.get("stream") else completion_with(response, None)
 
     def close(self) -> None:
         self.http.close()
-        self.server.close()
+        self.upstream.close()
         if self._fallback is not None:
             self._fallback.close()
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        await self.upstream.close()
+        if self._fallback is not None:
+            await self._fallback.close()

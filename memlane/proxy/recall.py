@@ -8,8 +8,6 @@ last user message in place; we must not).
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from memlane.engine.messages import content_text
@@ -106,16 +104,3 @@ def inject(messages: Sequence[Any], hits: Sequence[SearchHit]) -> list[Any]:
         position += 1
     out.insert(position, memory_message(hits))
     return out
-
-
-@dataclass
-class Recall:
-    hits: list[SearchHit] = field(default_factory=list)
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-
-
-def timed(timings: dict[str, float], name: str, start: float) -> float:
-    now = time.perf_counter()
-    timings[name] = timings.get(name, 0.0) + (now - start) * 1000
-    return now

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict
@@ -35,3 +35,15 @@ class MemlaneChatCompletion(ChatCompletion):
     """
 
     metadata: Optional[Union[RecallMetadata, Dict[str, str]]] = None  # type: ignore[assignment]
+
+
+def completion_with(response: Any, memories: RecallMetadata | None) -> MemlaneChatCompletion:
+    """The upstream's (or the server's) chat completion as a ``MemlaneChatCompletion``, with what
+    was recalled as ``metadata.memories`` when asked for: the one place answers are wrapped."""
+    # a server's metadata.memories is not the SDK's string map: no warning for it
+    data = response.to_dict(mode="python", exclude_unset=True, warnings=False) if hasattr(response, "to_dict") else dict(response)
+    if memories is not None:
+        data["metadata"] = memories
+    elif isinstance(data.get("metadata"), dict) and "memories" in data["metadata"]:
+        data["metadata"] = RecallMetadata.model_validate(data["metadata"])
+    return MemlaneChatCompletion.model_validate(data)

@@ -39,7 +39,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # open the default store now (its learner resumes the outbox) and load the embedder
-        await in_thread(projects.client(DEFAULT_PROJECT).memory.warm_up)
+        await in_thread(projects.engine(DEFAULT_PROJECT).warm_up)
         yield
         await projects.drain_and_close(drain_seconds)  # graceful shutdown drains the outbox
 
@@ -53,6 +53,7 @@ def create_app(
     app.add_middleware(RequestGuard, max_bytes=limits.max_body_bytes, max_depth=limits.max_json_depth)
     app.include_router(routes_openai.router(auth, projects, limits))
     app.include_router(routes_memories.router(auth, projects, limits))
+    app.include_router(routes_memories.exchanges_router(auth, projects, limits))
     app.include_router(routes_mem0.router(auth, projects, limits))
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
@@ -62,7 +63,7 @@ def create_app(
     @app.get("/readyz", tags=["operations"], summary="The default store answers")
     async def readyz() -> Response:
         try:
-            await in_thread(projects.client(DEFAULT_PROJECT).memory.store.count)
+            await in_thread(projects.engine(DEFAULT_PROJECT).ping)
         except Exception as exc:  # noqa: BLE001
             return errors.envelope(503, f"store not ready: {exc}", code="not_ready")
         return JSONResponse({"status": "ready"})

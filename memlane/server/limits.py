@@ -38,12 +38,16 @@ class Limits:
         if isinstance(value, int) and not isinstance(value, bool) and value > self.max_limit:
             raise APIError(400, f"{name} must be at most {self.max_limit}", param=name, code="limit_too_large")
 
-    def check_chat(self, messages: list[Any], ours: dict[str, Any]) -> None:
+    def check_chat(self, messages: list[Any], ours: Any) -> None:
+        """``ours``: the request's ``MemlaneFields``."""
+        self.check_messages(messages)
+        self.check_metadata(ours.metadata)
+        self.check_limit(ours.limit)
+        self.check_limit(ours.top_k, "top_k")
+
+    def check_messages(self, messages: list[Any]) -> None:
         if len(messages) > self.max_messages:
             raise APIError(400, f"at most {self.max_messages} messages per request", param="messages", code="too_many_messages")
-        self.check_metadata(ours.get("metadata"))
-        self.check_limit(ours.get("limit"))
-        self.check_limit(ours.get("top_k"), "top_k")
 
     def check_text(self, text: Any, name: str) -> None:
         if isinstance(text, str) and len(text) > self.max_memory_chars:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from memlane.config import MemlaneConfig, default_db_path
+from memlane.engine.memory import AsyncMemory, Memory
 from memlane.errors import ConfigError
 from memlane.proxy.client import AsyncMemlane
 from memlane.server.keys import DEFAULT_PROJECT, check_project
@@ -77,6 +78,11 @@ class Projects:
                 upstream = config.upstream.model_copy(update={"max_retries": config.upstream.retries(serving=True)})
                 self._clients[project] = AsyncMemlane(config=config.model_copy(update={"upstream": upstream}))
             return self._clients[project]
+
+    def engine(self, project: str) -> Memory:
+        """The project's engine, for the memory routes (they call it in worker threads)."""
+        memory: AsyncMemory = self.client(project).memory
+        return memory.sync
 
     def loaded(self) -> list[tuple[str, AsyncMemlane]]:
         with self._lock:

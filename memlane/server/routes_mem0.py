@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from memlane.engine.filters import SCOPE_FIELDS
+from memlane.query.filters import SCOPE_FIELDS
 from memlane.server.errors import APIError
 from memlane.server.limits import Limits
 from memlane.server.projects import in_thread
@@ -44,7 +44,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     api = APIRouter(tags=["mem0 compatibility"])
 
     def engine(project: str) -> Any:
-        return projects.client(project).memory
+        return projects.engine(project)
 
     @api.get("/v1/ping/", summary="mem0 MemoryClient start-up check")
     async def ping(project: str = Depends(auth)) -> dict[str, Any]:
@@ -113,7 +113,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
 
     @api.get("/v1/entities/", summary="mem0 users: every user/agent/run that has memories")
     async def entities(project: str = Depends(auth)) -> dict[str, Any]:
-        rows = await in_thread(engine(project).store.entities)
+        rows = await in_thread(engine(project).entities)
         results = [{"id": name, "name": name, "type": kind, "total_memories": count, "owner": project} for kind, name, count in rows]
         return {"count": len(results), "results": results}
 

@@ -40,6 +40,15 @@ class SearchBody(_ScopedBody):
     threshold: float | None = None
 
 
+class ExchangeBody(_Body):
+    """One exchange to learn from, as a chat would queue it (the hosted client's resync)."""
+
+    scope: dict[str, str]
+    messages: list[dict[str, Any]]
+    metadata: dict[str, Any] | None = None
+    model: str | None = None
+
+
 class UpdateBody(_Body):
     text: str | None = None
     data: str | None = None
@@ -74,7 +83,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     api = APIRouter(prefix="/v1/memories", tags=["memories"])
 
     def engine(project: str) -> Any:
-        return projects.client(project).memory
+        return projects.engine(project)
 
     @api.post("", summary="Add memories (infer=true extracts facts with the memory LLM)")
     async def add(body: AddBody, project: str = Depends(auth)) -> dict[str, Any]:
@@ -153,5 +162,18 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     @api.get("/{memory_id}/history", summary="Every change of one memory, oldest first")
     async def history(memory_id: str, project: str = Depends(auth)) -> list[dict[str, Any]]:
         return await in_thread(engine(project).history, memory_id)
+
+    return api
+
+
+def exchanges_router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
+    api = APIRouter(prefix="/v1/exchanges", tags=["memories"])
+
+    @api.post("", summary="Queue an exchange to learn from, as a chat through the server would (hosted resync)")
+    async def enqueue(body: ExchangeBody, project: str = Depends(auth)) -> dict[str, str]:
+        limits.check_metadata(body.metadata)
+        limits.check_messages(body.messages)
+        item_id = await in_thread(projects.engine(project).enqueue, body.model_dump())
+        return {"id": item_id, "status": "queued"}
 
     return api

@@ -15,13 +15,12 @@ from typing import Any, AsyncIterator
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from memlane.proxy.fields import MemlaneFields
 from memlane.server.errors import APIError, StreamAborted, stream_error
 from memlane.server.limits import Limits
 
 log = logging.getLogger("memlane.server")
 
-MEMLANE_FIELDS = ("user_id", "agent_id", "run_id", "metadata", "filters", "limit", "top_k", "include_memories")
-SCOPE_HEADERS = {"user_id": "x-memlane-user-id", "agent_id": "x-memlane-agent-id", "run_id": "x-memlane-run-id"}
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -44,10 +43,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     @api.post("/v1/chat/completions", summary="Create a chat completion, with memory")
     async def chat_completions(request: Request, project: str = Depends(auth)) -> Response:
         body = await json_body(request)
-        ours = {k: body.pop(k) for k in MEMLANE_FIELDS if k in body}
-        for field, header in SCOPE_HEADERS.items():
-            if field not in ours and request.headers.get(header):
-                ours[field] = request.headers[header]
+        ours = MemlaneFields.pop_from(body, request.headers)
         messages = body.pop("messages", None)
         model = body.pop("model", None)
         if not isinstance(model, str) or not model:
@@ -61,7 +57,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         stream = bool(passed.get("stream"))
         client = projects.client(project)
         result = await client.chat.completions.create(
-            messages=messages, model=model, extra_body=body or None, **passed, **ours
+            messages=messages, model=model, extra_body=body or None, **passed, **ours.as_body()
         )
         if not stream:
             return JSONResponse(result.to_dict(mode="json", exclude_unset=True))

@@ -3,6 +3,24 @@
 A store is dumb on purpose: it filters, scores candidates by each signal and applies batches
 of changes atomically with their history. Ranking (fusion), inference and scope rules live in
 the engine, so every backend behaves the same and one test suite covers them all.
+
+Writing a store: implement ``MemoryStore`` below and register a factory
+(``memlane.registry.register("vector_store", "mine", factory)``; the factory gets the config's
+``vector_store.config`` dict). What each part must guarantee:
+
+- ``apply(changes, outbox_done=item)``: every change, its history rows and the removal of the
+  outbox item commit together or not at all. ADD of a text already in the exact scope (same
+  ``hash``) and ADD of an id already stored are ``Applied("NONE")``, never an error.
+- ``scope_lock(scope)``: mutual exclusion per exact scope across threads and, for shared
+  databases, processes; the engine holds it around every read-modify-write.
+- ``search``: filters applied inside the store, before the candidate cut; keys are the
+  store's own and come back through ``fetch``. ``exact_scope`` restricts to the exact triple.
+- ``outbox``: the durable queue (``memlane.stores.outbox.Outbox``) on the same database, so
+  the commit above can include it; SQL stores reuse ``SQLOutbox``.
+- ``bulk_load()``: a context for large imports (a store may rebuild an index once at the end);
+  a ``contextlib.nullcontext()`` is a correct implementation.
+
+Every built-in store passes ``tests/`` run with its backend; a new one should too.
 """
 
 from __future__ import annotations
@@ -12,7 +30,7 @@ from typing import Any, Callable, ContextManager, Hashable, Literal, Protocol, S
 
 import numpy as np
 
-from memlane.engine.filters import Filter
+from memlane.query.filters import Filter
 from memlane.records import HistoryEvent, MemoryRecord, Scope
 from memlane.stores.outbox import Outbox, OutboxItem
 
@@ -52,9 +70,6 @@ class Candidates:
 
 @runtime_checkable
 class MemoryStore(Protocol):
-    #: True when ``search`` is exact (brute-force cosine), false for ANN indexes.
-    exact_search: bool
-
     def bind_embedder(self, model_id: str, dims: int) -> None:
         """Record the embedding model on first use; refuse another model later."""
         ...
@@ -101,6 +116,10 @@ class MemoryStore(Protocol):
     #: the durable queue of exchanges to learn from, on the store's own connection, so that
     #: ``apply(..., outbox_done=item)`` removes the item in the commit that stores what was learnt
     outbox: Outbox
+
+    def bulk_load(self) -> ContextManager[None]:
+        """Wrap a large import (see the module docstring)."""
+        ...
 
     def reset(self) -> None: ...
 
@@ -159,8 +178,8 @@ def scope_where(
         clauses.append(f"m.scope_key = {mark}")
         params.append(scope.key)
     else:
-        for field, value in scope.as_dict().items():
-            clauses.append(f"m.{field} = {mark}")
+        for name, value in scope.as_dict().items():
+            clauses.append(f"m.{name} = {mark}")
             params.append(value)
     if filters is not None:
         sql, fparams = compile_filter(filters)

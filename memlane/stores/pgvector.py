@@ -27,8 +27,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from memlane.config import validate_section
-from memlane.engine.filters import Filter
-from memlane.engine.keywords import query_terms
+from memlane.query.filters import Filter
+from memlane.query.keywords import query_terms
 from memlane.errors import ConfigError, EmbedderMismatchError, NotFoundError, StoreError
 from memlane.records import HistoryEvent, MemoryRecord, Scope, utc_now
 from memlane.stores.base import Applied, Candidates, Change, scope_where
@@ -81,12 +81,12 @@ def _lock_key(scope: Scope) -> int:
 
 
 class PgVectorStore:
-    exact_search = False
-    #: False when a vector engine beside this store (Qdrant) searches: the vectors are still kept
-    #: here (the source Qdrant is re-synced from) but without an HNSW index to maintain
-    vector_index = True
-
-    def __init__(self, options: dict[str, Any] | None = None, *, config_path: str = "vector_store.config", **_: Any) -> None:
+    def __init__(self, options: dict[str, Any] | None = None, *, config_path: str = "vector_store.config",
+                 vector_index: bool = True, **_: Any) -> None:
+        """``vector_index=False`` when a vector engine beside this store (Qdrant) searches: the
+        vectors are still kept here (the source Qdrant is re-synced from) but without an HNSW
+        index to maintain."""
+        self.vector_index = vector_index
         self.options = validate_section(Options, options or {}, config_path)
         o = self.options
         if not _SCHEMA.match(o.schema_name):

@@ -21,6 +21,7 @@ import re
 import threading
 import time
 import uuid
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, ContextManager, Hashable, Literal, Sequence
 
@@ -28,7 +29,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from memlane.config import memlane_home, validate_section
-from memlane.engine.filters import Filter
+from memlane.query.filters import Filter
 from memlane.errors import ConfigError, EmbedderMismatchError, StoreError
 from memlane.records import HistoryEvent, MemoryRecord, Scope
 from memlane.stores.base import Applied, Candidates, Change, RecordIndex
@@ -51,7 +52,6 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
     host: str | None = None
     port: int | None = None
-    grpc_port: int | None = None
     url: str | None = None
     api_key: str | None = None
     path: str | None = None
@@ -69,8 +69,6 @@ class Options(BaseModel):
     records_path: str | None = None
 
 
-class _PostgresRecords(PgVectorStore):
-    vector_index = False  # Qdrant searches; PostgreSQL keeps the vectors to re-sync it from
 
 
 class _QdrantFailed(StoreError):
@@ -95,12 +93,11 @@ def _records_store(o: Options, default_path: str, context: dict[str, Any]) -> Re
         cfg.setdefault("path", default_path)
         return SQLiteStore({**cfg, "vector_cache_mb": 0}, config_path=where, **context)
     cfg.setdefault("schema_name", "qdrant_" + re.sub(r"[^a-z0-9_]", "_", o.collection_name.lower())[:50])
-    return _PostgresRecords(cfg, config_path=where, **context)
+    # Qdrant searches; PostgreSQL keeps the vectors to re-sync it from, with no index of its own
+    return PgVectorStore(cfg, config_path=where, vector_index=False, **context)
 
 
 class QdrantStore:
-    exact_search = False
-
     def __init__(self, options: dict[str, Any] | None = None, **context: Any) -> None:
         self.qoptions = validate_section(Options, options or {}, "vector_store.config")
         o = self.qoptions
@@ -425,6 +422,10 @@ class QdrantStore:
 
     def history(self, memory_id: str) -> list[HistoryEvent]:
         return self.records.history(memory_id)
+
+    def bulk_load(self) -> ContextManager[None]:
+        """Nothing to rebuild at the end of a large import here."""
+        return nullcontext()
 
     def count(self) -> int:
         return self.records.count()

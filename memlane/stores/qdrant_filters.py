@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from memlane.engine.filters import AllOf, AnyOf, Condition, Filter, Negation
+from memlane.query.filters import AllOf, AnyOf, Condition, Filter, Negation
 
 #: payload keys Qdrant parses without surprises (``a.b`` nests; brackets and quotes would not)
 _KEY_PART = re.compile(r"^[A-Za-z0-9_\-]+$")

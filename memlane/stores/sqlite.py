@@ -17,16 +17,16 @@ import json
 import sqlite3
 import threading
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, ContextManager, Iterator, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from memlane.config import default_db_path, validate_section
-from memlane.engine.filters import Filter
-from memlane.engine.keywords import query_terms
+from memlane.query.filters import Filter
+from memlane.query.keywords import query_terms
 from memlane.errors import EmbedderMismatchError, NotFoundError, StoreError
 from memlane.records import HistoryEvent, MemoryRecord, Scope, utc_now
 from memlane.stores.base import Applied, Candidates, Change, record_from_row, scope_where
@@ -81,8 +81,6 @@ def _mapped(action: str) -> Iterator[None]:
 
 
 class SQLiteStore:
-    exact_search = True
-
     def __init__(self, options: dict[str, Any] | None = None, *, config_path: str = "vector_store.config", **_: Any) -> None:
         self.options = validate_section(Options, options or {}, config_path)
         raw = self.options.path
@@ -335,6 +333,10 @@ class SQLiteStore:
                 touched.update(_version_keys(gone.record.user_id, gone.record.agent_id, gone.record.run_id))
             self._bump(db, touched)
         return len(ids)
+
+    def bulk_load(self) -> ContextManager[None]:
+        """Nothing to rebuild at the end of a large import here."""
+        return nullcontext()
 
     def reset(self) -> None:
         with self._write("resetting the store") as db:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from memlane.engine.filters import AllOf, AnyOf, Condition, Filter, Negation
+from memlane.query.filters import AllOf, AnyOf, Condition, Filter, Negation
 
 _COLUMNS = {
     "user_id": "m.user_id",

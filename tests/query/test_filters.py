@@ -3,7 +3,7 @@
 import pytest
 
 from memlane import FilterError
-from memlane.engine.filters import AllOf, AnyOf, Condition, Negation, parse_filters, split_scope
+from memlane.query.filters import AllOf, AnyOf, Condition, Negation, parse_filters, split_scope
 
 
 def test_shapes() -> None:

@@ -9,7 +9,7 @@ import uuid
 import numpy as np
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from memlane.engine.filters import parse_filters
+from memlane.query.filters import parse_filters
 from memlane.engine.memory import content_hash
 from memlane.records import MemoryRecord, Scope, utc_now
 from memlane.stores.base import Change

@@ -7,7 +7,7 @@ from typing import Any
 
 from qdrant_client import models
 
-from memlane.engine.filters import parse_filters
+from memlane.query.filters import parse_filters
 from memlane.stores.qdrant_filters import compile_filter
 
 

@@ -1,0 +1,298 @@
+"""The embedded backend: the engine in this process, chats to the upstream through the official
+``openai`` SDK. One forward path for the sync and the async client: parse, recall, inject,
+call the upstream, learn (the exchange goes to the store's outbox; the learner does the rest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import json
+import logging
+import threading
+import time
+import weakref
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping, Sequence
+
+import openai
+from openai.types.chat import ChatCompletion
+
+from memlane.config import MemlaneConfig, load_config
+from memlane.engine.learner import Learner
+from memlane.engine.memory import AsyncMemory, Memory, check_limit, check_metadata, resolve_scope
+from memlane.errors import UpstreamError, ValidationError
+from memlane.openai_compat import resolve_endpoint
+from memlane.proxy.fields import MemlaneFields
+from memlane.proxy.recall import as_mapping, exchange_payload, inject, recall_query, reply_text
+from memlane.proxy.streams import MemlaneAsyncStream, MemlaneStream
+from memlane.proxy.types import RecallMetadata, RecalledMemory, completion_with
+from memlane.query.filters import parse_filters, split_scope
+from memlane.records import Scope, SearchHit
+
+log = logging.getLogger("memlane.client")
+
+DEFAULT_LIMIT = 10
+#: Exchanges kept in memory while the store cannot take them; beyond this they are logged.
+MAX_UNSAVED = 10_000
+
+
+@dataclass
+class ClientStats:
+    """Counters a caller (and ``/metrics``) can read: memory failures are counted, not hidden."""
+
+    chats: int = 0
+    recalls: int = 0
+    recalled_memories: int = 0
+    recall_failures: int = 0
+    last_recall_error: str | None = None
+    exchanges_queued: int = 0
+    outbox_write_failures: int = 0
+    #: hosted mode: chats answered by the fallback upstream while the server was unreachable
+    fallback_chats: int = 0
+    last_recall_timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ChatCall:
+    """One chat call after memlane's fields were checked and taken out."""
+
+    scope: Scope
+    filters: Mapping[str, Any] | None
+    limit: int
+    include_memories: bool
+    metadata: dict[str, Any]
+    messages: Sequence[Any]
+    model: str
+    stream: bool
+
+
+def parse_call(messages: Any, model: Any, ours: MemlaneFields, stream: bool) -> ChatCall:
+    """Check the request the way the engine would, before anything reaches the upstream."""
+    if not isinstance(messages, (list, tuple)) or not messages:
+        raise ValidationError("messages must be a non-empty list of chat messages", param="messages")
+    for index, message in enumerate(messages):
+        role = as_mapping(message).get("role")
+        if not isinstance(role, str) or not role:
+            raise ValidationError(f"messages[{index}] must be an object with a string role, got {message!r:.80}", param="messages")
+    if ours.limit is not None and ours.top_k is not None and ours.limit != ours.top_k:
+        raise ValidationError("limit and top_k are two names for one setting; pass one", param="limit")
+    n = check_limit(ours.limit if ours.limit is not None else (ours.top_k if ours.top_k is not None else DEFAULT_LIMIT))
+    scope, _ = resolve_scope(ours.user_id, ours.agent_id, ours.run_id, ours.filters, required=None)
+    parse_filters(split_scope(ours.filters)[1])  # a malformed filter is the caller's error, not a memory failure
+    return ChatCall(scope, ours.filters, n, bool(ours.include_memories), check_metadata(ours.metadata), messages, model, stream)
+
+
+@contextmanager
+def upstream_answer() -> Iterator[None]:
+    """A 200 whose body is not JSON is the upstream's fault, not an internal error."""
+    try:
+        yield
+    except json.JSONDecodeError as exc:
+        raise UpstreamError(f"the upstream model server answered with a body that is not JSON ({exc.msg})") from exc
+
+
+def checked_completion(response: Any, stream: bool) -> Any:
+    """The upstream's answer, if it is a chat completion; ``UpstreamError`` (502) otherwise."""
+    if stream or (isinstance(response, ChatCompletion) and isinstance(response.choices, list)):
+        return response
+    kind = "a JSON object without choices" if isinstance(response, ChatCompletion) else type(response).__name__
+    raise UpstreamError(f"the upstream model server answered with something that is not a chat completion ({kind})")
+
+
+class EmbeddedBackend:
+    """The engine, the learner and the upstream client of one embedded ``Memlane``/``AsyncMemlane``."""
+
+    mode = "embedded"
+    host: str | None = None
+
+    def __init__(self, config: MemlaneConfig | Mapping[str, Any] | str | None, memory: Memory | None, *, asynchronous: bool) -> None:
+        self.config = memory.config if memory is not None else load_config(config)
+        self.engine = memory or Memory(self.config)
+        self.memory: Memory | AsyncMemory = AsyncMemory(memory=self.engine) if asynchronous else self.engine
+        self.stats = ClientStats()
+        self.learner = Learner(self.engine, self.config.outbox)
+        self._asynchronous = asynchronous
+        self._upstream: Any = None
+        self._unsaved: list[dict[str, Any]] = []
+        self._unsaved_lock = threading.Lock()
+        self._closed = False
+        self.learner.start()  # resumes what earlier clients of this store left in the outbox
+        _live.add(self)
+
+    @property
+    def upstream(self) -> Any:
+        """The openai SDK client chats go to (built on first use)."""
+        if self._upstream is None:
+            url, key = resolve_endpoint(self.config.upstream.base_url, self.config.upstream.api_key, where="upstream")
+            up = self.config.upstream
+            sdk = openai.AsyncOpenAI if self._asynchronous else openai.OpenAI
+            self._upstream = sdk(base_url=url, api_key=key, timeout=openai.Timeout(up.timeout, connect=up.connect_timeout),
+                                 max_retries=up.retries(serving=False))
+        return self._upstream
+
+    # -- recall ------------------------------------------------------------------------------
+
+    def recall(self, call: ChatCall) -> tuple[list[SearchHit], dict[str, float]]:
+        """The memories for this call; never raises for a memory failure (chat goes on without)."""
+        timings: dict[str, float] = {}
+        query = recall_query(call.messages)
+        if call.scope.is_empty() or query is None:
+            return [], timings
+        self.stats.recalls += 1
+        try:
+            hits = self.engine.search_hits(query, **call.scope.as_dict(), filters=call.filters, limit=call.limit, timings=timings)
+        except ValidationError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - memory failure never breaks chat
+            self.stats.recall_failures += 1
+            self.stats.last_recall_error = f"{type(exc).__name__}: {exc}"
+            log.warning("recall failed; answering without memories: %s", self.stats.last_recall_error)
+            hits = []
+        self.stats.recalled_memories += len(hits)
+        return hits, timings
+
+    def prepare(self, call: ChatCall, hits: list[SearchHit], timings: dict[str, float]) -> list[Any]:
+        """The messages sent upstream: the caller's, untouched, plus one memory message."""
+        started = time.perf_counter()
+        messages = inject(call.messages, hits)
+        timings["inject_ms"] = (time.perf_counter() - started) * 1000
+        self.stats.last_recall_timings_ms = dict(timings)
+        return messages
+
+    @staticmethod
+    def recalled(call: ChatCall, hits: list[SearchHit]) -> RecallMetadata | None:
+        if not call.include_memories:
+            return None
+        return RecallMetadata(memories=[RecalledMemory(**h.to_dict()) for h in hits])
+
+    # -- chat --------------------------------------------------------------------------------
+
+    def chat(self, messages: Any, model: Any, ours: MemlaneFields, kwargs: dict[str, Any]) -> Any:
+        call = parse_call(messages, model, ours, bool(kwargs.get("stream")))
+        self.stats.chats += 1
+        if call.scope.is_empty():  # a one-off call: nothing recalled, nothing stored
+            with upstream_answer():
+                return checked_completion(self.upstream.chat.completions.create(messages=messages, model=model, **kwargs), call.stream)
+        hits, timings = self.recall(call)
+        sent = self.prepare(call, hits, timings)
+        with upstream_answer():
+            response = checked_completion(self.upstream.chat.completions.create(messages=sent, model=model, **kwargs), call.stream)
+        if call.stream:
+            return MemlaneStream(response, lambda text: self.learn(call, text), self.recalled(call, hits))
+        self.learn(call, reply_text(response))
+        return completion_with(response, self.recalled(call, hits))
+
+    async def achat(self, messages: Any, model: Any, ours: MemlaneFields, kwargs: dict[str, Any]) -> Any:
+        call = parse_call(messages, model, ours, bool(kwargs.get("stream")))
+        self.stats.chats += 1
+        if call.scope.is_empty():
+            with upstream_answer():
+                return checked_completion(await self.upstream.chat.completions.create(messages=messages, model=model, **kwargs), call.stream)
+        hits, timings = await asyncio.to_thread(self.recall, call)
+        sent = self.prepare(call, hits, timings)
+        with upstream_answer():
+            response = checked_completion(await self.upstream.chat.completions.create(messages=sent, model=model, **kwargs), call.stream)
+
+        async def learn(text: str | None) -> None:
+            await asyncio.to_thread(self.learn, call, text)
+
+        if call.stream:
+            return MemlaneAsyncStream(response, learn, self.recalled(call, hits))
+        await learn(reply_text(response))
+        return completion_with(response, self.recalled(call, hits))
+
+    # -- learning ----------------------------------------------------------------------------
+
+    def learn(self, call: ChatCall, reply: str | None) -> None:
+        """Queue what this call taught us (never raises; see ``enqueue``)."""
+        self.enqueue(exchange_payload(call.scope.as_dict(), call.messages, reply, call.metadata, call.model))
+
+    def enqueue(self, payload: dict[str, Any] | None) -> None:
+        """Durably queue an exchange (the store's outbox) and wake the learner; never raises:
+        while the store cannot take it, it waits in memory and is retried on the next call."""
+        if payload is None:
+            return
+        self._save_unsaved()
+        try:
+            self.engine.enqueue(payload)
+        except Exception as exc:  # noqa: BLE001
+            self.stats.outbox_write_failures += 1
+            with self._unsaved_lock:
+                if len(self._unsaved) < MAX_UNSAVED:
+                    self._unsaved.append(payload)
+                    log.warning("outbox write failed, exchange kept in memory for retry: %s", exc)
+                else:
+                    log.error("outbox write failed and %d exchanges already wait in memory; this one is lost: %s", MAX_UNSAVED, exc)
+            return
+        self.stats.exchanges_queued += 1
+        self.learner.notify()
+
+    def _save_unsaved(self) -> None:
+        with self._unsaved_lock:
+            pending, self._unsaved = self._unsaved, []
+        for index, payload in enumerate(pending):
+            try:
+                self.engine.enqueue(payload)
+                self.stats.exchanges_queued += 1
+            except Exception:  # noqa: BLE001 - still down: keep the rest for next time
+                with self._unsaved_lock:
+                    self._unsaved[:0] = pending[index:]
+                return
+
+    def flush(self, timeout: float | None) -> bool:
+        if self._closed:  # closing stopped the learner and the store; nothing can drain now
+            return False
+        self._save_unsaved()
+        return self.learner.flush(timeout) and not self._unsaved
+
+    def sync(self) -> int:
+        """Nothing is kept aside in embedded mode: exchanges go to the store's own outbox."""
+        return 0
+
+    def pending_sync(self) -> int:
+        return 0
+
+    async def aflush(self, timeout: float | None) -> bool:
+        return await asyncio.to_thread(self.flush, timeout)
+
+    async def async_sync(self) -> int:
+        return 0
+
+    def outbox_status(self) -> dict[str, Any]:
+        status = self.learner.status()
+        status["unsaved_in_memory"] = len(self._unsaved)
+        status["outbox_write_failures"] = self.stats.outbox_write_failures
+        return status
+
+    def close(self) -> None:
+        self._closed = True
+        _live.discard(self)
+        self.learner.stop()
+        self.engine.close()
+        if self._upstream is not None and not self._asynchronous:
+            self._upstream.close()
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+        if self._upstream is not None and self._asynchronous:
+            await self._upstream.close()
+
+
+_live: "weakref.WeakSet[EmbeddedBackend]" = weakref.WeakSet()
+
+
+@atexit.register
+def _drain_all() -> None:
+    """At exit, give the learners one shared deadline (the longest ``exit_flush_seconds`` of the
+    live clients), not one each: exit never waits longer than configured."""
+    backends = list(_live)
+    if not backends:
+        return
+    deadline = time.monotonic() + max(b.config.outbox.exit_flush_seconds for b in backends)
+    for backend in backends:
+        try:
+            backend.flush(max(0.0, deadline - time.monotonic()))
+        except Exception:  # noqa: BLE001 - exiting anyway; the outbox keeps what is left
+            pass
