@@ -186,17 +186,3 @@ def scope_where(
         clauses.append(sql)
         params.extend(fparams)
     return (" AND ".join(clauses) or always), params
-
-
-def record_from_row(row: Any, metadata: dict[str, Any]) -> MemoryRecord:
-    return MemoryRecord(
-        id=row["id"],
-        memory=row["memory"],
-        hash=row["hash"],
-        metadata=metadata,
-        user_id=row["user_id"],
-        agent_id=row["agent_id"],
-        run_id=row["run_id"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )

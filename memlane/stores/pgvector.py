@@ -21,19 +21,21 @@ import re
 import threading
 import uuid
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, ContextManager, Iterator, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from memlane.config import validate_section
+from memlane.errors import ConfigError, NotFoundError, StoreError
 from memlane.query.filters import Filter
 from memlane.query.keywords import query_terms
-from memlane.errors import ConfigError, EmbedderMismatchError, NotFoundError, StoreError
-from memlane.records import HistoryEvent, MemoryRecord, Scope, utc_now
-from memlane.stores.base import Applied, Candidates, Change, scope_where
-from memlane.stores.outbox import LeaseLost, OutboxItem, SQLOutbox
+from memlane.records import MemoryRecord, Scope, utc_now
+from memlane.stores.base import Applied, Candidates, Change
+from memlane.stores.outbox import OutboxItem
 from memlane.stores.pg_filters import compile_filter
+from memlane.stores.pg_migrations import migrate
+from memlane.stores.sql import SQLStore, mapped_errors, record_from_row
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _VECTOR_SCOPE_COLUMNS = "user_id text, agent_id text, run_id text, scope_key text NOT NULL"
@@ -68,19 +70,16 @@ class Options(BaseModel):
     context_weight: float = 0.4
 
 
-def _row_record(row: dict[str, Any]) -> MemoryRecord:
-    return MemoryRecord(
-        id=row["id"], memory=row["memory"], hash=row["hash"], metadata=row["metadata"] or {},
-        user_id=row["user_id"], agent_id=row["agent_id"], run_id=row["run_id"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
-    )
-
-
 def _lock_key(scope: Scope) -> int:
     return int.from_bytes(hashlib.sha1(("memlane:" + scope.key).encode()).digest()[:8], "big", signed=True)
 
 
-class PgVectorStore:
+class PgVectorStore(SQLStore):
+    mark = "%s"
+    key = "rid"
+    key_in_vectors = "rid"
+    text_order = ' COLLATE "C"'
+
     def __init__(self, options: dict[str, Any] | None = None, *, config_path: str = "vector_store.config",
                  vector_index: bool = True, **_: Any) -> None:
         """``vector_index=False`` when a vector engine beside this store (Qdrant) searches: the
@@ -101,6 +100,8 @@ class PgVectorStore:
                               param="vector_store.provider") from None
         self._psycopg = psycopg
         self.s = f'"{o.schema_name}"'
+        self.prefix = self.s + "."
+        self.label = f"(PostgreSQL schema {o.schema_name})"
         self._conninfo = o.dsn or psycopg.conninfo.make_conninfo(
             **{k: v for k, v in (("host", o.host), ("port", o.port), ("user", o.user), ("password", o.password), ("dbname", o.dbname)) if v is not None})
         self._dims: int | None = None
@@ -115,27 +116,18 @@ class PgVectorStore:
                                     open=True, timeout=o.connect_timeout)
         self._migrate()
         claim_lock = f"SELECT pg_advisory_xact_lock({_lock_key(Scope(run_id='memlane-outbox-claim:' + o.schema_name))})"
-        self.outbox = SQLOutbox(f"{self.s}.outbox", self._tx, mark="%s", json_in="%s::jsonb", skip_locked=True, claim_lock=claim_lock)
+        self.outbox = self._make_outbox(json_in="%s::jsonb", skip_locked=True, claim_lock=claim_lock)
 
     # -- connections -------------------------------------------------------------------------
 
     def _where_to(self) -> str:
         return re.sub(r"password=\S+", "password=***", self._conninfo) or "(libpq defaults)"
 
-    @contextmanager
-    def _mapped(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except (NotFoundError, LeaseLost, EmbedderMismatchError):
-            raise
-        except self._psycopg.OperationalError as exc:
-            raise StoreError(f"PostgreSQL at {self._where_to()} is unreachable while {action}: {exc}".strip()) from exc
-        except self._psycopg.Error as exc:
-            raise StoreError(f"PostgreSQL store failed while {action}: {exc}".strip()) from exc
-        except Exception as exc:
-            if type(exc).__name__ == "PoolTimeout":
-                raise StoreError(f"PostgreSQL at {self._where_to()} is unreachable while {action}: {exc}") from exc
-            raise
+    def _mapped(self, action: str) -> ContextManager[None]:
+        from psycopg_pool import PoolTimeout
+
+        return mapped_errors(action, backend="PostgreSQL", where=self._where_to(),
+                             unreachable=(self._psycopg.OperationalError, PoolTimeout), failed=(self._psycopg.Error,))
 
     def _bootstrap(self) -> None:
         """Check the server and the pgvector extension before building a pool around them."""
@@ -171,105 +163,46 @@ class PgVectorStore:
             with conn.transaction():
                 yield conn
 
+    _write = _tx
+    _read = _tx
+
     def close(self) -> None:
         self._pool.close()
 
     # -- schema ----------------------------------------------------------------------------------
 
     def _migrate(self) -> None:
-        s = self.s
-        steps: list[str | Callable[[Any], None]] = [
-            f"""CREATE TABLE {s}.store_info (key text PRIMARY KEY, value text NOT NULL);
-            CREATE TABLE {s}.memories (
-                rid bigserial PRIMARY KEY, id text NOT NULL UNIQUE, memory text NOT NULL, hash text NOT NULL,
-                scope_key text NOT NULL, user_id text, agent_id text, run_id text,
-                metadata jsonb NOT NULL DEFAULT '{{}}', context text, created_at text NOT NULL, updated_at text NOT NULL,
-                tsv tsvector NOT NULL);
-            CREATE UNIQUE INDEX memories_scope_hash ON {s}.memories (scope_key, hash);
-            CREATE INDEX memories_user ON {s}.memories (user_id);
-            CREATE INDEX memories_agent ON {s}.memories (agent_id);
-            CREATE INDEX memories_run ON {s}.memories (run_id);
-            CREATE INDEX memories_tsv ON {s}.memories USING gin (tsv);
-            CREATE TABLE {s}.history (
-                seq bigserial PRIMARY KEY, id text NOT NULL UNIQUE, memory_id text NOT NULL, event text NOT NULL,
-                old_memory text, new_memory text, actor_id text, created_at text NOT NULL);
-            CREATE INDEX history_memory ON {s}.history (memory_id, seq);
-            CREATE TABLE {s}.outbox (
-                seq bigserial PRIMARY KEY, id text NOT NULL UNIQUE, payload jsonb NOT NULL, created_at double precision NOT NULL,
-                next_attempt_at double precision NOT NULL, attempts integer NOT NULL DEFAULT 0, last_error text,
-                owner text, lease_until double precision);
-            CREATE INDEX outbox_due ON {s}.outbox (next_attempt_at, seq)""",
-            # memories whose vectors Qdrant (beside this store) has not acknowledged yet
-            f"CREATE TABLE {s}.vector_sync (memory_id text PRIMARY KEY)",
-            self._m3_scope_beside_vectors,
-            # each item names its scope (one leased item per scope) and may be set aside as dead
-            f"""ALTER TABLE {s}.outbox ADD COLUMN scope_key text, ADD COLUMN dead_at double precision;
-            UPDATE {s}.outbox SET scope_key = coalesce(payload->'scope'->>'user_id', '') || chr(31)
-                || coalesce(payload->'scope'->>'agent_id', '') || chr(31) || coalesce(payload->'scope'->>'run_id', '');
-            CREATE INDEX outbox_scope_lease ON {s}.outbox (scope_key, lease_until)""",
-        ]
         with self._tx("migrating the schema") as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(Scope(run_id="memlane-migrations")),))
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer NOT NULL)")
-            row = conn.execute(f"SELECT version FROM {s}.schema_version").fetchone()
-            version = row["version"] if row else 0
-            for index, step in enumerate(steps[version:], start=version + 1):
-                if callable(step):  # a step that needs Python (it inspects what is there)
-                    step(conn)
-                else:
-                    for statement in step.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                conn.execute(f"DELETE FROM {s}.schema_version")
-                conn.execute(f"INSERT INTO {s}.schema_version VALUES (%s)", (index,))
+            migrate(self, conn)
 
-    def _m3_scope_beside_vectors(self, conn: Any) -> None:
-        """Each vector carries its scope, so an unfiltered search reads the vectors table only
-        (measured, 1k-memory scopes in a 200k store: the exact path went from 15 to 5.5 ms p50).
-        The table is rebuilt rather than updated in place: an UPDATE of every row also inserts
-        each into the HNSW index again (12 minutes for 200k rows, against seconds)."""
-        s = self.s
-        if not self._has_vectors_table(conn):
-            return  # created with the columns at the first bind
-        conn.execute(f"CREATE TABLE {s}.vectors_m3 AS SELECT v.rid, v.embedding, m.user_id, m.agent_id, m.run_id, m.scope_key"
-                     f" FROM {s}.vectors v JOIN {s}.memories m ON m.rid = v.rid")
-        conn.execute(f"DROP TABLE {s}.vectors")
-        conn.execute(f"ALTER TABLE {s}.vectors_m3 RENAME TO vectors")
-        conn.execute(f"ALTER TABLE {s}.vectors ADD PRIMARY KEY (rid), ADD FOREIGN KEY (rid) REFERENCES {s}.memories (rid) ON DELETE CASCADE,"
-                     " ALTER COLUMN embedding SET NOT NULL, ALTER COLUMN scope_key SET NOT NULL")
-        self._create_scope_indexes(conn)
-        self._create_vector_index(conn)
-        conn.execute(f"ANALYZE {s}.vectors")  # a new table has no statistics (see bulk_load)
+    def _lock_bind(self, conn: Any) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(Scope(run_id="memlane-bind")),))
 
-    def bind_embedder(self, model_id: str, dims: int) -> None:
-        declared = self.options.embedding_model_dims
-        if declared and declared != dims:
-            raise EmbedderMismatchError(f"vector_store.config.embedding_model_dims is {declared} but the embedder {model_id} produces {dims} dimensions")
-        s, o = self.s, self.options
-        with self._tx("recording the embedding model") as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(Scope(run_id="memlane-bind")),))
-            rows = {r["key"]: r["value"] for r in conn.execute(f"SELECT key, value FROM {s}.store_info")}
-            if "embedding_model" not in rows:
-                conn.execute(f"INSERT INTO {s}.store_info VALUES ('embedding_model', %s), ('embedding_dims', %s)", (model_id, str(dims)))
-                # after a reset the (empty) vectors table may have another model's width: rebuild it
-                conn.execute(f"DROP TABLE IF EXISTS {s}.vectors")
-                conn.execute(f"CREATE TABLE {s}.vectors (rid bigint PRIMARY KEY REFERENCES {s}.memories (rid) ON DELETE CASCADE,"
-                             f" embedding vector({int(dims)}) NOT NULL, {_VECTOR_SCOPE_COLUMNS})")
-                self._create_scope_indexes(conn)
-                self._create_vector_index(conn)
-            elif rows["embedding_model"] != model_id or int(rows["embedding_dims"]) != dims:
-                raise EmbedderMismatchError(
-                    f"the PostgreSQL store (schema {o.schema_name}) was built with the embedding model {rows['embedding_model']} "
-                    f"({rows['embedding_dims']} dims), but the config asks for {model_id} ({dims} dims); vectors of two models "
-                    "cannot be compared. Use the original embedder, or another schema and re-import the memories")
-        self._dims = dims
+    def _first_bind(self, conn: Any, dims: int) -> None:
+        # after a reset the (empty) vectors table may have another model's width: rebuild it
+        conn.execute(f"DROP TABLE IF EXISTS {self.s}.vectors")
+        conn.execute(f"CREATE TABLE {self.s}.vectors (rid bigint PRIMARY KEY REFERENCES {self.s}.memories (rid) ON DELETE CASCADE,"
+                     f" embedding vector({int(dims)}) NOT NULL, {_VECTOR_SCOPE_COLUMNS})")
+        self.create_vector_indexes(conn)
 
-    def _has_vectors_table(self, conn: Any) -> bool:
+    def _compile(self, filters: Filter) -> tuple[str, list[Any]]:
+        return compile_filter(filters)
+
+    def _vector_value(self, stored: Any) -> np.ndarray:
+        return np.asarray(stored.to_numpy(), dtype=np.float32)
+
+    def _in(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return f"{column} = ANY(%s)", [list(values)]
+
+    def has_vectors_table(self, conn: Any) -> bool:
         """The vectors table appears at the first bind (its width is the embedder's)."""
         return bool(conn.execute(f"SELECT to_regclass('{self.options.schema_name}.vectors') AS t").fetchone()["t"])
 
-    def _create_scope_indexes(self, conn: Any) -> None:
+    def create_vector_indexes(self, conn: Any) -> None:
+        """The vectors table's scope indexes and (unless Qdrant searches) its HNSW index."""
         conn.execute(_SCOPE_INDEXES_SQL.format(s=self.s))
+        self._create_vector_index(conn)
 
     def _create_vector_index(self, conn: Any) -> None:
         o = self.options
@@ -378,7 +311,7 @@ class PgVectorStore:
                     if not cur.nextset():
                         break
             inserted = [c for c in fresh if c.record.id in rids]
-            vectors = [(rids[c.record.id], self._vector(c.vector), c.record.user_id, c.record.agent_id, c.record.run_id, c.record.scope.key)
+            vectors = [(rids[c.record.id], self._check_vector(c.vector), c.record.user_id, c.record.agent_id, c.record.run_id, c.record.scope.key)
                        for c in inserted]
             conn.cursor().executemany(f"INSERT INTO {s}.vectors (rid, embedding, user_id, agent_id, run_id, scope_key)"
                                       " VALUES (%s, %s, %s, %s, %s, %s)", vectors)
@@ -399,20 +332,8 @@ class PgVectorStore:
                 out.append(Applied("NONE", c.record))
             else:  # the same text is already in this scope
                 existing = conn.execute(f"SELECT * FROM {s}.memories WHERE scope_key = %s AND hash = %s", (c.record.scope.key, c.record.hash)).fetchone()
-                out.append(Applied("NONE", _row_record(existing) if existing else c.record))
+                out.append(Applied("NONE", record_from_row(existing) if existing else c.record))
         return out
-
-    def _history(self, conn: Any, memory_id: str, event: str, old: str | None, new: str | None, actor_id: str | None, when: str) -> None:
-        conn.execute(f"INSERT INTO {self.s}.history (id, memory_id, event, old_memory, new_memory, actor_id, created_at)"
-                     " VALUES (%s, %s, %s, %s, %s, %s, %s)", (str(uuid.uuid4()), memory_id, event, old, new, actor_id, when))
-
-    def _vector(self, vector: np.ndarray | None) -> np.ndarray:
-        if vector is None:
-            raise StoreError("a memory cannot be stored without its vector")
-        v = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if self._dims is not None and v.shape[0] != self._dims:
-            raise StoreError(f"vector has {v.shape[0]} dims, the store holds {self._dims}")
-        return v
 
     def _update(self, conn: Any, change: Change, actor_id: str | None) -> Applied:
         r, s = change.record, self.s
@@ -422,12 +343,12 @@ class PgVectorStore:
         clash = conn.execute(f"SELECT 1 FROM {s}.memories WHERE scope_key = %s AND hash = %s AND id <> %s",
                              (old["scope_key"], r.hash, r.id)).fetchone()
         if clash is not None:
-            return Applied("NONE", _row_record(old))
+            return Applied("NONE", record_from_row(old))
         conn.execute(f"UPDATE {s}.memories SET memory = %s, hash = %s, metadata = %s::jsonb, updated_at = %s,"
                      f" tsv = {self._tsv_sql()} WHERE rid = %s",
                      (r.memory, r.hash, json.dumps(r.metadata, ensure_ascii=False), r.updated_at, r.memory, old["context"] or "", old["rid"]))
         if r.memory != old["memory"]:
-            conn.execute(f"UPDATE {s}.vectors SET embedding = %s WHERE rid = %s", (self._vector(change.vector), old["rid"]))
+            conn.execute(f"UPDATE {s}.vectors SET embedding = %s WHERE rid = %s", (self._check_vector(change.vector), old["rid"]))
         self._history(conn, r.id, "UPDATE", old["memory"], r.memory, actor_id, r.updated_at)
         r.created_at = old["created_at"]
         return Applied("UPDATE", r, previous_memory=old["memory"])
@@ -438,7 +359,7 @@ class PgVectorStore:
         if old is None:
             raise NotFoundError(f"memory {change.record.id!r} not found", param="memory_id")
         self._history(conn, old["id"], "DELETE", old["memory"], None, actor_id, utc_now())
-        return Applied("DELETE", _row_record(old), previous_memory=old["memory"])
+        return Applied("DELETE", record_from_row(old), previous_memory=old["memory"])
 
     def delete_where(self, scope: Scope, filters: Filter | None, *, actor_id: str | None = None) -> int:
         where, params = self._where(scope, filters)
@@ -458,42 +379,6 @@ class PgVectorStore:
 
     # -- reads ---------------------------------------------------------------------------------------
 
-    def _where(self, scope: Scope, filters: Filter | None, *, exact_scope: bool = False) -> tuple[str, list[Any]]:
-        return scope_where(scope, filters, exact_scope=exact_scope, mark="%s", compile_filter=compile_filter, always="TRUE")
-
-    def get(self, memory_id: str) -> MemoryRecord | None:
-        with self._tx("reading a memory") as conn:
-            row = conn.execute(f"SELECT * FROM {self.s}.memories WHERE id = %s", (memory_id,)).fetchone()
-        return _row_record(row) if row else None
-
-    def list(self, scope: Scope, filters: Filter | None, limit: int | None) -> list[MemoryRecord]:
-        where, params = self._where(scope, filters)
-        sql = f'SELECT m.* FROM {self.s}.memories m WHERE {where} ORDER BY m.created_at COLLATE "C" DESC, m.rid DESC'
-        if limit is not None:
-            sql += " LIMIT %s"
-            params.append(int(limit))
-        with self._tx("listing memories") as conn:
-            return [_row_record(r) for r in conn.execute(sql, params)]
-
-    def count(self) -> int:
-        with self._tx("counting memories") as conn:
-            return int(conn.execute(f"SELECT count(*) AS n FROM {self.s}.memories").fetchone()["n"])
-
-    def entities(self) -> list[tuple[str, str, int]]:
-        s = self.s
-        with self._tx("listing entities") as conn:
-            rows = conn.execute(
-                f"SELECT 'user' AS t, user_id AS name, count(*) AS n FROM {s}.memories WHERE user_id IS NOT NULL GROUP BY user_id"
-                f" UNION ALL SELECT 'agent', agent_id, count(*) FROM {s}.memories WHERE agent_id IS NOT NULL GROUP BY agent_id"
-                f" UNION ALL SELECT 'run', run_id, count(*) FROM {s}.memories WHERE run_id IS NOT NULL GROUP BY run_id").fetchall()
-        return [(r["t"], r["name"], int(r["n"])) for r in rows]
-
-    def history(self, memory_id: str) -> list[HistoryEvent]:
-        with self._tx("reading history") as conn:
-            rows = conn.execute(f"SELECT id, memory_id, event, old_memory, new_memory, actor_id, created_at FROM {self.s}.history"
-                                " WHERE memory_id = %s ORDER BY seq", (memory_id,)).fetchall()
-        return [HistoryEvent(**r) for r in rows]
-
     # -- what a vector engine beside this store needs (see memlane.stores.base.RecordIndex) --------
 
     def keyword_candidates(self, scope: Scope, filters: Filter | None, query_text: str, candidates: int,
@@ -511,58 +396,13 @@ class PgVectorStore:
             f" WHERE m.tsv @@ query AND {where} ORDER BY score DESC LIMIT %s", [" | ".join(terms), *params, candidates]).fetchall()
         return {r["rid"]: float(r["score"]) for r in rows}
 
-    def ids_matching(self, scope: Scope, filters: Filter | None, *, exact_scope: bool = False,
-                     among: Sequence[str] | None = None) -> list[str]:
-        where, params = self._where(scope, filters, exact_scope=exact_scope)
-        if among is not None:
-            where += " AND m.id = ANY(%s)"
-            params.append(list(among))
-        with self._tx("filtering memories") as conn:
-            return [r["id"] for r in conn.execute(f"SELECT m.id FROM {self.s}.memories m WHERE {where}", params)]
-
-    def vectors_for(self, memory_ids: Sequence[str]) -> dict[str, tuple[MemoryRecord, np.ndarray]]:
-        if not memory_ids:
-            return {}
-        with self._tx("reading vectors") as conn:
-            rows = conn.execute(f"SELECT m.*, v.embedding FROM {self.s}.memories m JOIN {self.s}.vectors v ON v.rid = m.rid"
-                                " WHERE m.id = ANY(%s)", (list(memory_ids),)).fetchall()
-        return {r["id"]: (_row_record(r), np.asarray(r["embedding"].to_numpy(), dtype=np.float32)) for r in rows}
-
-    def ids_page(self, after: str | None, limit: int) -> list[tuple[str, str]]:
-        with self._tx("listing memories") as conn:
-            rows = conn.execute(f'SELECT id, updated_at FROM {self.s}.memories WHERE id COLLATE "C" > %s ORDER BY id COLLATE "C" LIMIT %s',
-                                (after or "", limit)).fetchall()
-        return [(r["id"], r["updated_at"]) for r in rows]
-
-    def unsynced_ids(self) -> list[str]:
-        with self._tx("reading the vector sync list") as conn:
-            return [r["memory_id"] for r in conn.execute(f"SELECT memory_id FROM {self.s}.vector_sync")]
-
-    def clear_unsynced(self, memory_ids: Sequence[str]) -> None:
-        if memory_ids:
-            with self._tx("updating the vector sync list") as conn:
-                conn.execute(f"DELETE FROM {self.s}.vector_sync WHERE memory_id = ANY(%s)", (list(memory_ids),))
-
-    def keys_for(self, memory_ids: Sequence[str]) -> dict[str, Any]:
-        if not memory_ids:
-            return {}
-        with self._tx("reading memories") as conn:
-            return {r["id"]: r["rid"] for r in conn.execute(f"SELECT id, rid FROM {self.s}.memories WHERE id = ANY(%s)", (list(memory_ids),))}
-
-    def fetch(self, keys: Sequence[Any]) -> dict[Any, MemoryRecord]:
-        if not keys:
-            return {}
-        with self._tx("reading memories") as conn:
-            rows = conn.execute(f"SELECT * FROM {self.s}.memories WHERE rid = ANY(%s)", (list(keys),)).fetchall()
-        return {r["rid"]: _row_record(r) for r in rows}
-
     def search(self, scope: Scope, filters: Filter | None, query_vector: np.ndarray, query_text: str, candidates: int,
                *, exact_scope: bool = False) -> Candidates:
         where, params = self._where(scope, filters, exact_scope=exact_scope)
         s, out = self.s, Candidates()
         q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
         with self._tx("searching memories") as conn:
-            if self._dims is None and not self._has_vectors_table(conn):
+            if self._dims is None and not self.has_vectors_table(conn):
                 return out
             # counted with the filter: a selective filter in a big scope leaves few rows, which an
             # exact scan finds all of, where the index could run out of tuples before the top-k

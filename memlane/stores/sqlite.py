@@ -25,12 +25,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from memlane.config import default_db_path, validate_section
+from memlane.errors import NotFoundError
 from memlane.query.filters import Filter
 from memlane.query.keywords import query_terms
-from memlane.errors import EmbedderMismatchError, NotFoundError, StoreError
-from memlane.records import HistoryEvent, MemoryRecord, Scope, utc_now
-from memlane.stores.base import Applied, Candidates, Change, record_from_row, scope_where
-from memlane.stores.outbox import OutboxItem, SQLOutbox
+from memlane.records import MemoryRecord, Scope, utc_now
+from memlane.stores.base import Applied, Candidates, Change
+from memlane.stores.outbox import OutboxItem
+from memlane.stores.sql import SQLStore, mapped_errors, record_from_row
 from memlane.stores.sqlite_filters import compile_filter
 from memlane.stores.sqlite_migrations import migrate
 from memlane.stores.vector_cache import ScopeVectors, VectorCache
@@ -57,11 +58,6 @@ def _scope_token(field: str, value: str) -> str:
     return field[0] + hashlib.sha1(value.encode()).hexdigest()[:20]
 
 
-def _marks(items: Sequence[Any]) -> str:
-    """Placeholders for ``IN (...)``; ``NULL`` for none (SQLite rejects an empty list)."""
-    return ", ".join("?" for _ in items) or "NULL"
-
-
 def _version_keys(user_id: str | None, agent_id: str | None, run_id: str | None) -> list[str]:
     return [f"{p}:{v}" for p, v in (("u", user_id), ("a", agent_id), ("r", run_id)) if v]
 
@@ -71,16 +67,17 @@ def _scope_tokens(record: MemoryRecord) -> str:
     return " ".join(_scope_token(f, v) for f, v in pairs if v)
 
 
-@contextmanager
-def _mapped(action: str) -> Iterator[None]:
+def _mapped(action: str) -> ContextManager[None]:
     """Translate sqlite3 errors into StoreError, naming what we were doing."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise StoreError(f"SQLite store failed while {action}: {exc}") from exc
+    return mapped_errors(action, backend="SQLite", where="its file", unreachable=(), failed=(sqlite3.Error,))
 
 
-class SQLiteStore:
+class SQLiteStore(SQLStore):
+    mark = "?"
+    key = "rowid"
+    key_in_vectors = "rowid"
+    true = "1"
+
     def __init__(self, options: dict[str, Any] | None = None, *, config_path: str = "vector_store.config", **_: Any) -> None:
         self.options = validate_section(Options, options or {}, config_path)
         raw = self.options.path
@@ -104,7 +101,8 @@ class SQLiteStore:
         with _mapped("migrating the schema"):
             migrate(self._keeper)
         self._local.conn = self._keeper
-        self.outbox = SQLOutbox("outbox", self._write, mark="?", json_in="?", skip_locked=False, read=self._reading)
+        self.label = str(self.path or ":memory:")
+        self.outbox = self._make_outbox(json_in="?", skip_locked=False)
 
     # -- connections -------------------------------------------------------------------------
 
@@ -146,7 +144,7 @@ class SQLiteStore:
             db.execute("COMMIT")
 
     @contextmanager
-    def _reading(self, action: str) -> Iterator[sqlite3.Connection]:
+    def _read(self, action: str) -> Iterator[sqlite3.Connection]:
         """One read outside any transaction (it takes no write lock)."""
         with _mapped(action):
             yield self._db
@@ -172,28 +170,11 @@ class SQLiteStore:
                 pass
         self._local = threading.local()
 
-    # -- embedder binding ----------------------------------------------------------------------
+    def _compile(self, filters: Filter) -> tuple[str, list[Any]]:
+        return compile_filter(filters)
 
-    def bind_embedder(self, model_id: str, dims: int) -> None:
-        declared = self.options.embedding_model_dims
-        if declared and declared != dims:
-            raise EmbedderMismatchError(
-                f"vector_store.config.embedding_model_dims is {declared} but the embedder "
-                f"{model_id} produces {dims} dimensions"
-            )
-        with self._write("recording the embedding model") as db:
-            rows = dict(db.execute("SELECT key, value FROM store_info").fetchall())
-            if "embedding_model" not in rows:
-                db.execute("INSERT INTO store_info VALUES ('embedding_model', ?)", (model_id,))
-                db.execute("INSERT INTO store_info VALUES ('embedding_dims', ?)", (str(dims),))
-            elif rows["embedding_model"] != model_id or int(rows["embedding_dims"]) != dims:
-                raise EmbedderMismatchError(
-                    f"the store {self.path or ':memory:'} was built with the embedding model "
-                    f"{rows['embedding_model']} ({rows['embedding_dims']} dims), but the config asks "
-                    f"for {model_id} ({dims} dims); vectors of two models cannot be compared. Use "
-                    "the original embedder, or a new store path and re-add the memories there"
-                )
-        self._dims = dims
+    def _vector_value(self, stored: Any) -> np.ndarray:
+        return np.frombuffer(stored, dtype=np.float32)
 
     # -- locking -------------------------------------------------------------------------------
 
@@ -241,24 +222,6 @@ class SQLiteStore:
             [(k,) for k in sorted(keys)],
         )
 
-    def _history(
-        self, db: sqlite3.Connection, memory_id: str, event: str, old: str | None, new: str | None,
-        actor_id: str | None, when: str,
-    ) -> None:
-        db.execute(
-            "INSERT INTO history (id, memory_id, event, old_memory, new_memory, actor_id, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (str(uuid.uuid4()), memory_id, event, old, new, actor_id, when),
-        )
-
-    def _vector_blob(self, vector: np.ndarray | None) -> bytes:
-        if vector is None:
-            raise StoreError("a memory cannot be stored without its vector")
-        v = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if self._dims is not None and v.shape[0] != self._dims:
-            raise StoreError(f"vector has {v.shape[0]} dims, the store holds {self._dims}")
-        return v.tobytes()
-
     def _add(self, db: sqlite3.Connection, change: Change, actor_id: str | None) -> Applied:
         r = change.record
         if db.execute("SELECT 1 FROM memories WHERE id = ?", (r.id,)).fetchone():
@@ -274,7 +237,7 @@ class SQLiteStore:
             existing = self._row_by_hash(db, r.scope, r.hash)
             return Applied("NONE", existing or r)
         rowid = cur.lastrowid
-        db.execute("INSERT INTO vectors (rowid, embedding) VALUES (?, ?)", (rowid, self._vector_blob(change.vector)))
+        db.execute("INSERT INTO vectors (rowid, embedding) VALUES (?, ?)", (rowid, self._check_vector(change.vector).tobytes()))
         db.execute(
             "INSERT INTO memories_fts (rowid, memory, context, scope) VALUES (?, ?, ?, ?)",
             (rowid, r.memory, change.context or "", _scope_tokens(r)),
@@ -299,7 +262,7 @@ class SQLiteStore:
             "SELECT id FROM memories WHERE scope_key = ? AND hash = ? AND id != ?",
             (old["scope_key"], r.hash, r.id),
         ).fetchone()
-        old_record = record_from_row(old, json.loads(old["metadata"]))
+        old_record = record_from_row(old)
         if clash is not None:  # the new text already exists as another memory of this scope
             return Applied("NONE", old_record)
         db.execute(
@@ -307,7 +270,7 @@ class SQLiteStore:
             (r.memory, r.hash, json.dumps(r.metadata, ensure_ascii=False), r.updated_at, old["rowid"]),
         )
         if r.memory != old["memory"]:
-            db.execute("UPDATE vectors SET embedding = ? WHERE rowid = ?", (self._vector_blob(change.vector), old["rowid"]))
+            db.execute("UPDATE vectors SET embedding = ? WHERE rowid = ?", (self._check_vector(change.vector).tobytes(), old["rowid"]))
             db.execute("UPDATE memories_fts SET memory = ? WHERE rowid = ?", (r.memory, old["rowid"]))
         self._history(db, r.id, "UPDATE", old["memory"], r.memory, actor_id, r.updated_at)
         r.created_at = old["created_at"]
@@ -321,7 +284,7 @@ class SQLiteStore:
         for table in ("memories", "vectors", "memories_fts"):
             db.execute(f"DELETE FROM {table} WHERE rowid = ?", (old["rowid"],))
         self._history(db, memory_id, "DELETE", old["memory"], None, actor_id, utc_now())
-        return Applied("DELETE", record_from_row(old, json.loads(old["metadata"])), previous_memory=old["memory"])
+        return Applied("DELETE", record_from_row(old), previous_memory=old["memory"])
 
     def delete_where(self, scope: Scope, filters: Filter | None, *, actor_id: str | None = None) -> int:
         where, params = self._where(scope, filters)
@@ -349,52 +312,11 @@ class SQLiteStore:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def _where(self, scope: Scope, filters: Filter | None, *, exact_scope: bool = False) -> tuple[str, list[Any]]:
-        return scope_where(scope, filters, exact_scope=exact_scope, mark="?", compile_filter=compile_filter, always="1")
-
     def _row_by_hash(self, db: sqlite3.Connection, scope: Scope, content_hash: str) -> MemoryRecord | None:
         row = db.execute(
             "SELECT * FROM memories WHERE scope_key = ? AND hash = ?", (scope.key, content_hash)
         ).fetchone()
-        return record_from_row(row, json.loads(row["metadata"])) if row else None
-
-    def get(self, memory_id: str) -> MemoryRecord | None:
-        with _mapped("reading a memory"):
-            row = self._db.execute("SELECT * FROM memories WHERE id = ?", (memory_id,)).fetchone()
-        return record_from_row(row, json.loads(row["metadata"])) if row else None
-
-    def list(self, scope: Scope, filters: Filter | None, limit: int | None) -> list[MemoryRecord]:
-        where, params = self._where(scope, filters)
-        sql = f"SELECT m.* FROM memories m WHERE {where} ORDER BY m.created_at DESC, m.rowid DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
-        with _mapped("listing memories"):
-            rows = self._db.execute(sql, params).fetchall()
-        return [record_from_row(r, json.loads(r["metadata"])) for r in rows]
-
-    def entities(self) -> list[tuple[str, str, int]]:
-        """``(type, id, memory count)`` for every user, agent and run that has memories."""
-        with _mapped("listing entities"):
-            rows = self._db.execute(
-                "SELECT 'user', user_id, count(*) FROM memories WHERE user_id IS NOT NULL GROUP BY user_id"
-                " UNION ALL SELECT 'agent', agent_id, count(*) FROM memories WHERE agent_id IS NOT NULL GROUP BY agent_id"
-                " UNION ALL SELECT 'run', run_id, count(*) FROM memories WHERE run_id IS NOT NULL GROUP BY run_id"
-            ).fetchall()
-        return [(r[0], r[1], int(r[2])) for r in rows]
-
-    def count(self) -> int:
-        with _mapped("counting memories"):
-            return int(self._db.execute("SELECT count(*) FROM memories").fetchone()[0])
-
-    def history(self, memory_id: str) -> list[HistoryEvent]:
-        with _mapped("reading history"):
-            rows = self._db.execute(
-                "SELECT id, memory_id, event, old_memory, new_memory, actor_id, created_at"
-                " FROM history WHERE memory_id = ? ORDER BY seq",
-                (memory_id,),
-            ).fetchall()
-        return [HistoryEvent(**dict(r)) for r in rows]
+        return record_from_row(row) if row else None
 
     def search(
         self,
@@ -438,54 +360,10 @@ class SQLiteStore:
         with self._snapshot("searching memories") as db:
             return self._keyword(db, scope, where, params, query_text, candidates)
 
-    def ids_matching(self, scope: Scope, filters: Filter | None, *, exact_scope: bool = False,
-                     among: Sequence[str] | None = None) -> list[str]:
-        where, params = self._where(scope, filters, exact_scope=exact_scope)
-        if among is not None:
-            where += f" AND m.id IN ({_marks(among)})"
-            params.extend(among)
-        with _mapped("filtering memories"):
-            return [r[0] for r in self._db.execute(f"SELECT m.id FROM memories m WHERE {where}", params)]
-
-    def vectors_for(self, memory_ids: Sequence[str]) -> dict[str, tuple[MemoryRecord, np.ndarray]]:
-        if not memory_ids:
-            return {}
-        with _mapped("reading vectors"):
-            rows = self._db.execute(f"SELECT m.*, v.embedding FROM memories m JOIN vectors v ON v.rowid = m.rowid"
-                                    f" WHERE m.id IN ({_marks(memory_ids)})", list(memory_ids)).fetchall()
-        return {r["id"]: (record_from_row(r, json.loads(r["metadata"])), np.frombuffer(r["embedding"], dtype=np.float32)) for r in rows}
-
-    def ids_page(self, after: str | None, limit: int) -> list[tuple[str, str]]:
-        with _mapped("listing memories"):
-            rows = self._db.execute("SELECT id, updated_at FROM memories WHERE id > ? ORDER BY id LIMIT ?", (after or "", limit)).fetchall()
-        return [(r[0], r[1]) for r in rows]
-
-    def unsynced_ids(self) -> list[str]:
-        with _mapped("reading the vector sync list"):
-            return [r[0] for r in self._db.execute("SELECT memory_id FROM vector_sync")]
-
-    def clear_unsynced(self, memory_ids: Sequence[str]) -> None:
-        if memory_ids:
-            with self._write("updating the vector sync list") as db:
-                db.executemany("DELETE FROM vector_sync WHERE memory_id = ?", [(i,) for i in memory_ids])
-
-    def keys_for(self, memory_ids: Sequence[str]) -> dict[str, Any]:
-        if not memory_ids:
-            return {}
-        with _mapped("reading memories"):
-            return dict(self._db.execute(f"SELECT id, rowid FROM memories WHERE id IN ({_marks(memory_ids)})", list(memory_ids)).fetchall())
-
-    def fetch(self, keys: Sequence[Any]) -> dict[Any, MemoryRecord]:
-        if not keys:
-            return {}
-        with _mapped("reading memories"):
-            rows = self._db.execute(f"SELECT rowid, * FROM memories WHERE rowid IN ({_marks(keys)})", list(keys)).fetchall()
-        return {row["rowid"]: record_from_row(row, json.loads(row["metadata"])) for row in rows}
-
     def _scope_vectors(self, db: sqlite3.Connection, scope: Scope, exact_scope: bool) -> ScopeVectors:
         """Every vector of the scope (before filters), from the cache when its versions match."""
         keys = _version_keys(scope.user_id, scope.agent_id, scope.run_id)
-        found = dict(db.execute(f"SELECT key, version FROM scope_versions WHERE key IN ({_marks(keys)})", keys).fetchall()) if keys else {}
+        found = dict(db.execute(f"SELECT key, version FROM scope_versions WHERE key IN ({', '.join('?' for _ in keys)})", keys).fetchall()) if keys else {}
         stamp = tuple(int(found.get(k, 0)) for k in keys)
         cache_key = (exact_scope, scope.user_id, scope.agent_id, scope.run_id)
         entry = self._vectors.get(cache_key, stamp)

@@ -1,0 +1,234 @@
+"""What the SQL stores (SQLite, PostgreSQL) share, written once.
+
+Both keep the same tables (``memories``, ``history``, ``store_info``, ``outbox``,
+``vector_sync``) with the same columns; they differ in the driver, the placeholder, how a list
+parameter is written, how text is ordered, the memories' key column and how vectors are stored.
+``SQLStore`` holds every method whose SQL is the same up to those differences; each store
+subclass supplies its connections (``_write``/``_read``) and the few dialect attributes below,
+and keeps only what is truly its own (search, writes with their indexes, migrations).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from memlane.errors import EmbedderMismatchError, StoreError
+from memlane.query.filters import Filter
+from memlane.records import HistoryEvent, MemoryRecord, Scope
+from memlane.stores.base import scope_where
+from memlane.stores.outbox import SQLOutbox
+
+
+@contextmanager
+def mapped_errors(action: str, *, backend: str, where: str, unreachable: tuple[type[BaseException], ...],
+                  failed: tuple[type[BaseException], ...]) -> Iterator[None]:
+    """The one translation of driver errors into ``StoreError``, naming what was being done:
+    ``unreachable`` errors say the database cannot be reached, ``failed`` ones that it refused."""
+    try:
+        yield
+    except unreachable as exc:
+        raise StoreError(f"{backend} at {where} is unreachable while {action}: {exc}".strip()) from exc
+    except failed as exc:
+        raise StoreError(f"{backend} store failed while {action}: {exc}".strip()) from exc
+
+
+def record_from_row(row: Any) -> MemoryRecord:
+    metadata = row["metadata"]
+    return MemoryRecord(
+        id=row["id"], memory=row["memory"], hash=row["hash"],
+        metadata=json.loads(metadata) if isinstance(metadata, str) else dict(metadata or {}),
+        user_id=row["user_id"], agent_id=row["agent_id"], run_id=row["run_id"],
+        created_at=row["created_at"], updated_at=row["updated_at"],
+    )
+
+
+class SQLStore:
+    """Base class of the SQL stores; see the module docstring for what a subclass supplies."""
+
+    #: the driver's placeholder
+    mark: str
+    #: the memories' own key column (the ``search``/``fetch`` keys)
+    key: str
+    #: the vectors table's column that joins it to ``memories.<key>``
+    key_in_vectors: str
+    #: appended to a text column to order it byte-wise, as every store must
+    text_order: str = ""
+    #: the SQL for TRUE
+    true: str = "TRUE"
+    #: where the tables live: ``""`` or ``'"schema".'``
+    prefix: str = ""
+    #: how ``bind_embedder``'s mismatch error names this store
+    label: str
+    #: vector width, once an embedder is bound
+    _dims: int | None = None
+    #: the store's validated options (``embedding_model_dims`` is checked at bind)
+    options: Any
+
+    # -- what a subclass supplies ------------------------------------------------------------
+
+    def _write(self, action: str) -> AbstractContextManager[Any]:
+        """A connection inside a write transaction; errors mapped to ``StoreError``."""
+        raise NotImplementedError
+
+    def _read(self, action: str) -> AbstractContextManager[Any]:
+        """A connection for reads; errors mapped to ``StoreError``."""
+        raise NotImplementedError
+
+    def _compile(self, filters: Filter) -> tuple[str, list[Any]]:
+        raise NotImplementedError
+
+    def _vector_value(self, stored: Any) -> np.ndarray:
+        """A stored vector as float32."""
+        raise NotImplementedError
+
+    def _first_bind(self, conn: Any, dims: int) -> None:
+        """Called in the transaction that records the first embedder (PostgreSQL sizes its vectors table)."""
+
+    def _lock_bind(self, conn: Any) -> None:
+        """Serialise ``bind_embedder`` across processes where the transaction alone does not."""
+
+    # -- shared helpers ----------------------------------------------------------------------
+
+    def _t(self, table: str) -> str:
+        return self.prefix + table
+
+    def _in(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """``column`` is one of ``values`` (never empty-list SQL: callers skip empty lists)."""
+        return f"{column} IN ({', '.join(self.mark for _ in values)})", list(values)
+
+    def _where(self, scope: Scope, filters: Filter | None, *, exact_scope: bool = False) -> tuple[str, list[Any]]:
+        return scope_where(scope, filters, exact_scope=exact_scope, mark=self.mark, compile_filter=self._compile, always=self.true)
+
+    def _sql(self, text: str) -> str:
+        return text.replace("{t}", self.prefix).replace("?", self.mark)
+
+    def _make_outbox(self, **dialect: Any) -> SQLOutbox:
+        return SQLOutbox(self._t("outbox"), self._write, mark=self.mark, read=self._read, **dialect)
+
+    def _check_vector(self, vector: np.ndarray | None) -> np.ndarray:
+        if vector is None:
+            raise StoreError("a memory cannot be stored without its vector")
+        v = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if self._dims is not None and v.shape[0] != self._dims:
+            raise StoreError(f"vector has {v.shape[0]} dims, the store holds {self._dims}")
+        return v
+
+    def _history(self, conn: Any, memory_id: str, event: str, old: str | None, new: str | None, actor_id: str | None, when: str) -> None:
+        conn.execute(self._sql("INSERT INTO {t}history (id, memory_id, event, old_memory, new_memory, actor_id, created_at)"
+                               " VALUES (?, ?, ?, ?, ?, ?, ?)"), (str(uuid.uuid4()), memory_id, event, old, new, actor_id, when))
+
+    # -- embedder binding ----------------------------------------------------------------------
+
+    def bind_embedder(self, model_id: str, dims: int) -> None:
+        declared = self.options.embedding_model_dims
+        if declared and declared != dims:
+            raise EmbedderMismatchError(f"vector_store.config.embedding_model_dims is {declared} but the embedder "
+                                        f"{model_id} produces {dims} dimensions")
+        with self._write("recording the embedding model") as conn:
+            self._lock_bind(conn)
+            rows = {r["key"]: r["value"] for r in conn.execute(self._sql("SELECT key, value FROM {t}store_info")).fetchall()}
+            if "embedding_model" not in rows:
+                conn.execute(self._sql("INSERT INTO {t}store_info VALUES ('embedding_model', ?), ('embedding_dims', ?)"), (model_id, str(dims)))
+                self._first_bind(conn, dims)
+            elif rows["embedding_model"] != model_id or int(rows["embedding_dims"]) != dims:
+                raise EmbedderMismatchError(
+                    f"the store {self.label} was built with the embedding model {rows['embedding_model']} "
+                    f"({rows['embedding_dims']} dims), but the config asks for {model_id} ({dims} dims); vectors of two "
+                    "models cannot be compared. Use the original embedder, or another store and re-import the memories "
+                    "there (memlane memories export / import re-embeds them)")
+        self._dims = dims
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, memory_id: str) -> MemoryRecord | None:
+        with self._read("reading a memory") as conn:
+            row = conn.execute(self._sql("SELECT * FROM {t}memories WHERE id = ?"), (memory_id,)).fetchone()
+        return record_from_row(row) if row else None
+
+    def list(self, scope: Scope, filters: Filter | None, limit: int | None) -> list[MemoryRecord]:
+        where, params = self._where(scope, filters)
+        sql = f"SELECT m.* FROM {self._t('memories')} m WHERE {where} ORDER BY m.created_at{self.text_order} DESC, m.{self.key} DESC"
+        if limit is not None:
+            sql += f" LIMIT {self.mark}"
+            params.append(int(limit))
+        with self._read("listing memories") as conn:
+            return [record_from_row(r) for r in conn.execute(sql, params).fetchall()]
+
+    def count(self) -> int:
+        with self._read("counting memories") as conn:
+            return int(conn.execute(self._sql("SELECT count(*) AS n FROM {t}memories")).fetchone()["n"])
+
+    def entities(self) -> list[tuple[str, str, int]]:
+        """``(type, id, memory count)`` for every user, agent and run that has memories."""
+        with self._read("listing entities") as conn:
+            rows = conn.execute(self._sql(
+                "SELECT 'user' AS t, user_id AS name, count(*) AS n FROM {t}memories WHERE user_id IS NOT NULL GROUP BY user_id"
+                " UNION ALL SELECT 'agent', agent_id, count(*) FROM {t}memories WHERE agent_id IS NOT NULL GROUP BY agent_id"
+                " UNION ALL SELECT 'run', run_id, count(*) FROM {t}memories WHERE run_id IS NOT NULL GROUP BY run_id")).fetchall()
+        return [(r["t"], r["name"], int(r["n"])) for r in rows]
+
+    def history(self, memory_id: str) -> list[HistoryEvent]:
+        with self._read("reading history") as conn:
+            rows = conn.execute(self._sql("SELECT id, memory_id, event, old_memory, new_memory, actor_id, created_at"
+                                          " FROM {t}history WHERE memory_id = ? ORDER BY seq"), (memory_id,)).fetchall()
+        return [HistoryEvent(**{k: r[k] for k in ("id", "memory_id", "event", "old_memory", "new_memory", "actor_id", "created_at")})
+                for r in rows]
+
+    def fetch(self, keys: Sequence[Any]) -> dict[Any, MemoryRecord]:
+        if not keys:
+            return {}
+        where, params = self._in(self.key, keys)
+        with self._read("reading memories") as conn:
+            rows = conn.execute(f"SELECT {self.key} AS memlane_key, * FROM {self._t('memories')} WHERE {where}", params).fetchall()
+        return {row["memlane_key"]: record_from_row(row) for row in rows}
+
+    # -- what a vector engine beside this store needs (see memlane.stores.base.RecordIndex) --------
+
+    def ids_matching(self, scope: Scope, filters: Filter | None, *, exact_scope: bool = False,
+                     among: Sequence[str] | None = None) -> list[str]:
+        where, params = self._where(scope, filters, exact_scope=exact_scope)
+        if among is not None:
+            if not among:
+                return []
+            clause, values = self._in("m.id", among)
+            where, params = f"{where} AND {clause}", params + values
+        with self._read("filtering memories") as conn:
+            return [r["id"] for r in conn.execute(f"SELECT m.id FROM {self._t('memories')} m WHERE {where}", params).fetchall()]
+
+    def vectors_for(self, memory_ids: Sequence[str]) -> dict[str, tuple[MemoryRecord, np.ndarray]]:
+        if not memory_ids:
+            return {}
+        where, params = self._in("m.id", memory_ids)
+        with self._read("reading vectors") as conn:
+            rows = conn.execute(f"SELECT m.*, v.embedding FROM {self._t('memories')} m JOIN {self._t('vectors')} v"
+                                f" ON v.{self.key_in_vectors} = m.{self.key} WHERE {where}", params).fetchall()
+        return {r["id"]: (record_from_row(r), self._vector_value(r["embedding"])) for r in rows}
+
+    def ids_page(self, after: str | None, limit: int) -> list[tuple[str, str]]:
+        with self._read("listing memories") as conn:
+            rows = conn.execute(self._sql(f"SELECT id, updated_at FROM {{t}}memories WHERE id{self.text_order} > ?"
+                                          f" ORDER BY id{self.text_order} LIMIT ?"), (after or "", limit)).fetchall()
+        return [(r["id"], r["updated_at"]) for r in rows]
+
+    def keys_for(self, memory_ids: Sequence[str]) -> dict[str, Any]:
+        if not memory_ids:
+            return {}
+        where, params = self._in("id", memory_ids)
+        with self._read("reading memories") as conn:
+            rows = conn.execute(f"SELECT id, {self.key} AS memlane_key FROM {self._t('memories')} WHERE {where}", params).fetchall()
+        return {r["id"]: r["memlane_key"] for r in rows}
+
+    def unsynced_ids(self) -> list[str]:
+        with self._read("reading the vector sync list") as conn:
+            return [r["memory_id"] for r in conn.execute(self._sql("SELECT memory_id FROM {t}vector_sync")).fetchall()]
+
+    def clear_unsynced(self, memory_ids: Sequence[str]) -> None:
+        if memory_ids:
+            where, params = self._in("memory_id", memory_ids)
+            with self._write("updating the vector sync list") as conn:
+                conn.execute(f"DELETE FROM {self._t('vector_sync')} WHERE {where}", params)
