@@ -100,6 +100,27 @@ class InferenceConfig(_Strict):
     max_chunks: int = Field(default=4, ge=1, le=64)
 
 
+class ServerConfig(_Strict):
+    """``memlane serve``: where its keys live, how long shutdown drains, and request limits
+    (each refused with a clear 4xx in OpenAI's error envelope)."""
+
+    #: the API keys file; default MEMLANE_HOME/keys.db (``memlane keys`` uses the same)
+    keys_path: str | None = None
+    #: seconds a shutdown waits for the learning outbox to drain (what is left stays queued)
+    drain_seconds: float = Field(default=30.0, ge=0)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_messages: int = Field(default=2_000, ge=1)
+    #: largest ``limit``/``top_k`` a request may ask for
+    max_limit: int = Field(default=1_000, ge=1)
+    max_metadata_bytes: int = Field(default=16 * 1024, ge=64)
+    max_memory_chars: int = Field(default=20_000, ge=100)
+    #: nesting of arrays/objects a JSON body may have
+    max_json_depth: int = Field(default=64, ge=8, le=512)
+
+    def keys_file(self) -> Path:
+        return Path(self.keys_path).expanduser() if self.keys_path else memlane_home() / "keys.db"
+
+
 class MemlaneConfig(_Strict):
     vector_store: ProviderSection = Field(
         default_factory=lambda: ProviderSection(provider="sqlite")
@@ -112,6 +133,7 @@ class MemlaneConfig(_Strict):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
     #: Accepted for mem0 compatibility. memlane keeps history in the store itself, so that a
     #: memory change and its history row commit together; this path is not used.
     history_db_path: str | None = None
@@ -121,14 +143,12 @@ class MemlaneConfig(_Strict):
     version: str | None = None
 
 
-def _describe(error: pydantic.ValidationError) -> str:
+def describe_errors(error: pydantic.ValidationError, where: str | None = None) -> str:
+    """The one formatter of config errors: each names its full key path (``where`` prefixes it)."""
     parts = []
     for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "config"
-        if item["type"] == "extra_forbidden":
-            parts.append(f"unknown config key {where!r}")
-        else:
-            parts.append(f"{where}: {item['msg']}")
+        key = ".".join([*([where] if where else []), *(str(p) for p in item["loc"])]) or "config"
+        parts.append(f"unknown config key {key!r}" if item["type"] == "extra_forbidden" else f"{key}: {item['msg']}")
     return "; ".join(parts)
 
 
@@ -140,14 +160,7 @@ def validate_section(model: type[M], data: Mapping[str, Any], where: str) -> M:
     try:
         return model.model_validate(dict(data))
     except pydantic.ValidationError as exc:
-        msgs = []
-        for item in exc.errors():
-            key = ".".join([where, *(str(p) for p in item["loc"])])
-            if item["type"] == "extra_forbidden":
-                msgs.append(f"unknown config key {key!r}")
-            else:
-                msgs.append(f"{key}: {item['msg']}")
-        raise ConfigError("; ".join(msgs), param=where) from None
+        raise ConfigError(describe_errors(exc, where), param=where) from None
 
 
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -192,4 +205,4 @@ def load_config(
     try:
         return MemlaneConfig.model_validate(dict(data))
     except pydantic.ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        raise ConfigError(describe_errors(exc)) from None

@@ -29,8 +29,6 @@ class MemlaneError(Exception):
     http_status: int = 500
     #: The ``code`` of the server's error envelope; default: the class name in snake case.
     code: str | None = None
-    #: Safe to show to an end user as-is (no internals, no secrets).
-    user_facing: bool = True
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)

@@ -39,10 +39,6 @@ def register(kind: Kind, name: str, factory: Callable[..., Any]) -> None:
     _registered[kind][name] = factory
 
 
-def unregister(kind: Kind, name: str) -> None:
-    _registered[kind].pop(name, None)
-
-
 def providers(kind: Kind) -> list[str]:
     return sorted(set(_BUILTIN[kind]) | set(_registered[kind]))
 

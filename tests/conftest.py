@@ -1,5 +1,6 @@
-"""Fixtures that start real things: SQLite files in temp folders, the real MiniLM embedder and a
-scripted OpenAI-protocol upstream on a loopback port."""
+"""Fixtures that start real things: SQLite files in temp folders, a PostgreSQL server, the real
+MiniLM embedder, a scripted OpenAI-protocol upstream and memlane servers on loopback ports.
+Plain helpers live in ``tests/scenarios.py``."""
 
 from __future__ import annotations
 
@@ -7,10 +8,16 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import openai
 import pytest
 
 from memlane import Memory
+from memlane.server.app import create_app
+from memlane.server.keys import KeyStore
+from memlane.server.limits import Limits
 from memlane.testing import ScriptedUpstream
+from memlane.testing.live_server import LiveServer
+from tests.scenarios import BACKENDS, client_config, engine_config, restaurant_llm
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -25,12 +32,6 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MEM0_TELEMETRY", "False")
     return home
-
-
-#: "qdrant-pg": Qdrant for vectors with PostgreSQL for records, history and the outbox
-BACKENDS = ["sqlite", "pgvector", "qdrant", "qdrant-pg"]
-#: Qdrant local mode is one process per folder (server mode is not installable here)
-MULTI_PROCESS_BACKENDS = ["sqlite", "pgvector"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -85,15 +86,6 @@ def upstream(_upstream_server: ScriptedUpstream) -> Iterator[ScriptedUpstream]:
     _upstream_server.clear()
 
 
-def engine_config(db_path: Path, server: ScriptedUpstream, **overrides: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "vector_store": {"provider": "sqlite", "config": {"path": str(db_path)}},
-        "llm": {"provider": "openai", "config": {"base_url": server.url, "api_key": "test-key", "model": "scripted-model", "max_retries": 0}},
-    }
-    config.update(overrides)
-    return config
-
-
 @pytest.fixture
 def make_memory(tmp_path: Path, upstream: ScriptedUpstream, store_config: Callable[[Path], dict[str, Any]]) -> Iterator[Callable[..., Memory]]:
     """Build engines on a temp store (each backend) with the real MiniLM embedder and the scripted LLM."""
@@ -121,3 +113,31 @@ def fast_embedder_config(upstream: ScriptedUpstream) -> dict[str, Any]:
     """The OpenAI-compatible embedder against the scripted server's hashed embeddings: for tests
     about locking or processes, where loading torch in every subprocess would only cost time."""
     return {"provider": "openai", "config": {"base_url": upstream.url, "api_key": "test-key", "model": "scripted-embedding", "max_retries": 0}}
+
+
+@pytest.fixture
+def make_server(tmp_path: Path, upstream: ScriptedUpstream) -> Iterator[Callable[..., LiveServer]]:
+    """A real uvicorn serving memlane on a free loopback port, chatting with the scripted upstream."""
+    started: list[LiveServer] = []
+
+    def make(*, keys: KeyStore | None = None, limits: Limits | None = None, **overrides: Any) -> LiveServer:
+        config = client_config(tmp_path / "server.db", upstream, **overrides)
+        server = LiveServer(create_app(config, keys=keys or KeyStore(tmp_path / "keys.db"), limits=limits, drain_seconds=5)).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., LiveServer], upstream: ScriptedUpstream) -> LiveServer:
+    upstream.handler = restaurant_llm
+    return make_server()
+
+
+@pytest.fixture
+def sdk(server: LiveServer) -> openai.OpenAI:
+    """The official openai SDK, pointed at memlane instead of OpenAI."""
+    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused-without-keys", max_retries=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
+from typing import Any
 
 import click
 
@@ -23,6 +24,14 @@ def is_loopback(host: str) -> bool:
             return False
 
 
+def key_store(ctx: click.Context) -> Any:
+    """The keys file the config's ``server.keys_path`` names (default MEMLANE_HOME/keys.db)."""
+    from memlane.config import load_config
+    from memlane.server.keys import KeyStore
+
+    return KeyStore(load_config((ctx.obj or {}).get("config_path")).server.keys_file())
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="MEMLANE_SERVE_HOST")
 @click.option("--port", default=8765, show_default=True, type=int, envvar="MEMLANE_SERVE_PORT")
@@ -39,9 +48,8 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str) -> None:
     import uvicorn
 
     from memlane.server.app import create_app
-    from memlane.server.keys import KeyStore
 
-    keys = KeyStore()
+    keys = key_store(ctx)
     if not keys.any_active() and not is_loopback(host):
         raise click.ClickException(
             f"refusing to serve on {host} without API keys: anyone who can reach it could read every memory. "
@@ -69,23 +77,21 @@ def keys() -> None:
 
 @keys.command("create")
 @click.option("--project", "-p", required=True, help="the project the key belongs to")
+@click.pass_context
 @user_errors
-def create(project: str) -> None:
+def create(ctx: click.Context, project: str) -> None:
     """Create a key; it is printed once and stored only as a hash."""
-    from memlane.server.keys import KeyStore
-
-    key, info = KeyStore().create(project)
+    key, info = key_store(ctx).create(project)
     click.echo(key)
     click.echo(f"(id {info.id}, project {info.project}; store it now: it is not shown again)", err=True)
 
 
 @keys.command("list")
+@click.pass_context
 @user_errors
-def list_keys() -> None:
+def list_keys(ctx: click.Context) -> None:
     """List keys (never the keys themselves)."""
-    from memlane.server.keys import KeyStore
-
-    for info in KeyStore().list():
+    for info in key_store(ctx).list():
         state = "revoked" if info.revoked_at else "active"
         created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(info.created_at))
         click.echo(f"{info.id}  {info.project:20}  {info.prefix}...  {created}  {state}")
@@ -93,11 +99,10 @@ def list_keys() -> None:
 
 @keys.command("revoke")
 @click.argument("key_id")
+@click.pass_context
 @user_errors
-def revoke(key_id: str) -> None:
+def revoke(ctx: click.Context, key_id: str) -> None:
     """Revoke a key by its id."""
-    from memlane.server.keys import KeyStore
-
-    if not KeyStore().revoke(key_id):
+    if not key_store(ctx).revoke(key_id):
         raise click.ClickException(f"no active key with id {key_id!r}")
     click.echo(f"revoked {key_id}")

@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any, ContextManager, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -101,6 +102,20 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
     if not isinstance(metadata, Mapping):
         raise ValidationError(f"metadata must be an object, got {type(metadata).__name__}", param="metadata")
     return dict(metadata)
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """One search, as ``Memory.search`` takes it (``search_hits`` takes it whole)."""
+
+    query: str
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    filters: Mapping[str, Any] | None = None
+    limit: int | None = None
+    top_k: int | None = None
+    threshold: float | None = None
 
 
 class Memory:
@@ -322,35 +337,21 @@ class Memory:
         threshold: float | None = None,
     ) -> dict[str, Any]:
         """Hybrid search within a scope; ``{"results": [{... "score"}]}``, best first."""
-        hits = self.search_hits(
-            query, user_id=user_id, agent_id=agent_id, run_id=run_id, filters=filters,
-            limit=limit, top_k=top_k, threshold=threshold,
-        )
-        return {"results": [h.to_dict() for h in hits]}
+        request = SearchRequest(query, user_id, agent_id, run_id, filters, limit, top_k, threshold)
+        return {"results": [h.to_dict() for h in self.search_hits(request)]}
 
-    def search_hits(
-        self,
-        query: str,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        filters: Mapping[str, Any] | None = None,
-        limit: int | None = None,
-        top_k: int | None = None,
-        threshold: float | None = None,
-        timings: dict[str, float] | None = None,
-    ) -> list[SearchHit]:
+    def search_hits(self, request: SearchRequest, *, timings: dict[str, float] | None = None) -> list[SearchHit]:
         """``search`` as typed hits (with both signals), for faces and benchmarks; ``timings``
         receives ``embed_ms`` and ``search_ms``."""
+        query, threshold = request.query, request.threshold
         if not isinstance(query, str) or not query.strip():
             raise ValidationError("query must be a non-empty string", param="query")
-        if limit is not None and top_k is not None and limit != top_k:
+        if request.limit is not None and request.top_k is not None and request.limit != request.top_k:
             raise ValidationError("limit and top_k are two names for one setting; pass one", param="limit")
-        n = check_limit(limit if limit is not None else (top_k if top_k is not None else 10))
+        n = check_limit(request.limit if request.limit is not None else (request.top_k if request.top_k is not None else 10))
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
             raise ValidationError(f"threshold must be a number, got {threshold!r}", param="threshold")
-        scope, parsed = resolve_scope(user_id, agent_id, run_id, filters, required="search")
+        scope, parsed = resolve_scope(request.user_id, request.agent_id, request.run_id, request.filters, required="search")
         started = time.perf_counter()
         vector = self._queries.embed_one(query)  # concurrent searches share one model call
         embedded = time.perf_counter()
@@ -615,4 +616,4 @@ class AsyncMemory:
         await self.close()
 
 
-__all__ = ["AsyncMemory", "Memory"]
+__all__ = ["AsyncMemory", "Memory", "SearchRequest"]

@@ -21,7 +21,7 @@ from openai.types.chat import ChatCompletion
 
 from memlane.config import MemlaneConfig, load_config
 from memlane.engine.learner import Learner
-from memlane.engine.memory import AsyncMemory, Memory, check_limit, check_metadata, resolve_scope
+from memlane.engine.memory import AsyncMemory, Memory, SearchRequest, check_limit, check_metadata, resolve_scope
 from memlane.errors import UpstreamError, ValidationError
 from memlane.openai_compat import resolve_endpoint
 from memlane.proxy.fields import MemlaneFields
@@ -142,7 +142,8 @@ class EmbeddedBackend:
             return [], timings
         self.stats.recalls += 1
         try:
-            hits = self.engine.search_hits(query, **call.scope.as_dict(), filters=call.filters, limit=call.limit, timings=timings)
+            request = SearchRequest(query, **call.scope.as_dict(), filters=call.filters, limit=call.limit)
+            hits = self.engine.search_hits(request, timings=timings)
         except ValidationError:
             raise
         except Exception as exc:  # noqa: BLE001 - memory failure never breaks chat

@@ -24,14 +24,17 @@ def create_app(
     *,
     keys: KeyStore | None = None,
     limits: Limits | None = None,
-    drain_seconds: float = 30.0,
+    drain_seconds: float | None = None,
     require_keys: bool = False,
 ) -> FastAPI:
-    """``require_keys``: every request needs an active key even before one exists (``memlane
-    serve`` sets it for any non-loopback bind); keys are also required once any was created."""
+    """The server for ``config``; its ``server`` section gives the keys file, the drain time and
+    the request limits (the arguments override them, for tests). ``require_keys``: every request
+    needs an active key even before one exists (``memlane serve`` sets it for any non-loopback
+    bind); keys are also required once any was created."""
     cfg = load_config(config)
-    keys = keys or KeyStore()
-    limits = limits or Limits()
+    keys = keys or KeyStore(cfg.server.keys_file())
+    limits = limits or Limits.from_config(cfg.server)
+    drain = cfg.server.drain_seconds if drain_seconds is None else drain_seconds
     projects = Projects(cfg)
     metrics = Metrics()
     auth = Auth(keys, require_keys=require_keys)
@@ -41,7 +44,7 @@ def create_app(
         # open the default store now (its learner resumes the outbox) and load the embedder
         await in_thread(projects.engine(DEFAULT_PROJECT).warm_up)
         yield
-        await projects.drain_and_close(drain_seconds)  # graceful shutdown drains the outbox
+        await projects.drain_and_close(drain)  # graceful shutdown drains the outbox
 
     app = FastAPI(title="memlane", version=__version__, lifespan=lifespan,
                   description="OpenAI-compatible chat with long-term memory, and the memory REST API.")

@@ -6,11 +6,12 @@ import asyncio
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Awaitable, Callable
 
 import numpy as np
 
+from memlane.config import ServerConfig
 from memlane.server.errors import APIError
 
 log = logging.getLogger("memlane.server")
@@ -20,15 +21,20 @@ ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Cal
 
 @dataclass(frozen=True)
 class Limits:
+    """The request limits of ``ServerConfig`` (the ``server`` config section), checked per field."""
+
     max_body_bytes: int = 8 * 1024 * 1024
     max_messages: int = 2_000
     max_limit: int = 1_000
     max_metadata_bytes: int = 16 * 1024
     max_memory_chars: int = 20_000
-    max_page_size: int = 1_000
     #: Nesting of arrays/objects a JSON body may have: deeper ones are refused before parsing
     #: (Python's JSON parser recurses; ~1,000 levels crash it).
     max_json_depth: int = 64
+
+    @classmethod
+    def from_config(cls, server: ServerConfig) -> Limits:
+        return cls(**{f.name: getattr(server, f.name) for f in fields(cls)})
 
     def check_metadata(self, metadata: Any) -> None:
         if metadata is not None and len(json.dumps(metadata, default=str)) > self.max_metadata_bytes:

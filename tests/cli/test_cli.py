@@ -59,7 +59,7 @@ def test_help_lists_every_memories_command() -> None:
 
 
 def test_chat_repl_recalls_and_learns(tmp_path: Path, upstream: ScriptedUpstream) -> None:
-    from tests.proxy.conftest import client_config, restaurant_llm
+    from tests.scenarios import client_config, restaurant_llm
 
     upstream.handler = restaurant_llm
     config = tmp_path / "chat.json"

@@ -22,7 +22,7 @@ import pytest
 from memlane import Memory
 from memlane.testing import Reply, ScriptedRequest, ScriptedUpstream
 
-from tests.conftest import MULTI_PROCESS_BACKENDS, engine_config
+from tests.scenarios import MULTI_PROCESS_BACKENDS, engine_config
 from tests.threads import run_in_threads
 
 

@@ -6,39 +6,8 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from memlane import Memlane
-from memlane.testing import Reply, ScriptedRequest, ScriptedUpstream
-
-SPEC_PATH = Path(__file__).resolve().parents[1] / "specs" / "openai-openapi.json"
-
-
-def client_config(db_path: Path, server: ScriptedUpstream, **overrides: Any) -> dict[str, Any]:
-    """A client on a temp SQLite file, chatting with (and learning through) the scripted upstream.
-    The memory LLM has no model of its own: it uses each chat's model, as by default."""
-    config: dict[str, Any] = {
-        "vector_store": {"provider": "sqlite", "config": {"path": str(db_path)}},
-        "upstream": {"base_url": server.url, "api_key": "upstream-key", "max_retries": 0, "timeout": 10},
-        "llm": {"provider": "openai", "config": {"max_retries": 0}},
-        "outbox": {"retry_base_seconds": 0.05, "retry_max_seconds": 0.2, "poll_seconds": 0.05, "exit_flush_seconds": 0},
-    }
-    config.update(overrides)
-    return config
-
-
-def restaurant_llm(req: ScriptedRequest) -> Reply:
-    """Extraction learns the seed's facts from any exchange that mentions them."""
-    if req.stage == "extract":
-        text = req.last_user_text.lower()
-        facts = []
-        if "allergic to cheese" in text:
-            facts.append("Is allergic to cheese")
-        if "indian food" in text:
-            facts.append("Loves Indian food")
-        return Reply.json({"facts": facts})
-    if req.stage == "reconcile":
-        known = {m["text"] for m in req.reconcile_payload["existing_memories"]}
-        new = [f for f in req.reconcile_payload["new_facts"] if f not in known]
-        return Reply.json({"memory": [{"id": str(100 + i), "text": f, "event": "ADD"} for i, f in enumerate(new)]})
-    return Reply.text("Noted! Here is my suggestion.")
+from memlane.testing import ScriptedUpstream
+from tests.scenarios import client_config, restaurant_llm
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 
 from memlane import AsyncMemlane, MemlaneChatCompletion
 from memlane.testing import Reply, ScriptedUpstream
-from tests.proxy.conftest import client_config, restaurant_llm
+from tests.scenarios import client_config, restaurant_llm
 
 
 def test_async_restaurant_scenario_and_streaming(tmp_path: Path, upstream: ScriptedUpstream) -> None:

@@ -13,7 +13,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from memlane import ConfigError, FilterError, Mem0, Memlane, MemlaneChatCompletion, Memory, StoreError
 from memlane.testing import Reply, ScriptedUpstream, openai_spec
-from tests.proxy.conftest import SPEC_PATH
+from tests.scenarios import SPEC_PATH
 
 SEED = "I love Indian food but I'm allergic to cheese."
 DINNER = "Suggest dinner options in San Francisco."
@@ -202,7 +202,7 @@ def test_garbage_from_the_extractor_leaves_chat_answered_and_the_outbox_retrying
     status = client.outbox_status()
     assert status["pending"] == 1 and status["retrying"] == 1 and status["failed_attempts"] >= 1
     assert "invalid JSON" in status["last_error"]
-    from tests.proxy.conftest import restaurant_llm
+    from tests.scenarios import restaurant_llm
 
     upstream.handler = restaurant_llm  # the model recovers: the retried exchange is learnt, once
     assert client.flush(timeout=30)

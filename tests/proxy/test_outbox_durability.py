@@ -15,8 +15,8 @@ import pytest
 
 from memlane import Memlane
 from memlane.testing import Reply, ScriptedRequest, ScriptedUpstream
-from tests.conftest import MULTI_PROCESS_BACKENDS
-from tests.proxy.conftest import client_config, restaurant_llm
+from tests.scenarios import MULTI_PROCESS_BACKENDS
+from tests.scenarios import client_config, restaurant_llm
 
 CHILD = """
 import json, sys, time

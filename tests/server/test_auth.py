@@ -20,7 +20,7 @@ from memlane.server.keys import KeyStore, check_project
 from memlane.errors import ValidationError
 from memlane.testing import ScriptedUpstream
 from memlane.testing.live_server import LiveServer
-from tests.proxy.conftest import client_config, restaurant_llm
+from tests.scenarios import client_config, restaurant_llm
 
 CLOSED = [("GET", "/v1/memories?user_id=alice"), ("POST", "/v1/memories/search"), ("POST", "/v1/chat/completions"),
           ("GET", "/v1/models"), ("GET", "/metrics"), ("GET", "/v1/whoami")]

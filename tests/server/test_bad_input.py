@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from memlane.testing import ScriptedUpstream
 from memlane.testing.live_server import LiveServer
-from tests.proxy.conftest import restaurant_llm
+from tests.scenarios import restaurant_llm
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -26,7 +26,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """One server for the module (hypothesis runs many examples against it)."""
     from memlane.server.app import create_app
     from memlane.server.keys import KeyStore
-    from tests.proxy.conftest import client_config
+    from tests.scenarios import client_config
 
     home = tmp_path_factory.mktemp("fuzz")
     with ScriptedUpstream() as upstream:

@@ -15,7 +15,7 @@ import pytest
 from memlane.server.keys import KeyStore
 from memlane.testing import Reply, ScriptedUpstream
 from memlane.testing.live_server import LiveServer
-from tests.proxy.conftest import restaurant_llm
+from tests.scenarios import restaurant_llm
 
 JS = Path(__file__).resolve().parents[1] / "js"
 

@@ -10,7 +10,7 @@ import pytest
 from memlane.server.keys import KeyStore
 from memlane.testing import ScriptedUpstream
 from memlane.testing.live_server import LiveServer
-from tests.proxy.conftest import restaurant_llm
+from tests.scenarios import restaurant_llm
 
 
 @pytest.fixture

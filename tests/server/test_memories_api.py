@@ -14,7 +14,7 @@ from memlane.server.keys import KeyStore
 from memlane.server.limits import Limits
 from memlane.testing import ScriptedUpstream, openai_spec
 from memlane.testing.live_server import LiveServer
-from tests.proxy.conftest import SPEC_PATH, restaurant_llm
+from tests.scenarios import SPEC_PATH, restaurant_llm
 
 
 def test_memory_rest_round_trip(server: LiveServer) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from memlane.testing import Reply, ScriptedUpstream, openai_spec
 from memlane.testing.live_server import LiveServer
-from tests.proxy.conftest import SPEC_PATH
+from tests.scenarios import SPEC_PATH
 
 SEED = "I love Indian food but I'm allergic to cheese."
 DINNER = "Suggest dinner options in San Francisco."

@@ -11,7 +11,7 @@ from memlane.server.app import create_app
 from memlane.server.keys import KeyStore
 from memlane.testing import Reply, ScriptedRequest, ScriptedUpstream
 from memlane.testing.live_server import LiveServer
-from tests.proxy.conftest import client_config, restaurant_llm
+from tests.scenarios import client_config, restaurant_llm
 
 
 def test_shutdown_waits_for_the_outbox(tmp_path: Path, upstream: ScriptedUpstream) -> None:

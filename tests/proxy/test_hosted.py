@@ -14,7 +14,7 @@ from memlane.server.app import create_app
 from memlane.server.keys import KeyStore
 from memlane.testing import ScriptedUpstream
 from memlane.testing.live_server import LiveServer
-from tests.proxy.conftest import client_config, restaurant_llm
+from tests.scenarios import client_config, restaurant_llm
 
 SEED = "I love Indian food but I'm allergic to cheese."
 DINNER = "Suggest dinner options in San Francisco."
