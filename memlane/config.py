@@ -125,9 +125,9 @@ class MemlaneConfig(_Strict):
     vector_store: ProviderSection = Field(
         default_factory=lambda: ProviderSection(provider="sqlite")
     )
-    embedder: ProviderSection = Field(
-        default_factory=lambda: ProviderSection(provider="sentence_transformers")
-    )
+    #: None: the store's own embedder if it was built with MiniLM (so an existing store keeps
+    #: its vector space), else the static model shipped with memlane (``model2vec``)
+    embedder: ProviderSection | None = None
     llm: ProviderSection = Field(default_factory=lambda: ProviderSection(provider="openai"))
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)

@@ -1,7 +1,7 @@
 """One registry of providers, keyed by the config's ``provider`` string.
 
-Built-in providers are registered by import path and imported lazily, so that choosing the
-OpenAI embedder never imports torch, and a missing optional dependency is an error naming the
+Built-in providers are registered by import path and imported lazily, so that the default
+(static) embedder and the OpenAI one never import torch, and a missing optional dependency is an error naming the
 package to install rather than an ImportError at start-up. Third parties add a provider with
 one ``register(kind, name, factory)`` call.
 """
@@ -22,6 +22,8 @@ _BUILTIN: dict[str, dict[str, str]] = {
         "qdrant": "memlane.stores.qdrant:QdrantStore",
     },
     "embedder": {
+        "model2vec": "memlane.embedders.static:StaticEmbedder",
+        "static": "memlane.embedders.static:StaticEmbedder",
         "sentence_transformers": "memlane.embedders.sentence_transformers:SentenceTransformerEmbedder",
         "huggingface": "memlane.embedders.sentence_transformers:SentenceTransformerEmbedder",
         "openai": "memlane.embedders.openai:OpenAIEmbedder",

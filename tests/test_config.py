@@ -9,7 +9,7 @@ from memlane.config import default_db_path, load_config
 def test_defaults_are_the_embedded_stack(isolated_env: Path) -> None:
     cfg = load_config({})
     assert cfg.vector_store.provider == "sqlite"
-    assert cfg.embedder.provider == "sentence_transformers"
+    assert cfg.embedder is None, "no embedder named: the store's own, or the static default for a new store"
     assert cfg.llm.provider == "openai"
     assert default_db_path() == isolated_env / "memlane.db"
 

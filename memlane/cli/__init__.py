@@ -11,6 +11,7 @@ from memlane import __version__
 from memlane.cli.chat import chat
 from memlane.cli.demo import demo
 from memlane.cli.memories import memories
+from memlane.cli.models import models
 from memlane.cli.outbox import outbox
 from memlane.cli.serve import keys, serve
 
@@ -39,6 +40,7 @@ cli.add_command(demo)
 cli.add_command(serve)
 cli.add_command(keys)
 cli.add_command(outbox)
+cli.add_command(models)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -22,7 +22,7 @@ from typing import Any, ContextManager, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from memlane import registry
-from memlane.config import MemlaneConfig, load_config
+from memlane.config import MemlaneConfig, ProviderSection, load_config
 from memlane.embedders.base import Embedder
 from memlane.embedders.batching import QueryBatcher
 from memlane.engine import inference, prompts
@@ -41,6 +41,8 @@ log = logging.getLogger("memlane.memory")
 SIMILAR_PER_FACT = 5
 MAX_EXISTING_SHOWN = 40
 DEFAULT_LIST_LIMIT = 100
+#: How the bundled MiniLM is recorded in a store (``SentenceTransformerEmbedder.model_id``).
+MINILM_MODEL_ID = "sentence_transformers/all-MiniLM-L6-v2"
 #: Imports at least this big go through the store's bulk load.
 BULK_LOAD_ROWS = 5_000
 
@@ -118,6 +120,17 @@ class SearchRequest:
     threshold: float | None = None
 
 
+def default_embedder(recorded: str | None) -> ProviderSection:
+    """The embedder when the config names none: a store built with the bundled MiniLM keeps it
+    (its vectors are in MiniLM's space; mixing spaces would make search meaningless), anything
+    else gets the static default. ``memlane memories export``/``import`` moves a store over."""
+    if recorded == MINILM_MODEL_ID:
+        log.info("this store was built with all-MiniLM-L6-v2, so it keeps using it (the default for new stores is "
+                 "the static model; export and import the memories into a new store to move over)")
+        return ProviderSection(provider="sentence_transformers")
+    return ProviderSection(provider="model2vec")
+
+
 class Memory:
     """Long-term memory over one store, one embedder and one LLM.
 
@@ -131,7 +144,10 @@ class Memory:
         self.store: MemoryStore = registry.get_factory("vector_store", cfg.vector_store.provider)(
             cfg.vector_store.config, **context
         )
-        self.embedder: Embedder = registry.get_factory("embedder", cfg.embedder.provider)(cfg.embedder.config, **context)
+        #: the embedder section in use: the config's, or the default chosen for this store
+        self.embedder_section = cfg.embedder or default_embedder(self.store.embedding_model())
+        self.embedder: Embedder = registry.get_factory("embedder", self.embedder_section.provider)(
+            self.embedder_section.config, **context)
         self.llm: LLM = registry.get_factory("llm", cfg.llm.provider)(cfg.llm.config, **context)
         self._bound = False
         self._bind_lock = threading.Lock()

@@ -74,6 +74,10 @@ class MemoryStore(Protocol):
         """Record the embedding model on first use; refuse another model later."""
         ...
 
+    def embedding_model(self) -> str | None:
+        """The model recorded by ``bind_embedder``; None for a store not used yet."""
+        ...
+
     def scope_lock(self, scope: Scope) -> ContextManager[None]:
         """Serialize adds to one exact scope across threads and processes."""
         ...

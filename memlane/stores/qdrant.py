@@ -192,6 +192,9 @@ class QdrantStore:
 
     # -- collection ----------------------------------------------------------------------------
 
+    def embedding_model(self) -> str | None:
+        return self.records.embedding_model()
+
     def bind_embedder(self, model_id: str, dims: int) -> None:
         self.records.bind_embedder(model_id, dims)
         m, name = self._models, self.qoptions.collection_name

@@ -143,6 +143,11 @@ class SQLStore:
                     "there (memlane memories export / import re-embeds them)")
         self._dims = dims
 
+    def embedding_model(self) -> str | None:
+        with self._read("reading the embedding model") as conn:
+            row = conn.execute(self._sql("SELECT value FROM {t}store_info WHERE key = 'embedding_model'")).fetchone()
+        return row["value"] if row else None
+
     # -- reads ---------------------------------------------------------------------------------
 
     def get(self, memory_id: str) -> MemoryRecord | None:

@@ -45,7 +45,7 @@ def test_models_are_never_downloaded() -> None:
 def test_changing_the_embedding_model_of_a_store_is_a_clear_error(
     make_memory: Callable[..., Memory], tmp_path: Path, fast_embedder_config: dict[str, Any]
 ) -> None:
-    minilm = make_memory(tmp_path / "one.db")
+    minilm = make_memory(tmp_path / "one.db", embedder={"provider": "sentence_transformers"})
     minilm.add("Loves tea", user_id="alice", infer=False)
     other = make_memory(tmp_path / "one.db", embedder=fast_embedder_config)
     with pytest.raises(EmbedderMismatchError, match="all-MiniLM-L6-v2 \\(384 dims\\).*scripted-embedding \\(64 dims\\)"):
