@@ -115,15 +115,14 @@ def evaluate(questions: list[dict[str, Any]], retrieve: Callable[[dict[str, Any]
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--data", default=str(DEFAULT_DATA))
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "locomo_retrieval.md"))
-    args = parser.parse_args()
-    samples = json.loads(Path(args.data).read_text())
-    workdir = Path(tempfile.mkdtemp(prefix="memlane-locomo-"))
-    memory = Memory({"vector_store": {"provider": "sqlite", "config": {"path": str(workdir / "locomo.db")}}})
+EMBEDDERS = {
+    "static": {"provider": "model2vec"},
+    "minilm": {"provider": "sentence_transformers"},
+}
 
+
+def load_locomo(memory: Memory, samples: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, list[tuple[str, str]]], int, float]:
+    """Store every dated turn (one add per session) and collect the questions with their evidence."""
     questions: list[dict[str, Any]] = []
     docs: dict[str, list[tuple[str, str]]] = {}  # sample -> [(dia_id, bare text)]
     t0 = time.perf_counter()
@@ -144,7 +143,35 @@ def main() -> None:
             ev = evidence_ids(qa.get("evidence", []), known)
             if ev:
                 questions.append({"sample": sid, "question": qa["question"], "category": qa["category"], "evidence": ev})
-    load_s = time.perf_counter() - t0
+    return questions, docs, stored, time.perf_counter() - t0
+
+
+def run_variants(memory: Memory, questions: list[dict[str, Any]], variants: list[tuple[str, RetrievalConfig]],
+                 ks: tuple[int, ...] = (5, 10)) -> list[tuple[str, dict[str, Any]]]:
+    def memlane(q: dict[str, Any], k: int) -> list[str]:
+        hits = memory.search(q["question"], user_id=q["sample"], limit=k)["results"]
+        return [h["metadata"].get("dia_id") for h in hits]
+
+    rows = []
+    for name, settings in variants:
+        memory.config.retrieval = settings
+        rows.append((name, evaluate(questions, memlane, ks)))
+        print(name, {k: round(v, 3) for k, v in rows[-1][1].items()}, flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--embedder", choices=sorted(EMBEDDERS), default="static", help="static (the default) or minilm")
+    parser.add_argument("--out", default=None, help="default: bench/results/locomo_retrieval[_minilm].md")
+    args = parser.parse_args()
+    out = Path(args.out or ROOT / "bench" / "results" / f"locomo_retrieval{'' if args.embedder == 'static' else '_' + args.embedder}.md")
+    samples = json.loads(Path(args.data).read_text())
+    workdir = Path(tempfile.mkdtemp(prefix="memlane-locomo-"))
+    memory = Memory({"vector_store": {"provider": "sqlite", "config": {"path": str(workdir / "locomo.db")}},
+                     "embedder": EMBEDDERS[args.embedder]})
+    questions, docs, stored, load_s = load_locomo(memory, samples)
     print(f"stored {stored} turns in {load_s:.1f}s; {len(questions)} questions", flush=True)
 
     ks = (5, 10)
@@ -152,23 +179,15 @@ def main() -> None:
     rows: list[tuple[str, dict[str, Any]]] = []
     rows.append(("BM25 baseline (bare BM25 over dated turns, this run)",
                  evaluate(questions, lambda q, k: [docs[q["sample"]][i][0] for i in bm25[q["sample"]].top(q["question"], k)], ks)))
-
-    def memlane(q: dict[str, Any], k: int) -> list[str]:
-        hits = memory.search(q["question"], user_id=q["sample"], limit=k)["results"]
-        return [h["metadata"].get("dia_id") for h in hits]
-
     variants = [
         ("memlane keyword only (FTS5 porter + neighbour turns)", RetrievalConfig(keyword_weight=1.0)),
-        ("memlane dense only (MiniLM cosine)", RetrievalConfig(keyword_weight=0.0)),
+        (f"memlane dense only ({args.embedder} cosine)", RetrievalConfig(keyword_weight=0.0)),
         ("memlane RRF (k=60) of both", RetrievalConfig(fusion="rrf")),
         ("memlane weighted 0.5/0.5 (default)", RetrievalConfig()),
     ]
     for weight in (0.3, 0.4, 0.6, 0.7):
         variants.append((f"memlane weighted, keyword weight {weight}", RetrievalConfig(keyword_weight=weight)))
-    for name, settings in variants:
-        memory.config.retrieval = settings
-        rows.append((name, evaluate(questions, memlane, ks)))
-        print(name, {k: round(v, 3) for k, v in rows[-1][1].items()}, flush=True)
+    rows += run_variants(memory, questions, variants, ks)
 
     header = "| method | all@5 | all@10 | multi-hop@10 | temporal@10 | open-domain@10 | single-hop@10 | search p50 ms | p95 ms |"
     lines = [header, "|---|---|---|---|---|---|---|---|---|"]
@@ -178,9 +197,9 @@ def main() -> None:
             f"| {name} | {r['all@5']:.3f} | {r['all@10']:.3f} ({r['all@10'] / base:.2f}x) | {r['c1@10']:.3f} | {r['c2@10']:.3f} | "
             f"{r['c3@10']:.3f} | {r['c4@10']:.3f} | {r['ms_p50']:.1f} | {r['ms_p95']:.1f} |")
     table = "\n".join(lines)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(f"LoCoMo dev half: {len(questions)} questions (categories 1-4), {stored} turns; load {load_s:.1f}s.\n"
+    out.write_text(f"LoCoMo dev half: {len(questions)} questions (categories 1-4), {stored} turns; load {load_s:.1f}s; "
+                   f"embedder: {memory.embedder.model_id}.\n"
                    f"Ratios are against the BM25 baseline of this run. Search times include query embedding.\n\n{table}\n")
     print(table)
     memory.close()

@@ -12,8 +12,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 
 def _with_nulls(node: Any) -> Any:
     if isinstance(node, list):
@@ -34,5 +32,9 @@ def _components(spec_path: str) -> dict[str, Any]:
 
 def validate(instance: Any, schema_name: str, spec_path: str | Path) -> None:
     """Raise ``jsonschema.ValidationError`` unless ``instance`` matches ``components.schemas[name]``."""
+    try:
+        import jsonschema
+    except ImportError:
+        raise ImportError("validating against OpenAI's spec needs jsonschema: pip install jsonschema (in memlane[test])") from None
     schema = {"$ref": f"#/components/schemas/{schema_name}", "components": _components(str(spec_path))}
     jsonschema.validate(instance, schema, cls=jsonschema.Draft202012Validator)
