@@ -1,13 +1,18 @@
-"""Throughput and latency of ``memlane serve`` under load, against the upstream alone.
+"""Throughput and latency of ``memlane serve`` under load, against the upstream alone and the plain
+proxy, on real text with learning on.
 
-Three processes besides this one: the scripted upstream (answers instantly), ``memlane serve``
-(embedded SQLite store with 10k memories in the scope), and a bounded async load generator
-(httpx, keep-alive). For 1, 8 and 64 concurrent clients: req/s and p50/p95/p99 for
-(a) straight to the upstream, (b) through memlane without a scope (plain proxy),
-(c) through memlane with recall (``user_id``; learning on). Loopback only; each level runs a
-fixed time.
+Processes besides this one: the scripted upstream (``--facts``: every exchange teaches a fact,
+so learning extracts, reconciles and stores while the load runs), ``memlane serve`` (embedded
+SQLite store), and ``wrk`` as the load generator (C, two threads: it does not eat the cores it
+measures). The store holds LoCoMo dev turns recombined into unique texts: ``--scope-size`` in
+alice's scope (the one recalled) and ``--store-size`` in all. Each chat's user turn is a LoCoMo
+turn too, so recall runs keyword search on real words. Three paths, each at 8 and 64 keep-alive
+connections: (a) straight to the upstream, (b) through memlane without a scope (plain proxy),
+(c) through memlane with recall (``user_id``, learning on).
 
-    python bench/server_throughput.py [--seconds 8]
+    python bench/server_throughput.py [--seconds 10] [--embedders static,minilm]
+
+Needs ``wrk`` (``apt-get install -y wrk``). Writes ``bench/results/server_throughput.md``.
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
+import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
-
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -27,104 +35,116 @@ sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from processes import start_serve, start_upstream, stop  # noqa: E402
+from soak import locomo_turns  # noqa: E402
 
-LOADGEN = r'''
-import asyncio, json, sys, time
-url, seconds, clients, body = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
-async def main():
-    lat, errors = [], 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        end = time.perf_counter() + seconds
-        async def worker(i):
-            nonlocal errors
-            n = 0
-            while time.perf_counter() < end:
-                b = dict(body); b["messages"] = [{"role": "user", "content": f"{body['messages'][0]['content']} ({i}-{n})"}]
-                t = time.perf_counter()
-                r = await client.post(url, json=b)
-                lat.append(time.perf_counter() - t)
-                errors += r.status_code != 200
-                n += 1
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker(i) for i in range(clients)))
-        wall = time.perf_counter() - t0
-    print(json.dumps({"n": len(lat), "wall": wall, "errors": errors, "lat": lat}))
-asyncio.run(main())
+EMBEDDERS = {"static": {"provider": "model2vec"}, "minilm": {"provider": "sentence_transformers"}}
+
+WRK_SCRIPT = r'''
+local bodies = {}
+local n = 0
+init = function(args)
+  for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
+end
+request = function()
+  n = n + 1
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, bodies[(n % #bodies) + 1])
+end
 '''
 
 
-def run_level(url: str, seconds: float, clients: int, body: dict) -> dict:
-    out = subprocess.run([sys.executable, "-c", LOADGEN, url, str(seconds), str(clients), json.dumps(body)],
-                         capture_output=True, text=True, timeout=seconds + 120)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr)
-    data = json.loads(out.stdout)
-    lat = sorted(data["lat"])
+def recombined(turns: list[str], count: int, seed: int) -> list[str]:
+    """``count`` unique real-text memories: two LoCoMo turns joined (never synthetic words)."""
+    rng = random.Random(seed)
+    out: set[str] = set()
+    while len(out) < count:
+        out.add(f"{rng.choice(turns)} {rng.choice(turns)}")
+    return sorted(out)
 
-    def pct(p: float) -> float:
-        return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000
 
-    return {"rps": data["n"] / data["wall"], "p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99), "errors": data["errors"], "n": data["n"]}
+def build_store(db: Path, embedder: dict[str, Any], turns: list[str], scope_size: int, store_size: int) -> float:
+    from memlane import Memory
+
+    started = time.perf_counter()
+    with Memory({"vector_store": {"provider": "sqlite", "config": {"path": str(db)}}, "embedder": embedder}) as memory:
+        texts = recombined(turns, store_size, 7)
+        for start in range(0, len(texts), 1000):
+            user = "alice" if start < scope_size else f"user{start // 1000}"
+            memory.add(texts[start:start + 1000], user_id=user, infer=False)
+    return time.perf_counter() - started
+
+
+def wrk(url: str, bodies: Path, seconds: float, connections: int, work: Path) -> dict[str, float]:
+    script = work / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds:.0f}s", "--latency", "-s", str(script), url, "--", str(bodies)],
+                         capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+
+    def ms(label: str) -> float:
+        found = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
+        if not found:
+            return float("nan")
+        value, unit = float(found[1]), found[2]
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]), "p50": ms("50"), "p99": ms("99"),  # type: ignore[index]
+            "errors": float(errors[1]) if errors else 0.0}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=8)
-    parser.add_argument("--no-learning", action="store_true",
-                        help="diagnosis: the memory LLM points at a closed port with a 1-hour backoff, so the learner idles")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--embedders", default="static,minilm")
+    parser.add_argument("--scope-size", type=int, default=10_000)
+    parser.add_argument("--store-size", type=int, default=100_000)
+    parser.add_argument("--minilm-store-size", type=int, default=10_000, help="MiniLM embeds ~100 texts/s here: 100k would take 17 min")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "server_throughput.md"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="memlane-throughput-"))
+    turns = locomo_turns()
     procs: list[subprocess.Popen] = []
+    rows: list[tuple[str, int, str, dict[str, float]]] = []
+    notes: list[str] = []
     try:
-        up, upstream_url = start_upstream()
+        up, upstream_url = start_upstream("--facts")
         procs.append(up)
-
-        # the store: 10k memories in alice's scope (synthetic vectors under the real model id)
-        from memlane.embedders.sentence_transformers import SentenceTransformerEmbedder
-        from memlane.stores.sqlite import SQLiteStore
-        from search_latency import load
-
-        db = work / "memlane.db"
-        store = SQLiteStore({"path": str(db)})
-        store.bind_embedder(SentenceTransformerEmbedder().model_id, 384)
-        load(store, ["alice"], 10_000)
-        store.close()
-        config = work / "memlane.json"
-        config.write_text(json.dumps({"vector_store": {"provider": "sqlite", "config": {"path": str(db)}},
-                                      "upstream": {"base_url": upstream_url, "api_key": "k", "max_retries": 0},
-                                      **({"llm": {"provider": "openai", "config": {"base_url": "http://127.0.0.1:9/v1", "max_retries": 0}},
-                                          "outbox": {"retry_base_seconds": 3600}} if args.no_learning else {})}))
-        serve, memlane_url = start_serve(config, work / "home")
-        procs.append(serve)
-
-        body = {"model": "m", "messages": [{"role": "user", "content": "Suggest dinner options in San Francisco."}]}
-        modes = [
-            ("direct to upstream", upstream_url + "/chat/completions", body),
-            ("memlane, no scope (plain proxy)", memlane_url + "/v1/chat/completions", body),
-            ("memlane, recall on (10k in scope)", memlane_url + "/v1/chat/completions", {**body, "user_id": "alice"}),
-        ]
-        for _, url, b in modes:  # warm up every path
-            run_level(url, 1.0, 2, b)
-        rows = []
-        for clients in (1, 8, 64):
-            for name, url, b in modes:
-                r = run_level(url, args.seconds, clients, b)
-                rows.append((clients, name, r))
-                print(clients, name, {k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}, flush=True)
+        queries = work / "queries.jsonl"
+        rng = random.Random(3)
+        chat = [{"model": "m", "messages": [{"role": "user", "content": rng.choice(turns)}]} for _ in range(2000)]
+        queries.write_text("\n".join(json.dumps(b) for b in chat) + "\n")
+        recall = work / "recall.jsonl"
+        recall.write_text("\n".join(json.dumps({**b, "user_id": "alice"}) for b in chat) + "\n")
+        for name in args.embedders.split(","):
+            embedder = EMBEDDERS[name]
+            store_size = args.store_size if name == "static" else min(args.store_size, args.minilm_store_size)
+            db = work / f"{name}.db"
+            load_s = build_store(db, embedder, turns, args.scope_size, store_size)
+            notes.append(f"{name}: {store_size:,} memories ({args.scope_size:,} in the recalled scope) loaded in {load_s:.0f} s")
+            config = work / f"{name}.json"
+            config.write_text(json.dumps({"vector_store": {"provider": "sqlite", "config": {"path": str(db)}}, "embedder": embedder,
+                                          "upstream": {"base_url": upstream_url, "api_key": "k"}}))
+            serve, memlane_url = start_serve(config, work / "home")
+            procs.append(serve)
+            modes = [("upstream alone", upstream_url + "/chat/completions", queries),
+                     ("memlane, no scope (plain proxy)", memlane_url + "/v1/chat/completions", queries),
+                     ("memlane, recall on, learning on", memlane_url + "/v1/chat/completions", recall)]
+            for _, url, bodies in modes:  # warm every path
+                wrk(url, bodies, 2, 4, work)
+            for connections in (8, 64):
+                for mode, url, bodies in modes:
+                    result = wrk(url, bodies, args.seconds, connections, work)
+                    rows.append((name, connections, mode, result))
+                    print(name, connections, mode, result, flush=True)
+            stop([serve])
+            procs.remove(serve)
     finally:
         stop(procs)
-
-    lines = [
-        f"Each level runs {args.seconds:.0f} s; latencies are client-side (load generator in its own process).",
-        "",
-        "| clients | path | req/s | p50 ms | p95 ms | p99 ms | errors |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for clients, name, r in rows:
-        lines.append(f"| {clients} | {name} | {r['rps']:.0f} | {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | {r['errors']} |")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    lines = ["wrk (2 threads) against each path for "
+             f"{args.seconds:.0f} s; ratios are to the upstream alone at the same concurrency in the same run. " + "; ".join(notes) + ".",
+             "", "| embedder | connections | path | req/s | vs upstream | p50 ms | p99 ms | non-2xx |", "|---|---|---|---|---|---|---|---|"]
+    for name, connections, mode, r in rows:
+        base = next(x for n, c, m, x in rows if n == name and c == connections and m == "upstream alone")
+        lines.append(f"| {name} | {connections} | {mode} | {r['rps']:.0f} | {r['rps'] / base['rps']:.3f}x | {r['p50']:.1f} | {r['p99']:.1f} | {r['errors']:.0f} |")
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

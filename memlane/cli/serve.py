@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -36,9 +38,11 @@ def key_store(ctx: click.Context) -> Any:
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="MEMLANE_SERVE_HOST")
 @click.option("--port", default=8765, show_default=True, type=int, envvar="MEMLANE_SERVE_PORT")
 @click.option("--log-level", default="info", show_default=True)
+@click.option("--workers", "-w", default=1, show_default=True, type=click.IntRange(1, 64), envvar="MEMLANE_SERVE_WORKERS",
+              help="server processes on one port, all on the same store (SQLite WAL and per-scope lock files, or PostgreSQL)")
 @click.pass_context
 @user_errors
-def serve(ctx: click.Context, host: str, port: int, log_level: str) -> None:
+def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int) -> None:
     """Run the OpenAI-compatible proxy with memory, and the memory REST API.
 
     \b
@@ -55,12 +59,22 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str) -> None:
             f"refusing to serve on {host} without API keys: anyone who can reach it could read every memory. "
             "Create a key first (memlane keys create --project NAME) or serve on 127.0.0.1."
         )
-    app = create_app((ctx.obj or {}).get("config_path"), keys=keys, require_keys=not is_loopback(host))
+    config_path = (ctx.obj or {}).get("config_path")
+    require_keys = not is_loopback(host)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"memlane {'' if keys.any_active() else '(no API keys: open to local callers only) '}serving on http://{shown}:{port}/v1")
     if not keys.any_active():
         click.echo("  to require keys: memlane keys create --project NAME   (then send Authorization: Bearer <key>)")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+    if workers == 1:
+        app = create_app(config_path, keys=keys, require_keys=require_keys)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+        return
+    # several processes: each builds its own app from the environment (uvicorn's factory mode)
+    if config_path:
+        os.environ["MEMLANE_CONFIG"] = str(Path(config_path).resolve())
+    os.environ["MEMLANE_REQUIRE_KEYS"] = "1" if require_keys else "0"
+    uvicorn.run("memlane.server.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
+                log_level=log_level, timeout_graceful_shutdown=30)
 
 
 @click.group()

@@ -84,3 +84,11 @@ def create_app(
         return {"project": project}
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one ``memlane serve --workers N`` process: the config from ``MEMLANE_CONFIG``,
+    keys required when the parent bound beyond loopback (``MEMLANE_REQUIRE_KEYS``)."""
+    import os
+
+    return create_app(None, require_keys=os.environ.get("MEMLANE_REQUIRE_KEYS") == "1")
