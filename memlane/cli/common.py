@@ -12,10 +12,28 @@ from memlane.errors import MemlaneError
 
 
 def open_memory(ctx: click.Context) -> Any:
+    """The engine on the configured store, or on a project's store (``--project``), the one the
+    server gives that project's keys."""
     from memlane import Memory
+    from memlane.config import load_config
+    from memlane.server.projects import project_config
 
-    path = (ctx.obj or {}).get("config_path")
-    return Memory(path) if path else Memory()
+    obj = ctx.find_root().obj or {}
+    return Memory(project_config(load_config(obj.get("config_path")), obj.get("project") or "default"))
+
+
+def _remember_project(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    if value:
+        root = ctx.find_root()
+        root.obj = {**(root.obj or {}), "project": value}
+
+
+def add_project_option(group: click.Group) -> None:
+    """Give every command of ``group`` ``--project NAME`` (the store that project's keys reach)."""
+    for command in group.commands.values():
+        command.params.append(click.Option(
+            ["--project", "-p"], expose_value=False, callback=_remember_project, envvar="MEMLANE_PROJECT", is_eager=True,
+            help="the project whose memories to use (as `memlane keys create --project` names it); default: default"))
 
 
 def echo_json(value: Any) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from memlane.cli.common import echo_json, json_option, open_memory, scope_options, user_errors
+from memlane.cli.common import add_project_option, echo_json, json_option, open_memory, scope_options, user_errors
 
 
 @click.group()
@@ -195,3 +195,6 @@ def read_records(text: str, source: str) -> list[dict[str, Any]]:
             except _json.JSONDecodeError as exc:
                 raise click.ClickException(f"{source}: line {number} is not valid JSON: {exc.msg}") from None
     return records
+
+
+add_project_option(memories)

@@ -3,23 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Any
-
 import click
 
-from memlane.cli.common import echo_json, user_errors
-
-
-def _open(ctx: click.Context, project: str) -> Any:
-    from memlane import Memory
-    from memlane.config import load_config
-    from memlane.server.projects import project_config
-
-    return Memory(project_config(load_config((ctx.obj or {}).get("config_path")), project))
-
-
-project_option = click.option("--project", "-p", default="default", show_default=True, envvar="MEMLANE_PROJECT",
-                              help="the project whose store to use (as keys name it)")
+from memlane.cli.common import add_project_option, echo_json, open_memory, user_errors
 
 
 @click.group()
@@ -41,24 +27,22 @@ def outbox() -> None:
 
 
 @outbox.command("status")
-@project_option
 @click.pass_context
 @user_errors
-def status(ctx: click.Context, project: str) -> None:
+def status(ctx: click.Context) -> None:
     """Counts: pending, in progress, retrying, dead; the oldest item's age and the last error."""
-    with _open(ctx, project) as memory:
+    with open_memory(ctx) as memory:
         echo_json(memory.outbox_status())
 
 
 @outbox.command("dead")
-@project_option
 @click.option("--limit", "-n", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="full items as JSON")
 @click.pass_context
 @user_errors
-def dead(ctx: click.Context, project: str, limit: int, as_json: bool) -> None:
+def dead(ctx: click.Context, limit: int, as_json: bool) -> None:
     """List dead exchanges with their last error."""
-    with _open(ctx, project) as memory:
+    with open_memory(ctx) as memory:
         items = memory.dead_exchanges(limit)
     if as_json:
         echo_json([{"id": i.id, "attempts": i.attempts, "created_at": i.created_at, "last_error": i.last_error, "payload": i.payload}
@@ -74,11 +58,13 @@ def dead(ctx: click.Context, project: str, limit: int, as_json: bool) -> None:
 
 @outbox.command("requeue")
 @click.argument("item_ids", nargs=-1)
-@project_option
 @click.pass_context
 @user_errors
-def requeue(ctx: click.Context, item_ids: tuple[str, ...], project: str) -> None:
+def requeue(ctx: click.Context, item_ids: tuple[str, ...]) -> None:
     """Put dead exchanges (all, or ITEM_IDS) back in the queue with their attempts reset."""
-    with _open(ctx, project) as memory:
+    with open_memory(ctx) as memory:
         count = memory.requeue(list(item_ids) if item_ids else None)
     click.echo(f"re-queued {count} exchange{'s' if count != 1 else ''}; a running learner (memlane serve, a client) takes them next")
+
+
+add_project_option(outbox)

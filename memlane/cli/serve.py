@@ -90,14 +90,19 @@ def keys() -> None:
 
 
 @keys.command("create")
-@click.option("--project", "-p", required=True, help="the project the key belongs to")
+@click.option("--project", "-p", default="default", show_default=True,
+              help="the project the key belongs to; `default` reaches the memories the server kept before any key")
 @click.pass_context
 @user_errors
 def create(ctx: click.Context, project: str) -> None:
     """Create a key; it is printed once and stored only as a hash."""
+    from memlane.config import load_config
+    from memlane.server.projects import describe_storage
+
     key, info = key_store(ctx).create(project)
     click.echo(key)
-    click.echo(f"(id {info.id}, project {info.project}; store it now: it is not shown again)", err=True)
+    where = describe_storage(load_config((ctx.obj or {}).get("config_path")), project)
+    click.echo(f"(id {info.id}, project {info.project}: its memories are in {where}; store the key now: it is not shown again)", err=True)
 
 
 @keys.command("list")

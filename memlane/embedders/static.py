@@ -31,6 +31,10 @@ class Options(BaseModel):
 
 _models: dict[str, Any] = {}
 _lock = threading.Lock()
+#: the Rust tokenizer under model2vec refuses concurrent use of one instance ("Already
+#: borrowed", seen under load with the learner and chats embedding at once); an encode takes
+#: ~0.05 ms, so one lock per process costs nothing measurable
+_encode_lock = threading.Lock()
 
 
 def _load(folder: Path) -> Any:
@@ -61,8 +65,10 @@ class StaticEmbedder:
         return _load(self.folder)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        model = self._model()
         try:
-            vectors = self._model().encode(list(texts), batch_size=self.options.batch_size, use_multiprocessing=False)
+            with _encode_lock:
+                vectors = model.encode(list(texts), batch_size=self.options.batch_size, use_multiprocessing=False)
         except ConfigError:
             raise
         except Exception as exc:  # noqa: BLE001

@@ -64,6 +64,17 @@ def project_config(config: MemlaneConfig, project: str) -> MemlaneConfig:
     return MemlaneConfig.model_validate(data)
 
 
+def describe_storage(config: MemlaneConfig, project: str) -> str:
+    """Where a project's memories live, in words (for ``memlane keys create``)."""
+    options = project_config(config, project).vector_store
+    settings = options.config
+    if options.provider == "sqlite":
+        return str(Path(settings.get("path") or default_db_path()).expanduser())
+    if options.provider == "pgvector":
+        return f"PostgreSQL schema {settings.get('schema_name', 'memlane')}"
+    return f"Qdrant collection {settings.get('collection_name', 'memlane')}"
+
+
 class Projects:
     def __init__(self, config: MemlaneConfig) -> None:
         self.config = config

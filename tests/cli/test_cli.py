@@ -93,3 +93,21 @@ def test_keys_create_list_revoke(isolated_env: Path) -> None:
 def test_serve_refuses_a_public_address_without_keys(isolated_env: Path) -> None:
     result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0"])
     assert result.exit_code == 1 and "refusing to serve on 0.0.0.0 without API keys" in result.output
+
+
+def test_the_first_key_does_not_strand_earlier_memories(isolated_env: Path) -> None:
+    """Data written before any key stays reachable: `keys create` defaults to the default project,
+    and a named project's key says where its (separate) memories live; `--project` reaches them."""
+    from click.testing import CliRunner
+
+    from memlane.server.keys import KeyStore
+
+    run("memories", "add", "Is allergic to cheese", "--user", "alice", "--no-infer")
+    created = CliRunner().invoke(cli, ["keys", "create"], catch_exceptions=False)
+    assert created.exit_code == 0 and "project default" in created.output and str(isolated_env / "memlane.db") in created.output
+    assert KeyStore(isolated_env / "keys.db").list()[0].project == "default"
+    named = CliRunner().invoke(cli, ["keys", "create", "--project", "acme"], catch_exceptions=False)
+    assert str(isolated_env / "memlane.acme.db") in named.output
+    run("memories", "add", "Likes tea", "--user", "alice", "--no-infer", "--project", "acme")
+    assert [r["memory"] for r in run("memories", "list", "--user", "alice", "--project", "acme")["results"]] == ["Likes tea"]
+    assert [r["memory"] for r in run("memories", "list", "--user", "alice")["results"]] == ["Is allergic to cheese"]

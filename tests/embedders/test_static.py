@@ -52,3 +52,17 @@ def test_vectors_are_unit_length_deterministic_and_fast() -> None:
     for _ in range(200):
         embedder.embed(["Suggest dinner options in San Francisco."])
     assert (time.perf_counter() - started) / 200 < 0.005, "a query embedding should take well under a millisecond"
+
+
+def test_many_threads_can_embed_at_once() -> None:
+    """The Rust tokenizer refuses concurrent use of one instance ("Already borrowed"); the
+    embedder serialises its calls, so chats and learner threads can embed together."""
+    from tests.threads import run_in_threads
+
+    embedder = StaticEmbedder()
+
+    def work() -> None:
+        for i in range(200):
+            embedder.embed([f"Suggest dinner options in San Francisco {i}", "I love Indian food " * (i % 7)])
+
+    assert run_in_threads(work, 8, 60) == []

@@ -124,3 +124,13 @@ def test_project_names_are_matched_whole() -> None:
     for bad in ("acme\n", "acme\n.evil", "", ".hidden", "a/b", "x" * 64):
         with pytest.raises(ValidationError):
             check_project(bad)
+
+
+def test_memories_written_before_the_first_key_are_read_with_a_default_key(make_server: Callable[..., LiveServer], tmp_path: Path,
+                                                                           upstream: ScriptedUpstream) -> None:
+    keys = KeyStore(tmp_path / "keys.db")
+    server = make_server(keys=keys)
+    httpx.post(server.url + "/v1/memories", json={"messages": "Is allergic to cheese", "user_id": "alice", "infer": False}).raise_for_status()
+    key, _ = keys.create("default")  # what `memlane keys create` makes without --project
+    listed = httpx.get(server.url + "/v1/memories?user_id=alice", headers={"Authorization": f"Bearer {key}"}).json()["results"]
+    assert [r["memory"] for r in listed] == ["Is allergic to cheese"]
