@@ -125,8 +125,14 @@ class EmbeddedBackend:
     def upstream(self) -> Any:
         """The openai SDK client chats go to (built on first use)."""
         if self._upstream is None:
-            url, key = resolve_endpoint(self.config.upstream.base_url, self.config.upstream.api_key, where="upstream")
+            # mem0 configs name only the llm: chats go to `upstream`, else the llm section's
+            # endpoint, else OPENAI_BASE_URL / OPENAI_API_KEY
+            llm = self.config.llm.config
             up = self.config.upstream
+            url, key = resolve_endpoint(up.base_url, up.api_key, fallback_base_url=llm.get("base_url"),
+                                        fallback_api_key=llm.get("api_key"), where="upstream")
+            source = "upstream" if up.base_url else "llm.config" if llm.get("base_url") else "OPENAI_BASE_URL/OPENAI_API_KEY"
+            log.info("chats go to %s (from %s)", url or "api.openai.com", source)
             sdk = openai.AsyncOpenAI if self._asynchronous else openai.OpenAI
             self._upstream = sdk(base_url=url, api_key=key, timeout=openai.Timeout(up.timeout, connect=up.connect_timeout),
                                  max_retries=up.retries(serving=False))

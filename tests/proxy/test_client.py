@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any, Callable
 
 import openai
@@ -13,7 +14,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from memlane import ConfigError, FilterError, Mem0, Memlane, MemlaneChatCompletion, Memory, StoreError
 from memlane.testing import Reply, ScriptedUpstream, openai_spec
-from tests.scenarios import SPEC_PATH
+from tests.scenarios import SPEC_PATH, restaurant_llm
 
 SEED = "I love Indian food but I'm allergic to cheese."
 DINNER = "Suggest dinner options in San Francisco."
@@ -294,3 +295,16 @@ def test_the_database_failing_after_start_never_breaks_chat(client: Memlane, ups
     assert resp.choices[0].message.content
     assert resp.metadata.memories == [] and client.stats.recall_failures == 1
     assert "StoreError" in client.stats.last_recall_error and "PostgreSQL" in client.stats.last_recall_error
+
+
+def test_a_mem0_config_with_only_an_llm_section_routes_chats_there(tmp_path: Path, upstream: ScriptedUpstream) -> None:
+    """mem0 users configure the LLM and expect it to answer: with no `upstream` section and no
+    OPENAI_* variables, chats go to the llm section's endpoint."""
+    from memlane import Mem0
+
+    upstream.handler = restaurant_llm
+    config = {"vector_store": {"provider": "sqlite", "config": {"path": str(tmp_path / "m.db")}},
+              "llm": {"provider": "openai", "config": {"base_url": upstream.url, "api_key": "k", "model": "gpt-4.1-nano"}}}
+    with Mem0(config=config) as client:
+        resp = client.chat.completions.create(messages=[{"role": "user", "content": "hi"}], model="gpt-4.1-nano", user_id="alice")
+    assert resp.choices[0].message.content == "Noted! Here is my suggestion."
