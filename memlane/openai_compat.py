@@ -41,6 +41,20 @@ def resolve_endpoint(
     return url, key
 
 
+NO_CHAT_ENDPOINT = ("no model server configured for chats: set OPENAI_BASE_URL (and OPENAI_API_KEY), or the config's "
+                    "upstream section, e.g. OPENAI_BASE_URL=http://localhost:11434/v1 for a local Ollama")
+
+
+def chat_endpoint(upstream: Any, llm: dict[str, Any]) -> tuple[str | None, str] | None:
+    """Where chats go: the ``upstream`` section, else the ``llm`` section's endpoint (mem0
+    configs name only that), else ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``; None when nothing is set."""
+    try:
+        return resolve_endpoint(upstream.base_url, upstream.api_key, fallback_base_url=llm.get("base_url"),
+                                fallback_api_key=llm.get("api_key"), where="upstream")
+    except EndpointNotConfiguredError:
+        return None
+
+
 class EndpointOptions(BaseModel):
     """Options every OpenAI-compatible provider shares; providers subclass to add their own."""
 

@@ -64,7 +64,13 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"memlane {'' if keys.any_active() else '(no API keys: open to local callers only) '}serving on http://{shown}:{port}/v1")
     if not keys.any_active():
-        click.echo("  to require keys: memlane keys create --project NAME   (then send Authorization: Bearer <key>)")
+        click.echo("  to require keys: memlane keys create   (then send Authorization: Bearer <key>)")
+    from memlane.config import load_config
+    from memlane.openai_compat import NO_CHAT_ENDPOINT, chat_endpoint
+
+    config = load_config(config_path)
+    endpoint = chat_endpoint(config.upstream, config.llm.config)
+    click.echo(f"  chats go to {endpoint[0] or 'https://api.openai.com/v1'}" if endpoint else f"  memory REST is ready; {NO_CHAT_ENDPOINT}")
     if workers == 1:
         app = create_app(config_path, keys=keys, require_keys=require_keys)
         uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)

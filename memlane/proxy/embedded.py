@@ -22,8 +22,8 @@ from openai.types.chat import ChatCompletion
 from memlane.config import MemlaneConfig, load_config
 from memlane.engine.learner import Learner
 from memlane.engine.memory import AsyncMemory, Memory, SearchRequest, check_limit, check_metadata, resolve_scope
-from memlane.errors import UpstreamError, ValidationError
-from memlane.openai_compat import resolve_endpoint
+from memlane.errors import EndpointNotConfiguredError, UpstreamError, ValidationError
+from memlane.openai_compat import NO_CHAT_ENDPOINT, chat_endpoint
 from memlane.proxy.fields import MemlaneFields
 from memlane.proxy.recall import as_mapping, exchange_payload, inject, recall_query, reply_text
 from memlane.proxy.streams import MemlaneAsyncStream, MemlaneStream
@@ -129,8 +129,10 @@ class EmbeddedBackend:
             # endpoint, else OPENAI_BASE_URL / OPENAI_API_KEY
             llm = self.config.llm.config
             up = self.config.upstream
-            url, key = resolve_endpoint(up.base_url, up.api_key, fallback_base_url=llm.get("base_url"),
-                                        fallback_api_key=llm.get("api_key"), where="upstream")
+            endpoint = chat_endpoint(up, llm)
+            if endpoint is None:
+                raise EndpointNotConfiguredError(NO_CHAT_ENDPOINT, param="upstream")
+            url, key = endpoint
             source = "upstream" if up.base_url else "llm.config" if llm.get("base_url") else "OPENAI_BASE_URL/OPENAI_API_KEY"
             log.info("chats go to %s (from %s)", url or "api.openai.com", source)
             sdk = openai.AsyncOpenAI if self._asynchronous else openai.OpenAI

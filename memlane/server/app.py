@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from memlane import __version__
 from memlane.config import MemlaneConfig, load_config
+from memlane.openai_compat import NO_CHAT_ENDPOINT, chat_endpoint
 from memlane.server import errors, routes_mem0, routes_memories, routes_openai
 from memlane.server.auth import Auth
 from memlane.server.keys import DEFAULT_PROJECT, KeyStore
@@ -63,13 +64,14 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="The default store answers")
+    @app.get("/readyz", tags=["operations"], summary="The default store answers; says whether chats have a model server")
     async def readyz() -> Response:
         try:
             await in_thread(projects.engine(DEFAULT_PROJECT).ping)
         except Exception as exc:  # noqa: BLE001
             return errors.envelope(503, f"store not ready: {exc}", code="not_ready")
-        return JSONResponse({"status": "ready"})
+        chat = "ready" if chat_endpoint(cfg.upstream, cfg.llm.config) else NO_CHAT_ENDPOINT
+        return JSONResponse({"status": "ready", "memory": "ready", "chat": chat})
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse,
              summary="Prometheus metrics (once keys are required: needs a key, shows only its project)")

@@ -134,3 +134,26 @@ def test_memories_written_before_the_first_key_are_read_with_a_default_key(make_
     key, _ = keys.create("default")  # what `memlane keys create` makes without --project
     listed = httpx.get(server.url + "/v1/memories?user_id=alice", headers={"Authorization": f"Bearer {key}"}).json()["results"]
     assert [r["memory"] for r in listed] == ["Is allergic to cheese"]
+
+
+def test_a_server_without_a_model_server_says_so_at_start_and_in_readyz(tmp_path: Path, isolated_env: Path) -> None:
+    """`make run` on a fresh machine: memory REST works, chats cannot; both are said, not hidden."""
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"vector_store": {"provider": "sqlite", "config": {"path": str(tmp_path / "m.db")}}}))
+    app = create_app(str(config), keys=KeyStore(tmp_path / "keys.db"), drain_seconds=1)
+    with LiveServer(app) as server:
+        ready = httpx.get(server.url + "/readyz").json()
+        assert ready["status"] == "ready" and ready["memory"] == "ready" and "OPENAI_BASE_URL" in ready["chat"]
+        r = httpx.post(server.url + "/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+        assert r.status_code == 503 and "OPENAI_BASE_URL" in r.json()["error"]["message"]
+    port = free_port()
+    env = {**os.environ, "MEMLANE_HOME": str(isolated_env), "MEMLANE_CONFIG": str(config)}
+    proc = subprocess.Popen([sys.executable, "-m", "memlane.cli", "serve", "--port", str(port), "--log-level", "warning"],
+                            env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        banner = "".join(proc.stdout.readline() for _ in range(3))
+        assert "no model server configured" in banner and "OPENAI_BASE_URL" in banner
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -117,7 +117,7 @@ def test_missing_or_invalid_keys_are_401_envelopes(make_server: Callable[..., Li
 
 def test_operations_endpoints(server: LiveServer, sdk: openai.OpenAI) -> None:
     assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
-    assert httpx.get(server.url + "/readyz").json() == {"status": "ready"}
+    assert httpx.get(server.url + "/readyz").json() == {"status": "ready", "memory": "ready", "chat": "ready"}
     sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], extra_body={"user_id": "alice"})
     text = httpx.get(server.url + "/metrics").text
     assert 'memlane_requests_total{method="POST",route="/v1/chat/completions",status="200"} 1' in text

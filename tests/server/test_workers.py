@@ -36,7 +36,8 @@ def test_two_workers_share_one_store(tmp_path: Path, upstream: ScriptedUpstream,
                 pass
             assert time.monotonic() < deadline and proc.poll() is None, "memlane serve --workers 2 did not become ready"
             time.sleep(0.2)
-        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        children = [stat for stat in Path("/proc").glob("[0-9]*/stat")
+                    if stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[1] == str(proc.pid)]
         assert len(children) >= 2, children
         with httpx.Client(base_url=url, timeout=30) as http:  # new connections spread over the workers
             for i in range(20):
