@@ -4,8 +4,14 @@ scripted model."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from memlane.testing import Reply, ScriptedRequest, ScriptedUpstream
 
@@ -54,3 +60,19 @@ def restaurant_llm(req: ScriptedRequest) -> Reply:
         new = [f for f in req.reconcile_payload["new_facts"] if f not in known]
         return Reply.json({"memory": [{"id": str(100 + i), "text": f, "event": "ADD"} for i, f in enumerate(new)]})
     return Reply.text("Noted! Here is my suggestion.")
+
+
+def start_serve(args: list[str], home: Path, port: int, *, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.Popen:
+    """``memlane serve`` as a process (``args`` after ``memlane``), ready (``/readyz``) on return."""
+    proc = subprocess.Popen([sys.executable, "-m", "memlane.cli", *args], env={**os.environ, "MEMLANE_HOME": str(home), **(env or {})})
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError(f"memlane {' '.join(args)} did not become ready")
+        time.sleep(0.1)

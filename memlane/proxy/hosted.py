@@ -156,20 +156,11 @@ def _asending(name: str) -> Callable[..., Any]:
 
 
 class HostedMemory:
-    """The engine's methods over the memlane REST API."""
+    """The engine's methods over the memlane REST API (``add``, ``search``, ``get``, ``get_all``,
+    ``update``, ``delete``, ``delete_all``, ``history``, ``enqueue``: see ``MemoryRequests``)."""
 
     def __init__(self, http: httpx.Client) -> None:
         self._http = http
-
-    add = _sending("add")
-    search = _sending("search")
-    get = _sending("get")
-    get_all = _sending("get_all")
-    update = _sending("update")
-    delete = _sending("delete")
-    delete_all = _sending("delete_all")
-    history = _sending("history")
-    enqueue = _sending("enqueue")
 
 
 class AsyncHostedMemory:
@@ -178,15 +169,10 @@ class AsyncHostedMemory:
     def __init__(self, http: httpx.AsyncClient) -> None:
         self._http = http
 
-    add = _asending("add")
-    search = _asending("search")
-    get = _asending("get")
-    get_all = _asending("get_all")
-    update = _asending("update")
-    delete = _asending("delete")
-    delete_all = _asending("delete_all")
-    history = _asending("history")
-    enqueue = _asending("enqueue")
+
+for _name in METHODS:  # the same methods on both, built from one request description each
+    setattr(HostedMemory, _name, _sending(_name))
+    setattr(AsyncHostedMemory, _name, _asending(_name))
 
 
 class LocalOutbox:

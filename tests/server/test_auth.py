@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,7 +19,7 @@ from memlane.server.keys import KeyStore, check_project
 from memlane.errors import ValidationError
 from memlane.testing import ScriptedUpstream
 from memlane.testing.live_server import LiveServer
-from tests.scenarios import client_config, restaurant_llm
+from tests.scenarios import client_config, restaurant_llm, start_serve
 
 CLOSED = [("GET", "/v1/memories?user_id=alice"), ("POST", "/v1/memories/search"), ("POST", "/v1/chat/completions"),
           ("GET", "/v1/models"), ("GET", "/metrics"), ("GET", "/v1/whoami")]
@@ -96,18 +95,10 @@ def test_memlane_serve_on_all_interfaces_stays_closed_after_memlane_keys_revoke(
     key = subprocess.run([*memlane, "keys", "create", "--project", "default"], env=env, capture_output=True, text=True, check=True).stdout.strip()
     key_id = KeyStore(isolated_env / "keys.db").list()[0].id
     port = free_port()
-    proc = subprocess.Popen([*memlane, "serve", "--host", "0.0.0.0", "--port", str(port), "--log-level", "warning"], env=env)
+    proc = start_serve(["serve", "--host", "0.0.0.0", "--port", str(port), "--log-level", "warning"], isolated_env, port,
+                       env={"MEMLANE_CONFIG": str(config_path)})
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None, "memlane serve did not become ready"
-            time.sleep(0.1)
         auth = {"Authorization": f"Bearer {key}"}
         httpx.post(url + "/v1/memories", headers=auth, json={"messages": "Secret: the vault code is 4321", "user_id": "alice", "infer": False}).raise_for_status()
         subprocess.run([*memlane, "keys", "revoke", key_id], env=env, check=True, capture_output=True)

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from memlane.testing import ScriptedUpstream
-from tests.scenarios import client_config, restaurant_llm
+from tests.scenarios import client_config, restaurant_llm, start_serve
 from tests.server.test_auth import free_port
 
 
@@ -23,19 +19,10 @@ def test_two_workers_share_one_store(tmp_path: Path, upstream: ScriptedUpstream,
     config = tmp_path / "memlane.json"
     config.write_text(json.dumps(client_config(tmp_path / "shared.db", upstream)))
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "memlane.cli", "--config", str(config), "serve", "--workers", "2",
-                             "--port", str(port), "--log-level", "warning"], env={**os.environ, "MEMLANE_HOME": str(isolated_env)})
+    proc = start_serve(["--config", str(config), "serve", "--workers", "2", "--port", str(port), "--log-level", "warning"],
+                       isolated_env, port)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(url + "/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None, "memlane serve --workers 2 did not become ready"
-            time.sleep(0.2)
         children = [stat for stat in Path("/proc").glob("[0-9]*/stat")
                     if stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[1] == str(proc.pid)]
         assert len(children) >= 2, children
