@@ -313,6 +313,13 @@ class HostedBackend:
 
     # -- chat --------------------------------------------------------------------------------
 
+    def _unreachable(self, exc: openai.APIConnectionError) -> openai.APIConnectionError:
+        """The SDK's own error type, saying which server and what would have helped."""
+        return openai.APIConnectionError(
+            message=f"cannot reach the memlane server at {self.host} ({exc.message}); to answer straight from a model "
+                    "while it is down, pass fallback={'base_url': ..., 'api_key': ...} or set OPENAI_BASE_URL / OPENAI_API_KEY",
+            request=exc.request)
+
     def _keeper(self, ours: MemlaneFields, messages: Sequence[Any], model: str) -> Callable[[str | None], None]:
         def keep(reply: str | None) -> None:
             payload = exchange_payload(ours.scope(), messages, reply, ours.metadata, model)
@@ -328,10 +335,10 @@ class HostedBackend:
             self.sync()
         try:
             response = self.upstream.chat.completions.create(messages=messages, model=model, extra_body=ours.as_body() or None, **kwargs)
-        except openai.APIConnectionError:
+        except openai.APIConnectionError as exc:
             upstream = self.fallback_client()
             if upstream is None:
-                raise
+                raise self._unreachable(exc) from exc
             log.warning("memlane server %s unreachable; answering through the fallback upstream", self.host)
             self.stats.fallback_chats += 1
             keep = self._keeper(ours, messages, model)
@@ -349,10 +356,10 @@ class HostedBackend:
             await self.async_sync()
         try:
             response = await self.upstream.chat.completions.create(messages=messages, model=model, extra_body=ours.as_body() or None, **kwargs)
-        except openai.APIConnectionError:
+        except openai.APIConnectionError as exc:
             upstream = self.fallback_client()
             if upstream is None:
-                raise
+                raise self._unreachable(exc) from exc
             log.warning("memlane server %s unreachable; answering through the fallback upstream", self.host)
             self.stats.fallback_chats += 1
             keep = self._keeper(ours, messages, model)

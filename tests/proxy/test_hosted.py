@@ -97,7 +97,7 @@ def test_no_fallback_means_the_connection_error_surfaces(tmp_path: Path, monkeyp
 
     client = Memlane(api_key="k", host="http://127.0.0.1:9")
     try:
-        with pytest.raises(openai.APIConnectionError):
+        with pytest.raises(openai.APIConnectionError, match="memlane server at http://127.0.0.1:9.*fallback="):
             client.chat.completions.create(messages=[{"role": "user", "content": "x"}], model="m", user_id="a")
     finally:
         client.close()
