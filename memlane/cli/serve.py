@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from memlane.cli.common import user_errors
+from memlane.errors import MemlaneError
 
 
 def is_loopback(host: str) -> bool:
@@ -32,6 +33,28 @@ def key_store(ctx: click.Context) -> Any:
     from memlane.server.keys import KeyStore
 
     return KeyStore(load_config((ctx.obj or {}).get("config_path")).server.keys_file())
+
+
+def check_port_free(host: str, port: int) -> None:
+    """A taken port is one clear line before anything else starts (uvicorn says it after start-up)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc} (another memlane serve? pick --port)") from None
+
+
+def check_store_opens(config: Any) -> None:
+    """Open the configured store once (and close it), so an unreachable database is reported
+    as one line with a non-zero exit instead of a traceback from inside the server."""
+    from memlane import Memory
+
+    try:
+        Memory(config).close()
+    except MemlaneError as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc.message}") from None
 
 
 @click.command()
@@ -61,14 +84,16 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int
         )
     config_path = (ctx.obj or {}).get("config_path")
     require_keys = not is_loopback(host)
-    shown = f"[{host}]" if ":" in host else host
-    click.echo(f"memlane {'' if keys.any_active() else '(no API keys: open to local callers only) '}serving on http://{shown}:{port}/v1")
-    if not keys.any_active():
-        click.echo("  to require keys: memlane keys create   (then send Authorization: Bearer <key>)")
     from memlane.config import load_config
     from memlane.openai_compat import NO_CHAT_ENDPOINT, chat_endpoint
 
     config = load_config(config_path)
+    check_port_free(host, port)
+    check_store_opens(config)  # before the banner: a store that cannot open is one line, not a traceback
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"memlane {'' if keys.any_active() else '(no API keys: open to local callers only) '}serving on http://{shown}:{port}/v1")
+    if not keys.any_active():
+        click.echo("  to require keys: memlane keys create   (then send Authorization: Bearer <key>)")
     endpoint = chat_endpoint(config.upstream, config.llm.config)
     click.echo(f"  chats go to {endpoint[0] or 'https://api.openai.com/v1'}" if endpoint else f"  memory REST is ready; {NO_CHAT_ENDPOINT}")
     if workers == 1:

@@ -329,6 +329,17 @@ class HostedBackend:
 
         return keep
 
+    def _fall_back(self, exc: openai.APIConnectionError, ours: MemlaneFields, messages: Sequence[Any],
+                   model: str) -> tuple[Any, Callable[[str | None], None], RecallMetadata | None]:
+        """The server is unreachable: the fallback client (or the error, if there is none), what
+        keeps the exchange for resync, and the (empty) recall metadata to answer with."""
+        upstream = self.fallback_client()
+        if upstream is None:
+            raise self._unreachable(exc) from exc
+        log.warning("memlane server %s unreachable; answering through the fallback upstream", self.host)
+        self.stats.fallback_chats += 1
+        return upstream, self._keeper(ours, messages, model), RecallMetadata(memories=[]) if ours.include_memories else None
+
     def chat(self, messages: Sequence[Any], model: str, ours: MemlaneFields, kwargs: dict[str, Any]) -> Any:
         self.stats.chats += 1
         if self.outbox.items():
@@ -336,13 +347,7 @@ class HostedBackend:
         try:
             response = self.upstream.chat.completions.create(messages=messages, model=model, extra_body=ours.as_body() or None, **kwargs)
         except openai.APIConnectionError as exc:
-            upstream = self.fallback_client()
-            if upstream is None:
-                raise self._unreachable(exc) from exc
-            log.warning("memlane server %s unreachable; answering through the fallback upstream", self.host)
-            self.stats.fallback_chats += 1
-            keep = self._keeper(ours, messages, model)
-            memories = RecallMetadata(memories=[]) if ours.include_memories else None
+            upstream, keep, memories = self._fall_back(exc, ours, messages, model)
             answer = upstream.chat.completions.create(messages=messages, model=model, **kwargs)
             if kwargs.get("stream"):
                 return MemlaneStream(answer, keep, memories)
@@ -357,17 +362,11 @@ class HostedBackend:
         try:
             response = await self.upstream.chat.completions.create(messages=messages, model=model, extra_body=ours.as_body() or None, **kwargs)
         except openai.APIConnectionError as exc:
-            upstream = self.fallback_client()
-            if upstream is None:
-                raise self._unreachable(exc) from exc
-            log.warning("memlane server %s unreachable; answering through the fallback upstream", self.host)
-            self.stats.fallback_chats += 1
-            keep = self._keeper(ours, messages, model)
+            upstream, keep, memories = self._fall_back(exc, ours, messages, model)
 
             async def akeep(reply: str | None) -> None:
                 keep(reply)
 
-            memories = RecallMetadata(memories=[]) if ours.include_memories else None
             answer = await upstream.chat.completions.create(messages=messages, model=model, **kwargs)
             if kwargs.get("stream"):
                 return MemlaneAsyncStream(answer, akeep, memories)

@@ -111,3 +111,27 @@ def test_the_first_key_does_not_strand_earlier_memories(isolated_env: Path) -> N
     run("memories", "add", "Likes tea", "--user", "alice", "--no-infer", "--project", "acme")
     assert [r["memory"] for r in run("memories", "list", "--user", "alice", "--project", "acme")["results"]] == ["Likes tea"]
     assert [r["memory"] for r in run("memories", "list", "--user", "alice")["results"]] == ["Is allergic to cheese"]
+
+
+def test_serve_start_up_failures_are_one_line_and_a_non_zero_exit(tmp_path: Path, isolated_env: Path) -> None:
+    """The seed's Qdrant config with nothing listening, and a port already taken: one clear line
+    each, no traceback, no "serving on" banner first."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    config = tmp_path / "qdrant.json"
+    config.write_text(json.dumps({"vector_store": {"provider": "qdrant", "config": {"host": "127.0.0.1", "port": 9, "timeout": 2}}}))
+    done = subprocess.run([sys.executable, "-m", "memlane.cli", "--config", str(config), "serve", "--port", "0"],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "MEMLANE_HOME": str(isolated_env)})
+    assert done.returncode != 0 and "Traceback" not in done.stderr and "serving on" not in done.stdout
+    assert "cannot reach Qdrant at" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "memlane.cli", "serve", "--port", str(port)], capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "MEMLANE_HOME": str(isolated_env)})
+    assert done.returncode != 0 and "Traceback" not in done.stderr and "serving on" not in done.stdout
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
