@@ -15,7 +15,7 @@ from memlane.server import errors, routes_mem0, routes_memories, routes_openai
 from memlane.server.auth import Auth
 from memlane.server.keys import DEFAULT_PROJECT, KeyStore
 from memlane.server.limits import RequestGuard, Limits
-from memlane.server.openapi import describe
+from memlane.server.openapi import describe, install_docs
 from memlane.server.metrics import Metrics, Observe
 from memlane.server.projects import Projects, in_thread
 
@@ -47,8 +47,9 @@ def create_app(
         yield
         await projects.drain_and_close(drain)  # graceful shutdown drains the outbox
 
-    app = FastAPI(title="memlane", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="memlane", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="OpenAI-compatible chat with long-term memory, and the memory REST API.")
+    install_docs(app)
     app.state.projects, app.state.keys, app.state.metrics = projects, keys, metrics
     errors.install(app, metrics)
     app.openapi = lambda: describe(app)  # type: ignore[method-assign]

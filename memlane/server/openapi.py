@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -19,6 +21,27 @@ ERROR_SCHEMA = {
     }},
 }
 _OPEN = {"/healthz", "/readyz"}
+_SCOPE_FIELDS = {"user_id": {"type": "string", "description": "memory scope (or the X-Memlane-User-Id header)"},
+                 "agent_id": {"type": "string"}, "run_id": {"type": "string"}}
+#: OpenAI's chat request as memlane reads it: model and messages are checked, every other
+#: OpenAI field passes through to the model untouched, memlane's own fields are taken out
+CHAT_REQUEST = {
+    "type": "object",
+    "required": ["model", "messages"],
+    "additionalProperties": True,
+    "properties": {
+        "model": {"type": "string"},
+        "messages": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["role"],
+                                                                "properties": {"role": {"type": "string"}}}},
+        "stream": {"type": "boolean"},
+        **_SCOPE_FIELDS,
+        "metadata": {"type": "object", "description": "stored with what is learnt; never sent upstream"},
+        "filters": {"type": "object", "description": "restricts what is recalled (mem0's filter language)"},
+        "limit": {"type": "integer", "minimum": 1, "description": "memories injected at most (default 10)"},
+        "top_k": {"type": "integer", "minimum": 1, "description": "another name for limit"},
+        "include_memories": {"type": "boolean", "description": "answer with metadata.memories: what was recalled"},
+    },
+}
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -33,12 +56,19 @@ def describe(app: FastAPI) -> dict[str, Any]:
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
         schemas["ErrorResponse"] = ERROR_SCHEMA
+        schemas["ChatRequest"] = CHAT_REQUEST
+        spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer",
+                                                            "description": "a memlane key (`memlane keys create`); `Token <key>` works too"}}
+        chat = spec["paths"].get("/v1/chat/completions", {}).get("post")
+        if chat is not None:
+            chat["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}}}
         for path, operations in spec.get("paths", {}).items():
             for method, operation in operations.items():
                 responses = operation.setdefault("responses", {})
                 responses.pop("422", None)
                 if path in _OPEN:
                     continue
+                operation["security"] = [{"bearer": []}]
                 responses["400"] = _error("Bad input: the message and param name the field")
                 responses["401"] = _error("Missing, invalid or revoked API key (when keys are required)")
                 if "{" in path:
@@ -51,3 +81,17 @@ def describe(app: FastAPI) -> dict[str, Any]:
                 responses["503"] = _error("The store is unavailable")
         app.openapi_schema = spec
     return app.openapi_schema
+
+
+def install_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from files shipped in a package (``swagger-ui-bundle``), so the
+    page works with no network; FastAPI's default loads it from a CDN and stays blank offline."""
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="memlane API", swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/assets/swagger-ui.css", swagger_favicon_url="/docs/assets/favicon-32x32.png")

@@ -203,3 +203,24 @@ def test_method_not_allowed_names_the_allowed_methods(server: LiveServer) -> Non
     r = httpx.patch(server.url + "/v1/memories/search", json={})
     assert r.status_code == 405 and set(r.headers["allow"].replace(" ", "").split(",")) == {"POST"}
     assert r.json()["error"]["code"] == "method_not_allowed" and "POST" in r.json()["error"]["message"]
+
+
+def test_api_docs_work_offline_and_the_document_validates(server: LiveServer) -> None:
+    """/docs loads Swagger UI from memlane itself (no CDN); /openapi.json is a valid OpenAPI
+    document that describes the chat request and the bearer scheme."""
+    import re
+
+    from openapi_spec_validator import validate
+
+    page = httpx.get(server.url + "/docs")
+    assert page.status_code == 200 and not re.search(r"(src|href)=[\"']https?://", page.text), "no asset from the network"
+    for asset in re.findall(r"(?:src|href)=[\"'](/docs/assets/[^\"']+)", page.text):
+        assert httpx.get(server.url + asset).status_code == 200, asset
+    spec = httpx.get(server.url + "/openapi.json").json()
+    validate(spec)
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    chat = spec["paths"]["/v1/chat/completions"]["post"]
+    assert chat["security"] == [{"bearer": []}]
+    body = chat["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/ChatRequest"}
+    assert {"model", "messages", "user_id", "include_memories"} <= set(spec["components"]["schemas"]["ChatRequest"]["properties"])
