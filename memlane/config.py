@@ -8,6 +8,7 @@ own ``Options`` model when the provider is built (see ``memlane.registry``).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Literal, Mapping, TypeVar
@@ -134,13 +135,21 @@ class MemlaneConfig(_Strict):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
-    #: Accepted for mem0 compatibility. memlane keeps history in the store itself, so that a
-    #: memory change and its history row commit together; this path is not used.
+    #: mem0's separate history file. memlane keeps history in the store itself (a change and
+    #: its history row commit together), so the path is not used; saying so is logged once.
     history_db_path: str | None = None
     custom_fact_extraction_prompt: str | None = None
     custom_update_memory_prompt: str | None = None
-    #: mem0 configs carry ``"version": "v1.1"``; accepted and ignored.
-    version: str | None = None
+    #: mem0's output format: "v1.1" (``{"results": [...]}``), the only shape memlane answers in.
+    version: Literal["v1.1"] | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _say_what_is_not_used(self) -> MemlaneConfig:
+        if self.history_db_path:
+            logging.getLogger("memlane.config").warning(
+                "history_db_path %r is not used: memlane keeps each memory's history in its store, committed with the change",
+                self.history_db_path)
+        return self
 
 
 def describe_errors(error: pydantic.ValidationError, where: str | None = None) -> str:

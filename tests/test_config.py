@@ -83,3 +83,14 @@ def test_infer_without_any_llm_endpoint_names_the_fix(tmp_path: Path) -> None:
     with Memory({"vector_store": {"provider": "sqlite", "config": {"path": str(tmp_path / "m.db")}}}) as m:
         with pytest.raises(ConfigError, match="OPENAI_BASE_URL"):
             m.add("I like tea", user_id="alice")
+
+
+def test_mem0_keys_memlane_does_not_use_are_said_never_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    """mem0's ``version`` is honoured (v1.1 is the shape memlane answers in; v1.0 is refused with
+    a message), ``history_db_path`` is accepted and its non-use logged."""
+    assert load_config({"version": "v1.1"}).version == "v1.1"
+    with pytest.raises(ConfigError, match="version"):
+        load_config({"version": "v1.0"})
+    with caplog.at_level("WARNING", logger="memlane.config"):
+        load_config({"history_db_path": "/tmp/history.db"})
+    assert "history_db_path '/tmp/history.db' is not used" in caplog.text
