@@ -52,6 +52,11 @@ class Options(BaseModel):
     #: and SQLite's page cache, per connection (one connection per thread that uses the store).
     mmap_mb: int = 256
     cache_mb: int = 16
+    #: keyword search leaves out query terms held by more than this share of all memories
+    #: (keeping at least the two rarest): they cost a bm25 score for nearly every memory of a
+    #: scope and carry little signal. Measured: a search on 10k real-text memories 10.3 -> 5.3 ms,
+    #: LoCoMo dev hybrid recall@10 0.739 -> 0.740 (0.1: 3.7 ms but 0.730). 0 keeps every term.
+    common_term_share: float = 0.2
 
 
 def _scope_token(field: str, value: str) -> str:
@@ -383,6 +388,32 @@ class SQLiteStore(SQLStore):
         self._vectors.put(cache_key, entry)
         return entry
 
+    def _distinctive(self, db: sqlite3.Connection, terms: list[str], keep: int = 2) -> list[str]:
+        """``terms`` without those most memories hold (see ``Options.common_term_share``)."""
+        share = self.options.common_term_share
+        if share <= 0 or len(terms) <= keep:
+            return terms
+        stems = self._stems(db, terms)
+        unique = sorted(set(stems))
+        found = dict(db.execute(f"SELECT term, doc FROM memories_fts_terms WHERE term IN ({', '.join('?' for _ in unique)})",
+                                unique).fetchall())
+        total = int(db.execute("SELECT max(rowid) FROM memories_fts").fetchone()[0] or 0)
+        counts = [int(found.get(stem, 0)) for stem in stems]
+        rarest = sorted(range(len(terms)), key=lambda i: counts[i])[:keep]
+        return [t for i, t in enumerate(terms) if counts[i] <= share * total or i in rarest]
+
+    def _stems(self, db: sqlite3.Connection, words: list[str]) -> list[str]:
+        """Each word as the FTS index holds it (porter-stemmed), through a temporary FTS table of
+        this connection: the index's own tokenizer, so the stems always agree with it."""
+        if not getattr(self._local, "stemmer", False):
+            db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_stems USING fts5(t, tokenize = 'porter unicode61')")
+            db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_stems_v USING fts5vocab('temp', 'query_stems', 'instance')")
+            self._local.stemmer = True
+        db.execute("DELETE FROM temp.query_stems")
+        db.executemany("INSERT INTO temp.query_stems (rowid, t) VALUES (?, ?)", list(enumerate(words)))
+        by_row = {int(doc): term for term, doc in db.execute("SELECT term, doc FROM temp.query_stems_v").fetchall()}
+        return [by_row.get(i, w) for i, w in enumerate(words)]
+
     def _keyword(
         self, db: sqlite3.Connection, scope: Scope, where: str, params: list[Any], text: str,
         candidates: int, *, tokens_suffice: bool = False,
@@ -390,7 +421,7 @@ class SQLiteStore(SQLStore):
         """BM25 candidates. ``tokens_suffice``: the scope tokens in the MATCH already say
         everything the WHERE clause would (no filter, no exact-scope rule), so the FTS table is
         queried alone: measured on 10k real-text memories, 13 → 9 ms a query."""
-        terms = query_terms(text)
+        terms = self._distinctive(db, query_terms(text))
         if not terms:
             return {}
         match = "(" + " OR ".join(f'"{t}"' for t in terms) + ")"

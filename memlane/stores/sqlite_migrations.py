@@ -134,3 +134,10 @@ def m005_outbox_scopes_and_dead_letters(db: sqlite3.Connection) -> None:
         CREATE INDEX outbox_scope_lease ON outbox (scope_key, lease_until)
         """,
     )
+
+
+@migration
+def m006_fts_term_counts(db: sqlite3.Connection) -> None:
+    """How many memories hold each (stemmed) term: keyword search leaves out terms most memories
+    share, which would make it rank nearly every memory of a scope for little signal."""
+    execute_all(db, "CREATE VIRTUAL TABLE memories_fts_terms USING fts5vocab(memories_fts, 'row')")

@@ -13,7 +13,8 @@ from memlane.stores.sqlite import SQLiteStore
 def test_an_outbox_from_before_scopes_and_dead_letters_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     SQLiteStore({"path": str(path)}).close()
-    with sqlite3.connect(path) as db:  # back to the version-4 outbox
+    with sqlite3.connect(path) as db:  # back to the version-4 file
+        db.execute("DROP TABLE memories_fts_terms")
         db.execute("DROP INDEX outbox_scope_lease")
         db.execute("ALTER TABLE outbox DROP COLUMN scope_key")
         db.execute("ALTER TABLE outbox DROP COLUMN dead_at")
