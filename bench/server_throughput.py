@@ -137,6 +137,20 @@ def main() -> None:
                     print(name, connections, mode, result, flush=True)
             stop([serve])
             procs.remove(serve)
+            # the same recall with learning off (the memory LLM on a closed port, retries an hour
+            # apart): what learning costs the foreground, in the same run
+            quiet = work / f"{name}-quiet.json"
+            quiet.write_text(json.dumps({**json.loads(config.read_text()), "outbox": {"retry_base_seconds": 3600, "max_attempts": 1},
+                                         "llm": {"provider": "openai", "config": {"base_url": "http://127.0.0.1:9/v1", "max_retries": 0}}}))
+            serve, memlane_url = start_serve(quiet, work / "home")
+            procs.append(serve)
+            wrk(memlane_url + "/v1/chat/completions", recall, 2, 4, work)
+            for connections in (8, 64):
+                result = wrk(memlane_url + "/v1/chat/completions", recall, args.seconds, connections, work)
+                rows.append((name, connections, "memlane, recall on, learning off", result))
+                print(name, connections, "learning off", result, flush=True)
+            stop([serve])
+            procs.remove(serve)
     finally:
         stop(procs)
     lines = ["wrk (2 threads) against each path for "
