@@ -216,15 +216,19 @@ class SQLiteStore(SQLStore):
             if track_sync:
                 db.executemany("INSERT OR IGNORE INTO vector_sync (memory_id) VALUES (?)",
                                [(i,) for i in sorted({a.record.id for a in results if a.event != "NONE"})])
-            self._bump(db, {k for a in results if a.event != "NONE" for k in _version_keys(a.record.user_id, a.record.agent_id, a.record.run_id)})
+            changed = [a for a in results if a.event != "NONE"]
+            rewritten = [a for a in changed if a.event == "DELETE" or (a.event == "UPDATE" and a.previous_memory != a.record.memory)]
+            self._bump(db, {k for a in changed for k in _version_keys(a.record.user_id, a.record.agent_id, a.record.run_id)},
+                       {k for a in rewritten for k in _version_keys(a.record.user_id, a.record.agent_id, a.record.run_id)})
         return results
 
     @staticmethod
-    def _bump(db: sqlite3.Connection, keys: set[str]) -> None:
+    def _bump(db: sqlite3.Connection, keys: set[str], rewritten: set[str]) -> None:
+        """Version every touched scope key; count a rewrite where a vector changed or went away."""
         db.executemany(
-            "INSERT INTO scope_versions (key, version) VALUES (?, 1)"
-            " ON CONFLICT (key) DO UPDATE SET version = version + 1",
-            [(k,) for k in sorted(keys)],
+            "INSERT INTO scope_versions (key, version, rewrites) VALUES (?, 1, ?)"
+            " ON CONFLICT (key) DO UPDATE SET version = version + 1, rewrites = rewrites + excluded.rewrites",
+            [(k, int(k in rewritten)) for k in sorted(keys | rewritten)],
         )
 
     def _add(self, db: sqlite3.Connection, change: Change, actor_id: str | None) -> Applied:
@@ -299,7 +303,7 @@ class SQLiteStore(SQLStore):
             for memory_id in ids:
                 gone = self._delete(db, Change("DELETE", MemoryRecord(id=memory_id, memory="", hash="")), actor_id)
                 touched.update(_version_keys(gone.record.user_id, gone.record.agent_id, gone.record.run_id))
-            self._bump(db, touched)
+            self._bump(db, touched, touched)
         return len(ids)
 
     def bulk_load(self) -> ContextManager[None]:
@@ -311,7 +315,7 @@ class SQLiteStore(SQLStore):
             for table in ("memories", "vectors", "memories_fts", "history", "store_info", "outbox", "vector_sync"):
                 db.execute(f"DELETE FROM {table}")
             # versions only ever grow, so no cached matrix from before the reset can match again
-            db.execute("UPDATE scope_versions SET version = version + 1")
+            db.execute("UPDATE scope_versions SET version = version + 1, rewrites = rewrites + 1")
         self._vectors.clear()
         self._dims = None
 
@@ -370,23 +374,39 @@ class SQLiteStore(SQLStore):
     def _scope_vectors(self, db: sqlite3.Connection, scope: Scope, exact_scope: bool) -> ScopeVectors:
         """Every vector of the scope (before filters), from the cache when its versions match."""
         keys = _version_keys(scope.user_id, scope.agent_id, scope.run_id)
-        found = dict(db.execute(f"SELECT key, version FROM scope_versions WHERE key IN ({', '.join('?' for _ in keys)})", keys).fetchall()) if keys else {}
-        stamp = tuple(int(found.get(k, 0)) for k in keys)
+        found = {r[0]: (int(r[1]), int(r[2])) for r in db.execute(
+            f"SELECT key, version, rewrites FROM scope_versions WHERE key IN ({', '.join('?' for _ in keys)})", keys).fetchall()} if keys else {}
+        stamp = tuple(found.get(k, (0, 0))[0] for k in keys)
+        rewrites = tuple(found.get(k, (0, 0))[1] for k in keys)
         cache_key = (exact_scope, scope.user_id, scope.agent_id, scope.run_id)
-        entry = self._vectors.get(cache_key, stamp)
-        if entry is not None:
+        entry = self._vectors.peek(cache_key)
+        if entry is not None and entry.stamp == stamp:
             return entry
+        if entry is not None and entry.rewrites == rewrites:  # only additions since: read just those
+            where, params = self._where(scope, None, exact_scope=exact_scope)
+            after = int(entry.rowids[-1]) if len(entry.rowids) else 0
+            rows = db.execute(f"SELECT m.rowid, v.embedding FROM memories m JOIN vectors v ON v.rowid = m.rowid"
+                              f" WHERE {where} AND m.rowid > ? ORDER BY m.rowid", [*params, after]).fetchall()
+            grown = ScopeVectors(stamp, np.concatenate([entry.rowids, np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))]),
+                                 np.concatenate([entry.matrix, self._matrix(rows, entry.matrix.shape[1])]), rewrites)
+            self._vectors.put(cache_key, grown)
+            return grown
         where, params = self._where(scope, None, exact_scope=exact_scope)
         rows = db.execute(
             f"SELECT m.rowid, v.embedding FROM memories m JOIN vectors v ON v.rowid = m.rowid WHERE {where} ORDER BY m.rowid",
             params,
         ).fetchall()
         rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        dims = self._dims or (len(rows[0][1]) // 4 if rows else 0)
-        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dims) if rows else np.zeros((0, dims), np.float32)
-        entry = ScopeVectors(stamp, rowids, matrix)
+        entry = ScopeVectors(stamp, rowids, self._matrix(rows, self._dims or (len(rows[0][1]) // 4 if rows else 0)), rewrites)
         self._vectors.put(cache_key, entry)
         return entry
+
+    @staticmethod
+    def _matrix(rows: Sequence[Any], dims: int) -> np.ndarray:
+        """``(rowid, float32 blob)`` rows as one matrix."""
+        if not rows:
+            return np.zeros((0, dims), np.float32)
+        return np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dims)
 
     def _distinctive(self, db: sqlite3.Connection, terms: list[str], keep: int = 2) -> list[str]:
         """``terms`` without those most memories hold (see ``Options.common_term_share``)."""

@@ -141,3 +141,11 @@ def m006_fts_term_counts(db: sqlite3.Connection) -> None:
     """How many memories hold each (stemmed) term: keyword search leaves out terms most memories
     share, which would make it rank nearly every memory of a scope for little signal."""
     execute_all(db, "CREATE VIRTUAL TABLE memories_fts_terms USING fts5vocab(memories_fts, 'row')")
+
+
+@migration
+def m007_scope_rewrites(db: sqlite3.Connection) -> None:
+    """Besides its version (bumped by every write), each scope counts the writes that change or
+    remove a vector. While that count stands still only memories were added, so a cached matrix
+    is extended with the new rows instead of read again whole (a 10k scope: ~25 ms a reload)."""
+    execute_all(db, "ALTER TABLE scope_versions ADD COLUMN rewrites INTEGER NOT NULL DEFAULT 0")

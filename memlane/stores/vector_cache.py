@@ -20,6 +20,8 @@ class ScopeVectors:
     stamp: tuple[int, ...]
     rowids: np.ndarray  # sorted int64
     matrix: np.ndarray  # float32, one row per rowid
+    #: the scope's rewrite counts when built: equal counts mean rows were only added since
+    rewrites: tuple[int, ...] = ()
 
     @property
     def nbytes(self) -> int:
@@ -42,6 +44,14 @@ class VectorCache:
                 self._drop(key)
                 return None
             self._entries.move_to_end(key)
+            return entry
+
+    def peek(self, key: Hashable) -> ScopeVectors | None:
+        """The entry whatever its stamp (the caller decides whether it can be extended)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
             return entry
 
     def put(self, key: Hashable, entry: ScopeVectors) -> None:

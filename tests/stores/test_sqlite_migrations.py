@@ -15,6 +15,7 @@ def test_an_outbox_from_before_scopes_and_dead_letters_is_migrated(tmp_path: Pat
     SQLiteStore({"path": str(path)}).close()
     with sqlite3.connect(path) as db:  # back to the version-4 file
         db.execute("DROP TABLE memories_fts_terms")
+        db.execute("ALTER TABLE scope_versions DROP COLUMN rewrites")
         db.execute("DROP INDEX outbox_scope_lease")
         db.execute("ALTER TABLE outbox DROP COLUMN scope_key")
         db.execute("ALTER TABLE outbox DROP COLUMN dead_at")
