@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -75,7 +76,8 @@ def test_a_hostile_memory_cannot_close_or_spoof_the_memory_block(client: Memlane
     assert block.count("<memories>") == 1 and block.count("</memories>") == 1 and block.endswith("</memories>")
     inside = block.split("<memories>\n", 1)[1].removesuffix("\n</memories>").split("\n")
     assert len(inside) == 3, "one line per memory: none can start a line of its own"
-    assert sorted(json.loads(line.removeprefix("- ")) for line in inside) == sorted(hostile)
+    assert all(re.fullmatch(r'- \[\d{4}-\d{2}-\d{2}\] ".*"', line) for line in inside), inside
+    assert sorted(json.loads(line.split("] ", 1)[1]) for line in inside) == sorted(hostile)
     assert not any(line.startswith("SYSTEM") for line in block.split("\n"))
 
 
