@@ -18,9 +18,10 @@ import json
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Generator, Mapping, Sequence
+from typing import Any, Callable, Generator, Iterator, Mapping, Sequence
 
 import httpx
 import openai
@@ -55,6 +56,25 @@ def _error_from(response: httpx.Response) -> MemlaneError:
         kind = {"filter": FilterError, "scope": ScopeError}.get(code, ValidationError)
         return kind(message, param=error.get("param"))
     return StoreError(f"memlane server error {response.status_code}: {message}")
+
+
+#: error codes the memlane server gives its own input errors (``MemlaneError`` class names)
+_OWN_INPUT_ERRORS = {"filter": FilterError, "scope": ScopeError, "validation": ValidationError}
+
+
+@contextmanager
+def same_errors_as_embedded() -> Iterator[None]:
+    """A chat the memlane server refused for memlane's own fields (a bad filter, scope or limit)
+    raises what the embedded client raises for the same call (``FilterError``, ...); the
+    model's own refusals stay the openai SDK's errors."""
+    try:
+        yield
+    except openai.BadRequestError as exc:
+        body = exc.body if isinstance(exc.body, dict) else {}
+        kind = _OWN_INPUT_ERRORS.get(str(body.get("code") or ""))
+        if kind is None:
+            raise
+        raise kind(str(body.get("message") or exc.message), param=body.get("param")) from exc
 
 
 def _checked(response: httpx.Response) -> Any:
@@ -345,7 +365,8 @@ class HostedBackend:
         if self.outbox.items():
             self.sync()
         try:
-            response = self.upstream.chat.completions.create(messages=messages, model=model, extra_body=ours.as_body() or None, **kwargs)
+            with same_errors_as_embedded():
+                response = self.upstream.chat.completions.create(messages=messages, model=model, extra_body=ours.as_body() or None, **kwargs)
         except openai.APIConnectionError as exc:
             upstream, keep, memories = self._fall_back(exc, ours, messages, model)
             answer = upstream.chat.completions.create(messages=messages, model=model, **kwargs)
@@ -360,7 +381,8 @@ class HostedBackend:
         if self.outbox.items():
             await self.async_sync()
         try:
-            response = await self.upstream.chat.completions.create(messages=messages, model=model, extra_body=ours.as_body() or None, **kwargs)
+            with same_errors_as_embedded():
+                response = await self.upstream.chat.completions.create(messages=messages, model=model, extra_body=ours.as_body() or None, **kwargs)
         except openai.APIConnectionError as exc:
             upstream, keep, memories = self._fall_back(exc, ours, messages, model)
 

@@ -134,3 +134,17 @@ def test_mixing_modes_is_a_clear_error(tmp_path: Path) -> None:
         Memlane({"vector_store": {"provider": "sqlite", "config": {"path": str(tmp_path / "x.db")}}}, api_key="k")
     with pytest.raises(ConfigError, match="fallback is for hosted mode"):
         Memlane(fallback={"base_url": "http://127.0.0.1:9"})
+
+
+@pytest.mark.parametrize("mistake,error", [({"filters": {"priority": {"bogus": 1}}}, "FilterError"),
+                                           ({"user_id": "a\x1fb"}, "ValidationError"), ({"limit": 0}, "ValidationError")])
+def test_the_same_mistake_raises_the_same_error_in_both_modes(tmp_path: Path, hosted: tuple[str, str], upstream: ScriptedUpstream,
+                                                              mistake: dict[str, Any], error: str) -> None:
+    import memlane
+
+    url, key = hosted
+    kwargs = {"user_id": "alice", **mistake}
+    with Memlane(config=client_config(tmp_path / "e.db", upstream)) as embedded, Memlane(api_key=key, host=url) as remote:
+        for client in (embedded, remote):
+            with pytest.raises(getattr(memlane, error)):
+                client.chat.completions.create(messages=[{"role": "user", "content": "hi"}], model="m", **kwargs)
