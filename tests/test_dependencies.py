@@ -26,8 +26,8 @@ def test_the_core_imports_only_declared_packages() -> None:
     owners = importlib.metadata.packages_distributions()
     allowed = declared()
     missing = []
-    for path in (ROOT / "memlane").rglob("*.py"):
-        if str(path.relative_to(ROOT / "memlane")) in OPTIONAL:
+    for path in (ROOT / "src" / "memlane").rglob("*.py"):
+        if str(path.relative_to(ROOT / "src" / "memlane")) in OPTIONAL:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []

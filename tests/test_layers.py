@@ -7,7 +7,7 @@ import ast
 import re
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "memlane"
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "memlane"
 #: what each layer may not import
 FORBIDDEN = {
     "query": ("memlane.engine", "memlane.stores", "memlane.proxy", "memlane.server", "memlane.cli"),
