@@ -1,0 +1,86 @@
+"""The configuration reference, generated from the typed config so it never drifts:
+``python -m memlane.config_reference > docs/configuration.md`` (a test checks the file is current).
+
+Each section's docstring and each key's type and default come from ``memlane.config``; the
+``#:`` comment above a key in that module is its description.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Any
+
+from pydantic import BaseModel
+
+from memlane import config as config_module
+from memlane.config import MemlaneConfig
+
+PROVIDERS = {
+    "vector_store": "`sqlite` (default; `path`), `pgvector` (`dsn` or host/port/user/password/dbname, `schema_name`), "
+                    "`qdrant` (`host`+`port`, `url`, `path`, `collection_name`, `records`)",
+    "embedder": "none given: the store's own MiniLM if it was built with it, else `model2vec` (the shipped static model); "
+                "`sentence_transformers` (MiniLM, `memlane[minilm]`), `openai` (`model`, `base_url`, `api_key`)",
+    "llm": "`openai`: any OpenAI-compatible server (`model`, `base_url`, `api_key`, `timeout`, `max_retries`, `json_mode`)",
+}
+
+
+def _comments(model: type[BaseModel]) -> dict[str, str]:
+    """``#:`` comments above each field in the class source."""
+    out: dict[str, str] = {}
+    pending: list[str] = []
+    for line in inspect.getsource(model).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#:"):
+            pending.append(stripped[2:].strip())
+            continue
+        found = re.match(r"(\w+)\s*:", stripped)
+        if found and pending:
+            out[found[1]] = " ".join(pending)
+        if not stripped.startswith("#"):
+            pending = []
+    return out
+
+
+def _type(annotation: Any) -> str:
+    text = re.sub(r"typing\.|<class '([^']+)'>", lambda m: m[1] or "", str(annotation)).replace("NoneType", "None")
+    return text.replace("memlane.config.", "").replace("|", "\\|")  # a pipe would split the table cell
+
+
+def _default(field: Any) -> str:
+    if field.default_factory is not None:
+        return "(section)" if isinstance(field.default_factory(), BaseModel) else repr(field.default_factory())
+    return repr(field.default)
+
+
+def _section(name: str, model: type[BaseModel]) -> list[str]:
+    doc = inspect.getdoc(model) or ""
+    lines = [f"## `{name}`", "", doc, "", "| key | type | default | what it does |", "|---|---|---|---|"]
+    notes = _comments(model)
+    for key, field in model.model_fields.items():
+        lines.append(f"| `{key}` | `{_type(field.annotation)}` | `{_default(field)}` | {notes.get(key, '')} |")
+    return lines + [""]
+
+
+def render() -> str:
+    lines = ["# Configuration reference", "",
+             "Generated from `memlane.config` by `python -m memlane.config_reference` (checked by a test). "
+             "A config is mem0's dict shape, or a YAML/JSON/TOML file (`--config`, `MEMLANE_CONFIG`); "
+             "unknown keys are errors that name the key.", "",
+             "## Providers (`{\"provider\": ..., \"config\": {...}}`)", ""]
+    lines += [f"- `{name}`: {text}" for name, text in PROVIDERS.items()] + [""]
+    top = MemlaneConfig.model_fields
+    lines += ["## Top level", "", "| key | type | default |", "|---|---|---|"]
+    for key, field in top.items():
+        lines.append(f"| `{key}` | `{_type(field.annotation)}` | `{_default(field)}` |")
+    lines.append("")
+    for key, field in top.items():
+        annotation = field.annotation
+        if inspect.isclass(annotation) and issubclass(annotation, BaseModel) and annotation.__module__ == config_module.__name__ \
+                and annotation.__name__ != "ProviderSection":
+            lines += _section(key, annotation)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(render(), end="")
