@@ -7,7 +7,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 
@@ -46,13 +46,11 @@ def check_port_free(host: str, port: int) -> None:
             raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc} (another memlane serve? pick --port)") from None
 
 
-def check_store_opens(config: Any) -> None:
-    """Open the configured store once (and close it), so an unreachable database is reported
-    as one line with a non-zero exit instead of a traceback from inside the server."""
-    from memlane import Memory
-
+def check_store_opens(open_store: Callable[[], Any]) -> None:
+    """Open the store before any banner, so an unreachable database is reported as one line
+    with a non-zero exit instead of a traceback from inside the server."""
     try:
-        Memory(config).close()
+        open_store()
     except MemlaneError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc.message}") from None
 
@@ -89,15 +87,23 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int
 
     config = load_config(config_path)
     check_port_free(host, port)
-    check_store_opens(config)  # before the banner: a store that cannot open is one line, not a traceback
+    app: Any = None
+    if workers == 1:  # the server's own default project opens its store now; its start-up reuses it
+        from memlane.server.keys import DEFAULT_PROJECT
+
+        app = create_app(config_path, keys=keys, require_keys=require_keys)
+        check_store_opens(lambda: app.state.projects.engine(DEFAULT_PROJECT))
+    else:  # each worker opens its own; the parent only checks that it can
+        from memlane import Memory
+
+        check_store_opens(lambda: Memory(config).close())
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"memlane {'' if keys.any_active() else '(no API keys: open to local callers only) '}serving on http://{shown}:{port}/v1")
     if not keys.any_active():
         click.echo("  to require keys: memlane keys create   (then send Authorization: Bearer <key>)")
     endpoint = chat_endpoint(config.upstream, config.llm.config)
     click.echo(f"  chats go to {endpoint[0] or 'https://api.openai.com/v1'}" if endpoint else f"  memory REST is ready; {NO_CHAT_ENDPOINT}")
-    if workers == 1:
-        app = create_app(config_path, keys=keys, require_keys=require_keys)
+    if app is not None:
         uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
         return
     # several processes: each builds its own app from the environment (uvicorn's factory mode)

@@ -126,9 +126,10 @@ class Learner:
         self.counters.last_error = f"{type(exc).__name__}: {exc}"
         self.counters.last_error_at = time.time()
         attempt = item.attempts + 1
-        if is_permanent(exc) or attempt >= self.settings.max_attempts:
+        permanent = is_permanent(exc)
+        if permanent or attempt >= self.settings.max_attempts:
             self.counters.dead_lettered += 1
-            why = "an error retrying cannot fix" if is_permanent(exc) else f"{attempt} failed attempts"
+            why = "an error retrying cannot fix" if permanent else f"{attempt} failed attempts"
             log.error("outbox item %s set aside as dead after %s (memlane outbox requeue puts it back): %s",
                       item.id, why, self.counters.last_error)
             self.memory.store.outbox.retry(item.id, self.counters.last_error, 0.0, dead=True)

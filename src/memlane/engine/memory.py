@@ -98,6 +98,13 @@ def check_limit(limit: Any, name: str = "limit") -> int:
     return limit
 
 
+def resolve_limit(limit: Any, top_k: Any, default: int) -> int:
+    """``limit`` and mem0's ``top_k`` are two names for one setting: one of them, checked."""
+    if limit is not None and top_k is not None and limit != top_k:
+        raise ValidationError("limit and top_k are two names for one setting; pass one", param="limit")
+    return check_limit(limit if limit is not None else (top_k if top_k is not None else default))
+
+
 def check_metadata(metadata: Any) -> dict[str, Any]:
     if metadata is None:
         return {}
@@ -362,9 +369,7 @@ class Memory:
         query, threshold = request.query, request.threshold
         if not isinstance(query, str) or not query.strip():
             raise ValidationError("query must be a non-empty string", param="query")
-        if request.limit is not None and request.top_k is not None and request.limit != request.top_k:
-            raise ValidationError("limit and top_k are two names for one setting; pass one", param="limit")
-        n = check_limit(request.limit if request.limit is not None else (request.top_k if request.top_k is not None else 10))
+        n = resolve_limit(request.limit, request.top_k, 10)
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
             raise ValidationError(f"threshold must be a number, got {threshold!r}", param="threshold")
         scope, parsed = resolve_scope(request.user_id, request.agent_id, request.run_id, request.filters, required="search")
