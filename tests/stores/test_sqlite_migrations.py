@@ -17,6 +17,8 @@ def test_an_outbox_from_before_scopes_and_dead_letters_is_migrated(tmp_path: Pat
         db.execute("DROP TABLE memories_fts_terms")
         db.execute("ALTER TABLE scope_versions DROP COLUMN rewrites")
         db.execute("DROP INDEX outbox_scope_lease")
+        db.execute("DROP INDEX outbox_claim")
+        db.execute("DROP INDEX outbox_leased")
         db.execute("ALTER TABLE outbox DROP COLUMN scope_key")
         db.execute("ALTER TABLE outbox DROP COLUMN dead_at")
         payload = json.dumps({"scope": {"user_id": "alice", "run_id": "r1"}, "messages": [{"role": "user", "content": "hi"}]})

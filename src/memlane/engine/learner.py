@@ -55,6 +55,10 @@ class LearnerCounters:
     events: dict[str, int] = field(default_factory=lambda: {"ADD": 0, "UPDATE": 0, "DELETE": 0})
 
 
+#: the shortest pause between two claims that found nothing
+RESCAN_SECONDS = 0.02
+
+
 class Learner:
     def __init__(self, memory: Memory, settings: OutboxConfig) -> None:
         self.memory = memory
@@ -151,6 +155,10 @@ class Learner:
             else:
                 with self._idle:
                     self._idle.notify_all()
+                # A claim that found nothing passed over the whole backlog waiting behind leased
+                # scopes; chats enqueue (and wake us) hundreds of times a second under load, so
+                # look again at most every RESCAN_SECONDS.
+                self._stop.wait(RESCAN_SECONDS)
                 self._wake.wait(self.settings.poll_seconds)
                 self._wake.clear()
 

@@ -13,6 +13,7 @@ from memlane.config import MemlaneConfig, load_config
 from memlane.openai_compat import NO_CHAT_ENDPOINT, chat_endpoint
 from memlane.server import errors, routes_mem0, routes_memories, routes_openai
 from memlane.server.auth import Auth
+from memlane.server.cpu import one_blas_thread
 from memlane.server.keys import DEFAULT_PROJECT, KeyStore
 from memlane.server.limits import RequestGuard, Limits
 from memlane.server.openapi import describe, install_docs
@@ -42,6 +43,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        one_blas_thread()
         # open the default store now (its learner resumes the outbox) and load the embedder
         await in_thread(projects.engine(DEFAULT_PROJECT).warm_up)
         yield

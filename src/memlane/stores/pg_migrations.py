@@ -98,3 +98,11 @@ def m004_outbox_scopes_and_dead_letters(store: PgVectorStore, conn: Any) -> None
         UPDATE {s}.outbox SET scope_key = coalesce(payload->'scope'->>'user_id', '') || chr(31)
             || coalesce(payload->'scope'->>'agent_id', '') || chr(31) || coalesce(payload->'scope'->>'run_id', '');
         CREATE INDEX outbox_scope_lease ON {s}.outbox (scope_key, lease_until)""")
+
+
+@migration
+def m005_outbox_leases(store: PgVectorStore, conn: Any) -> None:
+    """Claims read indexes only (see SQLite's m008)."""
+    s = store.s
+    execute_all(conn, f"""CREATE INDEX IF NOT EXISTS outbox_leased ON {s}.outbox (lease_until) WHERE lease_until IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS outbox_claim ON {s}.outbox (next_attempt_at, seq, scope_key, lease_until) WHERE dead_at IS NULL""")
