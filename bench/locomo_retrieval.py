@@ -14,6 +14,7 @@ top k, averaged over questions. Categories follow the dataset's own code: 1 mult
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
 import json
 import math
 import os
@@ -121,8 +122,18 @@ EMBEDDERS = {
 }
 
 
-def load_locomo(memory: Memory, samples: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, list[tuple[str, str]]], int, float]:
-    """Store every dated turn (one add per session) and collect the questions with their evidence."""
+def session_time(date: str) -> str | None:
+    """LoCoMo's "1:56 pm on 8 May, 2023" as ISO 8601 (the conversation's time for ``add``)."""
+    try:
+        return _dt.datetime.strptime(date.strip(), "%I:%M %p on %d %B, %Y").replace(tzinfo=_dt.timezone.utc).isoformat()
+    except ValueError:
+        return None
+
+
+def load_locomo(memory: Memory, samples: list[dict[str, Any]], *, per_turn: bool = False,
+                ) -> tuple[list[dict[str, Any]], dict[str, list[tuple[str, str]]], int, float]:
+    """Store every dated turn with its session's time, one ``add`` per session or (``per_turn``)
+    one per turn, as an app logging each turn would; collect the questions with their evidence."""
     questions: list[dict[str, Any]] = []
     docs: dict[str, list[tuple[str, str]]] = {}  # sample -> [(dia_id, bare text)]
     t0 = time.perf_counter()
@@ -133,8 +144,9 @@ def load_locomo(memory: Memory, samples: list[dict[str, Any]]) -> tuple[list[dic
         docs[sid] = []
         for date, turns in sessions(sample):
             messages = [{"role": "user", "content": turn_text(date, t), "metadata": {"dia_id": t["dia_id"]}} for t in turns]
-            result = memory.add(messages, user_id=sid, infer=False, metadata={"session_date": date})
-            stored += len(result["results"])
+            for batch in ([[m] for m in messages] if per_turn else [messages]):
+                result = memory.add(batch, user_id=sid, infer=False, metadata={"session_date": date}, timestamp=session_time(date))
+                stored += len(result["results"])
             known.update(t["dia_id"] for t in turns)
             docs[sid].extend((t["dia_id"], turn_text(date, t)) for t in turns)
         for qa in sample["qa"]:
@@ -144,6 +156,22 @@ def load_locomo(memory: Memory, samples: list[dict[str, Any]]) -> tuple[list[dic
             if ev:
                 questions.append({"sample": sid, "question": qa["question"], "category": qa["category"], "evidence": ev})
     return questions, docs, stored, time.perf_counter() - t0
+
+
+def injected_tokens(memory: Memory, questions: list[dict[str, Any]], limit: int = 10) -> tuple[float, float]:
+    """Mean and p95 tokens of the memory message a chat would get (``limit`` memories), counted
+    with the MiniLM WordPiece tokenizer shipped with the static model (no GPT tokenizer is
+    installable offline; WordPiece counts run close to GPT's BPE on English)."""
+    from tokenizers import Tokenizer
+
+    from memlane.engine.memory import SearchRequest
+    from memlane.proxy.recall import memory_message
+
+    tokenizer = Tokenizer.from_file(str(ROOT / "src" / "memlane" / "models" / "minilm-static" / "tokenizer.json"))
+    tokenizer.no_truncation()
+    counts = sorted(len(tokenizer.encode(memory_message(memory.search_hits(SearchRequest(q["question"], user_id=q["sample"], limit=limit)))["content"],
+                                         add_special_tokens=False).ids) for q in questions)
+    return sum(counts) / len(counts), counts[int(0.95 * (len(counts) - 1))]
 
 
 def run_variants(memory: Memory, questions: list[dict[str, Any]], variants: list[tuple[str, RetrievalConfig]],
@@ -168,41 +196,46 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out or ROOT / "bench" / "results" / f"locomo_retrieval{'' if args.embedder == 'static' else '_' + args.embedder}.md")
     samples = json.loads(Path(args.data).read_text())
-    workdir = Path(tempfile.mkdtemp(prefix="memlane-locomo-"))
-    memory = Memory({"vector_store": {"provider": "sqlite", "config": {"path": str(workdir / "locomo.db")}},
-                     "embedder": EMBEDDERS[args.embedder]})
-    questions, docs, stored, load_s = load_locomo(memory, samples)
-    print(f"stored {stored} turns in {load_s:.1f}s; {len(questions)} questions", flush=True)
-
     ks = (5, 10)
-    bm25 = {sid: BM25([text for _, text in d]) for sid, d in docs.items()}
-    rows: list[tuple[str, dict[str, Any]]] = []
-    rows.append(("BM25 baseline (bare BM25 over dated turns, this run)",
-                 evaluate(questions, lambda q, k: [docs[q["sample"]][i][0] for i in bm25[q["sample"]].top(q["question"], k)], ks)))
-    variants = [
-        ("memlane keyword only (FTS5 porter + neighbour turns)", RetrievalConfig(keyword_weight=1.0)),
-        (f"memlane dense only ({args.embedder} cosine)", RetrievalConfig(keyword_weight=0.0)),
-        ("memlane RRF (k=60) of both", RetrievalConfig(fusion="rrf")),
-        ("memlane weighted 0.5/0.5 (default)", RetrievalConfig()),
-    ]
-    for weight in (0.3, 0.4, 0.6, 0.7):
-        variants.append((f"memlane weighted, keyword weight {weight}", RetrievalConfig(keyword_weight=weight)))
-    rows += run_variants(memory, questions, variants, ks)
+    rows: list[tuple[str, str, dict[str, Any]]] = []
+    notes: list[str] = []
+    for mode in ("one add per session", "one add per turn"):
+        workdir = Path(tempfile.mkdtemp(prefix="memlane-locomo-"))
+        memory = Memory({"vector_store": {"provider": "sqlite", "config": {"path": str(workdir / "locomo.db")}},
+                         "embedder": EMBEDDERS[args.embedder]})
+        questions, docs, stored, load_s = load_locomo(memory, samples, per_turn=mode.endswith("turn"))
+        notes.append(f"{mode}: {stored} turns stored in {load_s:.1f} s")
+        print(f"{mode}: stored {stored} turns in {load_s:.1f}s; {len(questions)} questions", flush=True)
+        if not rows:
+            bm25 = {sid: BM25([text for _, text in d]) for sid, d in docs.items()}
+            rows.append(("-", "BM25 baseline (bare BM25 over dated turns, this run)",
+                         evaluate(questions, lambda q, k: [docs[q["sample"]][i][0] for i in bm25[q["sample"]].top(q["question"], k)], ks)))
+        variants = [
+            ("keyword only (FTS5 porter + conversation context)", RetrievalConfig(keyword_weight=1.0)),
+            (f"dense only ({args.embedder} cosine)", RetrievalConfig(keyword_weight=0.0)),
+            ("weighted 0.5/0.5 (default)", RetrievalConfig()),
+        ]
+        for name, result in run_variants(memory, questions, variants, ks):
+            rows.append((mode, name, result))
+        memory.config.retrieval = RetrievalConfig()
+        mean, p95 = injected_tokens(memory, questions)
+        rows[-1][2]["tokens"] = (mean, p95)
+        memory.close()
 
-    header = "| method | all@5 | all@10 | multi-hop@10 | temporal@10 | open-domain@10 | single-hop@10 | search p50 ms | p95 ms |"
-    lines = [header, "|---|---|---|---|---|---|---|---|---|"]
-    base = rows[0][1]["all@10"]
-    for name, r in rows:
+    header = "| ingestion | method | all@5 | all@10 | multi-hop@10 | temporal@10 | open-domain@10 | single-hop@10 | search p50 ms | p95 ms | injected tokens mean / p95 |"
+    lines = [header, "|---|---|---|---|---|---|---|---|---|---|---|"]
+    base = rows[0][2]["all@10"]
+    for mode, name, r in rows:
+        tokens = f"{r['tokens'][0]:.0f} / {r['tokens'][1]:.0f}" if "tokens" in r else "-"
         lines.append(
-            f"| {name} | {r['all@5']:.3f} | {r['all@10']:.3f} ({r['all@10'] / base:.2f}x) | {r['c1@10']:.3f} | {r['c2@10']:.3f} | "
-            f"{r['c3@10']:.3f} | {r['c4@10']:.3f} | {r['ms_p50']:.1f} | {r['ms_p95']:.1f} |")
+            f"| {mode} | {name} | {r['all@5']:.3f} | {r['all@10']:.3f} ({r['all@10'] / base:.2f}x) | {r['c1@10']:.3f} | {r['c2@10']:.3f} | "
+            f"{r['c3@10']:.3f} | {r['c4@10']:.3f} | {r['ms_p50']:.1f} | {r['ms_p95']:.1f} | {tokens} |")
     table = "\n".join(lines)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(f"LoCoMo dev half: {len(questions)} questions (categories 1-4), {stored} turns; load {load_s:.1f}s; "
-                   f"embedder: {memory.embedder.model_id}.\n"
-                   f"Ratios are against the BM25 baseline of this run. Search times include query embedding.\n\n{table}\n")
+    out.write_text(f"LoCoMo dev half: {len(questions)} questions (categories 1-4); " + "; ".join(notes)
+                   + f"; embedder: {args.embedder}.\nRatios are against the BM25 baseline of this run. Search times include"
+                   " the query embedding. Injected tokens: the memory message at limit 10 (MiniLM WordPiece count).\n\n" + table + "\n")
     print(table)
-    memory.close()
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def build_store(db: Path, embedder: dict[str, Any], turns: list[str], scope_size
 def wrk(url: str, bodies: Path, seconds: float, connections: int, work: Path) -> dict[str, float]:
     script = work / "post.lua"
     script.write_text(WRK_SCRIPT)
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds:.0f}s", "--latency", "-s", str(script), url, "--", str(bodies)],
+    out = subprocess.run(["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds:.0f}s", "--latency", "-s", str(script), url, "--", str(bodies)],
                          capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
 
     def ms(label: str) -> float:
@@ -130,7 +130,7 @@ def main() -> None:
                      ("memlane, recall on, learning on", memlane_url + "/v1/chat/completions", recall)]
             for _, url, bodies in modes:  # warm every path
                 wrk(url, bodies, 2, 4, work)
-            for connections in (8, 64):
+            for connections in (1, 8, 64):
                 for mode, url, bodies in modes:
                     result = wrk(url, bodies, args.seconds, connections, work)
                     rows.append((name, connections, mode, result))
@@ -145,7 +145,7 @@ def main() -> None:
             serve, memlane_url = start_serve(quiet, work / "home")
             procs.append(serve)
             wrk(memlane_url + "/v1/chat/completions", recall, 2, 4, work)
-            for connections in (8, 64):
+            for connections in (1, 8, 64):
                 result = wrk(memlane_url + "/v1/chat/completions", recall, args.seconds, connections, work)
                 rows.append((name, connections, "memlane, recall on, learning off", result))
                 print(name, connections, "learning off", result, flush=True)

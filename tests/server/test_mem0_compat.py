@@ -62,3 +62,8 @@ def test_older_client_paths(server) -> None:  # type: ignore[no-untyped-def]
     assert api.post("/v1/memories/", json={"messages": "Likes tea", "user_id": "zoe", "infer": False, "platform_only": 1}).status_code == 200
     assert [r["memory"] for r in api.post("/v2/memories/", json={"filters": {"user_id": "zoe"}}).json()["results"]] == ["Likes tea"]
     assert api.post("/v2/memories/search/", json={"query": "tea", "filters": {"user_id": "zoe"}}).json()["results"][0]["memory"] == "Likes tea"
+
+
+def test_add_takes_the_conversation_timestamp_as_mem0_platform_does(mem0_client) -> None:  # type: ignore[no-untyped-def]
+    added = mem0_client.add("Moved to Lisbon", user_id="alice", infer=False, timestamp=1683554160)
+    assert mem0_client.get(added["results"][0]["id"])["created_at"] == "2023-05-08T13:56:00.000000+00:00"

@@ -224,3 +224,15 @@ def test_api_docs_work_offline_and_the_document_validates(server: LiveServer) ->
     body = chat["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/ChatRequest"}
     assert {"model", "messages", "user_id", "include_memories"} <= set(spec["components"]["schemas"]["ChatRequest"]["properties"])
+
+
+def test_add_takes_the_conversation_time(server: LiveServer) -> None:
+    api = httpx.Client(base_url=server.url)
+    body = {"messages": "Moved to Lisbon", "user_id": "alice", "infer": False}
+    for timestamp in (1683554160, "2023-05-08T13:56:00Z"):
+        added = api.post("/v1/memories", json={**body, "timestamp": timestamp}).json()["results"][0]
+        assert api.get(f"/v1/memories/{added['id']}").json()["created_at"] == "2023-05-08T13:56:00.000000+00:00"
+        api.delete(f"/v1/memories/{added['id']}")
+    for bad in ("last tuesday", True):
+        refused = api.post("/v1/memories", json={**body, "timestamp": bad})
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "timestamp", refused.text

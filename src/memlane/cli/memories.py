@@ -28,14 +28,18 @@ def memories() -> None:
 @scope_options
 @click.option("--metadata", "-m", help="metadata JSON stored with each memory")
 @click.option("--infer/--no-infer", default=True, show_default=True, help="extract facts with the memory LLM, or store the text verbatim")
+@click.option("--timestamp", help="when the conversation happened: ISO 8601 (2023-05-08T13:56:00Z) or Unix seconds; default now")
 @click.pass_context
 @user_errors
 def add(ctx: click.Context, text: tuple[str, ...], user_id: str | None, agent_id: str | None, run_id: str | None,
-        filters: str | None, metadata: str | None, infer: bool) -> None:
+        filters: str | None, metadata: str | None, infer: bool, timestamp: str | None) -> None:
     """Remember TEXT (several arguments are several user turns)."""
     messages = [{"role": "user", "content": t} for t in text]
+    when: str | float | None = timestamp
+    if timestamp is not None and timestamp.replace(".", "", 1).isdigit():
+        when = float(timestamp)
     with open_memory(ctx) as memory:
-        echo_json(memory.add(messages, user_id=user_id, agent_id=agent_id, run_id=run_id,
+        echo_json(memory.add(messages, user_id=user_id, agent_id=agent_id, run_id=run_id, timestamp=when,
                              filters=json_option(filters, "--filters"), metadata=json_option(metadata, "--metadata"), infer=infer))
 
 

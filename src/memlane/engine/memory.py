@@ -105,6 +105,30 @@ def resolve_limit(limit: Any, top_k: Any, default: int) -> int:
     return check_limit(limit if limit is not None else (top_k if top_k is not None else default))
 
 
+def check_timestamp(timestamp: Any) -> str | None:
+    """When a conversation happened, as memlane stores times (ISO 8601 UTC, microseconds).
+    Accepts what mem0's Platform ``add`` takes (Unix seconds), ISO 8601 text or a datetime;
+    text or a datetime without a zone is read as UTC."""
+    if timestamp is None:
+        return None
+    if isinstance(timestamp, bool):
+        raise ValidationError("timestamp must be Unix seconds, ISO 8601 text or a datetime, not a boolean", param="timestamp")
+    try:
+        if isinstance(timestamp, (int, float)):
+            when = _dt.datetime.fromtimestamp(float(timestamp), _dt.timezone.utc)
+        elif isinstance(timestamp, str):
+            when = _dt.datetime.fromisoformat(timestamp.strip().replace("Z", "+00:00"))
+        elif isinstance(timestamp, _dt.datetime):
+            when = timestamp
+        else:
+            raise TypeError
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise ValidationError(f"timestamp {timestamp!r} is not Unix seconds, ISO 8601 text or a datetime", param="timestamp") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.timezone.utc)
+    return when.astimezone(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
 def check_metadata(metadata: Any) -> dict[str, Any]:
     if metadata is None:
         return {}
@@ -197,20 +221,25 @@ class Memory:
         infer: bool = True,
         prompt: str | None = None,
         llm_model: str | None = None,
+        timestamp: int | float | str | _dt.datetime | None = None,
     ) -> dict[str, Any]:
         """Remember what ``messages`` say; returns ``{"results": [{"id","memory","event",...}]}``.
 
-        ``llm_model`` overrides the memory LLM's model for this call (the proxy passes the chat's
-        own model when the config names none).
+        ``timestamp``: when the conversation happened (Unix seconds as mem0's Platform takes
+        it, ISO 8601 or a datetime; default now). New memories carry it as ``created_at``, the
+        keyword context links only turns close in time, and fact extraction resolves relative
+        dates ("yesterday") against it. ``llm_model`` overrides the memory LLM's model for this
+        call (the proxy passes the chat's own model when the config names none).
         """
         scope, _ = resolve_scope(user_id, agent_id, run_id, filters, required="add")
         meta = check_metadata(metadata)
+        when = check_timestamp(timestamp)
         turns = normalize_messages(messages)
         actor = next((m.get("name") for m in turns if m["role"] == "user" and m.get("name")), None)
         if infer:
-            applied = self._add_inferred(turns, scope, meta, prompt, actor, llm_model)
+            applied = self._add_inferred(turns, scope, meta, prompt, actor, llm_model, when=when)
         else:
-            applied = self._add_verbatim(turns, scope, meta, actor)
+            applied = self._add_verbatim(turns, scope, meta, actor, when=when)
         return {"results": [self._applied_dict(a) for a in applied if a.event != "NONE"]}
 
     @staticmethod
@@ -226,20 +255,20 @@ class Memory:
             user_id=scope.user_id, agent_id=scope.agent_id, run_id=scope.run_id, created_at=now, updated_at=now,
         )
 
-    def _add_verbatim(self, turns: list[dict[str, Any]], scope: Scope, meta: dict[str, Any], actor: str | None) -> list[Applied]:
+    def _add_verbatim(self, turns: list[dict[str, Any]], scope: Scope, meta: dict[str, Any], actor: str | None,
+                      *, when: str | None = None) -> list[Applied]:
         kept = [m for m in turns if m["role"] != "system" and m["content"].strip()]
         if not kept:
             return []
         texts = [m["content"] for m in kept]
-        # Neighbouring turns go into the keyword index only: measured on LoCoMo they are the
-        # largest single gain for BM25, while the stored memory stays the verbatim turn.
-        contexts = [" ".join(texts[max(i - 1, 0) : i] + texts[i + 1 : i + 2]) for i in range(len(texts))]
+        # Neighbouring turns reach the keyword index through the store, from the scope's
+        # conversation order (memlane.stores.conversation), however the turns are batched.
         vectors = self._embed(texts)
-        now = utc_now()
+        now = when or utc_now()
         changes = []
-        for message, text, ctx, vector in zip(kept, texts, contexts, vectors):
+        for message, text, vector in zip(kept, texts, vectors):
             record_meta = {"role": message["role"], **meta, **message.get("metadata", {})}
-            changes.append(Change("ADD", self._new_record(text, scope, record_meta, now), vector, ctx or None))
+            changes.append(Change("ADD", self._new_record(text, scope, record_meta, now), vector))
         with self.store.scope_lock(scope):
             return self.store.apply(changes, actor_id=actor)
 
@@ -250,12 +279,13 @@ class Memory:
         scope = Scope(**payload["scope"])
         model = None if self.config.llm.config.get("model") else payload.get("model")
         return self._add_inferred(
-            normalize_messages(payload["messages"]), scope, payload.get("metadata") or {}, None, None, model, outbox=item
+            normalize_messages(payload["messages"]), scope, payload.get("metadata") or {}, None, None, model, outbox=item,
+            when=payload.get("timestamp"),
         )
 
     def _add_inferred(
         self, turns: list[dict[str, Any]], scope: Scope, meta: dict[str, Any], prompt: str | None,
-        actor: str | None, llm_model: str | None, *, outbox: OutboxItem | None = None,
+        actor: str | None, llm_model: str | None, *, outbox: OutboxItem | None = None, when: str | None = None,
     ) -> list[Applied]:
         def nothing_learnt() -> list[Applied]:
             if outbox is not None:
@@ -266,7 +296,7 @@ class Memory:
         if not conversation.strip():
             return nothing_learnt()
         extraction_prompt = prompt or self.config.custom_fact_extraction_prompt or prompts.FACT_EXTRACTION_PROMPT.format(
-            today=_dt.date.today().isoformat()
+            today=(when or utc_now())[:10]  # the conversation's own date: relative dates resolve against it
         )
         # Extraction reads only the new turns, so it runs outside the scope lock.
         limits = self.config.inference
@@ -287,7 +317,7 @@ class Memory:
                 decisions = inference.reconcile(self.llm, system, shown, facts, model=llm_model)
             else:  # nothing to update or delete: every fact is new, no second call needed
                 decisions = [inference.Decision("ADD", fact, None) for fact in facts]
-            changes = self._changes_for(decisions, existing, scope, meta, dict(zip(facts, fact_vectors)))
+            changes = self._changes_for(decisions, existing, scope, meta, dict(zip(facts, fact_vectors)), when)
             if not changes:
                 return nothing_learnt()
             return self.store.apply(changes, actor_id=actor, outbox_done=outbox)
@@ -302,9 +332,10 @@ class Memory:
 
     def _changes_for(
         self, decisions: list[inference.Decision], existing: list[MemoryRecord], scope: Scope,
-        meta: dict[str, Any], known_vectors: dict[str, np.ndarray],
+        meta: dict[str, Any], known_vectors: dict[str, np.ndarray], when: str | None = None,
     ) -> list[Change]:
-        """Turn the LLM's decisions into store changes, touching only the memories it was shown."""
+        """Turn the LLM's decisions into store changes, touching only the memories it was shown.
+        New memories carry the conversation's time (``when``); updates are dated now."""
         by_alias = {str(i): r for i, r in enumerate(existing)}
         now = utc_now()
         changes: list[Change] = []
@@ -320,7 +351,7 @@ class Memory:
                 if h in pending_hashes:
                     continue  # exact duplicate of an existing or already-added memory
                 pending_hashes.add(h)
-                changes.append(Change("ADD", self._new_record(d.text, scope, meta, now)))
+                changes.append(Change("ADD", self._new_record(d.text, scope, meta, when or now)))
             elif d.event == "UPDATE" and target is not None and target.id not in touched:
                 if content_hash(d.text) == target.hash or content_hash(d.text) in pending_hashes:
                     continue
@@ -475,9 +506,10 @@ class Memory:
         filters: Mapping[str, Any] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every memory (of a scope, or of the whole store) with its history: one dict per
-        memory, the JSONL line format of ``import_records`` and the server's export."""
+        memory, oldest first (the order an import writes them back in, so each conversation is
+        rebuilt in its own order), the JSONL line format of ``import_records`` and the server's export."""
         scope, parsed = resolve_scope(user_id, agent_id, run_id, filters, required=None)
-        for record in self.store.list(scope, parsed, None):
+        for record in reversed(self.store.list(scope, parsed, None)):
             yield {**record.to_dict(), "history": [e.to_dict() for e in self.store.history(record.id)]}
 
     def import_records(self, records: Iterable[Mapping[str, Any]], *, batch_size: int = 256) -> dict[str, int]:

@@ -97,8 +97,12 @@ class MemoryRequests:
 
     @staticmethod
     def add(messages: Any, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
-            metadata: Mapping[str, Any] | None = None, filters: Mapping[str, Any] | None = None, infer: bool = True) -> tuple[str, str, dict[str, Any]]:
-        body = {"messages": messages, **_scope(user_id, agent_id, run_id), "metadata": metadata, "filters": filters, "infer": infer}
+            metadata: Mapping[str, Any] | None = None, filters: Mapping[str, Any] | None = None, infer: bool = True,
+            timestamp: Any = None) -> tuple[str, str, dict[str, Any]]:
+        if hasattr(timestamp, "isoformat"):  # a datetime travels as ISO 8601
+            timestamp = timestamp.isoformat()
+        body = {"messages": messages, **_scope(user_id, agent_id, run_id), "metadata": metadata, "filters": filters, "infer": infer,
+                "timestamp": timestamp}
         return "POST", "/v1/memories", {"json": _dropping_none(body)}
 
     @staticmethod

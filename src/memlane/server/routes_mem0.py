@@ -59,7 +59,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         limits.check_metadata(body.get("metadata"))
         return await in_thread(
             engine(project).add, body["messages"], **_scope_kwargs(body), metadata=body.get("metadata"),
-            filters=body.get("filters"), infer=_infer(body),
+            filters=body.get("filters"), infer=_infer(body), timestamp=body.get("timestamp"),
         )
 
     @api.post("/v3/memories/", summary="mem0 get_all")

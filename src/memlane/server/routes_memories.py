@@ -7,7 +7,7 @@ from typing import Any, Iterator
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from memlane.server.errors import APIError
 from memlane.server.limits import Limits, json_depth
@@ -31,6 +31,9 @@ class AddBody(_ScopedBody):
     messages: Any
     metadata: dict[str, Any] | None = None
     infer: bool = True
+    #: checked by the engine, whose error names the field (a union here would answer "timestamp.int")
+    timestamp: Any = Field(None, description="When the conversation happened: Unix seconds (as mem0's Platform add takes it)"
+                                                " or ISO 8601 text; default now", json_schema_extra={"type": ["number", "string", "null"]})
 
 
 class SearchBody(_ScopedBody):
@@ -91,7 +94,8 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         if isinstance(body.messages, str):
             limits.check_text(body.messages, "messages")
         return await in_thread(engine(project).add, body.messages, user_id=body.user_id, agent_id=body.agent_id,
-                               run_id=body.run_id, metadata=body.metadata, filters=body.filters, infer=body.infer)
+                               run_id=body.run_id, metadata=body.metadata, filters=body.filters, infer=body.infer,
+                               timestamp=body.timestamp)
 
     @api.get("", summary="List a scope's memories, newest first")
     async def list_memories(

@@ -42,8 +42,6 @@ class Change:
     event: Literal["ADD", "UPDATE", "DELETE"]
     record: MemoryRecord
     vector: np.ndarray | None = None
-    #: Text around the memory (neighbouring turns) that the keyword index also sees.
-    context: str | None = None
     #: For an ADD that restores an exported memory: its history, written instead of a new ADD.
     history: list[HistoryEvent] | None = None
 

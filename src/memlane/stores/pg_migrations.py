@@ -106,3 +106,9 @@ def m005_outbox_leases(store: PgVectorStore, conn: Any) -> None:
     s = store.s
     execute_all(conn, f"""CREATE INDEX IF NOT EXISTS outbox_leased ON {s}.outbox (lease_until) WHERE lease_until IS NOT NULL;
         CREATE INDEX IF NOT EXISTS outbox_claim ON {s}.outbox (next_attempt_at, seq, scope_key, lease_until) WHERE dead_at IS NULL""")
+
+
+@migration
+def m006_conversation_order(store: PgVectorStore, conn: Any) -> None:
+    """Each scope's memories in the order they were written (see SQLite's m009)."""
+    conn.execute(f"CREATE INDEX IF NOT EXISTS memories_scope_order ON {store.s}.memories (scope_key, rid)")

@@ -262,6 +262,9 @@ class PgVectorStore(SQLStore):
         label = "B" if w >= 0.4 else ("C" if w >= 0.2 else "D")
         return f"setweight(to_tsvector('english', %s), 'A') || setweight(to_tsvector('english', %s), '{label}')"
 
+    def _set_context(self, conn: Any, key: Any, memory: str, context: str | None) -> None:
+        conn.execute(f"UPDATE {self.s}.memories SET context = %s, tsv = {self._tsv_sql()} WHERE rid = %s", (context, memory, context or "", key))
+
     def apply(self, changes: Sequence[Change], *, actor_id: str | None = None, outbox_done: OutboxItem | None = None,
               track_sync: bool = False) -> list[Applied]:
         """``track_sync``: also list the changed memories in ``vector_sync`` (see ``unsynced_ids``)."""
@@ -270,6 +273,7 @@ class PgVectorStore(SQLStore):
             if outbox_done is not None:
                 self.outbox.finish(conn, outbox_done)
             adds: list[Change] = []
+            touched: set[tuple[str, Any]] = set()
             for change in changes:  # runs of ADDs go in batches; order with UPDATE/DELETE is kept
                 if change.event == "ADD":
                     adds.append(change)
@@ -277,8 +281,12 @@ class PgVectorStore(SQLStore):
                 results.extend(self._add_many(conn, adds, actor_id))
                 adds = []
                 handler = self._update if change.event == "UPDATE" else self._delete
+                before = self._positions(conn, [change.record.id])
                 results.append(handler(conn, change, actor_id))
+                touched |= self._touched_by(conn, change, results[-1], before)
             results.extend(self._add_many(conn, adds, actor_id))
+            touched |= self._positions(conn, [a.record.id for a in results if a.event == "ADD"])
+            self._refresh_contexts(conn, touched)
             if track_sync:
                 touched = sorted({a.record.id for a in results if a.event != "NONE"})
                 conn.cursor().executemany(f"INSERT INTO {self.s}.vector_sync (memory_id) VALUES (%s) ON CONFLICT DO NOTHING",
@@ -296,12 +304,12 @@ class PgVectorStore(SQLStore):
         if fresh:
             with conn.cursor() as cur:
                 cur.executemany(
-                    f"INSERT INTO {s}.memories (id, memory, hash, scope_key, user_id, agent_id, run_id, metadata, context, created_at, updated_at, tsv)"
-                    f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, {self._tsv_sql()})"
+                    f"INSERT INTO {s}.memories (id, memory, hash, scope_key, user_id, agent_id, run_id, metadata, created_at, updated_at, tsv)"
+                    f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, {self._tsv_sql()})"
                     " ON CONFLICT (scope_key, hash) DO NOTHING RETURNING rid, id",
                     [(c.record.id, c.record.memory, c.record.hash, c.record.scope.key, c.record.user_id, c.record.agent_id, c.record.run_id,
-                      json.dumps(c.record.metadata, ensure_ascii=False), c.context, c.record.created_at, c.record.updated_at,
-                      c.record.memory, c.context or "") for c in fresh],
+                      json.dumps(c.record.metadata, ensure_ascii=False), c.record.created_at, c.record.updated_at,
+                      c.record.memory, "") for c in fresh],
                     returning=True,
                 )
                 while True:
@@ -365,8 +373,10 @@ class PgVectorStore(SQLStore):
         where, params = self._where(scope, filters)
         with self._tx("deleting memories") as conn:
             ids = [r["id"] for r in conn.execute(f"SELECT m.id FROM {self.s}.memories m WHERE {where}", params)]
+            positions = self._positions(conn, ids)
             for memory_id in ids:
                 self._delete(conn, Change("DELETE", MemoryRecord(id=memory_id, memory="", hash="")), actor_id)
+            self._refresh_contexts(conn, positions)
         return len(ids)
 
     def reset(self) -> None:

@@ -21,6 +21,7 @@ from memlane.errors import EmbedderMismatchError, StoreError
 from memlane.query.filters import Filter
 from memlane.records import HistoryEvent, MemoryRecord, Scope
 from memlane.stores.base import scope_where
+from memlane.stores.conversation import ConversationContext
 from memlane.stores.outbox import SQLOutbox
 
 
@@ -47,7 +48,7 @@ def record_from_row(row: Any) -> MemoryRecord:
     )
 
 
-class SQLStore:
+class SQLStore(ConversationContext):
     """Base class of the SQL stores; see the module docstring for what a subclass supplies."""
 
     #: the driver's placeholder
@@ -106,6 +107,15 @@ class SQLStore:
 
     def _sql(self, text: str) -> str:
         return text.replace("{t}", self.prefix).replace("?", self.mark)
+
+    def _touched_by(self, conn: Any, change: Any, applied: Any, before: set[tuple[str, Any]]) -> set[tuple[str, Any]]:
+        """Where ``applied`` changed the conversation (see ``memlane.stores.conversation``):
+        ``before`` is the memory's position read before an UPDATE or DELETE."""
+        if applied.event == "ADD":
+            return self._positions(conn, [applied.record.id])
+        if applied.event == "DELETE" or (applied.event == "UPDATE" and applied.previous_memory != applied.record.memory):
+            return before
+        return set()
 
     def _make_outbox(self, **dialect: Any) -> SQLOutbox:
         return SQLOutbox(self._t("outbox"), self._write, mark=self.mark, read=self._read, **dialect)

@@ -216,9 +216,13 @@ class SQLiteStore(SQLStore):
         with self._write("applying memory changes") as db:
             if outbox_done is not None:
                 self.outbox.finish(db, outbox_done)
+            touched: set[tuple[str, Any]] = set()
             for change in changes:
                 handler = {"ADD": self._add, "UPDATE": self._update, "DELETE": self._delete}[change.event]
+                before = self._positions(db, [change.record.id]) if change.event != "ADD" else set()
                 results.append(handler(db, change, actor_id))
+                touched |= self._touched_by(db, change, results[-1], before)
+            self._refresh_contexts(db, touched)
             if track_sync:
                 db.executemany("INSERT OR IGNORE INTO vector_sync (memory_id) VALUES (?)",
                                [(i,) for i in sorted({a.record.id for a in results if a.event != "NONE"})])
@@ -227,6 +231,10 @@ class SQLiteStore(SQLStore):
             self._bump(db, {k for a in changed for k in _version_keys(a.record.user_id, a.record.agent_id, a.record.run_id)},
                        {k for a in rewritten for k in _version_keys(a.record.user_id, a.record.agent_id, a.record.run_id)})
         return results
+
+    def _set_context(self, conn: sqlite3.Connection, key: Any, memory: str, context: str | None) -> None:
+        conn.execute("UPDATE memories SET context = ? WHERE rowid = ?", (context, key))
+        conn.execute("UPDATE memories_fts SET context = ? WHERE rowid = ?", (context or "", key))
 
     @staticmethod
     def _bump(db: sqlite3.Connection, keys: set[str], rewritten: set[str]) -> None:
@@ -243,10 +251,10 @@ class SQLiteStore(SQLStore):
             return Applied("NONE", r)  # an import of a memory this store already holds
         cur = db.execute(
             "INSERT INTO memories (id, memory, hash, scope_key, user_id, agent_id, run_id, metadata,"
-            " context, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (scope_key, hash) DO NOTHING",
             (r.id, r.memory, r.hash, r.scope.key, r.user_id, r.agent_id, r.run_id,
-             json.dumps(r.metadata, ensure_ascii=False), change.context, r.created_at, r.updated_at),
+             json.dumps(r.metadata, ensure_ascii=False), r.created_at, r.updated_at),
         )
         if cur.rowcount == 0:  # the same text is already in this scope
             existing = self._row_by_hash(db, r.scope, r.hash)
@@ -254,8 +262,8 @@ class SQLiteStore(SQLStore):
         rowid = cur.lastrowid
         db.execute("INSERT INTO vectors (rowid, embedding) VALUES (?, ?)", (rowid, self._check_vector(change.vector).tobytes()))
         db.execute(
-            "INSERT INTO memories_fts (rowid, memory, context, scope) VALUES (?, ?, ?, ?)",
-            (rowid, r.memory, change.context or "", _scope_tokens(r)),
+            "INSERT INTO memories_fts (rowid, memory, context, scope) VALUES (?, ?, '', ?)",
+            (rowid, r.memory, _scope_tokens(r)),
         )
         if change.history is None:
             self._history(db, r.id, "ADD", None, r.memory, actor_id, r.created_at)
@@ -305,10 +313,12 @@ class SQLiteStore(SQLStore):
         where, params = self._where(scope, filters)
         with self._write("deleting memories") as db:
             ids = [row[0] for row in db.execute(f"SELECT m.id FROM memories m WHERE {where}", params)]
+            positions = self._positions(db, ids)
             touched: set[str] = set()
             for memory_id in ids:
                 gone = self._delete(db, Change("DELETE", MemoryRecord(id=memory_id, memory="", hash="")), actor_id)
                 touched.update(_version_keys(gone.record.user_id, gone.record.agent_id, gone.record.run_id))
+            self._refresh_contexts(db, positions)
             self._bump(db, touched, touched)
         return len(ids)
 

@@ -161,3 +161,10 @@ def m008_outbox_leases(db: sqlite3.Connection) -> None:
         CREATE INDEX IF NOT EXISTS outbox_leased ON outbox (lease_until) WHERE lease_until IS NOT NULL;
         CREATE INDEX IF NOT EXISTS outbox_claim ON outbox (next_attempt_at, seq, scope_key, lease_until) WHERE dead_at IS NULL
         """)
+
+
+@migration
+def m009_conversation_order(db: sqlite3.Connection) -> None:
+    """Each scope's memories in the order they were written (an index on the scope alone ends in
+    the rowid): every write looks up its neighbours to keep their conversation context."""
+    execute_all(db, "CREATE INDEX IF NOT EXISTS memories_scope_order ON memories (scope_key)")

@@ -1,0 +1,82 @@
+"""Conversation context: what the keyword index sees around each memory.
+
+A memory's keyword context is the text of its neighbours: the memories written just before and
+just after it in the same exact scope (user, agent and run), when they lie within
+``WINDOW_SECONDS`` of it in time. Measured on LoCoMo, neighbouring turns are the largest single
+gain for BM25 (a question's words are often split between a turn and its reply).
+
+The context is derived from the stored order, never from how the memories arrived: turns added
+one ``add`` call at a time, in one call, learnt from chats or restored by an import get the same
+context, because every write recomputes the context of the memories around the rows it touched
+(an added memory's predecessor gains it; a deleted or rewritten memory's neighbours lose its old
+text), inside the write's own transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any, Iterable, Sequence
+
+#: neighbours further apart in time than this are different conversations
+WINDOW_SECONDS = 3600.0
+
+
+def _when(text: str | None) -> _dt.datetime | None:
+    try:
+        when = _dt.datetime.fromisoformat(str(text))
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)
+
+
+def close_in_time(a: str | None, b: str | None) -> bool:
+    first, second = _when(a), _when(b)
+    return first is not None and second is not None and abs((first - second).total_seconds()) <= WINDOW_SECONDS
+
+
+class ConversationContext:
+    """Mixed into the SQL stores. A subclass supplies ``_set_context`` (where its keyword index
+    reads the context from) and the attributes of ``SQLStore`` (``key``, ``_sql``)."""
+
+    key: str
+
+    def _sql(self, text: str) -> str:
+        raise NotImplementedError
+
+    def _set_context(self, conn: Any, key: Any, memory: str, context: str | None) -> None:
+        """Store ``context`` as the memory's context and re-index it."""
+        raise NotImplementedError
+
+    def _positions(self, conn: Any, memory_ids: Sequence[str]) -> set[tuple[str, Any]]:
+        """``(scope_key, key)`` of these memories, read before a change moves or removes them."""
+        if not memory_ids:
+            return set()
+        marks = ", ".join("?" for _ in memory_ids)
+        rows = conn.execute(self._sql(f"SELECT scope_key, {self.key} AS k FROM {{t}}memories WHERE id IN ({marks})"),
+                            list(memory_ids)).fetchall()
+        return {(r["scope_key"], r["k"]) for r in rows}
+
+    def _neighbour(self, conn: Any, scope_key: str, key: Any, before: bool) -> Any:
+        op, order = ("<", "DESC") if before else (">", "ASC")
+        return conn.execute(self._sql(
+            f"SELECT {self.key} AS k, memory, created_at FROM {{t}}memories WHERE scope_key = ? AND {self.key} {op} ?"
+            f" ORDER BY {self.key} {order} LIMIT 1"), (scope_key, key)).fetchone()
+
+    def _refresh_contexts(self, conn: Any, positions: Iterable[tuple[str, Any]]) -> None:
+        """Recompute the context of the memories at and around each touched position."""
+        targets: set[tuple[str, Any]] = set()
+        for scope_key, key in positions:
+            targets.add((scope_key, key))
+            for before in (True, False):
+                row = self._neighbour(conn, scope_key, key, before)
+                if row is not None:
+                    targets.add((scope_key, row["k"]))
+        for scope_key, key in sorted(targets, key=lambda t: (t[0], t[1])):
+            row = conn.execute(self._sql(f"SELECT memory, context, created_at FROM {{t}}memories WHERE {self.key} = ?"),
+                               (key,)).fetchone()
+            if row is None:  # the touched memory was deleted
+                continue
+            around = [self._neighbour(conn, scope_key, key, before) for before in (True, False)]
+            context = " ".join(n["memory"] for n in around if n is not None and close_in_time(n["created_at"], row["created_at"]))
+            if (context or None) != (row["context"] or None):
+                self._set_context(conn, key, row["memory"], context or None)

@@ -1,0 +1,99 @@
+"""Conversation context and time: a memory's keyword context comes from its neighbours in the
+scope's conversation, however its turns were batched, and ``add`` takes the conversation's time.
+Every test runs on each backend."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from memlane import Memory
+from memlane.errors import ValidationError
+from memlane.testing import Reply, ScriptedUpstream
+
+TURNS = [
+    "Which pet did you adopt last week?",
+    "A beagle puppy called Biscuit.",
+    "Lovely! Does he like the park near your flat?",
+    "He loves chasing pigeons there every morning.",
+    "I should take my niece to see him on Sunday.",
+]
+QUERIES = ["Biscuit", "adopt a pet", "pigeons in the park", "niece Sunday", "beagle puppy park"]
+
+
+def keyword_hits(memory: Memory, query: str, user_id: str) -> list[tuple[str, float]]:
+    """What the keyword signal alone finds (dense-only candidates score 0 at keyword weight 1),
+    best first; equal scores by text, since their order is the store's key order."""
+    hits = [(h["memory"], round(h["score"], 6)) for h in memory.search(query, user_id=user_id, limit=10)["results"] if h["score"] > 0]
+    return sorted(hits, key=lambda hit: (-hit[1], hit[0]))
+
+
+@pytest.fixture
+def keyword_memory(make_memory: Callable[..., Memory]) -> Memory:
+    return make_memory(retrieval={"keyword_weight": 1.0})
+
+
+def test_context_does_not_depend_on_how_turns_were_batched(keyword_memory: Memory) -> None:
+    keyword_memory.add(TURNS, user_id="together", infer=False)
+    for turn in TURNS:
+        keyword_memory.add(turn, user_id="one-by-one", infer=False)
+    for query in QUERIES:
+        assert keyword_hits(keyword_memory, query, "together") == keyword_hits(keyword_memory, query, "one-by-one"), query
+
+
+def test_a_turn_is_found_by_the_words_of_its_reply(keyword_memory: Memory) -> None:
+    keyword_memory.add(TURNS[0], user_id="alice", infer=False)
+    answer = keyword_memory.add(TURNS[1], user_id="alice", infer=False)["results"][0]
+    # the question never says "Biscuit": its reply, added later in its own call, does
+    assert {text for text, _ in keyword_hits(keyword_memory, "Biscuit", "alice")} == {TURNS[0], TURNS[1]}
+    keyword_memory.delete(answer["id"])  # a deleted memory's words leave its neighbours' context
+    assert keyword_hits(keyword_memory, "Biscuit", "alice") == []
+
+
+def test_turns_far_apart_in_time_are_not_one_conversation(keyword_memory: Memory) -> None:
+    keyword_memory.add(TURNS[0], user_id="alice", infer=False, timestamp="2023-05-01T10:00:00Z")
+    keyword_memory.add(TURNS[1], user_id="alice", infer=False, timestamp="2023-05-03T10:00:00Z")
+    assert [text for text, _ in keyword_hits(keyword_memory, "Biscuit", "alice")] == [TURNS[1]]
+
+
+def test_other_scopes_and_runs_are_other_conversations(keyword_memory: Memory) -> None:
+    keyword_memory.add(TURNS[0], user_id="alice", infer=False)
+    keyword_memory.add(TURNS[1], user_id="alice", run_id="another-chat", infer=False)
+    keyword_memory.add(TURNS[1], user_id="bob", infer=False)
+    assert [text for text, _ in keyword_hits(keyword_memory, "Biscuit", "alice")] == [TURNS[1]]
+
+
+def test_context_survives_export_and_import(make_memory: Callable[..., Memory], tmp_path: Path) -> None:
+    source = make_memory(retrieval={"keyword_weight": 1.0})
+    source.add(TURNS, user_id="alice", infer=False)
+    copy = make_memory(tmp_path / "copy" / "memlane.db", retrieval={"keyword_weight": 1.0})
+    assert copy.import_records(list(source.export(user_id="alice")))["imported"] == len(TURNS)
+    for query in QUERIES:
+        assert keyword_hits(copy, query, "alice") == keyword_hits(source, query, "alice"), query
+
+
+@pytest.mark.parametrize("timestamp", [1683554160, 1683554160.0, "2023-05-08T13:56:00Z", "2023-05-08T15:56:00+02:00",
+                                       dt.datetime(2023, 5, 8, 13, 56, tzinfo=dt.timezone.utc)])
+def test_add_takes_the_time_the_conversation_happened(memory: Memory, timestamp: Any) -> None:
+    added = memory.add("I moved to Lisbon", user_id="alice", infer=False, timestamp=timestamp)["results"][0]
+    stored = memory.get(added["id"])
+    assert stored is not None and stored["created_at"] == "2023-05-08T13:56:00.000000+00:00"
+    assert memory.history(added["id"])[0]["created_at"] == stored["created_at"]
+
+
+@pytest.mark.parametrize("timestamp", [True, "last tuesday", [2023], float("nan")])
+def test_a_bad_timestamp_is_a_clear_error(memory: Memory, timestamp: Any) -> None:
+    with pytest.raises(ValidationError, match="timestamp") as info:
+        memory.add("I moved to Lisbon", user_id="alice", infer=False, timestamp=timestamp)
+    assert info.value.param == "timestamp"
+
+
+def test_extraction_resolves_relative_dates_against_the_conversation_date(memory: Memory, upstream: ScriptedUpstream) -> None:
+    upstream.queue(Reply.json({"facts": ["Adopted a dog on 2023-05-07"]}))
+    added = memory.add("I adopted a dog yesterday", user_id="alice", timestamp="2023-05-08T13:56:00Z")["results"]
+    (extract,) = upstream.chat_requests("extract")
+    assert "2023-05-08" in extract.messages[0]["content"]
+    assert memory.get(added[0]["id"])["created_at"].startswith("2023-05-08")  # type: ignore[index]
