@@ -143,7 +143,8 @@ def load_locomo(memory: Memory, samples: list[dict[str, Any]], *, per_turn: bool
         known: set[str] = set()
         docs[sid] = []
         for date, turns in sessions(sample):
-            messages = [{"role": "user", "content": turn_text(date, t), "metadata": {"dia_id": t["dia_id"]}} for t in turns]
+            messages = [{"role": "user", "content": turn_text(date, t), "name": t["speaker"], "metadata": {"dia_id": t["dia_id"]}}
+                        for t in turns]
             for batch in ([[m] for m in messages] if per_turn else [messages]):
                 result = memory.add(batch, user_id=sid, infer=False, metadata={"session_date": date}, timestamp=session_time(date))
                 stored += len(result["results"])
@@ -211,9 +212,12 @@ def main() -> None:
             rows.append(("-", "BM25 baseline (bare BM25 over dated turns, this run)",
                          evaluate(questions, lambda q, k: [docs[q["sample"]][i][0] for i in bm25[q["sample"]].top(q["question"], k)], ks)))
         variants = [
-            ("keyword only (FTS5 porter + conversation context)", RetrievalConfig(keyword_weight=1.0)),
-            (f"dense only ({args.embedder} cosine)", RetrievalConfig(keyword_weight=0.0)),
-            ("weighted 0.5/0.5 (default)", RetrievalConfig()),
+            ("keyword only (FTS5 porter + conversation context)", RetrievalConfig(keyword_weight=1.0, speaker_bonus=0, time_bonus=0)),
+            (f"dense only ({args.embedder} cosine)", RetrievalConfig(keyword_weight=0.0, speaker_bonus=0, time_bonus=0)),
+            ("weighted 0.5/0.5, no speaker bonus, no time bonus (the previous default)", RetrievalConfig(speaker_bonus=0, time_bonus=0)),
+            ("default without the speaker bonus", RetrievalConfig(speaker_bonus=0)),
+            ("default without the time bonus", RetrievalConfig(time_bonus=0)),
+            ("**default** (weighted 0.5/0.5, speaker bonus 0.2, time bonus 0.1)", RetrievalConfig()),
         ]
         for name, result in run_variants(memory, questions, variants, ks):
             rows.append((mode, name, result))

@@ -69,6 +69,12 @@ class RetrievalConfig(_Strict):
     #: How many candidates each signal contributes before fusion, at least ``limit``.
     candidates: int = Field(default=100, ge=1, le=10_000)
     rrf_k: int = Field(default=60, ge=1)
+    #: Added to the score of a memory said by someone the query names (the memory's
+    #: ``metadata.actor_id``, set from a message's ``name``). LoCoMo dev recall@10 0.740 -> 0.775.
+    speaker_bonus: float = Field(default=0.2, ge=0.0, le=1.0)
+    #: Added to the score of a memory from the period the query names ("in May 2023", "last
+    #: summer", counted back from the scope's latest memory).
+    time_bonus: float = Field(default=0.1, ge=0.0, le=1.0)
 
 
 class OutboxConfig(_Strict):

@@ -97,3 +97,21 @@ def test_extraction_resolves_relative_dates_against_the_conversation_date(memory
     (extract,) = upstream.chat_requests("extract")
     assert "2023-05-08" in extract.messages[0]["content"]
     assert memory.get(added[0]["id"])["created_at"].startswith("2023-05-08")  # type: ignore[index]
+
+
+def test_a_speaker_the_question_names_comes_first(memory: Memory) -> None:
+    memory.add([{"role": "user", "name": "Melanie", "content": "Caroline showed me her painting of a sunset at the art show"},
+                {"role": "user", "name": "Caroline", "content": "I paint sunsets in watercolour at the art show"}],
+               user_id="friends", infer=False)
+    top = memory.search("What does Caroline paint at the art show?", user_id="friends", limit=1)["results"][0]
+    assert top["memory"] == "I paint sunsets in watercolour at the art show" and top["metadata"]["actor_id"] == "Caroline"
+
+
+def test_memories_from_the_period_the_question_names_come_first(make_memory: Callable[..., Memory]) -> None:
+    memory = make_memory(retrieval={"speaker_bonus": 0})
+    memory.add("We went hiking in the Alps", user_id="alice", infer=False, timestamp="2023-05-20T10:00:00Z")
+    memory.add("We went hiking in the Dolomites", user_id="alice", infer=False, timestamp="2023-08-12T10:00:00Z")
+    memory.add("Started a pottery class", user_id="alice", infer=False, timestamp="2023-10-02T10:00:00Z")  # "last" counts from here
+    for question, place in (("Where did we go hiking in May 2023?", "Alps"), ("Where did we go hiking in August 2023?", "Dolomites"),
+                            ("Where did we go hiking last summer?", "Dolomites")):
+        assert place in memory.search(question, user_id="alice", limit=1)["results"][0]["memory"], question

@@ -27,10 +27,11 @@ from memlane.embedders.base import Embedder
 from memlane.embedders.batching import QueryBatcher
 from memlane.engine import inference, prompts
 from memlane.engine.messages import normalize_messages, transcript
-from memlane.engine.ranking import fuse
+from memlane.engine.ranking import boosted, fuse, may_name_someone
 from memlane.errors import NotFoundError, ScopeError, ValidationError
 from memlane.llms.base import LLM
 from memlane.query.filters import SCOPE_FIELDS, Filter, parse_filters, split_scope
+from memlane.query.when import parse_time, period_in
 from memlane.records import HistoryEvent, MemoryRecord, Scope, SearchHit, utc_now
 from memlane.stores.base import Applied, Change, MemoryStore
 from memlane.stores.outbox import OutboxItem
@@ -267,7 +268,9 @@ class Memory:
         now = when or utc_now()
         changes = []
         for message, text, vector in zip(kept, texts, vectors):
-            record_meta = {"role": message["role"], **meta, **message.get("metadata", {})}
+            # who said it (the message's name, as mem0 records it): recall favours a speaker the query names
+            speaker = {"actor_id": message["name"]} if isinstance(message.get("name"), str) and message["name"].strip() else {}
+            record_meta = {"role": message["role"], **speaker, **meta, **message.get("metadata", {})}
             changes.append(Change("ADD", self._new_record(text, scope, record_meta, now), vector))
         with self.store.scope_lock(scope):
             return self.store.apply(changes, actor_id=actor)
@@ -407,13 +410,27 @@ class Memory:
         started = time.perf_counter()
         vector = self._queries.embed_one(query)  # concurrent searches share one model call
         embedded = time.perf_counter()
-        found = self.store.search(scope, parsed, vector, query, max(self.config.retrieval.candidates, n))
-        ranked = [r for r in fuse(found, self.config.retrieval) if threshold is None or r.score >= threshold][:n]
-        records = self.store.fetch([r.key for r in ranked])
+        settings = self.config.retrieval
+        found = self.store.search(scope, parsed, vector, query, max(settings.candidates, n))
+        ranked = fuse(found, settings)
+        period = period_in(query, lambda: self._latest_time(scope)) if settings.time_bonus else None
+        records: dict[Any, MemoryRecord] = {}
+        if period is not None or (settings.speaker_bonus and may_name_someone(query)):
+            pool = ranked[: max(3 * n, 30)]  # what a bonus can lift into the top n
+            records = self.store.fetch([r.key for r in pool])
+            ranked = boosted(pool, records, query, period, settings)
+        ranked = [r for r in ranked if threshold is None or r.score >= threshold][:n]
+        if not records:
+            records = self.store.fetch([r.key for r in ranked])
         if timings is not None:
             timings["embed_ms"] = (embedded - started) * 1000
             timings["search_ms"] = (time.perf_counter() - embedded) * 1000
         return [SearchHit(records[r.key], r.score, r.dense, r.keyword) for r in ranked if r.key in records]
+
+    def _latest_time(self, scope: Scope) -> _dt.datetime | None:
+        """When the scope's latest memory is from: what "last week" in a query counts back from."""
+        latest = self.store.list(scope, None, 1)
+        return parse_time(latest[0].created_at) if latest else None
 
     def get(self, memory_id: str) -> dict[str, Any]:
         return self._require(memory_id).to_dict()

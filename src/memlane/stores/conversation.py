@@ -14,23 +14,16 @@ text), inside the write's own transaction.
 
 from __future__ import annotations
 
-import datetime as _dt
 from typing import Any, Iterable, Sequence
+
+from memlane.query.when import parse_time
 
 #: neighbours further apart in time than this are different conversations
 WINDOW_SECONDS = 3600.0
 
 
-def _when(text: str | None) -> _dt.datetime | None:
-    try:
-        when = _dt.datetime.fromisoformat(str(text))
-    except (TypeError, ValueError):
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)
-
-
 def close_in_time(a: str | None, b: str | None) -> bool:
-    first, second = _when(a), _when(b)
+    first, second = parse_time(a), parse_time(b)
     return first is not None and second is not None and abs((first - second).total_seconds()) <= WINDOW_SECONDS
 
 
