@@ -94,6 +94,10 @@ class OutboxConfig(_Strict):
     #: Learner threads per client. Each takes the oldest exchange of a scope nobody is working
     #: on, so one slow exchange holds up only its own scope.
     workers: int = Field(default=2, ge=1, le=32)
+    #: Each learning step first waits, up to this long, until no recall is running in this
+    #: process (memlane.engine.foreground): under load learning lags instead of slowing chats.
+    #: 0 never waits.
+    yield_seconds: float = Field(default=0.25, ge=0)
 
 
 class InferenceConfig(_Strict):

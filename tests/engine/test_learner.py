@@ -90,3 +90,31 @@ def test_transient_errors_are_retried_up_to_max_attempts(memory: Memory, upstrea
         assert memory.store.outbox.requeue(["no-such-id"]) == 0
     finally:
         learner.stop()
+
+
+def test_learning_waits_for_recalls_in_flight(memory: Memory, upstream: ScriptedUpstream) -> None:
+    """While a chat's recall runs, background learning does not start a step (up to
+    outbox.yield_seconds); it goes on once the recall is done."""
+    upstream.handler = facts_from_text
+    learner = Learner(memory, FAST.model_copy(update={"yield_seconds": 30}))
+    memory.enqueue(exchange("alice", "I keep bees"))
+    with memory.foreground.running():  # what search does around every recall
+        learner.start()
+        time.sleep(0.5)
+        assert memory.outbox_status()["pending"] == 1 and memories(memory, "alice") == []
+    try:
+        assert wait_until(lambda: memories(memory, "alice") == ["I keep bees"], 10)
+    finally:
+        learner.stop()
+
+
+def test_learning_does_not_wait_forever_for_a_busy_foreground(memory: Memory, upstream: ScriptedUpstream) -> None:
+    upstream.handler = facts_from_text
+    learner = Learner(memory, FAST.model_copy(update={"yield_seconds": 0.05}))
+    memory.enqueue(exchange("alice", "I keep bees"))
+    with memory.foreground.running():
+        learner.start()
+        try:
+            assert wait_until(lambda: memories(memory, "alice") == ["I keep bees"], 10)
+        finally:
+            learner.stop()

@@ -103,6 +103,7 @@ class Learner:
         with self._lock:
             self._working += 1
         try:
+            self.memory.foreground.wait_idle(self.settings.yield_seconds)  # chats' recalls first
             item = self.memory.store.outbox.claim(self.owner, self.settings.lease_seconds)
             if item is None:
                 return False
@@ -150,9 +151,7 @@ class Learner:
             except Exception as exc:  # noqa: BLE001 - the store may be down; keep the thread alive
                 log.warning("outbox unavailable: %s", exc)
                 worked = False
-            if worked:
-                self._wake.set()  # there may be more: let the other workers look too
-            else:
+            if not worked:  # (after an item this worker simply looks again: it just freed that scope)
                 with self._idle:
                     self._idle.notify_all()
                 # A claim that found nothing passed over the whole backlog waiting behind leased

@@ -17,7 +17,7 @@ import time
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, ContextManager, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from memlane.config import MemlaneConfig, ProviderSection, load_config
 from memlane.embedders.base import Embedder
 from memlane.embedders.batching import QueryBatcher
 from memlane.engine import inference, prompts
+from memlane.engine.foreground import Foreground
 from memlane.engine.messages import normalize_messages, transcript
 from memlane.engine.ranking import boosted, fuse, may_name_someone
 from memlane.errors import NotFoundError, ScopeError, ValidationError
@@ -184,6 +185,8 @@ class Memory:
         self._bound = False
         self._bind_lock = threading.Lock()
         self._queries = QueryBatcher(self._embed)
+        #: recalls in flight; background learning waits for them (see memlane.engine.foreground)
+        self.foreground = Foreground()
         self._latest: dict[str, tuple[float, _dt.datetime | None]] = {}  # scope key -> (read at, latest memory's time)
 
     @classmethod
@@ -312,9 +315,14 @@ class Memory:
             fact for piece in pieces for fact in inference.extract_facts(self.llm, extraction_prompt, piece, model=llm_model)))
         if not facts:
             return nothing_learnt()
+        def chats_first() -> None:  # background learning waits for recalls in flight
+            if outbox is not None:
+                self.foreground.wait_idle(self.config.outbox.yield_seconds)
+
+        chats_first()
         fact_vectors = self._embed(facts)
         with self.store.scope_lock(scope):
-            existing = self._similar_existing(scope, facts, fact_vectors)
+            existing = self._similar_existing(scope, facts, fact_vectors, between=chats_first)
             if existing:
                 shown = [{"id": str(i), "text": r.memory} for i, r in enumerate(existing)]
                 system = self.config.custom_update_memory_prompt or prompts.UPDATE_MEMORY_PROMPT
@@ -324,11 +332,14 @@ class Memory:
             changes = self._changes_for(decisions, existing, scope, meta, dict(zip(facts, fact_vectors)), when)
             if not changes:
                 return nothing_learnt()
+            chats_first()
             return self.store.apply(changes, actor_id=actor, outbox_done=outbox)
 
-    def _similar_existing(self, scope: Scope, facts: list[str], vectors: np.ndarray) -> list[MemoryRecord]:
+    def _similar_existing(self, scope: Scope, facts: list[str], vectors: np.ndarray,
+                          between: Callable[[], None] = lambda: None) -> list[MemoryRecord]:
         keys: dict[Any, None] = {}
         for fact, vector in zip(facts, vectors):
+            between()
             found = self.store.search(scope, None, vector, fact, SIMILAR_PER_FACT * 4, exact_scope=True)
             keys.update(dict.fromkeys(r.key for r in fuse(found, self.config.retrieval)[:SIMILAR_PER_FACT]))
         records = self.store.fetch(list(keys)[:MAX_EXISTING_SHOWN])
@@ -408,6 +419,12 @@ class Memory:
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
             raise ValidationError(f"threshold must be a number, got {threshold!r}", param="threshold")
         scope, parsed = resolve_scope(request.user_id, request.agent_id, request.run_id, request.filters, required="search")
+        with self.foreground.running():
+            return self._search_hits(request, n, threshold, scope, parsed, timings)
+
+    def _search_hits(self, request: SearchRequest, n: int, threshold: float | None, scope: Scope, parsed: Filter | None,
+                     timings: dict[str, float] | None) -> list[SearchHit]:
+        query = request.query
         started = time.perf_counter()
         vector = self._queries.embed_one(query)  # concurrent searches share one model call
         embedded = time.perf_counter()
