@@ -150,7 +150,7 @@ def export(ctx: click.Context, user_id: str | None, agent_id: str | None, run_id
 
 @memories.command("import")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-@click.option("--batch-size", default=256, show_default=True, help="memories embedded per model call")
+@click.option("--batch-size", default=1000, show_default=True, help="memories embedded and written per transaction")
 @click.pass_context
 @user_errors
 def import_(ctx: click.Context, source: str, batch_size: int) -> None:

@@ -556,7 +556,7 @@ class Memory:
         for record in reversed(self.store.list(scope, parsed, None)):
             yield {**record.to_dict(), "history": [e.to_dict() for e in self.store.history(record.id)]}
 
-    def import_records(self, records: Iterable[Mapping[str, Any]], *, batch_size: int = 256) -> dict[str, int]:
+    def import_records(self, records: Iterable[Mapping[str, Any]], *, batch_size: int = 1000) -> dict[str, int]:
         """Restore exported memories (ids, scopes, metadata, timestamps and history kept),
         embedding their text with this engine's embedder. A memory whose id or text is already
         in its scope is skipped, so an import can be re-run safely."""

@@ -14,6 +14,7 @@ text), inside the write's own transaction.
 
 from __future__ import annotations
 
+import bisect
 from typing import Any, Iterable, Sequence
 
 from memlane.query.when import parse_time
@@ -49,27 +50,35 @@ class ConversationContext:
                             list(memory_ids)).fetchall()
         return {(r["scope_key"], r["k"]) for r in rows}
 
-    def _neighbour(self, conn: Any, scope_key: str, key: Any, before: bool) -> Any:
+    def _edge(self, conn: Any, scope_key: str, key: Any, before: bool) -> Any:
+        """The key two memories before (or after) ``key`` in the scope, or the furthest there is."""
         op, order = ("<", "DESC") if before else (">", "ASC")
-        return conn.execute(self._sql(
-            f"SELECT {self.key} AS k, memory, created_at FROM {{t}}memories WHERE scope_key = ? AND {self.key} {op} ?"
-            f" ORDER BY {self.key} {order} LIMIT 1"), (scope_key, key)).fetchone()
+        rows = conn.execute(self._sql(
+            f"SELECT {self.key} AS k FROM {{t}}memories WHERE scope_key = ? AND {self.key} {op} ?"
+            f" ORDER BY {self.key} {order} LIMIT 2"), (scope_key, key)).fetchall()
+        return rows[-1]["k"] if rows else key
 
     def _refresh_contexts(self, conn: Any, positions: Iterable[tuple[str, Any]]) -> None:
-        """Recompute the context of the memories at and around each touched position."""
-        targets: set[tuple[str, Any]] = set()
+        """Recompute the context of the memories at and around each touched position: one read
+        of each scope's stretch from two memories before the first position to two after the
+        last (a batch of adds is one stretch), then an update where a context changed."""
+        by_scope: dict[str, set[Any]] = {}
         for scope_key, key in positions:
-            targets.add((scope_key, key))
-            for before in (True, False):
-                row = self._neighbour(conn, scope_key, key, before)
-                if row is not None:
-                    targets.add((scope_key, row["k"]))
-        for scope_key, key in sorted(targets, key=lambda t: (t[0], t[1])):
-            row = conn.execute(self._sql(f"SELECT memory, context, created_at FROM {{t}}memories WHERE {self.key} = ?"),
-                               (key,)).fetchone()
-            if row is None:  # the touched memory was deleted
-                continue
-            around = [self._neighbour(conn, scope_key, key, before) for before in (True, False)]
-            context = " ".join(n["memory"] for n in around if n is not None and close_in_time(n["created_at"], row["created_at"]))
-            if (context or None) != (row["context"] or None):
-                self._set_context(conn, key, row["memory"], context or None)
+            by_scope.setdefault(scope_key, set()).add(key)
+        for scope_key, keys in sorted(by_scope.items()):
+            low, high = self._edge(conn, scope_key, min(keys), True), self._edge(conn, scope_key, max(keys), False)
+            rows = conn.execute(self._sql(
+                f"SELECT {self.key} AS k, memory, context, created_at FROM {{t}}memories"
+                f" WHERE scope_key = ? AND {self.key} >= ? AND {self.key} <= ? ORDER BY {self.key}"), (scope_key, low, high)).fetchall()
+            order = [row["k"] for row in rows]
+            targets: set[int] = set()
+            for key in keys:
+                at = bisect.bisect_left(order, key)
+                present = at < len(order) and order[at] == key
+                targets.update(range(at - 1, at + 2) if present else (at - 1, at))  # it and its neighbours, or the gap's
+            for at in sorted(t for t in targets if 0 <= t < len(rows)):
+                row = rows[at]
+                around = [rows[n] for n in (at - 1, at + 1) if 0 <= n < len(rows)]
+                context = " ".join(n["memory"] for n in around if close_in_time(n["created_at"], row["created_at"]))
+                if (context or None) != (row["context"] or None):
+                    self._set_context(conn, row["k"], row["memory"], context or None)
