@@ -1,11 +1,21 @@
-"""Docs that are checked: the configuration reference is what the config code says."""
+"""Docs that are checked: the references are what the code says, and the samples run."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+import pytest
 
 from memlane.config import MemlaneConfig, ProviderSection
 from memlane.config_reference import render
+from memlane.errors import StoreError
+from memlane.server.app import create_app
+from memlane.server.keys import KeyStore
+from memlane.testing import ScriptedUpstream
+from memlane.testing.live_server import LiveServer
+from tests.scenarios import client_config, restaurant_llm
+from tests.threads import wait_until
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -23,3 +33,39 @@ def test_every_config_key_is_in_the_reference() -> None:
             continue
         for sub in getattr(section, "model_fields", {}):
             assert f"`{sub}`" in text, f"{key}.{sub}"
+
+
+def test_the_cli_reference_is_current() -> None:
+    from memlane.cli.reference import render as render_cli
+
+    assert (DOCS / "cli.md").read_text() == render_cli(), "run: python -m memlane.cli.reference > docs/cli.md"
+
+
+def test_the_readme_links_a_page_per_face() -> None:
+    readme = (DOCS.parent / "README.md").read_text()
+    for page in ("client.md", "server.md", "cli.md", "configuration.md", "migrating-from-mem0.md"):
+        assert (DOCS / page).exists() and f"docs/{page}" in readme, page
+
+
+def python_blocks(page: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), re.S)
+
+
+def test_mem0s_proxy_samples_run_with_only_the_import_changed(tmp_path: Path, upstream: ScriptedUpstream,
+                                                              monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    hosted, self_hosted, conversation = python_blocks("migrating-from-mem0.md")
+    for sample in (hosted, self_hosted):
+        assert "from memlane import Mem0" in sample and "mem0" not in sample.replace("from memlane import Mem0", "")
+    upstream.handler = restaurant_llm
+    keys = KeyStore(tmp_path / "keys.db")
+    key, _ = keys.create("default")
+    with LiveServer(create_app(client_config(tmp_path / "server.db", upstream), keys=keys, drain_seconds=5)) as server:
+        monkeypatch.setenv("MEMLANE_HOST", server.url)
+        scope: dict[str, object] = {}
+        exec(compile(hosted.replace('"ml-..."', repr(key)), "migrating-from-mem0.md (1)", "exec"), scope)
+        exec(compile(conversation, "migrating-from-mem0.md (3)", "exec"), scope)
+        assert "Noted! Here is my suggestion." in capsys.readouterr().out
+        memory = scope["client"].memory  # type: ignore[attr-defined]
+        assert wait_until(lambda: "Is allergic to cheese" in {m["memory"] for m in memory.get_all(user_id="alice")["results"]}, 30)
+    with pytest.raises(StoreError, match="localhost:6333"):  # no Qdrant server here: one clear error
+        exec(compile(self_hosted, "migrating-from-mem0.md (2)", "exec"), {})

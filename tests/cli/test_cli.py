@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from click.testing import CliRunner
 
 from memlane.cli import cli
@@ -135,3 +137,27 @@ def test_serve_start_up_failures_are_one_line_and_a_non_zero_exit(tmp_path: Path
                               timeout=120, env={**os.environ, "MEMLANE_HOME": str(isolated_env)})
     assert done.returncode != 0 and "Traceback" not in done.stderr and "serving on" not in done.stdout
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_banner_comes_after_the_port_is_bound_and_the_store_is_open(tmp_path: Path, isolated_env: Path, workers: str) -> None:
+    """Whoever reads "serving on" can connect at once: the port is listening before it is printed."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "memlane.cli", "serve", "--port", str(port), "--workers", workers],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "MEMLANE_HOME": str(isolated_env)})
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        assert f"serving on http://127.0.0.1:{port}/v1" in banner
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()  # no retry: it listens already
+        assert (isolated_env / "memlane.db").exists()
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import os
 import socket
@@ -35,15 +36,20 @@ def key_store(ctx: click.Context) -> Any:
     return KeyStore(load_config((ctx.obj or {}).get("config_path")).server.keys_file())
 
 
-def check_port_free(host: str, port: int) -> None:
-    """A taken port is one clear line before anything else starts (uvicorn says it after start-up)."""
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound and listening before the banner says where it serves (a taken
+    port is one clear line, not an error after start-up); uvicorn serves on it as it is."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc} (another memlane serve? pick --port)") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc} (another memlane serve? pick --port)") from None
+    sock.set_inheritable(True)  # worker processes serve on it too
+    return sock
 
 
 def check_store_opens(open_store: Callable[[], Any]) -> None:
@@ -86,7 +92,6 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int
     from memlane.openai_compat import NO_CHAT_ENDPOINT, chat_endpoint
 
     config = load_config(config_path)
-    check_port_free(host, port)
     app: Any = None
     if workers == 1:  # the server's own default project opens its store now; its start-up reuses it
         from memlane.server.keys import DEFAULT_PROJECT
@@ -97,6 +102,7 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int
         from memlane import Memory
 
         check_store_opens(lambda: Memory(config).close())
+    sock = listening_socket(host, port)  # the store is open; now the port, then the banner
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"memlane {'' if keys.any_active() else '(no API keys: open to local callers only) '}serving on http://{shown}:{port}/v1")
     if not keys.any_active():
@@ -104,14 +110,24 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int
     endpoint = chat_endpoint(config.upstream, config.llm.config)
     click.echo(f"  chats go to {endpoint[0] or 'https://api.openai.com/v1'}" if endpoint else f"  memory REST is ready; {NO_CHAT_ENDPOINT}")
     if app is not None:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30))
+        server.run(sockets=[sock])
+        if not server.started:
+            raise click.ClickException("the server did not start (see the log above)")
         return
     # several processes: each builds its own app from the environment (uvicorn's factory mode)
+    # and serves on the socket bound here
+    from uvicorn.supervisors import Multiprocess
+
     if config_path:
         os.environ["MEMLANE_CONFIG"] = str(Path(config_path).resolve())
     os.environ["MEMLANE_REQUIRE_KEYS"] = "1" if require_keys else "0"
-    uvicorn.run("memlane.server.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
-                log_level=log_level, timeout_graceful_shutdown=30)
+    multi = uvicorn.Config("memlane.server.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
+                           log_level=log_level, timeout_graceful_shutdown=30)
+    if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn took the server's run
+        Multiprocess(multi, target=uvicorn.Server(multi).run, sockets=[sock]).run()  # type: ignore[call-arg]
+    else:
+        Multiprocess(multi, sockets=[sock]).run()
 
 
 @click.group()
