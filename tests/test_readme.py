@@ -31,3 +31,16 @@ def test_the_hosted_example_runs_line_by_line(tmp_path: Path, upstream: Scripted
         exec(compile(code, "README.md (hosted mode)", "exec"), {})
     out = capsys.readouterr().out  # type: ignore[attr-defined]
     assert "Noted! Here is my suggestion." in out and "'results'" in out
+
+
+def test_the_embedded_example_runs_as_written(isolated_env: Path, upstream: ScriptedUpstream, monkeypatch: object) -> None:
+    """The drop-in client section, with OPENAI_BASE_URL pointing at a model server as the
+    quickstart says: the preference is remembered."""
+    upstream.handler = restaurant_llm
+    monkeypatch.setenv("OPENAI_BASE_URL", upstream.url)  # type: ignore[attr-defined]
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # type: ignore[attr-defined]
+    scope: dict[str, object] = {}
+    exec(compile(python_block_after("## The drop-in client"), "README.md (drop-in client)", "exec"), scope)
+    remembered = {m["memory"] for m in scope["client"].memory.get_all(user_id="alice")["results"]}  # type: ignore[attr-defined]
+    assert remembered == {"Is allergic to cheese", "Loves Indian food"}
+    scope["client"].close()  # type: ignore[attr-defined]
