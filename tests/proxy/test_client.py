@@ -310,3 +310,12 @@ def test_a_mem0_config_with_only_an_llm_section_routes_chats_there(tmp_path: Pat
     with Mem0(config=config) as client:
         resp = client.chat.completions.create(messages=[{"role": "user", "content": "hi"}], model="gpt-4.1-nano", user_id="alice")
     assert resp.choices[0].message.content == "Noted! Here is my suggestion."
+
+
+def test_on_timing_tells_each_stage(client: Memlane, upstream: ScriptedUpstream) -> None:
+    upstream.handler = restaurant_llm
+    told: list[tuple[str, float]] = []
+    client.on_timing(lambda stage, seconds: told.append((stage, seconds)))
+    client.chat.completions.create(messages=[{"role": "user", "content": SEED}], model="gpt-4.1-nano", user_id="alice")
+    assert client.flush(timeout=30)
+    assert sorted(stage for stage, _ in told) == ["learn", "recall", "upstream"] and all(s >= 0 for _, s in told)

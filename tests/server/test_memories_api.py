@@ -236,3 +236,28 @@ def test_add_takes_the_conversation_time(server: LiveServer) -> None:
     for bad in ("last tuesday", True):
         refused = api.post("/v1/memories", json={**body, "timestamp": bad})
         assert refused.status_code == 400 and refused.json()["error"]["param"] == "timestamp", refused.text
+
+
+def test_metrics_have_latency_histograms_for_recall_upstream_and_learning(server: LiveServer, sdk: openai.OpenAI,
+                                                                          upstream: ScriptedUpstream) -> None:
+    """Percentiles for Prometheus/Grafana: each stage is a histogram per project, parsed here
+    with prometheus-client's own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.threads import wait_until
+
+    upstream.handler = restaurant_llm
+    sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "I love Indian food"}], extra_body={"user_id": "alice"})
+
+    def counts() -> dict[str, float]:
+        families = text_string_to_metric_families(httpx.get(server.url + "/metrics").text)
+        return {f"{family.name}:{s.labels.get('project', s.labels.get('route'))}": s.value
+                for family in families if family.type == "histogram" for s in family.samples if s.name.endswith("_count")}
+
+    assert wait_until(lambda: counts().get("memlane_learn_duration_seconds:default") == 1, 30)
+    seen = counts()
+    assert seen["memlane_recall_duration_seconds:default"] == 1 and seen["memlane_upstream_duration_seconds:default"] == 1
+    assert seen["memlane_request_duration_seconds:/v1/chat/completions"] == 1
+    buckets = [line for line in httpx.get(server.url + "/metrics").text.splitlines()
+               if line.startswith("memlane_recall_duration_seconds_bucket")]
+    assert len(buckets) >= 10 and any('le="+Inf"' in line for line in buckets)

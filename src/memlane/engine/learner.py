@@ -24,6 +24,7 @@ import openai
 from memlane.config import OutboxConfig
 from memlane.engine.memory import Memory
 from memlane.errors import ConfigError, ValidationError
+from memlane.engine.timing import Timings
 from memlane.stores.outbox import LeaseLost, OutboxItem, owner_id
 
 log = logging.getLogger("memlane.learner")
@@ -65,6 +66,8 @@ class Learner:
         self.settings = settings
         self.owner = owner_id(uuid.uuid4().hex[:8])
         self.counters = LearnerCounters()
+        #: told ("learn", seconds) for each exchange learnt
+        self.timings = Timings()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Condition()
@@ -114,6 +117,7 @@ class Learner:
                 self._working -= 1
 
     def _learn(self, item: OutboxItem) -> None:
+        started = time.perf_counter()
         try:
             applied = self.memory.learn(item)
         except LeaseLost:
@@ -122,6 +126,7 @@ class Learner:
         except Exception as exc:  # noqa: BLE001 - every failure is retried or set aside, counted and logged
             self._failed(item, exc)
         else:
+            self.timings.tell("learn", time.perf_counter() - started)
             self.counters.learned += 1
             for a in applied:
                 self.counters.events[a.event] = self.counters.events.get(a.event, 0) + 1

@@ -12,7 +12,7 @@ attribute, so app code does not know, or care, which one it runs on.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from memlane.config import MemlaneConfig
 from memlane.engine.memory import Memory
@@ -125,6 +125,13 @@ class _Client:
     def outbox_status(self) -> dict[str, Any]:
         """Queued exchanges, retries, dead ones, the last error, and what the learner has done."""
         return self._backend.outbox_status()
+
+    def on_timing(self, listener: Callable[[str, float], None]) -> None:
+        """Call ``listener(stage, seconds)`` after each ``recall`` (a chat's memory search),
+        ``upstream`` (the model's answer; for a stream, until it starts) and ``learn`` (one
+        exchange learnt in the background, in the learner's thread). Embedded mode only: a
+        hosted client's recall and learning run on the server, whose ``/metrics`` has them."""
+        self._backend.timings.listen(listener)
 
 
 class Memlane(_Client):

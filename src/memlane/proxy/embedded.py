@@ -111,6 +111,8 @@ class EmbeddedBackend:
         self.memory: Memory | AsyncMemory = AsyncMemory(memory=self.engine) if asynchronous else self.engine
         self.stats = ClientStats()
         self.learner = Learner(self.engine, self.config.outbox)
+        #: recall, upstream and learning durations, for whoever listens (the server's metrics)
+        self.timings = self.learner.timings
         self._asynchronous = asynchronous
         self._upstream: Any = None
         self._unsaved: list[dict[str, Any]] = []
@@ -149,7 +151,8 @@ class EmbeddedBackend:
         self.stats.recalls += 1
         try:
             request = SearchRequest(query, **call.scope.as_dict(), filters=call.filters, limit=call.limit)
-            hits = self.engine.search_hits(request, timings=timings)
+            with self.timings.timed("recall"):
+                hits = self.engine.search_hits(request, timings=timings)
         except ValidationError:
             raise
         except Exception as exc:  # noqa: BLE001 - memory failure never breaks chat
@@ -184,7 +187,7 @@ class EmbeddedBackend:
                 return checked_completion(self.upstream.chat.completions.create(messages=messages, model=model, **kwargs), call.stream)
         hits, timings = self.recall(call)
         sent = self.prepare(call, hits, timings)
-        with upstream_answer():
+        with upstream_answer(), self.timings.timed("upstream"):
             response = checked_completion(self.upstream.chat.completions.create(messages=sent, model=model, **kwargs), call.stream)
         if call.stream:
             return MemlaneStream(response, lambda text: self.learn(call, text), self.recalled(call, hits))
@@ -199,7 +202,7 @@ class EmbeddedBackend:
                 return checked_completion(await self.upstream.chat.completions.create(messages=messages, model=model, **kwargs), call.stream)
         hits, timings = await asyncio.to_thread(self.recall, call)
         sent = self.prepare(call, hits, timings)
-        with upstream_answer():
+        with upstream_answer(), self.timings.timed("upstream"):
             response = checked_completion(await self.upstream.chat.completions.create(messages=sent, model=model, **kwargs), call.stream)
 
         async def learn(text: str | None) -> None:

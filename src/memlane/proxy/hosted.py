@@ -30,6 +30,7 @@ from memlane.config import memlane_home
 from memlane.errors import ConfigError, FilterError, MemlaneError, NotFoundError, ScopeError, StoreError, ValidationError
 from memlane.openai_compat import resolve_endpoint
 from memlane.proxy.embedded import ClientStats
+from memlane.engine.timing import Timings
 from memlane.proxy.fields import MemlaneFields
 from memlane.proxy.recall import exchange_payload, reply_text
 from memlane.proxy.streams import MemlaneAsyncStream, MemlaneStream
@@ -260,6 +261,8 @@ class HostedBackend:
         self._fallback_settings = dict(fallback or {})
         self._fallback: Any = None
         self.stats = ClientStats()
+        #: recall and learning run on the server (its /metrics has them); nothing is told here
+        self.timings = Timings()
         digest = hashlib.sha1(f"{self.host}|{self.api_key}".encode()).hexdigest()[:16]
         self.outbox = LocalOutbox(memlane_home() / "hosted-outbox" / f"{digest}.jsonl")
         self.config = HostedSettings(self.host, self._fallback_settings.get("base_url"), self._timeout, str(self.outbox.path))

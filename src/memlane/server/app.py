@@ -37,8 +37,8 @@ def create_app(
     keys = keys or KeyStore(cfg.server.keys_file())
     limits = limits or Limits.from_config(cfg.server)
     drain = cfg.server.drain_seconds if drain_seconds is None else drain_seconds
-    projects = Projects(cfg)
     metrics = Metrics()
+    projects = Projects(cfg, on_client=metrics.watch)
     auth = Auth(keys, require_keys=require_keys)
 
     @asynccontextmanager
@@ -79,10 +79,8 @@ def create_app(
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse,
              summary="Prometheus metrics (once keys are required: needs a key, shows only its project)")
     async def prometheus(project: str = Depends(auth)) -> PlainTextResponse:
-        rows = projects.snapshot()
-        if auth.required():
-            rows = [row for row in rows if row[0] == project]
-        return PlainTextResponse(metrics.render(rows), media_type="text/plain; version=0.0.4")
+        text = metrics.render(projects.snapshot(), only=project if auth.required() else None)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     @app.get("/v1/whoami", tags=["operations"], summary="The project of the calling key")
     async def whoami(project: str = Depends(auth)) -> dict[str, str]:

@@ -124,17 +124,17 @@ def install(app: FastAPI, metrics: Any) -> None:
 
     @app.exception_handler(openai.APIStatusError)
     async def upstream_status(_: Request, exc: openai.APIStatusError) -> Response:
-        metrics.upstream_errors += 1
+        metrics.upstream_error()
         return upstream_error_response(exc)
 
     @app.exception_handler(openai.APITimeoutError)
     async def upstream_timeout(_: Request, exc: openai.APITimeoutError) -> Response:
-        metrics.upstream_errors += 1
+        metrics.upstream_error()
         return envelope(504, "the upstream model server timed out", code="upstream_timeout")
 
     @app.exception_handler(openai.APIConnectionError)
     async def upstream_down(_: Request, exc: openai.APIConnectionError) -> Response:
-        metrics.upstream_errors += 1
+        metrics.upstream_error()
         return envelope(502, f"cannot reach the upstream model server: {exc}", code="upstream_unreachable")
 
     @app.exception_handler(RequestValidationError)

@@ -1,55 +1,95 @@
-"""Prometheus text exposition of the server's counters (no client library needed)."""
+"""The server's Prometheus metrics, on ``prometheus-client``: request counts and latency
+histograms by route, and per project the recall, upstream and learning latency histograms and
+the clients' counters. Histograms give percentiles to Grafana and to the inspector alike.
+
+Each app has its own registry (several apps in one process never mix), and a scrape by a key
+that belongs to a project sees only that project's series.
+"""
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+#: seconds: from a sub-millisecond recall to a slow model's minute-long answer
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+#: (metric, help, type, key, where): where 1 is the client's stats, 2 its outbox status
+PROJECT_SERIES = (
+    ("memlane_recalls", "Chat calls that searched memory.", "counter", "recalls", 1),
+    ("memlane_recall_hits", "Memories injected into chat calls.", "counter", "recalled_memories", 1),
+    ("memlane_recall_failures", "Recalls that failed (chat went on without memories).", "counter", "recall_failures", 1),
+    ("memlane_outbox_depth", "Exchanges waiting to be learnt from.", "gauge", "pending", 2),
+    ("memlane_outbox_dead", "Exchanges set aside as dead (memlane outbox requeue puts them back).", "gauge", "dead", 2),
+    ("memlane_learned", "Exchanges learnt from.", "counter", "learned", 2),
+    ("memlane_learn_failures", "Failed learning attempts (retried).", "counter", "failed_attempts", 2),
+)
 
 
-@dataclass
 class Metrics:
-    requests: dict[tuple[str, str, int], int] = field(default_factory=lambda: defaultdict(int))
-    latency_sum: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    latency_count: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    upstream_errors: int = 0
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("memlane_requests", "HTTP requests by method, route and status.",
+                                ["method", "route", "status"], registry=self.registry)
+        self.request_seconds = Histogram("memlane_request_duration_seconds", "Time spent answering, by route.",
+                                         ["route"], buckets=BUCKETS, registry=self.registry)
+        self.upstream_error_count = Counter("memlane_upstream_errors", "Errors from the upstream model server.", registry=self.registry)
+        self.stage_seconds = {
+            stage: Histogram(f"memlane_{stage}_duration_seconds", text, ["project"], buckets=BUCKETS, registry=self.registry)
+            for stage, text in (("recall", "A chat's memory search (embedding, search, fusion, fetch)."),
+                                ("upstream", "The model server's answer to a chat (for a stream, until it starts)."),
+                                ("learn", "Learning from one exchange in the background (extraction, reconcile, writes)."))
+        }
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests[(method, route, status)] += 1
-        self.latency_sum[route] += seconds
-        self.latency_count[route] += 1
+        self.requests.labels(method, route, str(status)).inc()
+        self.request_seconds.labels(route).observe(seconds)
 
-    def render(self, projects: Iterable[tuple[str, dict[str, object], dict[str, object]]]) -> str:
-        """``projects``: (name, client stats, outbox status) for every loaded project."""
-        out = [
-            "# HELP memlane_requests_total HTTP requests by method, route and status.",
-            "# TYPE memlane_requests_total counter",
-        ]
-        for (method, route, status), n in sorted(self.requests.items()):
-            out.append(f'memlane_requests_total{{method="{method}",route="{route}",status="{status}"}} {n}')
-        out += ["# HELP memlane_request_duration_seconds Time spent answering, by route.",
-                "# TYPE memlane_request_duration_seconds summary"]
-        for route in sorted(self.latency_count):
-            out.append(f'memlane_request_duration_seconds_sum{{route="{route}"}} {self.latency_sum[route]:.6f}')
-            out.append(f'memlane_request_duration_seconds_count{{route="{route}"}} {self.latency_count[route]}')
-        out += ["# HELP memlane_upstream_errors_total Errors from the upstream model server.",
-                "# TYPE memlane_upstream_errors_total counter", f"memlane_upstream_errors_total {self.upstream_errors}"]
-        rows = list(projects)
-        for name, help_text, kind, key, source in (
-            ("memlane_recalls_total", "Chat calls that searched memory.", "counter", "recalls", 1),
-            ("memlane_recall_hits_total", "Memories injected into chat calls.", "counter", "recalled_memories", 1),
-            ("memlane_recall_failures_total", "Recalls that failed (chat went on without memories).", "counter", "recall_failures", 1),
-            ("memlane_outbox_depth", "Exchanges waiting to be learnt from.", "gauge", "pending", 2),
-            ("memlane_outbox_dead", "Exchanges set aside as dead (memlane outbox requeue puts them back).", "gauge", "dead", 2),
-            ("memlane_learned_total", "Exchanges learnt from.", "counter", "learned", 2),
-            ("memlane_learn_failures_total", "Failed learning attempts (retried).", "counter", "failed_attempts", 2),
-        ):
-            out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-            for project, stats, outbox in rows:
-                value = (stats if source == 1 else outbox).get(key, 0)
-                out.append(f'{name}{{project="{project}"}} {value}')
-        return "\n".join(out) + "\n"
+    def upstream_error(self) -> None:
+        self.upstream_error_count.inc()
+
+    def watch(self, project: str, client: Any) -> None:
+        """Feed a project's client's recall, upstream and learning durations into the histograms."""
+        def listener(stage: str, seconds: float) -> None:
+            histogram = self.stage_seconds.get(stage)
+            if histogram is not None:
+                histogram.labels(project).observe(seconds)
+
+        client.on_timing(listener)
+
+    def render(self, projects: Iterable[tuple[str, dict[str, object], dict[str, object]]], *, only: str | None = None) -> str:
+        """The exposition text. ``projects``: (name, client stats, outbox status) of each loaded
+        project; ``only``: show that project's series alone (a key's scrape)."""
+        rows = [row for row in projects if only is None or row[0] == only]
+        families = [_only_project(family, only) for family in self.registry.collect()] + list(_project_families(rows))
+        return generate_latest(_Families(families)).decode()
+
+
+class _Families:
+    """What ``generate_latest`` reads: an object whose ``collect`` yields metric families."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+def _only_project(family: Metric, project: str | None) -> Metric:
+    if project is not None:
+        family.samples = [s for s in family.samples if s.labels.get("project", project) == project]
+    return family
+
+
+def _project_families(rows: list[tuple[str, dict[str, object], dict[str, object]]]) -> Iterator[Metric]:
+    for name, help_text, kind, key, source in PROJECT_SERIES:
+        family: Metric = (CounterMetricFamily if kind == "counter" else GaugeMetricFamily)(name, help_text, labels=["project"])
+        for project, stats, outbox in rows:
+            family.add_metric([project], float((stats if source == 1 else outbox).get(key, 0) or 0))  # type: ignore[attr-defined]
+        yield family
 
 
 class Observe:

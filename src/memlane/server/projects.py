@@ -13,7 +13,7 @@ import hashlib
 import re
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from memlane.config import MemlaneConfig, default_db_path
 from memlane.engine.memory import AsyncMemory, Memory
@@ -76,10 +76,12 @@ def describe_storage(config: MemlaneConfig, project: str) -> str:
 
 
 class Projects:
-    def __init__(self, config: MemlaneConfig) -> None:
+    def __init__(self, config: MemlaneConfig, *, on_client: Callable[[str, AsyncMemlane], None] | None = None) -> None:
         self.config = config
         self._clients: dict[str, AsyncMemlane] = {}
         self._lock = threading.Lock()
+        #: told about each project's client when it is made (the metrics listen to its timings)
+        self._on_client = on_client
 
     def client(self, project: str) -> AsyncMemlane:
         with self._lock:
@@ -88,6 +90,8 @@ class Projects:
                 # the callers' own SDKs retry what fails here: retry once end to end, not 3 x 3
                 upstream = config.upstream.model_copy(update={"max_retries": config.upstream.retries(serving=True)})
                 self._clients[project] = AsyncMemlane(config=config.model_copy(update={"upstream": upstream}))
+                if self._on_client is not None:
+                    self._on_client(project, self._clients[project])
             return self._clients[project]
 
     def engine(self, project: str) -> Memory:
