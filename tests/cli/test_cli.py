@@ -161,3 +161,37 @@ def test_the_banner_comes_after_the_port_is_bound_and_the_store_is_open(tmp_path
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_people_get_tables_programs_get_json(isolated_env: Path) -> None:
+    """A terminal gets rich tables (forced here with --table); piped output stays JSON, so
+    scripts keep working; --json forces it."""
+    added = run("memories", "add", "Is allergic to cheese", "--user", "alice", "--no-infer", "--timestamp", "2023-05-08T10:00:00Z")
+    memory_id = added["results"][0]["id"]  # type: ignore[index]
+    run("memories", "update", memory_id, "Is severely allergic to cheese")
+
+    def table(*args: str) -> str:
+        result = CliRunner(env={"COLUMNS": "200"}).invoke(cli, [*args, "--table"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    listed = table("memories", "list", "--user", "alice")
+    assert "Is severely allergic to cheese" in listed and memory_id in listed and "user=alice" in listed and "┃" in listed
+    assert "score" in table("memories", "search", "cheese", "--user", "alice")
+    assert "2023-05-08T10:00:00" in table("memories", "show", memory_id)
+    history = table("memories", "history", memory_id)
+    assert "UPDATE" in history and "Is allergic to cheese -> Is severely allergic to cheese" in history
+    assert run("memories", "list", "--user", "alice", "--json")["results"][0]["id"] == memory_id  # type: ignore[index]
+
+
+def test_status_says_what_memlane_holds_and_does(isolated_env: Path) -> None:
+    run("memories", "add", "Likes tea", "--user", "alice", "--no-infer")
+    run("memories", "add", "Likes coffee", "--user", "bob", "--agent", "barista", "--no-infer")
+    status = run("status")
+    assert status["project"] == "default" and status["memories"] == 2  # type: ignore[index]
+    assert status["scopes"] == {"users": 2, "agents": 1, "runs": 0}  # type: ignore[index]
+    assert status["store"] == f"sqlite: {isolated_env / 'memlane.db'}" and "static" in status["embedder"]  # type: ignore[index]
+    assert status["outbox"]["pending"] == 0 and status["last_learning_error"] == "none"  # type: ignore[index]
+    assert run("status", "--project", "acme")["memories"] == 0  # type: ignore[index]
+    shown = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["status", "--table"], catch_exceptions=False).output
+    assert "memlane status" in shown and "users 2, agents 1, runs 0" in shown

@@ -14,6 +14,7 @@ from memlane.cli.memories import memories
 from memlane.cli.models import models
 from memlane.cli.outbox import outbox
 from memlane.cli.serve import keys, serve
+from memlane.cli.status import status
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,6 +42,7 @@ cli.add_command(serve)
 cli.add_command(keys)
 cli.add_command(outbox)
 cli.add_command(models)
+cli.add_command(status)
 
 
 def main(argv: list[str] | None = None) -> Any:

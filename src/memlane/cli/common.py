@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from typing import Any, Callable
 
 import click
@@ -30,10 +31,15 @@ def _remember_project(ctx: click.Context, _: click.Parameter, value: str | None)
 
 def add_project_option(group: click.Group) -> None:
     """Give every command of ``group`` ``--project NAME`` (the store that project's keys reach)."""
-    for command in group.commands.values():
-        command.params.append(click.Option(
-            ["--project", "-p"], expose_value=False, callback=_remember_project, envvar="MEMLANE_PROJECT", is_eager=True,
-            help="the project whose memories to use (as `memlane keys create --project` names it); default: default"))
+    for command in {id(c): c for c in group.commands.values()}.values():  # a command may have two names
+        project_option(command)
+
+
+def project_option(command: click.Command) -> click.Command:
+    command.params.append(click.Option(
+        ["--project", "-p"], expose_value=False, callback=_remember_project, envvar="MEMLANE_PROJECT", is_eager=True,
+        help="the project whose memories to use (as `memlane keys create --project` names it); default: default"))
+    return command
 
 
 def echo_json(value: Any) -> None:
@@ -74,3 +80,27 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(f"{type(exc).__name__}: {exc.message}") from None
 
     return wrapper
+
+
+def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--json`` / ``--table``: readable tables on a terminal, JSON when piped (so scripts keep
+    reading JSON), either one when asked. The command gets ``as_json: bool``."""
+    fn = click.option("--json/--table", "as_json", default=None,
+                      help="JSON or a table; default: a table on a terminal, JSON when piped")(fn)
+    return fn
+
+
+def wants_json(as_json: bool | None) -> bool:
+    return as_json if as_json is not None else not sys.stdout.isatty()
+
+
+def show(value: Any, kind: str, as_json: bool | None) -> None:
+    """``value`` as JSON, or as a table of its ``kind``: memories, memory, history, status."""
+    if wants_json(as_json):
+        echo_json(value)
+        return
+    from rich.console import Console
+
+    from memlane.cli import tables
+
+    Console(soft_wrap=False).print(tables.render(kind, value))

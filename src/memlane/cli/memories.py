@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from memlane.cli.common import add_project_option, echo_json, json_option, open_memory, scope_options, user_errors
+from memlane.cli.common import add_project_option, echo_json, json_option, open_memory, output_options, scope_options, show, user_errors
 
 
 @click.group()
@@ -48,36 +48,43 @@ def add(ctx: click.Context, text: tuple[str, ...], user_id: str | None, agent_id
 @scope_options
 @click.option("--limit", "-n", type=int, default=10, show_default=True)
 @click.option("--threshold", type=float, default=None, help="minimum score")
+@output_options
 @click.pass_context
 @user_errors
 def search(ctx: click.Context, query: str, user_id: str | None, agent_id: str | None, run_id: str | None,
-           filters: str | None, limit: int, threshold: float | None) -> None:
-    """Hybrid search for QUERY within a scope."""
+           filters: str | None, limit: int, threshold: float | None, as_json: bool | None) -> None:
+    """Hybrid search for QUERY within a scope, best first, with scores."""
     with open_memory(ctx) as memory:
-        echo_json(memory.search(query, user_id=user_id, agent_id=agent_id, run_id=run_id,
-                                filters=json_option(filters, "--filters"), limit=limit, threshold=threshold))
+        show(memory.search(query, user_id=user_id, agent_id=agent_id, run_id=run_id,
+                           filters=json_option(filters, "--filters"), limit=limit, threshold=threshold), "memories", as_json)
 
 
 @memories.command("list")
 @scope_options
 @click.option("--limit", "-n", type=int, default=100, show_default=True)
+@output_options
 @click.pass_context
 @user_errors
-def list_(ctx: click.Context, user_id: str | None, agent_id: str | None, run_id: str | None, filters: str | None, limit: int) -> None:
+def list_(ctx: click.Context, user_id: str | None, agent_id: str | None, run_id: str | None, filters: str | None, limit: int,
+          as_json: bool | None) -> None:
     """List a scope's memories, newest first."""
     with open_memory(ctx) as memory:
-        echo_json(memory.get_all(user_id=user_id, agent_id=agent_id, run_id=run_id,
-                                 filters=json_option(filters, "--filters"), limit=limit))
+        show(memory.get_all(user_id=user_id, agent_id=agent_id, run_id=run_id,
+                            filters=json_option(filters, "--filters"), limit=limit), "memories", as_json)
 
 
-@memories.command("get")
+@memories.command("show")
 @click.argument("memory_id")
+@output_options
 @click.pass_context
 @user_errors
-def get(ctx: click.Context, memory_id: str) -> None:
-    """Show one memory."""
+def show_one(ctx: click.Context, memory_id: str, as_json: bool | None) -> None:
+    """Show one memory: its text, scope, metadata and dates (`memlane memories history ID`: its changes)."""
     with open_memory(ctx) as memory:
-        echo_json(memory.get(memory_id))
+        show(memory.get(memory_id), "memory", as_json)
+
+
+memories.add_command(show_one, "get")  # mem0's name for it
 
 
 @memories.command("update")
@@ -113,12 +120,13 @@ def delete(ctx: click.Context, memory_id: str | None, user_id: str | None, agent
 
 @memories.command("history")
 @click.argument("memory_id")
+@output_options
 @click.pass_context
 @user_errors
-def history(ctx: click.Context, memory_id: str) -> None:
-    """Every change of one memory, oldest first."""
+def history(ctx: click.Context, memory_id: str, as_json: bool | None) -> None:
+    """Every change of one memory, oldest first: ADD, UPDATE old -> new, DELETE."""
     with open_memory(ctx) as memory:
-        echo_json(memory.history(memory_id))
+        show(memory.history(memory_id), "history", as_json)
 
 
 @memories.command("export")

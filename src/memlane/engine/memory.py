@@ -639,6 +639,17 @@ class Memory:
         """``(type, id, memory count)`` for every user/agent/run with memories (mem0's users)."""
         return self.store.entities()
 
+    def status(self) -> dict[str, Any]:
+        """What this engine holds and does: ``embedder`` (the model the store's vectors are
+        from), ``memories``, ``scopes`` (users, agents, runs with memories) and ``outbox``."""
+        entities = self.store.entities()
+        return {
+            "embedder": self.store.embedding_model() or f"{self.embedder.model_id} (no memory stored yet)",
+            "memories": self.store.count(),
+            "scopes": {kind + "s": sum(1 for t, _, _ in entities if t == kind) for kind in ("user", "agent", "run")},
+            "outbox": self.outbox_status(),
+        }
+
     def ping(self) -> int:
         """A round trip to the store (readiness checks); returns how many memories it holds."""
         return self.store.count()
