@@ -150,7 +150,7 @@ def export(ctx: click.Context, user_id: str | None, agent_id: str | None, run_id
     with open_memory(ctx) as memory, click.open_file(output, "w", encoding="utf-8") as out:
         records = memory.export(user_id=user_id, agent_id=agent_id, run_id=run_id, filters=json_option(filters, "--filters"))
         count = 0
-        for record in tqdm(records, desc="exporting", unit=" memories", disable=output == "-", file=sys.stderr):
+        for record in tqdm(records, desc="exporting", unit=" memories", disable=output == "-" or not sys.stderr.isatty(), file=sys.stderr):
             out.write(_json.dumps(record, ensure_ascii=False) + "\n")
             count += 1
     click.echo(f"exported {count} memories", err=True)
@@ -172,7 +172,8 @@ def import_(ctx: click.Context, source: str, batch_size: int) -> None:
         records = read_records(f.read(), source)
     with open_memory(ctx) as memory:
         counts = {"imported": 0, "skipped": 0}
-        with memory.bulk_loading(len(records)), tqdm(total=len(records), desc="importing", unit=" memories", file=sys.stderr) as bar:
+        with memory.bulk_loading(len(records)), tqdm(total=len(records), desc="importing", unit=" memories", file=sys.stderr,
+                                                       disable=not sys.stderr.isatty()) as bar:
             for start in range(0, len(records), batch_size):
                 chunk = records[start : start + batch_size]
                 done = memory.import_records(chunk, batch_size=batch_size)
