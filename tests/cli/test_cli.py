@@ -157,6 +157,7 @@ def test_the_banner_comes_after_the_port_is_bound_and_the_store_is_open(tmp_path
         banner = proc.stdout.readline()
         assert f"serving on http://127.0.0.1:{port}/v1" in banner
         socket.create_connection(("127.0.0.1", port), timeout=1).close()  # no retry: it listens already
+        assert f"inspector: http://127.0.0.1:{port}/ui" in proc.stdout.readline()
         assert (isolated_env / "memlane.db").exists()
     finally:
         proc.terminate()

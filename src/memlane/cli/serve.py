@@ -105,6 +105,7 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int
     sock = listening_socket(host, port)  # the store is open; now the port, then the banner
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"memlane {'' if keys.any_active() else '(no API keys: open to local callers only) '}serving on http://{shown}:{port}/v1")
+    click.echo(f"  inspector: http://{shown}:{port}/ui   (what memlane knows, in a browser)")
     if not keys.any_active():
         click.echo("  to require keys: memlane keys create   (then send Authorization: Bearer <key>)")
     endpoint = chat_endpoint(config.upstream, config.llm.config)
