@@ -143,7 +143,7 @@ def test_a_server_without_a_model_server_says_so_at_start_and_in_readyz(tmp_path
                             env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
-        banner = "".join(proc.stdout.readline() for _ in range(3))
+        banner = "".join(proc.stdout.readline() for _ in range(4))  # serving on, inspector, keys hint, chat route
         assert "no model server configured" in banner and "OPENAI_BASE_URL" in banner
     finally:
         proc.terminate()

@@ -69,3 +69,23 @@ def test_with_keys_the_pages_ask_for_one_and_show_only_its_project(make_server: 
     assert "Globex&#39;s own note" in page and "Acme" not in page and "globex" in browser.get("/ui").text
     browser.post("/ui/logout")
     assert browser.get("/ui").status_code == 303
+
+
+def test_edit_and_delete_go_through_the_engine_with_a_csrf_token(server: LiveServer) -> None:
+    api = httpx.Client(base_url=server.url)
+    memory_id = add(api, "Lives in Paris", "alice")
+    browser = httpx.Client(base_url=server.url)
+    page = browser.get(f"/ui/memories/{memory_id}").text
+    token = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    assert browser.cookies.get("memlane_csrf") == token
+    forged = httpx.post(f"{server.url}/ui/memories/{memory_id}/edit", data={"text": "Lives in Rome", "csrf": "guess"},
+                        cookies={"memlane_csrf": "other"})
+    assert forged.status_code == 403 and api.get(f"/v1/memories/{memory_id}").json()["memory"] == "Lives in Paris"
+    edited = browser.post(f"/ui/memories/{memory_id}/edit", data={"text": "Lives in Lisbon", "csrf": token})
+    assert edited.status_code == 303 and api.get(f"/v1/memories/{memory_id}").json()["memory"] == "Lives in Lisbon"
+    assert "Lives in Paris → Lives in Lisbon" in html.unescape(browser.get(f"/ui/memories/{memory_id}").text)
+    assert "Delete this memory?" in browser.get(f"/ui/memories/{memory_id}", params={"confirm": "delete"}).text
+    deleted = browser.post(f"/ui/memories/{memory_id}/delete", data={"csrf": token})
+    assert deleted.status_code == 303 and deleted.headers["location"] == "/ui/memories?user_id=alice"
+    assert api.get(f"/v1/memories/{memory_id}").status_code == 404
+    assert [e["event"] for e in api.get(f"/v1/memories/{memory_id}/history").json()] == ["ADD", "UPDATE", "DELETE"]

@@ -10,9 +10,11 @@ login; with keys they ask for one and keep it in an HttpOnly, SameSite=Strict co
 from __future__ import annotations
 
 import json
+import secrets
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -24,6 +26,9 @@ from memlane.server.keys import DEFAULT_PROJECT
 from memlane.server.projects import describe_storage, in_thread
 
 COOKIE = "memlane_key"
+#: double-submit CSRF token: a random value in a SameSite=Strict cookie that each form repeats
+#: (works across `--workers` processes without a shared secret)
+CSRF_COOKIE = "memlane_csrf"
 PAGE_SIZE = 50
 
 _templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"]))
@@ -45,8 +50,19 @@ def router(auth: Any, projects: Any, chat_route: str) -> APIRouter:
             return None
 
     def render(name: str, request: Request, project: str | None, code: int = 200, **context: Any) -> HTMLResponse:
-        html = _templates.get_template(name).render(project=project, logged_in=auth.required() and project is not None, **context)
-        return HTMLResponse(html, status_code=code, headers={"Cache-Control": "no-store"})
+        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+        html = _templates.get_template(name).render(project=project, logged_in=auth.required() and project is not None,
+                                                    csrf=token, **context)
+        response = HTMLResponse(html, status_code=code, headers={"Cache-Control": "no-store"})
+        if CSRF_COOKIE not in request.cookies:
+            response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", path="/ui", secure=request.url.scheme == "https")
+        return response
+
+    async def checked_form(request: Request) -> dict[str, str] | None:
+        """The posted form, or None when its CSRF token does not match this browser's cookie."""
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        return form if cookie and secrets.compare_digest(cookie, form.get("csrf", "")) else None
 
     def to_login() -> RedirectResponse:
         return RedirectResponse("/ui/login", status_code=303)
@@ -107,7 +123,40 @@ def router(auth: Any, projects: Any, chat_route: str) -> APIRouter:
         except MemlaneError as exc:
             return render("memories.html", request, project, code=exc.http_status, scope={}, query="", filters="", page=1,
                         rows=None, more=False, error=exc.message, page_url=lambda n: "/ui/memories")
-        return render("memory.html", request, project, memory=record, history=history)
+        return render("memory.html", request, project, memory=record, history=history,
+                      confirm_delete=request.query_params.get("confirm") == "delete")
+
+    @ui.post("/memories/{memory_id}/edit")
+    async def edit(request: Request, memory_id: str) -> Response:
+        """A new text, through the engine, so history records the UPDATE."""
+        project = project_of(request)
+        if project is None:
+            return to_login()
+        form = await checked_form(request)
+        if form is None:
+            return HTMLResponse("the form expired or came from another site: reload the page and try again", status_code=403)
+        try:
+            await in_thread(projects.engine(project).update, memory_id, form.get("text", ""))
+        except MemlaneError as exc:
+            return HTMLResponse(f"not changed: {html_escape(exc.message)}", status_code=exc.http_status)
+        return RedirectResponse(f"/ui/memories/{quote(memory_id)}", status_code=303)
+
+    @ui.post("/memories/{memory_id}/delete")
+    async def delete(request: Request, memory_id: str) -> Response:
+        project = project_of(request)
+        if project is None:
+            return to_login()
+        form = await checked_form(request)
+        if form is None:
+            return HTMLResponse("the form expired or came from another site: reload the page and try again", status_code=403)
+        memory = projects.engine(project)
+        try:
+            record = await in_thread(memory.get, memory_id)
+            await in_thread(memory.delete, memory_id)
+        except MemlaneError as exc:
+            return HTMLResponse(f"not deleted: {html_escape(exc.message)}", status_code=exc.http_status)
+        scope = {k: record[k] for k in ("user_id", "agent_id", "run_id") if record.get(k)}
+        return RedirectResponse("/ui/memories?" + urlencode(scope), status_code=303)
 
     @ui.get("/login", response_class=HTMLResponse)
     async def login_form(request: Request) -> Response:
