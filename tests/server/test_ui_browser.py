@@ -1,0 +1,66 @@
+"""The inspector clicked through in a real browser: Debian's chromium, headless, driven by
+Python playwright with ``executable_path`` (never ``playwright install``; `make test` installs
+chromium when it is missing)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import httpx
+import pytest
+
+from memlane.server.keys import KeyStore
+from memlane.testing import ScriptedUpstream
+from memlane.testing.live_server import LiveServer
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture
+def page() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "chromium is missing: apt-get install -y chromium (make test does it)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+def test_log_in_find_edit_and_delete_a_memory_in_a_browser(page: Any, make_server: Callable[..., LiveServer], tmp_path: Path,
+                                                         upstream: ScriptedUpstream) -> None:
+    keys = KeyStore(tmp_path / "keys.db")
+    key, _ = keys.create("acme")
+    other, _ = keys.create("globex")
+    server = make_server(keys=keys)
+    for token, text in ((key, "Is allergic to cheese"), (key, "Loves Indian food"), (other, "Globex secret")):
+        httpx.post(server.url + "/v1/memories", headers={"Authorization": f"Bearer {token}"},
+                   json={"messages": text, "user_id": "alice", "infer": False}).raise_for_status()
+
+    page.goto(server.url + "/ui")
+    assert page.url.endswith("/ui/login")
+    page.fill("input[name=key]", key)
+    page.click("button:has-text('Log in')")
+    assert page.url.endswith("/ui") and "project acme" in page.inner_text("header")
+    page.click("text=alice")  # the scope on the overview
+    assert "Loves Indian food" in page.content() and "Globex secret" not in page.content()
+
+    page.fill("input[name=q]", "cheese")
+    page.click("button:has-text('Show')")
+    rows = page.locator("table tr").all_inner_texts()
+    assert "Is allergic to cheese" in rows[1] and "score" in rows[0]
+    page.click("text=Is allergic to cheese")
+    page.fill("input[name=text]", "Is severely allergic to cheese")
+    page.click("button:has-text('Save')")
+    assert "Is allergic to cheese → Is severely allergic to cheese" in page.inner_text("table")
+
+    page.click("text=Delete…")
+    page.click("button:has-text('Delete')")
+    assert "user_id=alice" in page.url
+    assert "Is severely allergic to cheese" not in page.content() and "Loves Indian food" in page.content()
+    page.screenshot(path=str(tmp_path / "memories.png"))
