@@ -124,6 +124,9 @@ class ServerConfig(_Strict):
     #: largest ``limit``/``top_k`` a request may ask for
     max_limit: int = Field(default=1_000, ge=1)
     max_metadata_bytes: int = Field(default=16 * 1024, ge=64)
+    #: chats per project whose recall (query, injected memories, scores, time) and learning
+    #: outcome the inspector shows (/ui/chats); kept in memory per process; 0 turns it off
+    recall_log: int = Field(default=100, ge=0, le=100_000)
     max_memory_chars: int = Field(default=20_000, ge=100)
     #: nesting of arrays/objects a JSON body may have
     max_json_depth: int = Field(default=64, ge=8, le=512)

@@ -89,3 +89,18 @@ def test_edit_and_delete_go_through_the_engine_with_a_csrf_token(server: LiveSer
     assert deleted.status_code == 303 and deleted.headers["location"] == "/ui/memories?user_id=alice"
     assert api.get(f"/v1/memories/{memory_id}").status_code == 404
     assert [e["event"] for e in api.get(f"/v1/memories/{memory_id}/history").json()] == ["ADD", "UPDATE", "DELETE"]
+
+
+def test_recent_chats_show_the_query_the_injected_memories_and_what_was_learnt(server: LiveServer, upstream: ScriptedUpstream) -> None:
+    from tests.scenarios import restaurant_llm
+    from tests.threads import wait_until
+
+    upstream.handler = restaurant_llm
+    api = httpx.Client(base_url=server.url)
+    add(api, "Is allergic to cheese", "alice")
+    chat = {"model": "m", "user_id": "alice", "messages": [{"role": "user", "content": "I love Indian food. Dinner ideas?"}]}
+    assert api.post("/v1/chat/completions", json=chat).status_code == 200
+    assert wait_until(lambda: "Loves Indian food" in api.get("/ui/chats").text, 30)
+    page = html.unescape(api.get("/ui/chats").text)
+    assert "I love Indian food. Dinner ideas?" in page and "Is allergic to cheese" in page and "ADD" in page
+    assert page.index("Is allergic to cheese") < page.index("Loves Indian food")  # injected first, learnt after

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import openai
 
@@ -68,6 +68,8 @@ class Learner:
         self.counters = LearnerCounters()
         #: told ("learn", seconds) for each exchange learnt
         self.timings = Timings()
+        #: told (outbox item id, what changed) after each exchange learnt (the recall log listens)
+        self.on_learned: Callable[[str, list[dict[str, Any]]], None] | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Condition()
@@ -127,6 +129,9 @@ class Learner:
             self._failed(item, exc)
         else:
             self.timings.tell("learn", time.perf_counter() - started)
+            if self.on_learned is not None:
+                self.on_learned(item.id, [{"event": a.event, "memory": a.record.memory, "id": a.record.id,
+                                           "previous": a.previous_memory} for a in applied if a.event != "NONE"])
             self.counters.learned += 1
             for a in applied:
                 self.counters.events[a.event] = self.counters.events.get(a.event, 0) + 1

@@ -126,6 +126,13 @@ class _Client:
         """Queued exchanges, retries, dead ones, the last error, and what the learner has done."""
         return self._backend.outbox_status()
 
+    def recent_recalls(self, scope: Mapping[str, str] | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """The last chats' recalls, newest first: ``query``, injected ``memories`` with scores,
+        ``recall_ms``, and ``learned`` (what learning from the exchange changed; None while it
+        waits). Bounded by ``server.recall_log``; in memory; embedded mode only (hosted: [])."""
+        log = getattr(self._backend, "recall_log", None)
+        return log.recent(dict(scope or {}), limit) if log is not None else []
+
     def on_timing(self, listener: Callable[[str, float], None]) -> None:
         """Call ``listener(stage, seconds)`` after each ``recall`` (a chat's memory search),
         ``upstream`` (the model's answer; for a stream, until it starts) and ``learn`` (one

@@ -26,6 +26,7 @@ from memlane.errors import EndpointNotConfiguredError, UpstreamError, Validation
 from memlane.openai_compat import NO_CHAT_ENDPOINT, chat_endpoint
 from memlane.proxy.fields import MemlaneFields
 from memlane.proxy.recall import as_mapping, exchange_payload, inject, recall_query, reply_text
+from memlane.proxy.recall_log import RecallLog
 from memlane.proxy.streams import MemlaneAsyncStream, MemlaneStream
 from memlane.proxy.types import RecallMetadata, RecalledMemory, completion_with
 from memlane.query.filters import parse_filters, split_scope
@@ -66,6 +67,8 @@ class ChatCall:
     messages: Sequence[Any]
     model: str
     stream: bool
+    #: this call's entry in the recall log, once recalled
+    logged: dict[str, Any] | None = None
 
 
 def parse_call(messages: Any, model: Any, ours: MemlaneFields, stream: bool) -> ChatCall:
@@ -113,6 +116,8 @@ class EmbeddedBackend:
         self.learner = Learner(self.engine, self.config.outbox)
         #: recall, upstream and learning durations, for whoever listens (the server's metrics)
         self.timings = self.learner.timings
+        self.recall_log = RecallLog(self.config.server.recall_log)
+        self.learner.on_learned = self.recall_log.learned
         self._asynchronous = asynchronous
         self._upstream: Any = None
         self._unsaved: list[dict[str, Any]] = []
@@ -161,6 +166,7 @@ class EmbeddedBackend:
             log.warning("recall failed; answering without memories: %s", self.stats.last_recall_error)
             hits = []
         self.stats.recalled_memories += len(hits)
+        call.logged = self.recall_log.record(call.scope, query, hits, sum(timings.values()))
         return hits, timings
 
     def prepare(self, call: ChatCall, hits: list[SearchHit], timings: dict[str, float]) -> list[Any]:
@@ -217,16 +223,17 @@ class EmbeddedBackend:
 
     def learn(self, call: ChatCall, reply: str | None) -> None:
         """Queue what this call taught us (never raises; see ``enqueue``)."""
-        self.enqueue(exchange_payload(call.scope.as_dict(), call.messages, reply, call.metadata, call.model))
+        outbox_id = self.enqueue(exchange_payload(call.scope.as_dict(), call.messages, reply, call.metadata, call.model))
+        self.recall_log.queued(call.logged, outbox_id)
 
-    def enqueue(self, payload: dict[str, Any] | None) -> None:
+    def enqueue(self, payload: dict[str, Any] | None) -> str | None:
         """Durably queue an exchange (the store's outbox) and wake the learner; never raises:
         while the store cannot take it, it waits in memory and is retried on the next call."""
         if payload is None:
-            return
+            return None
         self._save_unsaved()
         try:
-            self.engine.enqueue(payload)
+            outbox_id = self.engine.enqueue(payload)
         except Exception as exc:  # noqa: BLE001
             self.stats.outbox_write_failures += 1
             with self._unsaved_lock:
@@ -235,9 +242,10 @@ class EmbeddedBackend:
                     log.warning("outbox write failed, exchange kept in memory for retry: %s", exc)
                 else:
                     log.error("outbox write failed and %d exchanges already wait in memory; this one is lost: %s", MAX_UNSAVED, exc)
-            return
+            return None
         self.stats.exchanges_queued += 1
         self.learner.notify()
+        return outbox_id
 
     def _save_unsaved(self) -> None:
         with self._unsaved_lock:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from html import escape as html_escape
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,16 @@ def router(auth: Any, projects: Any, chat_route: str) -> APIRouter:
             return HTMLResponse(f"not deleted: {html_escape(exc.message)}", status_code=exc.http_status)
         scope = {k: record[k] for k in ("user_id", "agent_id", "run_id") if record.get(k)}
         return RedirectResponse("/ui/memories?" + urlencode(scope), status_code=303)
+
+    @ui.get("/chats", response_class=HTMLResponse)
+    async def chats(request: Request) -> Response:
+        project = project_of(request)
+        if project is None:
+            return to_login()
+        recent = projects.client(project).recent_recalls(limit=200)
+        for chat in recent:
+            chat["when"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(chat["at"]))
+        return render("chats.html", request, project, chats=recent, size=projects.config.server.recall_log)
 
     @ui.get("/login", response_class=HTMLResponse)
     async def login_form(request: Request) -> Response:
