@@ -64,3 +64,9 @@ def test_log_in_find_edit_and_delete_a_memory_in_a_browser(page: Any, make_serve
     assert "user_id=alice" in page.url
     assert "Is severely allergic to cheese" not in page.content() and "Loves Indian food" in page.content()
     page.screenshot(path=str(tmp_path / "memories.png"))
+
+    chat = {"model": "m", "user_id": "alice", "messages": [{"role": "user", "content": "Where should we eat tonight?"}]}
+    httpx.post(server.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, json=chat).raise_for_status()
+    page.click("text=Recent chats")
+    card = page.inner_text("main")
+    assert "Where should we eat tonight?" in card and "Loves Indian food" in card and "Globex secret" not in card
