@@ -283,7 +283,7 @@ class PgVectorStore(SQLStore):
                 handler = self._update if change.event == "UPDATE" else self._delete
                 before = self._positions(conn, [change.record.id])
                 results.append(handler(conn, change, actor_id))
-                touched |= self._touched_by(conn, change, results[-1], before)
+                touched |= self._touched_by(conn, results[-1], before)
             results.extend(self._add_many(conn, adds, actor_id))
             touched |= self._positions(conn, [a.record.id for a in results if a.event == "ADD"])
             self._refresh_contexts(conn, touched)

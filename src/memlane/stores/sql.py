@@ -108,7 +108,7 @@ class SQLStore(ConversationContext):
     def _sql(self, text: str) -> str:
         return text.replace("{t}", self.prefix).replace("?", self.mark)
 
-    def _touched_by(self, conn: Any, change: Any, applied: Any, before: set[tuple[str, Any]]) -> set[tuple[str, Any]]:
+    def _touched_by(self, conn: Any, applied: Any, before: set[tuple[str, Any]]) -> set[tuple[str, Any]]:
         """Where ``applied`` changed the conversation (see ``memlane.stores.conversation``):
         ``before`` is the memory's position read before an UPDATE or DELETE."""
         if applied.event == "ADD":

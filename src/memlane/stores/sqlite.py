@@ -221,7 +221,7 @@ class SQLiteStore(SQLStore):
                 handler = {"ADD": self._add, "UPDATE": self._update, "DELETE": self._delete}[change.event]
                 before = self._positions(db, [change.record.id]) if change.event != "ADD" else set()
                 results.append(handler(db, change, actor_id))
-                touched |= self._touched_by(db, change, results[-1], before)
+                touched |= self._touched_by(db, results[-1], before)
             self._refresh_contexts(db, touched)
             if track_sync:
                 db.executemany("INSERT OR IGNORE INTO vector_sync (memory_id) VALUES (?)",

@@ -35,6 +35,16 @@ PAGE_SIZE = 50
 _templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"]))
 
 
+def _utc(when: Any) -> str:
+    """A stored ISO timestamp or Unix seconds as "YYYY-MM-DD HH:MM:SS" (UTC)."""
+    if isinstance(when, (int, float)):
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(when))
+    return str(when or "")[:19].replace("T", " ")
+
+
+_templates.filters["utc"] = _utc
+
+
 def router(auth: Any, projects: Any, chat_route: str) -> APIRouter:
     ui = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -59,11 +69,17 @@ def router(auth: Any, projects: Any, chat_route: str) -> APIRouter:
             response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", path="/ui", secure=request.url.scheme == "https")
         return response
 
-    async def checked_form(request: Request) -> dict[str, str] | None:
-        """The posted form, or None when its CSRF token does not match this browser's cookie."""
+    async def posted(request: Request) -> tuple[str, dict[str, str]] | Response:
+        """The project and the form of a state-changing post; or the answer refusing it (not
+        logged in, or a CSRF token that does not match this browser's cookie)."""
+        project = project_of(request)
+        if project is None:
+            return to_login()
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
         cookie = request.cookies.get(CSRF_COOKIE, "")
-        return form if cookie and secrets.compare_digest(cookie, form.get("csrf", "")) else None
+        if not (cookie and secrets.compare_digest(cookie, form.get("csrf", ""))):
+            return HTMLResponse("the form expired or came from another site: reload the page and try again", status_code=403)
+        return project, form
 
     def to_login() -> RedirectResponse:
         return RedirectResponse("/ui/login", status_code=303)
@@ -130,12 +146,10 @@ def router(auth: Any, projects: Any, chat_route: str) -> APIRouter:
     @ui.post("/memories/{memory_id}/edit")
     async def edit(request: Request, memory_id: str) -> Response:
         """A new text, through the engine, so history records the UPDATE."""
-        project = project_of(request)
-        if project is None:
-            return to_login()
-        form = await checked_form(request)
-        if form is None:
-            return HTMLResponse("the form expired or came from another site: reload the page and try again", status_code=403)
+        allowed = await posted(request)
+        if isinstance(allowed, Response):
+            return allowed
+        project, form = allowed
         try:
             await in_thread(projects.engine(project).update, memory_id, form.get("text", ""))
         except MemlaneError as exc:
@@ -144,13 +158,10 @@ def router(auth: Any, projects: Any, chat_route: str) -> APIRouter:
 
     @ui.post("/memories/{memory_id}/delete")
     async def delete(request: Request, memory_id: str) -> Response:
-        project = project_of(request)
-        if project is None:
-            return to_login()
-        form = await checked_form(request)
-        if form is None:
-            return HTMLResponse("the form expired or came from another site: reload the page and try again", status_code=403)
-        memory = projects.engine(project)
+        allowed = await posted(request)
+        if isinstance(allowed, Response):
+            return allowed
+        memory = projects.engine(allowed[0])
         try:
             record = await in_thread(memory.get, memory_id)
             await in_thread(memory.delete, memory_id)
@@ -165,8 +176,6 @@ def router(auth: Any, projects: Any, chat_route: str) -> APIRouter:
         if project is None:
             return to_login()
         recent = projects.client(project).recent_recalls(limit=200)
-        for chat in recent:
-            chat["when"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(chat["at"]))
         return render("chats.html", request, project, chats=recent, size=projects.config.server.recall_log)
 
     @ui.get("/login", response_class=HTMLResponse)
