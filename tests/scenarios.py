@@ -32,12 +32,12 @@ def engine_config(db_path: Path, server: ScriptedUpstream, **overrides: Any) -> 
     return config
 
 
-def client_config(db_path: Path, server: ScriptedUpstream, **overrides: Any) -> dict[str, Any]:
+def client_config(db_path: Path, upstream: ScriptedUpstream, /, **overrides: Any) -> dict[str, Any]:
     """A client on a temp SQLite file, chatting with (and learning through) the scripted upstream.
     The memory LLM has no model of its own: it uses each chat's model, as by default."""
     config: dict[str, Any] = {
         "vector_store": {"provider": "sqlite", "config": {"path": str(db_path)}},
-        "upstream": {"base_url": server.url, "api_key": "upstream-key", "max_retries": 0, "timeout": 10},
+        "upstream": {"base_url": upstream.url, "api_key": "upstream-key", "max_retries": 0, "timeout": 10},
         "llm": {"provider": "openai", "config": {"max_retries": 0}},
         "outbox": {"retry_base_seconds": 0.05, "retry_max_seconds": 0.2, "poll_seconds": 0.05, "exit_flush_seconds": 0},
     }

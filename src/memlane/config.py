@@ -127,6 +127,11 @@ class ServerConfig(_Strict):
     #: chats per project whose recall (query, injected memories, scores, time) and learning
     #: outcome the inspector shows (/ui/chats); kept in memory per process; 0 turns it off
     recall_log: int = Field(default=100, ge=0, le=100_000)
+    #: seconds between the readings of each project's metrics that the inspector charts
+    #: (/ui/metrics); 0 turns the charts off (/metrics is unaffected)
+    metrics_interval: float = Field(default=10.0, ge=0)
+    #: readings kept per project (in memory, per process): 360 x 10 s is the last hour
+    metrics_points: int = Field(default=360, ge=2, le=100_000)
     max_memory_chars: int = Field(default=20_000, ge=100)
     #: nesting of arrays/objects a JSON body may have
     max_json_depth: int = Field(default=64, ge=8, le=512)

@@ -193,6 +193,7 @@ def test_status_says_what_memlane_holds_and_does(isolated_env: Path) -> None:
     assert status["scopes"] == {"users": 2, "agents": 1, "runs": 0}  # type: ignore[index]
     assert status["store"] == f"sqlite: {isolated_env / 'memlane.db'}" and "static" in status["embedder"]  # type: ignore[index]
     assert status["outbox"]["pending"] == 0 and status["last_learning_error"] == "none"  # type: ignore[index]
+    assert status["changed_today"] == {"ADD": 2, "UPDATE": 0, "DELETE": 0}  # type: ignore[index]
     assert run("status", "--project", "acme")["memories"] == 0  # type: ignore[index]
     shown = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["status", "--table"], catch_exceptions=False).output
     assert "memlane status" in shown and "users 2, agents 1, runs 0" in shown

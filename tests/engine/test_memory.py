@@ -258,3 +258,14 @@ def test_cached_scope_vectors_see_other_writers(make_memory: Callable[..., Memor
     assert [h["memory"] for h in reader.search("go", user_id="alice")["results"]] == ["Loves green tea"]
     writer.reset()
     assert reader.search("tea", user_id="alice")["results"] == []
+
+
+def test_status_counts_todays_changes_by_when_they_happened(memory: Memory) -> None:
+    added = memory.add("Likes tea", user_id="alice", infer=False)["results"][0]["id"]
+    memory.add("Likes coffee", user_id="alice", infer=False)
+    memory.add("Lived in Lisbon", user_id="alice", infer=False, timestamp="2023-05-08T10:00:00Z")  # said long ago
+    memory.update(added, "Likes green tea")
+    memory.delete(added)
+    status = memory.status()
+    assert status["changes_today"] == {"ADD": 2, "UPDATE": 1, "DELETE": 1}
+    assert status["memories"] == 2 and status["scopes"]["users"] == 1

@@ -30,6 +30,7 @@ def test_without_keys_the_pages_show_what_memlane_knows(server: LiveServer) -> N
     overview = api.get("/ui")
     assert overview.status_code == 200 and "text/html" in overview.headers["content-type"]
     assert "alice" in overview.text and 'href="/ui/memories?user_id=alice"' in overview.text and ">2<" in overview.text
+    assert "1 added · 1 updated · 0 deleted" in overview.text  # the May 2023 memory was added on its own date
     listed = api.get("/ui/memories", params={"user_id": "alice"}).text
     assert "Is severely allergic to cheese" in listed and "Loves Indian food" in listed and "2023-05-08 10:00:00" in listed
     found = api.get("/ui/memories", params={"user_id": "alice", "q": "cheese allergy"}).text
@@ -104,3 +105,54 @@ def test_recent_chats_show_the_query_the_injected_memories_and_what_was_learnt(s
     page = html.unescape(api.get("/ui/chats").text)
     assert "I love Indian food. Dinner ideas?" in page and "Is allergic to cheese" in page and "ADD" in page
     assert page.index("Is allergic to cheese") < page.index("Loves Indian food")  # injected first, learnt after
+
+
+def readings(page: str) -> list[list[str]]:
+    """The rows of the Metrics page's table of readings (the numbers behind its charts)."""
+    table = page.split('id="readings"', 1)[1].split("</table>", 1)[0]
+    return [[cell.split(">", 1)[1] for cell in row.split("</td>")[:-1]] for row in table.split("<tr>")[2:] if "<td" in row]
+
+
+def test_metrics_chart_this_projects_requests_recall_latency_and_hit_rate(make_server: Callable[..., LiveServer], tmp_path: Path,
+                                                                           upstream: ScriptedUpstream) -> None:
+    from tests.scenarios import restaurant_llm
+    from tests.threads import wait_until
+
+    upstream.handler = restaurant_llm
+    keys = KeyStore(tmp_path / "keys.db")
+    key_a, _ = keys.create("acme")
+    key_b, _ = keys.create("globex")
+    server = make_server(keys=keys, server={"metrics_interval": 0.2})
+    acme = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key_a}"})
+    globex = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key_b}"})
+    browser = httpx.Client(base_url=server.url)
+    browser.post("/ui/login", data={"key": key_a})
+    assert wait_until(lambda: "0 so far" not in browser.get("/ui/metrics").text, 10)  # acme's baseline reading was taken
+
+    add(acme, "Is allergic to cheese", "alice")
+    for question in ("Any cheese I should avoid?", "Dinner ideas?", "Where should we eat?"):
+        chat = {"model": "m", "user_id": "alice", "messages": [{"role": "user", "content": question}]}
+        assert acme.post("/v1/chat/completions", json=chat).status_code == 200
+    chat = {"model": "m", "user_id": "nobody-known", "messages": [{"role": "user", "content": "Hello there"}]}
+    assert globex.post("/v1/chat/completions", json=chat).status_code == 200
+
+    def chats_charted() -> int:
+        return sum(int(row[2]) for row in readings(browser.get("/ui/metrics").text))
+
+    assert wait_until(lambda: chats_charted() == 3, 10)  # acme's 3 chats, none of globex's
+    page = html.unescape(browser.get("/ui/metrics").text)
+    assert page.count("<svg") == 6 and "<rect" in page and "Recall latency. Latest: p50" in page
+    rows = readings(page)
+    assert sum(int(row[1]) for row in rows) == 4  # the add and the 3 chats
+    assert {row[4] for row in rows if row[3] != "0"} == {"100%"}  # every recall found alice's allergy
+    assert all(float(row[5].split(" / ")[1]) > 0 for row in rows if row[3] != "0")  # a recall p95 wherever there were recalls
+    assert "100% of 3" in page and ">3<" in page.split("chats</div>", 1)[1][:60]
+    browser.post("/ui/login", data={"key": key_b})
+    assert "0% of 1" in html.unescape(browser.get("/ui/metrics").text)  # globex: one recall, nothing known
+    assert httpx.get(server.url + "/ui/metrics").status_code == 303  # no key, no page
+
+
+def test_metrics_charts_can_be_turned_off(make_server: Callable[..., LiveServer]) -> None:
+    server = make_server(server={"metrics_interval": 0})
+    page = httpx.get(server.url + "/ui/metrics").text
+    assert "The charts are off" in page and "<svg" not in page

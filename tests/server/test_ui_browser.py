@@ -5,6 +5,7 @@ chromium when it is missing)."""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -37,7 +38,7 @@ def test_log_in_find_edit_and_delete_a_memory_in_a_browser(page: Any, make_serve
     keys = KeyStore(tmp_path / "keys.db")
     key, _ = keys.create("acme")
     other, _ = keys.create("globex")
-    server = make_server(keys=keys)
+    server = make_server(keys=keys, server={"metrics_interval": 0.2})
     for token, text in ((key, "Is allergic to cheese"), (key, "Loves Indian food"), (other, "Globex secret")):
         httpx.post(server.url + "/v1/memories", headers={"Authorization": f"Bearer {token}"},
                    json={"messages": text, "user_id": "alice", "infer": False}).raise_for_status()
@@ -70,3 +71,16 @@ def test_log_in_find_edit_and_delete_a_memory_in_a_browser(page: Any, make_serve
     page.click("text=Recent chats")
     card = page.inner_text("main")
     assert "Where should we eat tonight?" in card and "Loves Indian food" in card and "Globex secret" not in card
+
+    page.click("text=Metrics")
+    charts = page.locator("svg.chart")
+    assert charts.count() == 6 and charts.first.is_visible()
+    assert "Recall hit rate" in page.inner_text("main")
+    page.click("text=The numbers behind the charts")
+    deadline = time.monotonic() + 10
+    while "100%" not in page.inner_text("#readings") and time.monotonic() < deadline:  # the chat's reading, once taken
+        time.sleep(0.2)
+        page.reload()
+        page.click("text=The numbers behind the charts")
+    assert "100%" in page.inner_text("#readings")  # the chat's recall injected memories
+    assert page.locator("svg.chart").first.locator("rect").count() >= 1  # its requests, as bars

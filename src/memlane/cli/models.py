@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -52,7 +53,7 @@ def build(pca_dims: int, dtype: str, out: Path | None) -> None:
     from memlane.models.build import build_static_model
 
     steps = ["distilling", "saving", "done"]
-    with click.progressbar(length=len(steps), label="building the static model", show_eta=False) as bar:
+    with click.progressbar(length=len(steps), label="building the static model", show_eta=False, file=sys.stderr) as bar:
         record = build_static_model(out or STATIC_MODEL_DIR, pca_dims=pca_dims, dtype=dtype,
                                     step=lambda message: (bar.update(1), click.echo(f"  {message}", err=True)))
     echo_json(record)

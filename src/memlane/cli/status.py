@@ -38,6 +38,7 @@ def status(ctx: click.Context, as_json: bool | None) -> None:
             "scopes": held["scopes"],
             "outbox": {k: outbox.get(k) for k in ("pending", "in_progress", "retrying", "dead", "oldest_age_seconds")},
             "last_learning_error": outbox.get("last_error") or "none",
+            "changed_today": held["changes_today"],
         }
     show(value, "status", as_json)
 

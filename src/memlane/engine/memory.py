@@ -641,13 +641,19 @@ class Memory:
 
     def status(self) -> dict[str, Any]:
         """What this engine holds and does: ``embedder`` (the model the store's vectors are
-        from), ``memories``, ``scopes`` (users, agents, runs with memories) and ``outbox``."""
+        from), ``memories``, ``scopes`` (users, agents, runs with memories), ``outbox``, and
+        ``changes_today``: ADD/UPDATE/DELETE history events dated since midnight UTC (learnt or
+        made by hand; an add's event carries the time it was said, so imported history counts on
+        its own dates)."""
         entities = self.store.entities()
+        midnight = _dt.datetime.now(_dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        changes = self.store.changes_since(midnight.isoformat(timespec="microseconds"))
         return {
             "embedder": self.store.embedding_model() or f"{self.embedder.model_id} (no memory stored yet)",
             "memories": self.store.count(),
             "scopes": {kind + "s": sum(1 for t, _, _ in entities if t == kind) for kind in ("user", "agent", "run")},
             "outbox": self.outbox_status(),
+            "changes_today": {event: changes.get(event, 0) for event in ("ADD", "UPDATE", "DELETE")},
         }
 
     def ping(self) -> int:

@@ -46,6 +46,8 @@ class ClientStats:
     chats: int = 0
     recalls: int = 0
     recalled_memories: int = 0
+    #: recalls that injected at least one memory (over ``recalls``: the hit rate)
+    recalls_with_memories: int = 0
     recall_failures: int = 0
     last_recall_error: str | None = None
     exchanges_queued: int = 0
@@ -166,6 +168,7 @@ class EmbeddedBackend:
             log.warning("recall failed; answering without memories: %s", self.stats.last_recall_error)
             hits = []
         self.stats.recalled_memories += len(hits)
+        self.stats.recalls_with_memories += bool(hits)
         call.logged = self.recall_log.record(call.scope, query, hits, sum(timings.values()))
         return hits, timings
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Mapping
 
@@ -18,6 +19,7 @@ from memlane.server.keys import DEFAULT_PROJECT, KeyStore
 from memlane.server.limits import RequestGuard, Limits
 from memlane.server.openapi import describe, install_docs
 from memlane.server.metrics import Metrics, Observe
+from memlane.server.metrics_history import MetricsHistory
 from memlane.server.projects import Projects, in_thread
 
 
@@ -39,20 +41,24 @@ def create_app(
     drain = cfg.server.drain_seconds if drain_seconds is None else drain_seconds
     metrics = Metrics()
     projects = Projects(cfg, on_client=metrics.watch)
-    auth = Auth(keys, require_keys=require_keys)
+    auth = Auth(keys, require_keys=require_keys, on_request=metrics.project_request)
+    history = MetricsHistory(lambda: metrics.readings(projects.snapshot()), size=cfg.server.metrics_points)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         one_blas_thread()
         # open the default store now (its learner resumes the outbox) and load the embedder
         await in_thread(projects.engine(DEFAULT_PROJECT).warm_up)
+        sampler = asyncio.create_task(history.run(cfg.server.metrics_interval)) if cfg.server.metrics_interval else None
         yield
+        if sampler is not None:
+            sampler.cancel()
         await projects.drain_and_close(drain)  # graceful shutdown drains the outbox
 
     app = FastAPI(title="memlane", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="OpenAI-compatible chat with long-term memory, and the memory REST API.")
     install_docs(app)
-    app.state.projects, app.state.keys, app.state.metrics = projects, keys, metrics
+    app.state.projects, app.state.keys, app.state.metrics, app.state.history = projects, keys, metrics, history
     errors.install(app, metrics)
     app.openapi = lambda: describe(app)  # type: ignore[method-assign]
 
@@ -63,7 +69,8 @@ def create_app(
     app.include_router(routes_memories.exchanges_router(auth, projects, limits))
     app.include_router(routes_mem0.router(auth, projects, limits))
     endpoint = chat_endpoint(cfg.upstream, cfg.llm.config)
-    app.include_router(ui.router(auth, projects, (endpoint[0] or "https://api.openai.com/v1") if endpoint else NO_CHAT_ENDPOINT))
+    app.include_router(ui.router(auth, projects, (endpoint[0] or "https://api.openai.com/v1") if endpoint else NO_CHAT_ENDPOINT,
+                                 metrics=metrics, history=history))
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
     async def healthz() -> dict[str, str]:

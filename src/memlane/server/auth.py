@@ -9,6 +9,7 @@ access at all. Revoking the last key therefore closes the server, never opens it
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
 from fastapi import Request
 
@@ -19,8 +20,10 @@ _HINT = "send 'Authorization: Bearer <key>'; create a key with: memlane keys cre
 
 
 class Auth:
-    def __init__(self, keys: KeyStore, *, require_keys: bool = False) -> None:
+    def __init__(self, keys: KeyStore, *, require_keys: bool = False, on_request: Callable[[str], None] | None = None) -> None:
+        """``on_request(project)``: told of each request let in (the metrics count them per project)."""
         self.keys = keys
+        self._on_request = on_request
         self._required = require_keys
         self._lock = threading.Lock()
 
@@ -53,4 +56,6 @@ class Auth:
     async def __call__(self, request: Request) -> str:
         project = self.project_of(request.headers.get("authorization", ""))
         request.state.project = project
+        if self._on_request is not None:
+            self._on_request(project)
         return project

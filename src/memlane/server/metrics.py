@@ -14,13 +14,21 @@ from typing import Any, Iterable, Iterator
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from memlane.server.metrics_history import Buckets, buckets_of
+
 #: seconds: from a sub-millisecond recall to a slow model's minute-long answer
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+#: recall's own: most recalls take 1-10 ms, where a p95 moving by a millisecond matters
+RECALL_BUCKETS = (0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
+                  0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 #: (metric, help, type, key, where): where 1 is the client's stats, 2 its outbox status
 PROJECT_SERIES = (
+    ("memlane_chats", "Chat calls made.", "counter", "chats", 1),
     ("memlane_recalls", "Chat calls that searched memory.", "counter", "recalls", 1),
     ("memlane_recall_hits", "Memories injected into chat calls.", "counter", "recalled_memories", 1),
+    ("memlane_recalls_with_memories", "Recalls that injected at least one memory (the hit rate's numerator).",
+     "counter", "recalls_with_memories", 1),
     ("memlane_recall_failures", "Recalls that failed (chat went on without memories).", "counter", "recall_failures", 1),
     ("memlane_outbox_depth", "Exchanges waiting to be learnt from.", "gauge", "pending", 2),
     ("memlane_outbox_dead", "Exchanges set aside as dead (memlane outbox requeue puts them back).", "gauge", "dead", 2),
@@ -36,9 +44,12 @@ class Metrics:
                                 ["method", "route", "status"], registry=self.registry)
         self.request_seconds = Histogram("memlane_request_duration_seconds", "Time spent answering, by route.",
                                          ["route"], buckets=BUCKETS, registry=self.registry)
+        self.project_requests = Counter("memlane_project_requests", "API requests by project (once its key was checked).",
+                                        ["project"], registry=self.registry)
         self.upstream_error_count = Counter("memlane_upstream_errors", "Errors from the upstream model server.", registry=self.registry)
         self.stage_seconds = {
-            stage: Histogram(f"memlane_{stage}_duration_seconds", text, ["project"], buckets=BUCKETS, registry=self.registry)
+            stage: Histogram(f"memlane_{stage}_duration_seconds", text, ["project"],
+                             buckets=RECALL_BUCKETS if stage == "recall" else BUCKETS, registry=self.registry)
             for stage, text in (("recall", "A chat's memory search (embedding, search, fusion, fetch)."),
                                 ("upstream", "The model server's answer to a chat (for a stream, until it starts)."),
                                 ("learn", "Learning from one exchange in the background (extraction, reconcile, writes)."))
@@ -47,6 +58,20 @@ class Metrics:
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.request_seconds.labels(route).observe(seconds)
+
+    def project_request(self, project: str) -> None:
+        self.project_requests.labels(project).inc()
+
+    def readings(self, rows: Iterable[tuple[str, dict[str, object], dict[str, object]]]
+                 ) -> Iterator[tuple[str, dict[str, Any], dict[str, Buckets]]]:
+        """For the inspector's history: each project's cumulative counters (its requests, its
+        client's stats, its outbox status) and its recall and upstream histograms' buckets."""
+        requests = {s.labels["project"]: s.value for f in self.project_requests.collect() for s in f.samples
+                    if s.name.endswith("_total")}
+        for project, stats, outbox in rows:
+            counters = {**{k: v for k, v in stats.items() if isinstance(v, int)},
+                        **{k: v for k, v in outbox.items() if isinstance(v, int)}, "requests": int(requests.get(project, 0))}
+            yield project, counters, {stage: buckets_of(self.stage_seconds[stage], project) for stage in ("recall", "upstream")}
 
     def upstream_error(self) -> None:
         self.upstream_error_count.inc()

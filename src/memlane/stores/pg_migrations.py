@@ -112,3 +112,9 @@ def m005_outbox_leases(store: PgVectorStore, conn: Any) -> None:
 def m006_conversation_order(store: PgVectorStore, conn: Any) -> None:
     """Each scope's memories in the order they were written (see SQLite's m009)."""
     conn.execute(f"CREATE INDEX IF NOT EXISTS memories_scope_order ON {store.s}.memories (scope_key, rid)")
+
+
+@migration
+def m007_history_by_time(store: PgVectorStore, conn: Any) -> None:
+    """History by date (see SQLite's m010)."""
+    conn.execute(f"CREATE INDEX IF NOT EXISTS history_time ON {store.s}.history (created_at)")

@@ -426,6 +426,9 @@ class QdrantStore:
     def history(self, memory_id: str) -> list[HistoryEvent]:
         return self.records.history(memory_id)
 
+    def changes_since(self, since: str) -> dict[str, int]:
+        return self.records.changes_since(since)
+
     def bulk_load(self) -> ContextManager[None]:
         """Nothing to rebuild at the end of a large import here."""
         return nullcontext()

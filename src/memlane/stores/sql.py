@@ -187,6 +187,12 @@ class SQLStore(ConversationContext):
                 " UNION ALL SELECT 'run', run_id, count(*) FROM {t}memories WHERE run_id IS NOT NULL GROUP BY run_id")).fetchall()
         return [(r["t"], r["name"], int(r["n"])) for r in rows]
 
+    def changes_since(self, since: str) -> dict[str, int]:
+        with self._read("counting changes") as conn:
+            rows = conn.execute(self._sql("SELECT event, count(*) AS n FROM {t}history WHERE created_at >= ? GROUP BY event"),
+                                (since,)).fetchall()
+        return {r["event"]: int(r["n"]) for r in rows}
+
     def history(self, memory_id: str) -> list[HistoryEvent]:
         with self._read("reading history") as conn:
             rows = conn.execute(self._sql("SELECT id, memory_id, event, old_memory, new_memory, actor_id, created_at"

@@ -168,3 +168,9 @@ def m009_conversation_order(db: sqlite3.Connection) -> None:
     """Each scope's memories in the order they were written (an index on the scope alone ends in
     the rowid): every write looks up its neighbours to keep their conversation context."""
     execute_all(db, "CREATE INDEX IF NOT EXISTS memories_scope_order ON memories (scope_key)")
+
+
+@migration
+def m010_history_by_time(db: sqlite3.Connection) -> None:
+    """History by date: the inspector and ``memlane status`` count today's changes."""
+    execute_all(db, "CREATE INDEX IF NOT EXISTS history_time ON history (created_at)")

@@ -24,6 +24,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from memlane.errors import MemlaneError
 from memlane.server.errors import APIError
 from memlane.server.keys import DEFAULT_PROJECT
+from memlane.server.metrics import Metrics
+from memlane.server.metrics_history import MetricsHistory
+from memlane.server.ui.metrics_page import metrics_context
 from memlane.server.projects import describe_storage, in_thread
 
 COOKIE = "memlane_key"
@@ -45,7 +48,7 @@ def _utc(when: Any) -> str:
 _templates.filters["utc"] = _utc
 
 
-def router(auth: Any, projects: Any, chat_route: str) -> APIRouter:
+def router(auth: Any, projects: Any, chat_route: str, *, metrics: Metrics, history: MetricsHistory) -> APIRouter:
     ui = APIRouter(prefix="/ui", include_in_schema=False)
 
     def project_of(request: Request) -> str | None:
@@ -92,7 +95,8 @@ def router(auth: Any, projects: Any, chat_route: str) -> APIRouter:
         memory = projects.engine(project)
         status = await in_thread(memory.status)
         scopes = sorted(await in_thread(memory.entities), key=lambda e: (-e[2], e[0], e[1]))[:200]
-        return render("overview.html", request, project, status=status, scopes=scopes, chat_route=chat_route,
+        learner = await in_thread(projects.client(project).outbox_status)
+        return render("overview.html", request, project, status=status, scopes=scopes, chat_route=chat_route, learner=learner,
                     store=f"{memory.config.vector_store.provider}: {describe_storage(projects.config, project)}")
 
     @ui.get("/memories", response_class=HTMLResponse)
@@ -177,6 +181,18 @@ def router(auth: Any, projects: Any, chat_route: str) -> APIRouter:
             return to_login()
         recent = projects.client(project).recent_recalls(limit=200)
         return render("chats.html", request, project, chats=recent, size=projects.config.server.recall_log)
+
+    @ui.get("/metrics", response_class=HTMLResponse)
+    async def metrics_page(request: Request) -> Response:
+        """Requests, recall latency, hit rate, upstream latency and learning over the last hour."""
+        project = project_of(request)
+        if project is None:
+            return to_login()
+        projects.client(project)  # a project nobody has called yet still shows (empty) charts
+        rows = [row for row in await in_thread(projects.snapshot) if row[0] == project]
+        totals = next(iter(metrics.readings(rows)), None)
+        return render("metrics.html", request, project, interval=projects.config.server.metrics_interval,
+                      **metrics_context(totals, history.points(project)))
 
     @ui.get("/login", response_class=HTMLResponse)
     async def login_form(request: Request) -> Response:
