@@ -269,3 +269,12 @@ def test_status_counts_todays_changes_by_when_they_happened(memory: Memory) -> N
     status = memory.status()
     assert status["changes_today"] == {"ADD": 2, "UPDATE": 1, "DELETE": 1}
     assert status["memories"] == 2 and status["scopes"]["users"] == 1
+
+
+def test_delete_all_tells_its_progress(memory: Memory) -> None:
+    memory.import_records([{"memory": f"Note {i} on the garden", "user_id": "alice"} for i in range(600)])
+    memory.add("Bob's note", user_id="bob", infer=False)
+    told: list[tuple[int, int]] = []
+    memory.delete_all(user_id="alice", progress=lambda done, total: told.append((done, total)))
+    assert told == [(500, 600), (600, 600)]
+    assert memory.get_all(user_id="alice")["results"] == [] and len(memory.get_all(user_id="bob")["results"]) == 1

@@ -107,10 +107,18 @@ def update(ctx: click.Context, memory_id: str, text: str, metadata: str | None) 
 @user_errors
 def delete(ctx: click.Context, memory_id: str | None, user_id: str | None, agent_id: str | None, run_id: str | None,
            filters: str | None, all_: bool) -> None:
-    """Delete one memory, or with --all every memory of a scope."""
+    """Delete one memory, or with --all every memory of a scope (one transaction, with a progress bar)."""
+    from tqdm import tqdm
+
     with open_memory(ctx) as memory:
         if all_:
-            result: Any = memory.delete_all(user_id=user_id, agent_id=agent_id, run_id=run_id, filters=json_option(filters, "--filters"))
+            with tqdm(desc="deleting", unit=" memories", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
+                def progress(done: int, total: int) -> None:
+                    bar.total = total
+                    bar.update(done - bar.n)
+
+                result: Any = memory.delete_all(user_id=user_id, agent_id=agent_id, run_id=run_id,
+                                                filters=json_option(filters, "--filters"), progress=progress)
         elif memory_id:
             result = memory.delete(memory_id)
         else:

@@ -529,9 +529,12 @@ class Memory:
         agent_id: str | None = None,
         run_id: str | None = None,
         filters: Mapping[str, Any] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> dict[str, str]:
+        """Delete every memory of the scope (matching ``filters``) in one transaction, each with
+        its DELETE in history; ``progress(done, total)`` as it goes (the CLI's progress bar)."""
         scope, parsed = resolve_scope(user_id, agent_id, run_id, filters, required="delete_all")
-        self.store.delete_where(scope, parsed)
+        self.store.delete_where(scope, parsed, progress=progress)
         return {"message": "Memories deleted successfully!"}
 
     def history(self, memory_id: str) -> list[dict[str, Any]]:

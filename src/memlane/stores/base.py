@@ -34,6 +34,11 @@ from memlane.query.filters import Filter
 from memlane.records import HistoryEvent, MemoryRecord, Scope
 from memlane.stores.outbox import Outbox, OutboxItem
 
+#: ``progress(done, total)``: how far a long store operation has got
+Progress = Callable[[int, int], None]
+#: memories between two progress reports
+PROGRESS_EVERY = 500
+
 
 @dataclass
 class Change:
@@ -111,7 +116,11 @@ class MemoryStore(Protocol):
         """History events (ADD, UPDATE, DELETE) dated at or after ``since`` (ISO 8601 UTC), by event."""
         ...
 
-    def delete_where(self, scope: Scope, filters: Filter | None, *, actor_id: str | None = None) -> int: ...
+    def delete_where(self, scope: Scope, filters: Filter | None, *, actor_id: str | None = None,
+                     progress: Progress | None = None) -> int:
+        """Delete every memory of the scope matching the filters in one transaction;
+        ``progress(done, total)`` every ``PROGRESS_EVERY`` memories and at the end."""
+        ...
 
     def count(self) -> int: ...
 

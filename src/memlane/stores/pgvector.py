@@ -31,7 +31,7 @@ from memlane.errors import ConfigError, NotFoundError, StoreError
 from memlane.query.filters import Filter
 from memlane.query.keywords import query_terms
 from memlane.records import MemoryRecord, Scope, utc_now
-from memlane.stores.base import Applied, Candidates, Change
+from memlane.stores.base import PROGRESS_EVERY, Applied, Candidates, Change, Progress
 from memlane.stores.outbox import OutboxItem
 from memlane.stores.pg_filters import compile_filter
 from memlane.stores.pg_migrations import migrate
@@ -369,13 +369,16 @@ class PgVectorStore(SQLStore):
         self._history(conn, old["id"], "DELETE", old["memory"], None, actor_id, utc_now())
         return Applied("DELETE", record_from_row(old), previous_memory=old["memory"])
 
-    def delete_where(self, scope: Scope, filters: Filter | None, *, actor_id: str | None = None) -> int:
+    def delete_where(self, scope: Scope, filters: Filter | None, *, actor_id: str | None = None,
+                     progress: Progress | None = None) -> int:
         where, params = self._where(scope, filters)
         with self._tx("deleting memories") as conn:
             ids = [r["id"] for r in conn.execute(f"SELECT m.id FROM {self.s}.memories m WHERE {where}", params)]
             positions = self._positions(conn, ids)
-            for memory_id in ids:
+            for done, memory_id in enumerate(ids, 1):
                 self._delete(conn, Change("DELETE", MemoryRecord(id=memory_id, memory="", hash="")), actor_id)
+                if progress is not None and (done % PROGRESS_EVERY == 0 or done == len(ids)):
+                    progress(done, len(ids))
             self._refresh_contexts(conn, positions)
         return len(ids)
 

@@ -32,7 +32,7 @@ from memlane.config import memlane_home, validate_section
 from memlane.query.filters import Filter
 from memlane.errors import ConfigError, EmbedderMismatchError, StoreError
 from memlane.records import HistoryEvent, MemoryRecord, Scope
-from memlane.stores.base import Applied, Candidates, Change, RecordIndex
+from memlane.stores.base import Applied, Candidates, Change, Progress, RecordIndex
 from memlane.stores.outbox import OutboxItem
 from memlane.stores.pgvector import PgVectorStore
 from memlane.stores.qdrant_filters import compile_filter
@@ -339,9 +339,10 @@ class QdrantStore:
             self._unsynced.clear()
         return {"sent": sent, "deleted": deleted}
 
-    def delete_where(self, scope: Scope, filters: Filter | None, *, actor_id: str | None = None) -> int:
+    def delete_where(self, scope: Scope, filters: Filter | None, *, actor_id: str | None = None,
+                     progress: Progress | None = None) -> int:
         doomed = self.records.ids_matching(scope, filters)
-        count = self.records.delete_where(scope, filters, actor_id=actor_id)
+        count = self.records.delete_where(scope, filters, actor_id=actor_id, progress=progress)
         if doomed:
             try:
                 self._q("deleting vectors", self.qdrant.delete, self.qoptions.collection_name,

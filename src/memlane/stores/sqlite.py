@@ -29,7 +29,7 @@ from memlane.errors import NotFoundError
 from memlane.query.filters import Filter
 from memlane.query.keywords import query_terms
 from memlane.records import MemoryRecord, Scope, utc_now
-from memlane.stores.base import Applied, Candidates, Change
+from memlane.stores.base import PROGRESS_EVERY, Applied, Candidates, Change, Progress
 from memlane.stores.outbox import OutboxItem
 from memlane.stores.sql import SQLStore, mapped_errors, record_from_row
 from memlane.stores.sqlite_filters import compile_filter
@@ -309,15 +309,18 @@ class SQLiteStore(SQLStore):
         self._history(db, memory_id, "DELETE", old["memory"], None, actor_id, utc_now())
         return Applied("DELETE", record_from_row(old), previous_memory=old["memory"])
 
-    def delete_where(self, scope: Scope, filters: Filter | None, *, actor_id: str | None = None) -> int:
+    def delete_where(self, scope: Scope, filters: Filter | None, *, actor_id: str | None = None,
+                     progress: Progress | None = None) -> int:
         where, params = self._where(scope, filters)
         with self._write("deleting memories") as db:
             ids = [row[0] for row in db.execute(f"SELECT m.id FROM memories m WHERE {where}", params)]
             positions = self._positions(db, ids)
             touched: set[str] = set()
-            for memory_id in ids:
+            for done, memory_id in enumerate(ids, 1):
                 gone = self._delete(db, Change("DELETE", MemoryRecord(id=memory_id, memory="", hash="")), actor_id)
                 touched.update(_version_keys(gone.record.user_id, gone.record.agent_id, gone.record.run_id))
+                if progress is not None and (done % PROGRESS_EVERY == 0 or done == len(ids)):
+                    progress(done, len(ids))
             self._refresh_contexts(db, positions)
             self._bump(db, touched, touched)
         return len(ids)
