@@ -106,6 +106,11 @@ def test_recent_chats_show_the_query_the_injected_memories_and_what_was_learnt(s
     assert "I love Indian food. Dinner ideas?" in page and "Is allergic to cheese" in page and "ADD" in page
     assert page.index("Is allergic to cheese") < page.index("Loves Indian food")  # injected first, learnt after
 
+    learnt = next(m for m in api.get("/v1/memories", params={"user_id": "alice"}).json()["results"] if m["memory"] == "Loves Indian food")
+    history = html.unescape(api.get(f"/ui/memories/{learnt['id']}").text)
+    assert "the chat “I love Indian food. Dinner ideas?”" in history  # where it came from
+    assert 'href="/ui/chats#chat-' in history and 'id="chat-' in page
+
 
 def readings(page: str) -> list[list[str]]:
     """The rows of the Metrics page's table of readings (the numbers behind its charts)."""

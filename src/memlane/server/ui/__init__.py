@@ -132,6 +132,13 @@ def router(auth: Any, projects: Any, chat_route: str, *, metrics: Metrics, histo
                 context["error"] = exc.message
         return render("memories.html", request, project, code=400 if context["error"] else 200, **context)
 
+    def learnt_from(project: str, memory_id: str) -> dict[tuple[str, str], dict[str, Any]]:
+        """The recent chats (recall log) whose exchange caused a change of this memory, by
+        (event, text): where known, a history entry shows the chat it was learnt from."""
+        return {(change["event"], change["memory"]): chat
+                for chat in reversed(projects.client(project).recent_recalls(limit=100_000))
+                for change in chat.get("learned") or [] if change.get("id") == memory_id}
+
     @ui.get("/memories/{memory_id}", response_class=HTMLResponse)
     async def one(request: Request, memory_id: str) -> Response:
         project = project_of(request)
@@ -144,7 +151,7 @@ def router(auth: Any, projects: Any, chat_route: str, *, metrics: Metrics, histo
         except MemlaneError as exc:
             return render("memories.html", request, project, code=exc.http_status, scope={}, query="", filters="", page=1,
                         rows=None, more=False, error=exc.message, page_url=lambda n: "/ui/memories")
-        return render("memory.html", request, project, memory=record, history=history,
+        return render("memory.html", request, project, memory=record, history=history, sources=learnt_from(project, memory_id),
                       confirm_delete=request.query_params.get("confirm") == "delete")
 
     @ui.post("/memories/{memory_id}/edit")
