@@ -110,6 +110,12 @@ def test_recent_chats_show_the_query_the_injected_memories_and_what_was_learnt(s
     history = html.unescape(api.get(f"/ui/memories/{learnt['id']}").text)
     assert "the chat “I love Indian food. Dinner ideas?”" in history  # where it came from
     assert 'href="/ui/chats#chat-' in history and 'id="chat-' in page
+    chat = {"model": "m", "user_id": "bob", "messages": [{"role": "user", "content": "Bob's own question"}]}
+    assert api.post("/v1/chat/completions", json=chat).status_code == 200
+    assert 'href="/ui/chats?user_id=alice"' in api.get("/ui/memories", params={"user_id": "alice"}).text
+    alices = html.unescape(api.get("/ui/chats", params={"user_id": "alice"}).text)
+    assert "I love Indian food" in alices and "Bob's own question" not in alices
+    assert "Bob's own question" in html.unescape(api.get("/ui/chats").text)
 
 
 def readings(page: str) -> list[list[str]]:

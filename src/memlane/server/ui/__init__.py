@@ -182,12 +182,14 @@ def router(auth: Any, projects: Any, chat_route: str, *, metrics: Metrics, histo
         return RedirectResponse("/ui/memories?" + urlencode(scope), status_code=303)
 
     @ui.get("/chats", response_class=HTMLResponse)
-    async def chats(request: Request) -> Response:
+    async def chats(request: Request, user_id: str = "", agent_id: str = "", run_id: str = "") -> Response:
+        """The recent chats, or one scope's (linked from its memories)."""
         project = project_of(request)
         if project is None:
             return to_login()
-        recent = projects.client(project).recent_recalls(limit=200)
-        return render("chats.html", request, project, chats=recent, size=projects.config.server.recall_log)
+        scope = {k: v for k, v in (("user_id", user_id), ("agent_id", agent_id), ("run_id", run_id)) if v}
+        recent = projects.client(project).recent_recalls(scope, limit=200)
+        return render("chats.html", request, project, chats=recent, scope=scope, size=projects.config.server.recall_log)
 
     @ui.get("/metrics", response_class=HTMLResponse)
     async def metrics_page(request: Request) -> Response:
