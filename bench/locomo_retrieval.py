@@ -193,8 +193,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--embedder", choices=sorted(EMBEDDERS), default="static", help="static (the default) or minilm")
+    parser.add_argument("--static-path", default=None,
+                        help="another static model folder (model2vec save_pretrained + provenance.json) instead of the shipped one")
     parser.add_argument("--out", default=None, help="default: bench/results/locomo_retrieval[_minilm].md")
     args = parser.parse_args()
+    embedder = dict(EMBEDDERS[args.embedder])
+    if args.static_path:
+        embedder = {"provider": "model2vec", "config": {"path": args.static_path}}
     out = Path(args.out or ROOT / "bench" / "results" / f"locomo_retrieval{'' if args.embedder == 'static' else '_' + args.embedder}.md")
     samples = json.loads(Path(args.data).read_text())
     ks = (5, 10)
@@ -203,7 +208,7 @@ def main() -> None:
     for mode in ("one add per session", "one add per turn"):
         workdir = Path(tempfile.mkdtemp(prefix="memlane-locomo-"))
         memory = Memory({"vector_store": {"provider": "sqlite", "config": {"path": str(workdir / "locomo.db")}},
-                         "embedder": EMBEDDERS[args.embedder]})
+                         "embedder": embedder})
         questions, docs, stored, load_s = load_locomo(memory, samples, per_turn=mode.endswith("turn"))
         notes.append(f"{mode}: {stored} turns stored in {load_s:.1f} s")
         print(f"{mode}: stored {stored} turns in {load_s:.1f}s; {len(questions)} questions", flush=True)
@@ -237,7 +242,7 @@ def main() -> None:
     table = "\n".join(lines)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(f"LoCoMo dev half: {len(questions)} questions (categories 1-4); " + "; ".join(notes)
-                   + f"; embedder: {args.embedder}.\nRatios are against the BM25 baseline of this run. Search times include"
+                   + f"; embedder: {args.static_path or args.embedder}.\nRatios are against the BM25 baseline of this run. Search times include"
                    " the query embedding. Injected tokens: the memory message at limit 10 (MiniLM WordPiece count).\n\n" + table + "\n")
     print(table)
 
