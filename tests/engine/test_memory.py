@@ -278,3 +278,12 @@ def test_delete_all_tells_its_progress(memory: Memory) -> None:
     memory.delete_all(user_id="alice", progress=lambda done, total: told.append((done, total)))
     assert told == [(500, 600), (600, 600)]
     assert memory.get_all(user_id="alice")["results"] == [] and len(memory.get_all(user_id="bob")["results"]) == 1
+
+
+def test_get_all_lists_oldest_first_on_request(memory: Memory) -> None:
+    for when, text in (("2023-05-08T10:00:00Z", "First"), ("2023-06-01T10:00:00Z", "Second"), ("2023-07-01T10:00:00Z", "Third")):
+        memory.add(text, user_id="alice", infer=False, timestamp=when)
+    assert [r["memory"] for r in memory.get_all(user_id="alice")["results"]] == ["Third", "Second", "First"]
+    assert [r["memory"] for r in memory.get_all(user_id="alice", oldest_first=True, limit=2)["results"]] == ["First", "Second"]
+    with pytest.raises(ValidationError, match="oldest_first"):
+        memory.get_all(user_id="alice", oldest_first="yes")  # type: ignore[arg-type]

@@ -35,6 +35,9 @@ def test_without_keys_the_pages_show_what_memlane_knows(server: LiveServer) -> N
     assert "Is severely allergic to cheese" in listed and "Loves Indian food" in listed and "2023-05-08 10:00:00" in listed
     found = api.get("/ui/memories", params={"user_id": "alice", "q": "cheese allergy"}).text
     assert "score" in found and found.index("Is severely allergic to cheese") < found.index("Loves Indian food")
+    oldest = api.get("/ui/memories", params={"user_id": "alice", "sort": "oldest"}).text
+    assert oldest.index("Is severely allergic to cheese") < oldest.index("Loves Indian food")  # said in May 2023
+    assert listed.index("Loves Indian food") < listed.index("Is severely allergic to cheese")  # newest first by default
     filtered = api.get("/ui/memories", params={"user_id": "alice", "filters": '{"category": "food"}'}).text
     assert "Is severely allergic to cheese" in filtered and "Loves Indian food" not in filtered
     page = html.unescape(api.get(f"/ui/memories/{memory_id}").text)

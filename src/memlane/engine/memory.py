@@ -479,13 +479,17 @@ class Memory:
         filters: Mapping[str, Any] | None = None,
         limit: int | None = DEFAULT_LIST_LIMIT,
         top_k: int | None = None,
+        oldest_first: bool = False,
     ) -> dict[str, Any]:
-        """Memories of a scope, newest first: ``{"results": [...]}``."""
+        """Memories of a scope, newest first (``oldest_first``: in the order they were said):
+        ``{"results": [...]}``."""
         n = top_k if top_k is not None else limit
         if n is not None:
             check_limit(n)
+        if not isinstance(oldest_first, bool):
+            raise ValidationError("oldest_first must be true or false", param="oldest_first")
         scope, parsed = resolve_scope(user_id, agent_id, run_id, filters, required="get_all")
-        return {"results": [r.to_dict() for r in self.store.list(scope, parsed, n)]}
+        return {"results": [r.to_dict() for r in self.store.list(scope, parsed, n, oldest_first=oldest_first)]}
 
     def update(self, memory_id: str, data: str | None = None, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Change a memory's text and/or replace its metadata (``data=None`` keeps the text);

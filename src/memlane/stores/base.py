@@ -93,7 +93,9 @@ class MemoryStore(Protocol):
 
     def get(self, memory_id: str) -> MemoryRecord | None: ...
 
-    def list(self, scope: Scope, filters: Filter | None, limit: int | None) -> list[MemoryRecord]: ...
+    def list(self, scope: Scope, filters: Filter | None, limit: int | None, *, oldest_first: bool = False) -> list[MemoryRecord]:
+        """The scope's memories by creation time, newest first (or oldest first)."""
+        ...
 
     def search(
         self,

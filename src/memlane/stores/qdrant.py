@@ -418,8 +418,8 @@ class QdrantStore:
     def get(self, memory_id: str) -> MemoryRecord | None:
         return self.records.get(memory_id)
 
-    def list(self, scope: Scope, filters: Filter | None, limit: int | None) -> list[MemoryRecord]:
-        return self.records.list(scope, filters, limit)
+    def list(self, scope: Scope, filters: Filter | None, limit: int | None, *, oldest_first: bool = False) -> list[MemoryRecord]:
+        return self.records.list(scope, filters, limit, oldest_first=oldest_first)
 
     def fetch(self, keys: Sequence[Hashable]) -> dict[Hashable, MemoryRecord]:
         return self.records.fetch(keys)

@@ -165,9 +165,11 @@ class SQLStore(ConversationContext):
             row = conn.execute(self._sql("SELECT * FROM {t}memories WHERE id = ?"), (memory_id,)).fetchone()
         return record_from_row(row) if row else None
 
-    def list(self, scope: Scope, filters: Filter | None, limit: int | None) -> list[MemoryRecord]:
+    def list(self, scope: Scope, filters: Filter | None, limit: int | None, *, oldest_first: bool = False) -> list[MemoryRecord]:
         where, params = self._where(scope, filters)
-        sql = f"SELECT m.* FROM {self._t('memories')} m WHERE {where} ORDER BY m.created_at{self.text_order} DESC, m.{self.key} DESC"
+        direction = "ASC" if oldest_first else "DESC"
+        sql = (f"SELECT m.* FROM {self._t('memories')} m WHERE {where}"
+               f" ORDER BY m.created_at{self.text_order} {direction}, m.{self.key} {direction}")
         if limit is not None:
             sql += f" LIMIT {self.mark}"
             params.append(int(limit))

@@ -101,17 +101,18 @@ def router(auth: Any, projects: Any, chat_route: str, *, metrics: Metrics, histo
 
     @ui.get("/memories", response_class=HTMLResponse)
     async def memories(request: Request, user_id: str = "", agent_id: str = "", run_id: str = "", q: str = "",
-                       filters: str = "", page: int = Query(1, ge=1, le=10_000)) -> Response:
+                       filters: str = "", page: int = Query(1, ge=1, le=10_000),
+                       sort: str = Query("newest", pattern="^(newest|oldest)$")) -> Response:
         project = project_of(request)
         if project is None:
             return to_login()
         page_number = page
         scope = {k: v for k, v in (("user_id", user_id), ("agent_id", agent_id), ("run_id", run_id)) if v}
         context: dict[str, Any] = {"scope": scope, "query": q, "filters": filters, "page": page_number, "rows": None,
-                                   "more": False, "error": None}
+                                   "more": False, "error": None, "sort": sort}
 
         def page_url(number: int) -> str:
-            return "/ui/memories?" + urlencode({**scope, "q": q, "filters": filters, "page": number})
+            return "/ui/memories?" + urlencode({**scope, "q": q, "filters": filters, "sort": sort, "page": number})
 
         context["page_url"] = page_url
         if scope:
@@ -122,7 +123,8 @@ def router(auth: Any, projects: Any, chat_route: str, *, metrics: Metrics, histo
                     found = await in_thread(memory.search, q, **scope, filters=parsed, limit=PAGE_SIZE)
                     context["rows"] = found["results"]
                 else:
-                    found = await in_thread(memory.get_all, **scope, filters=parsed, limit=page_number * PAGE_SIZE + 1)
+                    found = await in_thread(memory.get_all, **scope, filters=parsed, limit=page_number * PAGE_SIZE + 1,
+                                            oldest_first=sort == "oldest")
                     rows = found["results"]
                     context["rows"] = rows[(page_number - 1) * PAGE_SIZE : page_number * PAGE_SIZE]
                     context["more"] = len(rows) > page_number * PAGE_SIZE
@@ -149,7 +151,7 @@ def router(auth: Any, projects: Any, chat_route: str, *, metrics: Metrics, histo
             record = await in_thread(memory.get, memory_id)
             history = await in_thread(memory.history, memory_id)
         except MemlaneError as exc:
-            return render("memories.html", request, project, code=exc.http_status, scope={}, query="", filters="", page=1,
+            return render("memories.html", request, project, code=exc.http_status, scope={}, query="", filters="", page=1, sort="newest",
                         rows=None, more=False, error=exc.message, page_url=lambda n: "/ui/memories")
         return render("memory.html", request, project, memory=record, history=history, sources=learnt_from(project, memory_id),
                       confirm_delete=request.query_params.get("confirm") == "delete")
