@@ -23,6 +23,7 @@ def test_shapes() -> None:
         ({"p": {}}, "has no operator"),
         ({"AND": {"a": 1}}, "expects a non-empty list"),
         ({"OR": []}, "expects a non-empty list"),
+        ({"NOT": []}, "expects a filter or a non-empty list"),  # once reached SQLite as "NOT ()" (found by hypothesis)
         ({"AND": ["a"]}, "must be an object"),
         ({"p": {"in": "a"}}, "expects a list"),
         ({"p": {"gt": True}}, "cannot order booleans"),

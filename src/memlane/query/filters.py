@@ -158,6 +158,8 @@ def _group(key: str, value: Any, depth: int, budget: _Budget) -> Filter:
         raise FilterError(f"filters nest AND/OR/NOT more than {MAX_DEPTH} levels deep", param="filters")
     if kind == "NOT":
         if isinstance(value, (list, tuple)):
+            if not value:  # NOT of nothing has no agreed meaning (and once reached a store as "NOT ()")
+                raise FilterError(f"filter {key!r} expects a filter or a non-empty list of filters", param="filters")
             return Negation(AllOf(tuple(_node(v, key, depth + 1, budget) for v in value)))
         return Negation(_node(value, key, depth + 1, budget))
     if not isinstance(value, (list, tuple)) or not value:
