@@ -217,12 +217,16 @@ def main() -> None:
             rows.append(("-", "BM25 baseline (bare BM25 over dated turns, this run)",
                          evaluate(questions, lambda q, k: [docs[q["sample"]][i][0] for i in bm25[q["sample"]].top(q["question"], k)], ks)))
         variants = [
-            ("keyword only (FTS5 porter + conversation context)", RetrievalConfig(keyword_weight=1.0, speaker_bonus=0, time_bonus=0)),
-            (f"dense only ({args.embedder} cosine)", RetrievalConfig(keyword_weight=0.0, speaker_bonus=0, time_bonus=0)),
-            ("weighted 0.5/0.5, no speaker bonus, no time bonus (the previous default)", RetrievalConfig(speaker_bonus=0, time_bonus=0)),
+            ("keyword only (FTS5 porter + conversation context)",
+             RetrievalConfig(keyword_weight=1.0, speaker_bonus=0, time_bonus=0, alignment_weight=0)),
+            (f"dense only ({args.embedder} cosine)", RetrievalConfig(keyword_weight=0.0, speaker_bonus=0, time_bonus=0, alignment_weight=0)),
+            ("weighted 0.5/0.5, no bonus, no alignment", RetrievalConfig(speaker_bonus=0, time_bonus=0, alignment_weight=0)),
+            ("speaker and time bonuses, no alignment (the previous default)", RetrievalConfig(alignment_weight=0)),
             ("default without the speaker bonus", RetrievalConfig(speaker_bonus=0)),
             ("default without the time bonus", RetrievalConfig(time_bonus=0)),
-            ("**default** (weighted 0.5/0.5, speaker bonus 0.2, time bonus 0.1)", RetrievalConfig()),
+            ("default with alignment 0.2", RetrievalConfig(alignment_weight=0.2)),
+            ("default with alignment 0.4", RetrievalConfig(alignment_weight=0.4)),
+            ("**default** (weighted 0.5/0.5, speaker bonus 0.2, time bonus 0.1, term alignment 0.3)", RetrievalConfig()),
         ]
         for name, result in run_variants(memory, questions, variants, ks):
             rows.append((mode, name, result))

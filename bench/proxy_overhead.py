@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--scope-size", type=int, default=10_000)
     parser.add_argument("--store-size", type=int, default=100_000, help="MiniLM embeds ~100 texts/s here: use 10000 with it")
     parser.add_argument("--no-learning", action="store_true", help="stop the background learner (to see its cost)")
+    parser.add_argument("--alignment-weight", type=float, default=None, help="retrieval.alignment_weight (default: memlane's)")
     parser.add_argument("--out", default=None, help="default: bench/results/proxy_overhead[_minilm].md")
     args = parser.parse_args()
     out = Path(args.out or ROOT / "bench" / "results" / f"proxy_overhead{'' if args.embedder == 'static' else '_' + args.embedder}.md")
@@ -61,6 +62,8 @@ def main() -> None:
     try:
         config = {"vector_store": {"provider": "sqlite", "config": {"path": str(db)}}, "embedder": EMBEDDERS[args.embedder],
                   "upstream": {"base_url": upstream_url, "api_key": "k", "max_retries": 0}}
+        if args.alignment_weight is not None:
+            config["retrieval"] = {"alignment_weight": args.alignment_weight}
         client = Memlane(config=config)
         if args.no_learning:
             client._backend.learner.stop()
@@ -95,7 +98,8 @@ def main() -> None:
 
     lines = [
         f"{len(added_ms)} requests, interleaved; embedder {args.embedder}; {args.scope_size:,} real-text memories in the scope,"
-        f" {args.store_size:,} in the store; limit 10; learning {'off' if args.no_learning else 'on'} (outbox when timing ended:"
+        f" {args.store_size:,} in the store; limit 10; term alignment weight {client.config.retrieval.alignment_weight};"
+        f" learning {'off' if args.no_learning else 'on'} (outbox when timing ended:"
         f" {learnt['pending']} pending).",
         "",
         "| measure (ms) | p50 | p95 | p99 |",

@@ -75,6 +75,10 @@ class RetrievalConfig(_Strict):
     #: Added to the score of a memory from the period the query names ("in May 2023", "last
     #: summer", counted back from the scope's latest memory).
     time_bonus: float = Field(default=0.1, ge=0.0, le=1.0)
+    #: Weight of term alignment (each question word's closest word in the memory, by static word
+    #: vectors; 0..1) added to the fused score of the top candidates. LoCoMo dev recall@10
+    #: 0.777 -> 0.791 at 0.3 (0.2: 0.794, 0.4: 0.787); 0 turns it off.
+    alignment_weight: float = Field(default=0.3, ge=0.0, le=1.0)
 
 
 class OutboxConfig(_Strict):

@@ -33,7 +33,7 @@ def keyword_hits(memory: Memory, query: str, user_id: str) -> list[tuple[str, fl
 
 @pytest.fixture
 def keyword_memory(make_memory: Callable[..., Memory]) -> Memory:
-    return make_memory(retrieval={"keyword_weight": 1.0})
+    return make_memory(retrieval={"keyword_weight": 1.0, "alignment_weight": 0.0})
 
 
 def test_context_does_not_depend_on_how_turns_were_batched(keyword_memory: Memory) -> None:

@@ -37,6 +37,12 @@ _lock = threading.Lock()
 _encode_lock = threading.Lock()
 
 
+def load_model(folder: Path = STATIC_MODEL_DIR) -> Any:
+    """The model2vec ``StaticModel`` in ``folder`` (default: the shipped one), loaded once per
+    process: the embedder and the ranking's word vectors share it."""
+    return _load(folder)
+
+
 def _load(folder: Path) -> Any:
     with _lock:
         if str(folder) not in _models:

@@ -28,6 +28,7 @@ from memlane.embedders.batching import QueryBatcher
 from memlane.engine import inference, prompts
 from memlane.engine.foreground import Foreground
 from memlane.engine.messages import normalize_messages, transcript
+from memlane.engine.alignment import alignment, shipped_word_vectors
 from memlane.engine.ranking import boosted, fuse, may_name_someone
 from memlane.errors import NotFoundError, ScopeError, ValidationError
 from memlane.llms.base import LLM
@@ -433,10 +434,15 @@ class Memory:
         ranked = fuse(found, settings)
         period = period_in(query, lambda: self._latest_time(scope)) if settings.time_bonus else None
         records: dict[Any, MemoryRecord] = {}
-        if period is not None or (settings.speaker_bonus and may_name_someone(query)):
+        words = shipped_word_vectors() if settings.alignment_weight else None
+        if words is not None or period is not None or (settings.speaker_bonus and may_name_someone(query)):
             pool = ranked[: max(3 * n, 30)]  # what a bonus can lift into the top n
             records = self.store.fetch([r.key for r in pool])
-            ranked = boosted(pool, records, query, period, settings)
+            aligned = None
+            if words is not None:
+                present = [r.key for r in pool if r.key in records]
+                aligned = dict(zip(present, alignment(query, [records[k].memory for k in present], words)))
+            ranked = boosted(pool, records, query, period, settings, aligned)
         ranked = [r for r in ranked if threshold is None or r.score >= threshold][:n]
         if not records:
             records = self.store.fetch([r.key for r in ranked])

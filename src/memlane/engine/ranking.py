@@ -61,20 +61,21 @@ def may_name_someone(query: str) -> bool:
 
 
 def boosted(ranked: list[Ranked], records: Mapping[Hashable, MemoryRecord], query: str, period: Period | None,
-            settings: RetrievalConfig) -> list[Ranked]:
+            settings: RetrievalConfig, aligned: Mapping[Hashable, float] | None = None) -> list[Ranked]:
     """Re-score candidates with what their records say, best first.
 
     Speaker: a memory said by someone the question names (its ``actor_id``, the message's
     ``name`` when it was added) gains ``speaker_bonus``; "what did Caroline paint" is about
     Caroline's own turns more than about turns that mention her. Measured on LoCoMo dev:
     recall@10 0.740 -> 0.775 at 0.2. Time: a memory from the period the question names ("in May
-    2023", "last summer") gains ``time_bonus``.
+    2023", "last summer") gains ``time_bonus``. Alignment: ``alignment_weight`` x the memory's
+    term alignment with the question (``aligned``, engine/alignment.py).
     """
     lowered = query.lower()
     out = []
     for r in ranked:
         record = records.get(r.key)
-        bonus = 0.0
+        bonus = settings.alignment_weight * aligned.get(r.key, 0.0) if aligned else 0.0
         if record is not None:
             actor = record.metadata.get("actor_id")
             if settings.speaker_bonus and isinstance(actor, str) and actor.strip() \

@@ -1,0 +1,59 @@
+"""Term alignment: each question word meets its closest word in a memory, so a memory that
+answers in other words ("church" for "religious") gains on one that shares none."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pytest
+
+from memlane import Memory
+from memlane.engine.alignment import WordVectors, alignment, content_words, shipped_word_vectors
+
+MEMORIES = ["I joined a nearby church to feel closer to my faith", "I bought a new laptop for work",
+            "We painted the kitchen walls blue", "Kickboxing twice a week keeps me fit"]
+
+
+@pytest.fixture(scope="module")
+def words() -> WordVectors:
+    vectors = shipped_word_vectors()
+    assert vectors is not None, "the shipped static model must load"
+    return vectors
+
+
+def test_content_words_are_the_distinct_meaningful_words() -> None:
+    assert content_words("Would she be considered RELIGIOUS, religious? (in 2023)") == ["considered", "religious"]
+
+
+def test_a_memory_in_other_words_aligns_best(words: WordVectors) -> None:
+    scores = alignment("Would she be considered religious?", MEMORIES, words)
+    assert scores.index(max(scores)) == 0 and all(0 <= s <= 1 for s in scores)
+    assert alignment("church faith", ["church faith"], words)[0] == pytest.approx(1.0, abs=1e-3)  # equal words align fully
+
+
+def test_names_and_empty_questions_align_nothing(words: WordVectors) -> None:
+    # a name is the speaker bonus's and the keyword index's business, not alignment's
+    assert alignment("What about Caroline and Melanie?", ["Caroline", "Melanie"], words) == [0.0, 0.0]
+    assert alignment("what is it?", MEMORIES, words) == [0.0] * len(MEMORIES)
+    assert alignment("religious", [], words) == []
+
+
+def test_a_word_every_candidate_matches_weighs_less(words: WordVectors) -> None:
+    texts = ["church on sunday", "sunday market", "sunday football"]
+    scores = alignment("church sunday", texts, words)
+    assert scores[0] > 0.99
+    # "sunday" is in all three, "church" in one: "sunday market" scores under an even split of the two words
+    best = (words.matrix(["church", "sunday"]) @ words.matrix(["sunday", "market"]).T).max(axis=1)
+    assert scores[1] < best.clip(0).mean() - 0.05
+
+
+def test_search_lifts_the_memory_that_answers_in_other_words(make_memory: Callable[..., Memory], tmp_path: object) -> None:
+    margins = []
+    for weight in (0.0, 0.3):
+        memory = make_memory(retrieval={"alignment_weight": weight})
+        memory.reset()
+        memory.add(MEMORIES, user_id="alice", infer=False)
+        hits = memory.search("Would she be considered religious?", user_id="alice", limit=4)["results"]
+        assert hits[0]["memory"] == MEMORIES[0]
+        margins.append(hits[0]["score"] - hits[1]["score"])
+    assert margins[1] > margins[0] + 0.05
