@@ -159,9 +159,50 @@ def test_the_banner_comes_after_the_port_is_bound_and_the_store_is_open(tmp_path
         socket.create_connection(("127.0.0.1", port), timeout=1).close()  # no retry: it listens already
         assert f"inspector: http://127.0.0.1:{port}/ui" in proc.stdout.readline()
         assert (isolated_env / "memlane.db").exists()
+        # one keep-alive client, request after request: answers come at once, not after the
+        # client's delayed ACK (~40 ms each while Nagle was left on for the socket bound here)
+        import statistics
+        import time
+
+        import httpx
+
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            client.get("/healthz").raise_for_status()
+            spent = []
+            for _ in range(20):
+                started = time.perf_counter()
+                client.get("/healthz").raise_for_status()
+                spent.append(time.perf_counter() - started)
+        assert statistics.median(spent) < 0.02, f"median {statistics.median(spent) * 1000:.1f} ms per keep-alive request"
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_the_served_socket_turns_nagle_off_for_every_connection() -> None:
+    """asyncio sets TCP_NODELAY only on accepted sockets whose protocol is IPPROTO_TCP."""
+    import asyncio
+    import socket
+
+    from memlane.cli.serve import listening_socket
+
+    async def accepted_nodelay() -> int:
+        found: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                found.set_result(transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listening_socket("127.0.0.1", 0))
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            return await asyncio.wait_for(found, 5)
+        finally:
+            writer.close()
+            server.close()
+
+    assert asyncio.run(accepted_nodelay()) == 1
 
 
 def test_people_get_tables_programs_get_json(isolated_env: Path) -> None:
