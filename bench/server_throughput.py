@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--scope-size", type=int, default=10_000)
     parser.add_argument("--store-size", type=int, default=100_000)
     parser.add_argument("--minilm-store-size", type=int, default=10_000, help="MiniLM embeds ~100 texts/s here: 100k would take 17 min")
+    parser.add_argument("--alignment-weight", type=float, default=None, help="retrieval.alignment_weight (default: memlane's)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "server_throughput.md"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="memlane-throughput-"))
@@ -122,7 +123,8 @@ def main() -> None:
             notes.append(f"{name}: {store_size:,} memories ({args.scope_size:,} in the recalled scope) loaded in {load_s:.0f} s")
             config = work / f"{name}.json"
             config.write_text(json.dumps({"vector_store": {"provider": "sqlite", "config": {"path": str(db)}}, "embedder": embedder,
-                                          "upstream": {"base_url": upstream_url, "api_key": "k"}}))
+                                          "upstream": {"base_url": upstream_url, "api_key": "k"},
+                                          **({"retrieval": {"alignment_weight": args.alignment_weight}} if args.alignment_weight is not None else {})}))
             serve, memlane_url = start_serve(config, work / "home")
             procs.append(serve)
             modes = [("upstream alone", upstream_url + "/chat/completions", queries),
