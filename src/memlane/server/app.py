@@ -88,7 +88,8 @@ def create_app(
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse,
              summary="Prometheus metrics (once keys are required: needs a key, shows only its project)")
     async def prometheus(project: str = Depends(auth)) -> PlainTextResponse:
-        text = metrics.render(projects.snapshot(), only=project if auth.required() else None)
+        only = project if auth.required() else None
+        text = metrics.render(projects.snapshot(only), only=only)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     @app.get("/v1/whoami", tags=["operations"], summary="The project of the calling key")

@@ -109,9 +109,13 @@ class Projects:
             await client.flush(timeout=timeout)
             await client.close()
 
-    def snapshot(self) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    def snapshot(self, only: str | None = None) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+        """(name, client stats, outbox status) of each loaded project, or of ``only`` (one
+        project's page or scrape reads no other project's outbox)."""
         rows = []
         for name, client in self.loaded():
+            if only is not None and name != only:
+                continue
             stats = vars(client.stats)
             try:
                 outbox = client.outbox_status()

@@ -40,6 +40,12 @@ Progress = Callable[[int, int], None]
 PROGRESS_EVERY = 500
 
 
+def tell_progress(progress: Progress | None, done: int, total: int) -> None:
+    """``progress(done, total)`` every ``PROGRESS_EVERY`` items and at the last one."""
+    if progress is not None and (done % PROGRESS_EVERY == 0 or done == total):
+        progress(done, total)
+
+
 @dataclass
 class Change:
     """One decided change; ``apply`` writes a batch of them and their history in one transaction."""

@@ -31,7 +31,7 @@ from memlane.errors import ConfigError, NotFoundError, StoreError
 from memlane.query.filters import Filter
 from memlane.query.keywords import query_terms
 from memlane.records import MemoryRecord, Scope, utc_now
-from memlane.stores.base import PROGRESS_EVERY, Applied, Candidates, Change, Progress
+from memlane.stores.base import Applied, Candidates, Change, Progress, tell_progress
 from memlane.stores.outbox import OutboxItem
 from memlane.stores.pg_filters import compile_filter
 from memlane.stores.pg_migrations import migrate
@@ -377,8 +377,7 @@ class PgVectorStore(SQLStore):
             positions = self._positions(conn, ids)
             for done, memory_id in enumerate(ids, 1):
                 self._delete(conn, Change("DELETE", MemoryRecord(id=memory_id, memory="", hash="")), actor_id)
-                if progress is not None and (done % PROGRESS_EVERY == 0 or done == len(ids)):
-                    progress(done, len(ids))
+                tell_progress(progress, done, len(ids))
             self._refresh_contexts(conn, positions)
         return len(ids)
 

@@ -29,7 +29,7 @@ from memlane.errors import NotFoundError
 from memlane.query.filters import Filter
 from memlane.query.keywords import query_terms
 from memlane.records import MemoryRecord, Scope, utc_now
-from memlane.stores.base import PROGRESS_EVERY, Applied, Candidates, Change, Progress
+from memlane.stores.base import Applied, Candidates, Change, Progress, tell_progress
 from memlane.stores.outbox import OutboxItem
 from memlane.stores.sql import SQLStore, mapped_errors, record_from_row
 from memlane.stores.sqlite_filters import compile_filter
@@ -319,8 +319,7 @@ class SQLiteStore(SQLStore):
             for done, memory_id in enumerate(ids, 1):
                 gone = self._delete(db, Change("DELETE", MemoryRecord(id=memory_id, memory="", hash="")), actor_id)
                 touched.update(_version_keys(gone.record.user_id, gone.record.agent_id, gone.record.run_id))
-                if progress is not None and (done % PROGRESS_EVERY == 0 or done == len(ids)):
-                    progress(done, len(ids))
+                tell_progress(progress, done, len(ids))
             self._refresh_contexts(db, positions)
             self._bump(db, touched, touched)
         return len(ids)

@@ -200,8 +200,7 @@ def router(auth: Any, projects: Any, chat_route: str, *, metrics: Metrics, histo
         if project is None:
             return to_login()
         projects.client(project)  # a project nobody has called yet still shows (empty) charts
-        rows = [row for row in await in_thread(projects.snapshot) if row[0] == project]
-        totals = next(iter(metrics.readings(rows)), None)
+        totals = next(iter(metrics.readings(await in_thread(projects.snapshot, project))), None)
         return render("metrics.html", request, project, interval=projects.config.server.metrics_interval,
                       **metrics_context(totals, history.points(project)))
 
