@@ -12,6 +12,7 @@ import logging
 import os
 from pathlib import Path
 from typing import Any, Literal, Mapping, TypeVar
+from urllib.parse import urlsplit
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
@@ -139,6 +140,23 @@ class ServerConfig(_Strict):
     max_memory_chars: int = Field(default=20_000, ge=100)
     #: nesting of arrays/objects a JSON body may have
     max_json_depth: int = Field(default=64, ge=8, le=512)
+    #: host names this server answers to besides loopback names, IP addresses and the name it
+    #: is bound to (``"memlane.internal"``; ``".example.com"``: it and its subdomains; ``"*"``:
+    #: any). Any other ``Host`` gets 421, so a web page that re-points its own name at this
+    #: machine (DNS rebinding) cannot read it
+    allowed_hosts: list[str] = Field(default_factory=list)
+    #: web origins (``scheme://host[:port]``) whose pages may call the API from a browser; they
+    #: get CORS headers. Loopback pages may always write; writes from any other page get 403
+    cors_origins: list[str] = Field(default_factory=list)
+
+    @pydantic.field_validator("cors_origins")
+    @classmethod
+    def _origins_are_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query:
+                raise ValueError(f"{origin!r} is not a web origin: write it as scheme://host[:port], e.g. https://app.example.com")
+        return origins
 
     def keys_file(self) -> Path:
         return Path(self.keys_path).expanduser() if self.keys_path else memlane_home() / "keys.db"

@@ -38,7 +38,8 @@ def test_every_route_answers_errors_in_the_envelope(tmp_path: Path, upstream: Sc
             assert_envelope(http.request(method, url), 401)  # no key
             authed: dict[str, Any] = {"headers": {"Authorization": f"Bearer {key}"}}
             if method in ("POST", "PUT"):
-                assert_envelope(http.request(method, url, content=b"{not json", **authed), 400)
+                assert_envelope(http.request(method, url, content=b"{not json", headers={**authed["headers"], "content-type": "application/json"}), 400)
+                assert_envelope(http.request(method, url, content=b"{}", headers={**authed["headers"], "content-type": "text/plain"}), 415)
             if "{memory_id}" in path and method in ("GET", "DELETE"):
                 assert_envelope(http.request(method, url, **authed), 404)
         assert_envelope(http.get("/v1/no-such-route", headers={"Authorization": f"Bearer {key}"}), 404)

@@ -143,14 +143,15 @@ def test_jsonl_export_import_round_trip(make_server: Callable[..., LiveServer], 
     exported = a.get("/v1/memories/export").text
     lines = [json.loads(line) for line in exported.splitlines()]
     assert len(lines) == 3 and all("history" in line for line in lines)
-    assert b.post("/v1/memories/import", content=exported).json() == {"imported": 3, "skipped": 0}
-    assert b.post("/v1/memories/import", content=exported).json() == {"imported": 0, "skipped": 3}, "re-running is safe"
+    jsonl = {"content-type": "application/x-ndjson"}  # what export answers with
+    assert b.post("/v1/memories/import", content=exported, headers=jsonl).json() == {"imported": 3, "skipped": 0}
+    assert b.post("/v1/memories/import", content=exported, headers=jsonl).json() == {"imported": 0, "skipped": 3}, "re-running is safe"
     assert b.get(f"/v1/memories/{first}").json() == a.get(f"/v1/memories/{first}").json()
     assert b.get(f"/v1/memories/{first}/history").json() == a.get(f"/v1/memories/{first}/history").json()
     assert b.post("/v1/memories/search", json={"query": "cheese", "user_id": "alice", "limit": 1}).json()["results"][0]["id"] == first
     only_alice = a.get("/v1/memories/export", params={"user_id": "alice"}).text.splitlines()
     assert len(only_alice) == 2
-    bad = b.post("/v1/memories/import", content=b'{"memory": "x", "user_id": "u"}\n{oops\n')
+    bad = b.post("/v1/memories/import", content=b'{"memory": "x", "user_id": "u"}\n{oops\n', headers=jsonl)
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_jsonl"
 
 

@@ -30,7 +30,7 @@ def test_the_server_section_sets_the_keys_file_and_the_limits(tmp_path: Path, up
     with LiveServer(create_app(str(config_file), drain_seconds=1)) as server:
         auth = {"Authorization": f"Bearer {key}"}
         assert httpx.get(server.url + "/v1/whoami", headers=auth).json() == {"project": "acme"}
-        assert httpx.post(server.url + "/v1/memories", headers=auth, content=b"x" * 5000).status_code == 413
+        assert httpx.post(server.url + "/v1/memories", headers={**auth, "content-type": "application/json"}, content=b"x" * 5000).status_code == 413
         r = httpx.post(server.url + "/v1/memories/search", headers=auth, json={"query": "q", "user_id": "a", "limit": 6})
         assert r.status_code == 400 and "at most 5" in r.json()["error"]["message"]
     listed = CliRunner().invoke(cli, ["--config", str(config_file), "keys", "list"], catch_exceptions=False)

@@ -1,36 +1,17 @@
-"""The inspector clicked through in a real browser: Debian's chromium, headless, driven by
-Python playwright with ``executable_path`` (never ``playwright install``; `make test` installs
-chromium when it is missing)."""
+"""The inspector clicked through in a real browser (headless chromium; the ``page`` fixture is in
+``tests/server/conftest.py``)."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import httpx
-import pytest
 
 from memlane.server.keys import KeyStore
 from memlane.testing import ScriptedUpstream
 from memlane.testing.live_server import LiveServer
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-@pytest.fixture
-def page() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "chromium is missing: apt-get install -y chromium (make test does it)"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
 
 
 def test_log_in_find_edit_and_delete_a_memory_in_a_browser(page: Any, make_server: Callable[..., LiveServer], tmp_path: Path,

@@ -99,7 +99,7 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int
     if workers == 1:  # the server's own default project opens its store now; its start-up reuses it
         from memlane.server.keys import DEFAULT_PROJECT
 
-        app = create_app(config_path, keys=keys, require_keys=require_keys)
+        app = create_app(config_path, keys=keys, require_keys=require_keys, bind_host=host)
         check_store_opens(lambda: app.state.projects.engine(DEFAULT_PROJECT))
     else:  # each worker opens its own; the parent only checks that it can
         from memlane import Memory
@@ -126,6 +126,7 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int
     if config_path:
         os.environ["MEMLANE_CONFIG"] = str(Path(config_path).resolve())
     os.environ["MEMLANE_REQUIRE_KEYS"] = "1" if require_keys else "0"
+    os.environ["MEMLANE_BIND_HOST"] = host
     multi = uvicorn.Config("memlane.server.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
                            log_level=log_level, timeout_graceful_shutdown=30)
     if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn took the server's run

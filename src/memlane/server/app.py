@@ -14,6 +14,7 @@ from memlane.config import MemlaneConfig, load_config
 from memlane.openai_compat import NO_CHAT_ENDPOINT, chat_endpoint
 from memlane.server import errors, routes_mem0, routes_memories, routes_openai, ui
 from memlane.server.auth import Auth
+from memlane.server.browser_guard import BrowserGuard
 from memlane.server.cpu import one_blas_thread
 from memlane.server.keys import DEFAULT_PROJECT, KeyStore
 from memlane.server.limits import RequestGuard, Limits
@@ -30,11 +31,13 @@ def create_app(
     limits: Limits | None = None,
     drain_seconds: float | None = None,
     require_keys: bool = False,
+    bind_host: str | None = None,
 ) -> FastAPI:
     """The server for ``config``; its ``server`` section gives the keys file, the drain time and
     the request limits (the arguments override them, for tests). ``require_keys``: every request
     needs an active key even before one exists (``memlane serve`` sets it for any non-loopback
-    bind); keys are also required once any was created."""
+    bind); keys are also required once any was created. ``bind_host``: the address ``memlane
+    serve`` listens on; a name there is a ``Host`` the server answers to."""
     cfg = load_config(config)
     keys = keys or KeyStore(cfg.server.keys_file())
     limits = limits or Limits.from_config(cfg.server)
@@ -64,6 +67,8 @@ def create_app(
 
     app.add_middleware(Observe, metrics=metrics)
     app.add_middleware(RequestGuard, max_bytes=limits.max_body_bytes, max_depth=limits.max_json_depth)
+    app.add_middleware(BrowserGuard, allowed_hosts=[*cfg.server.allowed_hosts, *([bind_host] if bind_host else [])],
+                       cors_origins=cfg.server.cors_origins)  # outermost: refused before a body is read
     app.include_router(routes_openai.router(auth, projects, limits))
     app.include_router(routes_memories.router(auth, projects, limits))
     app.include_router(routes_memories.exchanges_router(auth, projects, limits))
@@ -101,7 +106,9 @@ def create_app(
 
 def app_from_environment() -> FastAPI:
     """The app of one ``memlane serve --workers N`` process: the config from ``MEMLANE_CONFIG``,
-    keys required when the parent bound beyond loopback (``MEMLANE_REQUIRE_KEYS``)."""
+    keys required when the parent bound beyond loopback (``MEMLANE_REQUIRE_KEYS``), the address
+    it bound (``MEMLANE_BIND_HOST``)."""
     import os
 
-    return create_app(None, require_keys=os.environ.get("MEMLANE_REQUIRE_KEYS") == "1")
+    return create_app(None, require_keys=os.environ.get("MEMLANE_REQUIRE_KEYS") == "1",
+                      bind_host=os.environ.get("MEMLANE_BIND_HOST") or None)
