@@ -23,10 +23,10 @@ BACKENDS = ["sqlite", "pgvector", "qdrant", "qdrant-pg"]
 MULTI_PROCESS_BACKENDS = ["sqlite", "pgvector"]
 
 
-def engine_config(db_path: Path, server: ScriptedUpstream, **overrides: Any) -> dict[str, Any]:
+def engine_config(db_path: Path, upstream: ScriptedUpstream, /, **overrides: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
         "vector_store": {"provider": "sqlite", "config": {"path": str(db_path)}},
-        "llm": {"provider": "openai", "config": {"base_url": server.url, "api_key": "test-key", "model": "scripted-model", "max_retries": 0}},
+        "llm": {"provider": "openai", "config": {"base_url": upstream.url, "api_key": "test-key", "model": "scripted-model", "max_retries": 0}},
     }
     config.update(overrides)
     return config

@@ -128,6 +128,7 @@ class ServerConfig(_Strict):
     max_messages: int = Field(default=2_000, ge=1)
     #: largest ``limit``/``top_k`` a request may ask for
     max_limit: int = Field(default=1_000, ge=1)
+    #: largest metadata object (as JSON) on every way in, chats included
     max_metadata_bytes: int = Field(default=16 * 1024, ge=64)
     #: chats per project whose recall (query, injected memories, scores, time) and learning
     #: outcome the inspector shows (/ui/chats); kept in memory per process; 0 turns it off
@@ -137,6 +138,8 @@ class ServerConfig(_Strict):
     metrics_interval: float = Field(default=10.0, ge=0)
     #: readings kept per project (in memory, per process): 360 x 10 s is the last hour
     metrics_points: int = Field(default=360, ge=2, le=100_000)
+    #: longest text a memory may have, on every way in (the REST and mem0 adds, import,
+    #: update, the CLI, the clients): every later chat of its scope sends it upstream
     max_memory_chars: int = Field(default=20_000, ge=100)
     #: nesting of arrays/objects a JSON body may have
     max_json_depth: int = Field(default=64, ge=8, le=512)

@@ -30,10 +30,12 @@ class MemlaneError(Exception):
     #: The ``code`` of the server's error envelope; default: the class name in snake case.
     code: str | None = None
 
-    def __init__(self, message: str, *, param: str | None = None) -> None:
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        if code is not None:  # a more precise envelope code than the class's (e.g. text_too_long)
+            self.code = code
 
 
 class ConfigError(MemlaneError):

@@ -22,6 +22,15 @@ class Scope:
     agent_id: str | None = None
     run_id: str | None = None
 
+    def __post_init__(self) -> None:
+        # the key's separator in an id would let two scopes share a key (and one's adds be
+        # dropped as the other's duplicates); the faces refuse control characters with a clear
+        # error (engine.validation), this keeps the invariant whoever builds a Scope
+        if any(v and "\x1f" in v for v in (self.user_id, self.agent_id, self.run_id)):
+            from memlane.errors import ValidationError
+
+            raise ValidationError("a scope id must not contain the control character \\x1f", param="user_id")
+
     @property
     def key(self) -> str:
         """Stable identity of the exact triple (dedup and per-scope locking)."""

@@ -190,13 +190,23 @@ def test_ids_are_uuids(memory: Memory, upstream: ScriptedUpstream) -> None:
 
 
 def test_a_huge_exchange_goes_to_extraction_in_bounded_chunks(make_memory: Any, upstream: ScriptedUpstream) -> None:
-    """A 10 MB message is never sent whole: at most max_chunks calls of at most max_input_chars,
-    the most recent part kept."""
+    """A chat's 10 MB message is never sent whole: at most max_chunks calls of at most
+    max_input_chars, the most recent part kept. (A direct ``add`` that big is refused instead:
+    tests/engine/test_validation.py.)"""
+    from memlane.config import OutboxConfig
+    from memlane.engine.learner import Learner
+
     memory = make_memory(inference={"max_input_chars": 2_000, "max_chunks": 3})
     upstream.handler = lambda req: Reply.json({"facts": ["Wrote a very long message"]} if req.stage == "extract" else
                                               {"memory": [{"id": "0", "text": "Wrote a very long message", "event": "ADD"}]})
     huge = "filler words here. " * 500_000 + "The last sentence says I live in Lisbon."
-    memory.add([{"role": "user", "content": huge}], user_id="alice")
+    memory.enqueue({"scope": {"user_id": "alice"}, "messages": [{"role": "user", "content": huge}]})
+    learner = Learner(memory, OutboxConfig(poll_seconds=0.05))
+    learner.start()
+    try:
+        assert learner.flush(timeout=60)
+    finally:
+        learner.stop()
     sent = [r.last_user_text for r in upstream.chat_requests("extract")]
     assert len(sent) == 3 and all(len(t) < 2_000 + 100 for t in sent)
     assert "I live in Lisbon" in sent[-1]

@@ -11,7 +11,6 @@ import datetime as _dt
 import functools
 import hashlib
 import logging
-import re
 import threading
 import time
 import uuid
@@ -29,10 +28,12 @@ from memlane.engine import inference, prompts
 from memlane.engine.foreground import Foreground
 from memlane.engine.messages import normalize_messages, transcript
 from memlane.engine.alignment import alignment, shipped_word_vectors
+from memlane.engine.validation import (check_encodable, check_limit, check_metadata, check_scope_id, check_text, check_timestamp,
+                                       resolve_limit, resolve_scope)
 from memlane.engine.ranking import boosted, fuse, may_name_someone
 from memlane.errors import NotFoundError, ScopeError, ValidationError
 from memlane.llms.base import LLM
-from memlane.query.filters import SCOPE_FIELDS, Filter, parse_filters, split_scope
+from memlane.query.filters import SCOPE_FIELDS, Filter
 from memlane.query.when import parse_time, period_in
 from memlane.records import HistoryEvent, MemoryRecord, Scope, SearchHit, utc_now
 from memlane.stores.base import Applied, Change, MemoryStore
@@ -53,91 +54,6 @@ BULK_LOAD_ROWS = 5_000
 def content_hash(text: str) -> str:
     """Exact-duplicate identity: same text modulo surrounding whitespace and case."""
     return hashlib.md5(" ".join(text.split()).lower().encode()).hexdigest()
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def check_scope_id(field: str, value: Any) -> str | None:
-    """A scope id: a non-empty string without control characters. The store's scope key joins
-    the three ids with ``\x1f``; with control characters refused no id can contain it, so two
-    different scopes can never share a key (user ``a\x1f`` + agent ``b`` vs user ``a`` + agent ``\x1fb``)."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValidationError(f"{field} must be a string, got {type(value).__name__}", param=field)
-    if value == "":
-        raise ScopeError(f"{field} must not be empty", param=field)
-    if _CONTROL.search(value):
-        raise ValidationError(f"{field} must not contain control characters (got {value!r})", param=field)
-    return value
-
-
-def resolve_scope(
-    user_id: str | None, agent_id: str | None, run_id: str | None, filters: Mapping[str, Any] | None, *, required: str | None
-) -> tuple[Scope, Filter | None]:
-    """Merge keyword scope ids with those given inside ``filters`` (mem0 2.x style)."""
-    from_filters, rest = split_scope(filters)
-    given = {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}
-    for field in SCOPE_FIELDS:
-        value = check_scope_id(field, given[field])
-        other = check_scope_id(field, from_filters.get(field))
-        if value is not None and other is not None and other != value:
-            raise ScopeError(f"{field} is {value!r} but filters say {other!r}", param=field)
-        given[field] = value or other
-    scope = Scope(**given)
-    if required and scope.is_empty():
-        raise ScopeError(
-            f"{required} needs a scope: pass at least one of user_id, agent_id or run_id "
-            '(as keyword arguments or inside filters, e.g. filters={"user_id": "alice"})',
-            param="user_id",
-        )
-    return scope, parse_filters(rest)
-
-
-def check_limit(limit: Any, name: str = "limit") -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValidationError(f"{name} must be a positive integer, got {limit!r}", param=name)
-    return limit
-
-
-def resolve_limit(limit: Any, top_k: Any, default: int) -> int:
-    """``limit`` and mem0's ``top_k`` are two names for one setting: one of them, checked."""
-    if limit is not None and top_k is not None and limit != top_k:
-        raise ValidationError("limit and top_k are two names for one setting; pass one", param="limit")
-    return check_limit(limit if limit is not None else (top_k if top_k is not None else default))
-
-
-def check_timestamp(timestamp: Any) -> str | None:
-    """When a conversation happened, as memlane stores times (ISO 8601 UTC, microseconds).
-    Accepts what mem0's Platform ``add`` takes (Unix seconds), ISO 8601 text or a datetime;
-    text or a datetime without a zone is read as UTC."""
-    if timestamp is None:
-        return None
-    if isinstance(timestamp, bool):
-        raise ValidationError("timestamp must be Unix seconds, ISO 8601 text or a datetime, not a boolean", param="timestamp")
-    try:
-        if isinstance(timestamp, (int, float)):
-            when = _dt.datetime.fromtimestamp(float(timestamp), _dt.timezone.utc)
-        elif isinstance(timestamp, str):
-            when = _dt.datetime.fromisoformat(timestamp.strip().replace("Z", "+00:00"))
-        elif isinstance(timestamp, _dt.datetime):
-            when = timestamp
-        else:
-            raise TypeError
-    except (TypeError, ValueError, OverflowError, OSError):
-        raise ValidationError(f"timestamp {timestamp!r} is not Unix seconds, ISO 8601 text or a datetime", param="timestamp") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=_dt.timezone.utc)
-    return when.astimezone(_dt.timezone.utc).isoformat(timespec="microseconds")
-
-
-def check_metadata(metadata: Any) -> dict[str, Any]:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, Mapping):
-        raise ValidationError(f"metadata must be an object, got {type(metadata).__name__}", param="metadata")
-    return dict(metadata)
 
 
 @dataclass(frozen=True)
@@ -238,15 +154,39 @@ class Memory:
         call (the proxy passes the chat's own model when the config names none).
         """
         scope, _ = resolve_scope(user_id, agent_id, run_id, filters, required="add")
-        meta = check_metadata(metadata)
+        meta = self._checked_metadata(metadata)
         when = check_timestamp(timestamp)
-        turns = normalize_messages(messages)
+        turns = self._checked_turns(messages, stored=not infer)
         actor = next((m.get("name") for m in turns if m["role"] == "user" and m.get("name")), None)
         if infer:
             applied = self._add_inferred(turns, scope, meta, prompt, actor, llm_model, when=when)
         else:
             applied = self._add_verbatim(turns, scope, meta, actor, when=when)
         return {"results": [self._applied_dict(a) for a in applied if a.event != "NONE"]}
+
+    def _checked_metadata(self, metadata: Any) -> dict[str, Any]:
+        return check_metadata(metadata, self.config.server.max_metadata_bytes)
+
+    def _checked_turns(self, messages: Any, *, stored: bool) -> list[dict[str, Any]]:
+        """An add's turns, checked the same whichever way they came in. ``stored`` (infer=False):
+        each turn becomes a memory, so each is held to ``server.max_memory_chars``. Otherwise
+        the turns are read by fact extraction, which reads at most ``inference.max_input_chars x
+        max_chunks``: more is refused here, not cut silently (a chat's exchange, which must
+        not fail, is cut instead, and the cut is logged)."""
+        turns = normalize_messages(messages)
+        check_encodable(turns, "messages")
+        if stored:
+            for index, turn in enumerate(turns):
+                if turn["role"] != "system":
+                    check_text(turn["content"], f"messages[{index}].content", self.config.server.max_memory_chars)
+        else:
+            capacity = self.config.inference.max_input_chars * self.config.inference.max_chunks
+            total = sum(len(t["content"]) for t in turns if t["role"] != "system")
+            if total > capacity:
+                raise ValidationError(f"messages hold {total} characters; fact extraction reads at most {capacity} per add "
+                                      "(inference.max_input_chars x inference.max_chunks): add the conversation in parts",
+                                      param="messages", code="text_too_long")
+        return turns
 
     @staticmethod
     def _applied_dict(a: Applied) -> dict[str, Any]:
@@ -416,6 +356,7 @@ class Memory:
         query, threshold = request.query, request.threshold
         if not isinstance(query, str) or not query.strip():
             raise ValidationError("query must be a non-empty string", param="query")
+        check_encodable(query, "query")
         n = resolve_limit(request.limit, request.top_k, 10)
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
             raise ValidationError(f"threshold must be a number, got {threshold!r}", param="threshold")
@@ -497,6 +438,20 @@ class Memory:
         scope, parsed = resolve_scope(user_id, agent_id, run_id, filters, required="get_all")
         return {"results": [r.to_dict() for r in self.store.list(scope, parsed, n, oldest_first=oldest_first)]}
 
+    def get_page(
+        self, *, page: int, page_size: int, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+        filters: Mapping[str, Any] | None = None, oldest_first: bool = False,
+    ) -> dict[str, Any]:
+        """One page of ``get_all`` (``page`` from 1) and how many there are in all: ``{"count",
+        "results"}``, reading only that page's rows (mem0's paged ``get_all``, the inspector)."""
+        check_limit(page, "page")
+        check_limit(page_size, "page_size")
+        scope, parsed = resolve_scope(user_id, agent_id, run_id, filters, required="get_all")
+        count = self.store.count_where(scope, parsed)
+        offset = (page - 1) * page_size
+        rows = self.store.list(scope, parsed, page_size, oldest_first=oldest_first, offset=offset) if offset < count else []
+        return {"count": count, "results": [r.to_dict() for r in rows]}
+
     def update(self, memory_id: str, data: str | None = None, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Change a memory's text and/or replace its metadata (``data=None`` keeps the text);
         returns the record.
@@ -509,7 +464,9 @@ class Memory:
             raise ValidationError("give the new text (data) and/or metadata", param="data")
         if data is not None and (not isinstance(data, str) or not data.strip()):
             raise ValidationError("data must be a non-empty string", param="data")
-        new_metadata = None if metadata is None else check_metadata(metadata)
+        if data is not None:
+            check_text(data, "data", self.config.server.max_memory_chars)
+        new_metadata = None if metadata is None else self._checked_metadata(metadata)
         scope = self._require(memory_id).scope  # a memory never changes scope
         with self.store.scope_lock(scope):
             record = self._require(memory_id)
@@ -590,11 +547,14 @@ class Memory:
                 raise ValidationError(f"record {index}: needs a non-empty 'memory' string", param="records")
             if not any(item.get(f) for f in SCOPE_FIELDS):
                 raise ScopeError(f"record {index}: needs at least one of user_id, agent_id, run_id", param="records")
-            for field in SCOPE_FIELDS:
-                try:
+            try:
+                for field in SCOPE_FIELDS:
                     check_scope_id(field, item.get(field) or None)
-                except ValidationError as exc:
-                    raise ValidationError(f"record {index}: {exc.message}", param="records") from None
+                check_text(item["memory"], "memory", self.config.server.max_memory_chars)
+                self._checked_metadata(item.get("metadata"))
+                check_encodable(item, "the record")
+            except ValidationError as exc:
+                raise ValidationError(f"record {index}: {exc.message}", param="records", code=exc.code) from None
             batch.append(item)
             if len(batch) >= batch_size:
                 flush()
@@ -628,12 +588,12 @@ class Memory:
             raise ValidationError("an exchange is an object with a scope object and messages", param="scope")
         ids = exchange["scope"]
         scope, _ = resolve_scope(ids.get("user_id"), ids.get("agent_id"), ids.get("run_id"), None, required="an exchange")
-        normalize_messages(exchange.get("messages"))  # refused now, not retried in the background
+        check_encodable(normalize_messages(exchange.get("messages")), "messages")  # refused now, not retried in the background
         model = exchange.get("model")
         if model is not None and not isinstance(model, str):
             raise ValidationError("model must be a string", param="model")
         payload = {"scope": scope.as_dict(), "messages": exchange["messages"],
-                   "metadata": check_metadata(exchange.get("metadata")), "model": model}
+                   "metadata": self._checked_metadata(exchange.get("metadata")), "model": model}
         return self.store.outbox.put(payload)
 
     def outbox_status(self) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from openai.types.chat import ChatCompletion
 
 from memlane.config import MemlaneConfig, load_config
 from memlane.engine.learner import Learner
-from memlane.engine.memory import AsyncMemory, Memory, SearchRequest, check_metadata, resolve_limit, resolve_scope
+from memlane.engine.memory import AsyncMemory, Memory, SearchRequest
+from memlane.engine.validation import check_encodable, check_metadata, resolve_limit, resolve_scope
 from memlane.errors import EndpointNotConfiguredError, UpstreamError, ValidationError
 from memlane.openai_compat import NO_CHAT_ENDPOINT, chat_endpoint
 from memlane.proxy.fields import MemlaneFields
@@ -81,6 +82,7 @@ def parse_call(messages: Any, model: Any, ours: MemlaneFields, stream: bool) -> 
         role = as_mapping(message).get("role")
         if not isinstance(role, str) or not role:
             raise ValidationError(f"messages[{index}] must be an object with a string role, got {message!r:.80}", param="messages")
+    check_encodable(messages, "messages")  # a lone surrogate can reach neither the upstream nor the outbox
     n = resolve_limit(ours.limit, ours.top_k, DEFAULT_LIMIT)
     scope, _ = resolve_scope(ours.user_id, ours.agent_id, ours.run_id, ours.filters, required=None)
     parse_filters(split_scope(ours.filters)[1])  # a malformed filter is the caller's error, not a memory failure

@@ -14,8 +14,9 @@ from typing import Any, Mapping
 import openai
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from memlane.errors import MemlaneError
 
@@ -111,7 +112,22 @@ class APIError(Exception):
         self.status, self.message, self.param, self.code = status, message, param, code
 
 
+def _with_other_slash(request: Request) -> str | None:
+    """The path with its trailing slash added or dropped, if a route answers there: a relative
+    redirect target. (Starlette's own slash redirect is off: it builds an absolute URL from
+    the ``Host`` header, so the answer would point wherever the caller's header said.)"""
+    path = request.url.path
+    if path == "/":
+        return None
+    other = path[:-1] if path.endswith("/") else path + "/"
+    scope = {**request.scope, "path": other}
+    if not any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+        return None
+    return other + (f"?{request.url.query}" if request.url.query else "")
+
+
 def install(app: FastAPI, metrics: Any) -> None:
+    app.router.redirect_slashes = False  # see _with_other_slash
     logging.getLogger("uvicorn.error").addFilter(_QUIET_ABORTS)
 
     @app.exception_handler(APIError)
@@ -144,7 +160,9 @@ def install(app: FastAPI, metrics: Any) -> None:
         return envelope(400, f"{where}: {first.get('msg')}" if where else str(first.get("msg")), param=where or None, code="invalid_request")
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and (elsewhere := _with_other_slash(request)) is not None:
+            return RedirectResponse(elsewhere, status_code=307)
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         if exc.status_code == 405:
             message = f"method not allowed here; allowed: {(exc.headers or {}).get('Allow', '')}"

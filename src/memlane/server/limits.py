@@ -12,6 +12,8 @@ from typing import Any, Awaitable, Callable
 import numpy as np
 
 from memlane.config import ServerConfig
+from memlane.engine.validation import check_metadata
+from memlane.errors import ValidationError
 from memlane.server.errors import APIError
 
 log = logging.getLogger("memlane.server")
@@ -37,8 +39,11 @@ class Limits:
         return cls(**{f.name: getattr(server, f.name) for f in fields(cls)})
 
     def check_metadata(self, metadata: Any) -> None:
-        if metadata is not None and len(json.dumps(metadata, default=str)) > self.max_metadata_bytes:
-            raise APIError(400, f"metadata is larger than {self.max_metadata_bytes} bytes", param="metadata", code="metadata_too_large")
+        """The engine's own check (``engine.validation``), made before a chat goes upstream."""
+        try:
+            check_metadata(metadata, self.max_metadata_bytes)
+        except ValidationError as exc:
+            raise APIError(400, exc.message, param="metadata", code=exc.code or "invalid_metadata") from None
 
     def check_limit(self, value: Any, name: str = "limit") -> None:
         if isinstance(value, int) and not isinstance(value, bool) and value > self.max_limit:
@@ -55,10 +60,9 @@ class Limits:
         if len(messages) > self.max_messages:
             raise APIError(400, f"at most {self.max_messages} messages per request", param="messages", code="too_many_messages")
 
-    def check_text(self, text: Any, name: str) -> None:
-        if isinstance(text, str) and len(text) > self.max_memory_chars:
-            raise APIError(400, f"{name} is longer than {self.max_memory_chars} characters", param=name, code="text_too_long")
 
+#: how long a refused oversized upload is read on before the 413 is sent anyway
+DRAIN_SECONDS = 10.0
 
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _BRACKET_STEP = np.zeros(256, dtype=np.int8)
@@ -73,6 +77,30 @@ def json_depth(body: bytes) -> int:
         return 0
     steps = _BRACKET_STEP[np.frombuffer(_STRINGS.sub(b"", body), dtype=np.uint8)]
     return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
+
+
+#: JSON escapes: a surrogate pair, a lone high or low surrogate, or any other escape (consumed,
+#: so an escaped backslash followed by "ud800" is not read as an escape)
+_ESCAPES = re.compile(rb"\\(?:(?P<high>u[dD][89abAB][0-9a-fA-F]{2})(?P<low>\\u[dD][c-fC-F][0-9a-fA-F]{2})?"
+                      rb"|(?P<lone_low>u[dD][c-fC-F][0-9a-fA-F]{2})|.)", re.S)
+_ANY_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def body_text_problem(body: bytes) -> str | None:
+    """Why a body is not text every part of memlane can encode again, or None: bytes that are
+    not UTF-8, or a JSON escape of a lone surrogate (``"\\ud800"``), which JSON parsers accept
+    but no UTF-8 encoder (store, embedder, upstream, log) does."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"the request body is not valid UTF-8 (byte {exc.start}: {body[exc.start:exc.start + 1]!r})"
+    if not _ANY_SURROGATE.search(body):
+        return None  # the usual case: one scan in C
+    for escape in _ESCAPES.finditer(body):
+        if (escape["high"] and not escape["low"]) or escape["lone_low"]:
+            return (f"the request body holds a lone surrogate escape \\{(escape['high'] or escape['lone_low']).decode()} at byte "
+                    f"{escape.start()}: JSON text must be valid Unicode (pair it or drop it)")
+    return None
 
 
 class RequestGuard:
@@ -93,17 +121,40 @@ class RequestGuard:
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
-    async def _too_large(self, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
-        await self._refuse(send, 413, f"request body larger than {self.max_bytes} bytes", "request_too_large")
+    async def _too_large(self, receive: Any, send: Callable[[dict[str, Any]], Awaitable[None]], more: bool) -> None:
+        """413, after reading (and dropping) what the caller is still sending, up to a bound:
+        answering mid-upload and closing would reset the connection, and the caller would see
+        a reset instead of the error."""
+        if more:
+            await self._drain(receive)
+        await self._refuse(send, 413, f"request body larger than {self.max_bytes} bytes (server.max_body_bytes)", "request_too_large")
+
+    async def _drain(self, receive: Any) -> None:
+        budget = max(4 * self.max_bytes, 64 * 1024 * 1024)
+
+        async def read() -> None:
+            nonlocal budget
+            while budget > 0:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    return
+                budget -= len(message.get("body", b""))
+
+        try:
+            await asyncio.wait_for(read(), DRAIN_SECONDS)
+        except asyncio.TimeoutError:
+            pass
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._too_large(send)
-                return
+        headers = dict(scope.get("headers", []))
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            # a caller waiting for "100 Continue" has sent nothing yet: answer without inviting the upload
+            await self._too_large(receive, send, more=b"100-continue" not in headers.get(b"expect", b"").lower())
+            return
         chunks: list[bytes] = []
         seen = 0
         while True:
@@ -113,13 +164,17 @@ class RequestGuard:
             chunks.append(message.get("body", b""))
             seen += len(chunks[-1])
             if seen > self.max_bytes:
-                await self._too_large(send)
+                await self._too_large(receive, send, more=bool(message.get("more_body")))
                 return
             if not message.get("more_body"):
                 break
         body = b"".join(chunks)
         if json_depth(body) > self.max_depth:
             await self._refuse(send, 400, f"request body nests arrays/objects more than {self.max_depth} levels deep", "json_too_deep")
+            return
+        problem = body_text_problem(body) if body else None
+        if problem:
+            await self._refuse(send, 400, problem, "invalid_encoding")
             return
         await self._run_watched(scope, body, receive, send)
 

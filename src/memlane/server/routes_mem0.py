@@ -56,7 +56,6 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         body = await json_body(request)
         if "messages" not in body:
             raise APIError(400, "messages is required", param="messages", code="invalid_messages")
-        limits.check_metadata(body.get("metadata"))
         return await in_thread(
             engine(project).add, body["messages"], **_scope_kwargs(body), metadata=body.get("metadata"),
             filters=body.get("filters"), infer=_infer(body), timestamp=body.get("timestamp"),
@@ -64,19 +63,16 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
 
     @api.post("/v3/memories/", summary="mem0 get_all")
     @api.post("/v2/memories/", summary="mem0 get_all (older clients)")
-    async def get_all(request: Request, project: str = Depends(auth), page: int | None = Query(None, ge=1),
-                      page_size: int | None = Query(None, ge=1)) -> dict[str, Any]:
+    async def get_all(request: Request, project: str = Depends(auth), page: int = Query(1, ge=1),
+                      page_size: int = Query(100, ge=1)) -> dict[str, Any]:
         body = await json_body(request)
-        filters = _filters(body)
-        records = (await in_thread(engine(project).get_all, filters=filters, limit=None))["results"]
-        size = page_size or 100
-        limits.check_limit(size, "page_size")
-        number = page or 1
-        start = (number - 1) * size
-        base = str(request.url.remove_query_params(["page", "page_size"]))
-        nxt = f"{base}?page={number + 1}&page_size={size}" if start + size < len(records) else None
-        prev = f"{base}?page={number - 1}&page_size={size}" if number > 1 else None
-        return {"count": len(records), "next": nxt, "previous": prev, "results": records[start : start + size]}
+        limits.check_limit(page_size, "page_size")
+        found = await in_thread(engine(project).get_page, filters=_filters(body), page=page, page_size=page_size)
+        # path-relative links: built from the Host header they would point wherever the caller says
+        here = request.url.path
+        nxt = f"{here}?page={page + 1}&page_size={page_size}" if page * page_size < found["count"] else None
+        prev = f"{here}?page={page - 1}&page_size={page_size}" if page > 1 else None
+        return {"count": found["count"], "next": nxt, "previous": prev, "results": found["results"]}
 
     @api.post("/v3/memories/search/", summary="mem0 search")
     @api.post("/v2/memories/search/", summary="mem0 search (older clients)")
@@ -84,9 +80,10 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         body = await json_body(request)
         query = body.get("query")
         filters = _filters(body)
-        limit = body.get("top_k") or body.get("limit") or 10
-        limits.check_limit(limit, "top_k")
-        return await in_thread(engine(project).search, query, filters=filters, limit=limit, threshold=body.get("threshold"))
+        top_k, limit = body.get("top_k"), body.get("limit")
+        limits.check_limit(top_k, "top_k")
+        limits.check_limit(limit)
+        return await in_thread(engine(project).search, query, filters=filters, limit=limit, top_k=top_k, threshold=body.get("threshold"))
 
     @api.get("/v1/memories/{memory_id}/", summary="mem0 get")
     async def get(memory_id: str, project: str = Depends(auth)) -> dict[str, Any]:
@@ -96,7 +93,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     async def update(memory_id: str, request: Request, project: str = Depends(auth)) -> dict[str, Any]:
         body = await json_body(request)
         text = body.get("text") if body.get("text") is not None else body.get("data")
-        return await update_memory(engine(project), memory_id, text, body.get("metadata"), limits)
+        return await update_memory(engine(project), memory_id, text, body.get("metadata"))
 
     @api.delete("/v1/memories/{memory_id}/", summary="mem0 delete")
     async def delete(memory_id: str, project: str = Depends(auth)) -> dict[str, str]:

@@ -72,13 +72,11 @@ def parse_filters_param(raw: str | None) -> dict[str, Any] | None:
     return value
 
 
-async def update_memory(memory: Any, memory_id: str, text: str | None, metadata: dict[str, Any] | None, limits: Limits) -> Any:
+async def update_memory(memory: Any, memory_id: str, text: str | None, metadata: dict[str, Any] | None) -> Any:
     """PUT semantics shared with the mem0 routes: new text and/or metadata; metadata alone keeps
     the text (the engine reads it under the scope lock, so a concurrent text update is never lost)."""
-    limits.check_metadata(metadata)
     if text is None and metadata is None:
         raise APIError(400, "give text (or data) and/or metadata", param="text", code="nothing_to_update")
-    limits.check_text(text, "text")
     return await in_thread(memory.update, memory_id, text, metadata=metadata)
 
 
@@ -90,9 +88,6 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
 
     @api.post("", summary="Add memories (infer=true extracts facts with the memory LLM)")
     async def add(body: AddBody, project: str = Depends(auth)) -> dict[str, Any]:
-        limits.check_metadata(body.metadata)
-        if isinstance(body.messages, str):
-            limits.check_text(body.messages, "messages")
         return await in_thread(engine(project).add, body.messages, user_id=body.user_id, agent_id=body.agent_id,
                                run_id=body.run_id, metadata=body.metadata, filters=body.filters, infer=body.infer,
                                timestamp=body.timestamp)
@@ -147,7 +142,6 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
                 records.append(json.loads(line))
             except json.JSONDecodeError as exc:
                 raise APIError(400, f"line {number} is not valid JSON: {exc.msg}", param="body", code="invalid_jsonl") from None
-            limits.check_metadata(records[-1].get("metadata") if isinstance(records[-1], dict) else None)
         return await in_thread(engine(project).import_records, records)
 
     @api.get("/{memory_id}", summary="One memory")
@@ -157,7 +151,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     @api.put("/{memory_id}", summary="Change a memory's text and/or metadata")
     async def update(memory_id: str, body: UpdateBody, project: str = Depends(auth)) -> dict[str, Any]:
         text = body.text if body.text is not None else body.data
-        return await update_memory(engine(project), memory_id, text, body.metadata, limits)
+        return await update_memory(engine(project), memory_id, text, body.metadata)
 
     @api.delete("/{memory_id}", summary="Delete one memory (its history stays)")
     async def delete(memory_id: str, project: str = Depends(auth)) -> dict[str, str]:

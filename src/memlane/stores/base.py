@@ -99,8 +99,13 @@ class MemoryStore(Protocol):
 
     def get(self, memory_id: str) -> MemoryRecord | None: ...
 
-    def list(self, scope: Scope, filters: Filter | None, limit: int | None, *, oldest_first: bool = False) -> list[MemoryRecord]:
-        """The scope's memories by creation time, newest first (or oldest first)."""
+    def list(self, scope: Scope, filters: Filter | None, limit: int | None, *, oldest_first: bool = False,
+             offset: int = 0) -> list[MemoryRecord]:
+        """The scope's memories by creation time, newest first (or oldest first), skipping ``offset``."""
+        ...
+
+    def count_where(self, scope: Scope, filters: Filter | None) -> int:
+        """How many memories ``list`` would give without a limit (one count, no rows read)."""
         ...
 
     def search(

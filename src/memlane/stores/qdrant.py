@@ -418,8 +418,12 @@ class QdrantStore:
     def get(self, memory_id: str) -> MemoryRecord | None:
         return self.records.get(memory_id)
 
-    def list(self, scope: Scope, filters: Filter | None, limit: int | None, *, oldest_first: bool = False) -> list[MemoryRecord]:
-        return self.records.list(scope, filters, limit, oldest_first=oldest_first)
+    def list(self, scope: Scope, filters: Filter | None, limit: int | None, *, oldest_first: bool = False,
+             offset: int = 0) -> list[MemoryRecord]:
+        return self.records.list(scope, filters, limit, oldest_first=oldest_first, offset=offset)
+
+    def count_where(self, scope: Scope, filters: Filter | None) -> int:
+        return self.records.count_where(scope, filters)
 
     def fetch(self, keys: Sequence[Hashable]) -> dict[Hashable, MemoryRecord]:
         return self.records.fetch(keys)

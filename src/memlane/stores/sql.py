@@ -59,6 +59,8 @@ class SQLStore(ConversationContext):
     key_in_vectors: str
     #: appended to a text column to order it byte-wise, as every store must
     text_order: str = ""
+    #: LIMIT's "no limit", for an OFFSET without a LIMIT (SQLite needs a LIMIT before OFFSET)
+    no_limit: str = "ALL"
     #: the SQL for TRUE
     true: str = "TRUE"
     #: where the tables live: ``""`` or ``'"schema".'``
@@ -165,7 +167,8 @@ class SQLStore(ConversationContext):
             row = conn.execute(self._sql("SELECT * FROM {t}memories WHERE id = ?"), (memory_id,)).fetchone()
         return record_from_row(row) if row else None
 
-    def list(self, scope: Scope, filters: Filter | None, limit: int | None, *, oldest_first: bool = False) -> list[MemoryRecord]:
+    def list(self, scope: Scope, filters: Filter | None, limit: int | None, *, oldest_first: bool = False,
+             offset: int = 0) -> list[MemoryRecord]:
         where, params = self._where(scope, filters)
         direction = "ASC" if oldest_first else "DESC"
         sql = (f"SELECT m.* FROM {self._t('memories')} m WHERE {where}"
@@ -173,8 +176,18 @@ class SQLStore(ConversationContext):
         if limit is not None:
             sql += f" LIMIT {self.mark}"
             params.append(int(limit))
+        elif offset:
+            sql += f" LIMIT {self.no_limit}"
+        if offset:
+            sql += f" OFFSET {self.mark}"
+            params.append(int(offset))
         with self._read("listing memories") as conn:
             return [record_from_row(r) for r in conn.execute(sql, params).fetchall()]
+
+    def count_where(self, scope: Scope, filters: Filter | None) -> int:
+        where, params = self._where(scope, filters)
+        with self._read("counting memories") as conn:
+            return int(conn.execute(f"SELECT count(*) AS n FROM {self._t('memories')} m WHERE {where}", params).fetchone()["n"])
 
     def count(self) -> int:
         with self._read("counting memories") as conn:

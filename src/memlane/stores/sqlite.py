@@ -84,6 +84,7 @@ def _mapped(action: str) -> ContextManager[None]:
 
 class SQLiteStore(SQLStore):
     mark = "?"
+    no_limit = "-1"
     key = "rowid"
     key_in_vectors = "rowid"
     true = "1"
