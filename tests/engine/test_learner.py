@@ -46,11 +46,14 @@ def test_a_slow_exchange_holds_up_only_its_own_scope(memory: Memory, upstream: S
     memory.store.outbox.put(exchange("bob", "Likes chess"))
     learner.start()
     try:
-        assert wait_until(lambda: memories(memory, "bob") == ["Likes chess"], 2), "bob waited for alice's slow exchange"
-        alice = [r.last_user_text for r in upstream.chat_requests("extract") if "jazz" in r.last_user_text or "tea" in r.last_user_text]
-        assert len(alice) == 1 and "jazz" in alice[0], "alice's exchanges are learnt one at a time, in order"
+        assert wait_until(lambda: memories(memory, "bob") == ["Likes chess"], 10)
+        assert memories(memory, "alice") == [], "bob waited for alice's slow exchange (its extraction takes 3 s)"
+        asked = [r.last_user_text for r in upstream.chat_requests("extract")]
+        assert not any("tea" in text for text in asked), "alice's second exchange started before her first was learnt"
         assert learner.flush(timeout=15)
         assert memories(memory, "alice") == ["Likes slow jazz", "Likes tea"]
+        alice = [r.last_user_text for r in upstream.chat_requests("extract") if "jazz" in r.last_user_text or "tea" in r.last_user_text]
+        assert len(alice) == 2 and "jazz" in alice[0], "alice's exchanges are learnt one at a time, in order"
     finally:
         learner.stop()
 
