@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 import httpx
+import pytest
 
 from memlane.server.keys import KeyStore
 from memlane.testing import ScriptedUpstream
@@ -289,3 +290,33 @@ def test_metrics_charts_can_be_turned_off(make_server: Callable[..., LiveServer]
     server = make_server(server={"metrics_interval": 0})
     page = httpx.get(server.url + "/ui/metrics").text
     assert "The charts are off" in page and "<svg" not in page
+
+
+@pytest.mark.slow
+def test_a_login_holds_on_every_worker_of_memlane_serve(tmp_path: Path, upstream: ScriptedUpstream, isolated_env: Path) -> None:
+    """Sessions live in the keys file, not in a process: with ``--workers 2`` a browser's
+    requests land on either worker and every one knows the session; logging out on one ends it
+    on both."""
+    import json
+
+    from tests.scenarios import client_config, start_serve
+    from tests.server.test_auth import free_port
+
+    key, _ = KeyStore(isolated_env / "keys.db").create("acme")
+    config = tmp_path / "memlane.json"
+    config.write_text(json.dumps(client_config(tmp_path / "shared.db", upstream)))
+    port = free_port()
+    proc = start_serve(["--config", str(config), "serve", "--workers", "2", "--port", str(port), "--log-level", "warning"],
+                       isolated_env, port)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers={"Connection": "close"}) as browser:
+            assert log_in(browser, key).status_code == 303
+            assert [browser.get("/ui").status_code for _ in range(12)] == [200] * 12  # new connections spread over the workers
+            session = browser.cookies["memlane_session"]
+            browser.post("/ui/logout", data={"csrf": browser.cookies["memlane_csrf"]})
+            copied = {"memlane_session": session}
+            assert [httpx.get(f"http://127.0.0.1:{port}/ui", cookies=copied, headers={"Connection": "close"}).status_code
+                    for _ in range(6)] == [303] * 6
+    finally:
+        proc.terminate()
+        proc.wait(60)
