@@ -4,14 +4,26 @@
 from __future__ import annotations
 
 import html
+import time
 from pathlib import Path
 from typing import Callable
 
 import httpx
+import pytest
 
 from memlane.server.keys import KeyStore
 from memlane.testing import ScriptedUpstream
 from memlane.testing.live_server import LiveServer
+
+
+def csrf_of(page: str) -> str:
+    """The CSRF token a page's forms repeat."""
+    return page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+
+
+def log_in(browser: httpx.Client, key: str) -> httpx.Response:
+    """What a person does: open the login page (it sets the CSRF cookie), post the form."""
+    return browser.post("/ui/login", data={"key": key, "csrf": csrf_of(browser.get("/ui/login").text)})
 
 
 def add(api: httpx.Client, text: str, user: str, **extra: object) -> str:
@@ -64,15 +76,123 @@ def test_with_keys_the_pages_ask_for_one_and_show_only_its_project(make_server: 
 
     browser = httpx.Client(base_url=server.url)
     assert browser.get("/ui").status_code == 303 and browser.get("/ui").headers["location"] == "/ui/login"
-    refused = browser.post("/ui/login", data={"key": "ml-wrong"})
+    refused = log_in(browser, "ml-wrong")
     assert refused.status_code == 401 and "invalid or revoked API key" in refused.text
-    logged_in = browser.post("/ui/login", data={"key": key_b})
+    logged_in = log_in(browser, key_b)
     cookie = logged_in.headers["set-cookie"].lower()
     assert logged_in.status_code == 303 and "httponly" in cookie and "samesite=strict" in cookie and "path=/ui" in cookie
     page = browser.get("/ui/memories", params={"user_id": "alice"}).text
     assert "Globex&#39;s own note" in page and "Acme" not in page and "globex" in browser.get("/ui").text
-    browser.post("/ui/logout")
+    browser.post("/ui/logout", data={"csrf": browser.cookies["memlane_csrf"]})
     assert browser.get("/ui").status_code == 303
+
+
+def test_logging_in_and_out_takes_the_forms_csrf_token(make_server: Callable[..., LiveServer], tmp_path: Path,
+                                                        upstream: ScriptedUpstream) -> None:
+    """A page elsewhere cannot log a visitor into the attacker's project (whose memories they
+    would then read or plant), nor log them out: those forms need the token like every other."""
+    keys = KeyStore(tmp_path / "keys.db")
+    victims, _ = keys.create("acme")
+    attackers, _ = keys.create("evilcorp")
+    server = make_server(keys=keys)
+    browser = httpx.Client(base_url=server.url)
+    assert 'name="csrf"' in browser.get("/ui/login").text and browser.cookies.get("memlane_csrf")
+    for forged in ({"key": attackers}, {"key": attackers, "csrf": "guess"}, {"key": attackers, "csrf": ""}):
+        refused = browser.post("/ui/login", data=forged)
+        assert refused.status_code == 403 and "memlane_session" not in refused.headers.get("set-cookie", ""), forged
+    cross_site = httpx.post(server.url + "/ui/login", data={"key": attackers, "csrf": "x"}, cookies={"memlane_csrf": "y"})
+    assert cross_site.status_code == 403 and "set-cookie" not in cross_site.headers
+    assert browser.get("/ui").status_code == 303, "not logged in to anything"
+
+    assert log_in(browser, victims).status_code == 303 and "acme" in browser.get("/ui").text
+    assert browser.post("/ui/logout").status_code == 403 and "acme" in browser.get("/ui").text
+    assert browser.post("/ui/logout", data={"csrf": "guess"}).status_code == 403 and "acme" in browser.get("/ui").text
+    out = browser.post("/ui/logout", data={"csrf": browser.cookies["memlane_csrf"]})
+    assert out.status_code == 303 and out.headers["location"] == "/ui/login" and browser.get("/ui").status_code == 303
+
+
+def test_the_session_cookie_is_not_the_key_and_ends_at_logout_revocation_and_expiry(
+        make_server: Callable[..., LiveServer], tmp_path: Path, upstream: ScriptedUpstream) -> None:
+    """The cookie holds a session token (``memlane_session``), not the API key; a second server
+    on the same keys file (another ``--workers`` process) honours it; logging out, revoking the
+    key or the lifetime (8 hours) ends it, for a copy of the cookie too."""
+    from memlane.server.keys import SESSION_SECONDS
+
+    keys = KeyStore(tmp_path / "keys.db")
+    key, info = keys.create("acme")
+    first, second = make_server(keys=keys), make_server(keys=KeyStore(tmp_path / "keys.db"))
+    browser = httpx.Client(base_url=first.url)
+    logged_in = log_in(browser, key)
+    session = browser.cookies["memlane_session"]
+    assert key not in logged_in.headers["set-cookie"] and key not in session and "memlane_key" not in logged_in.headers["set-cookie"]
+    assert f"max-age={SESSION_SECONDS}" in logged_in.headers["set-cookie"].lower() and SESSION_SECONDS <= 12 * 3600
+    copied = httpx.Client(base_url=second.url, cookies={"memlane_session": session})
+    assert copied.get("/ui").status_code == 200 and "acme" in copied.get("/ui").text  # another worker process: same keys file
+    browser.post("/ui/logout", data={"csrf": browser.cookies["memlane_csrf"]})
+    assert copied.get("/ui").status_code == 303, "logging out ended the session, not only this browser's cookie"
+    assert httpx.get(first.url + "/ui", cookies={"memlane_key": key}).status_code == 303, "a key is no cookie"
+
+    log_in(browser, key)
+    assert browser.get("/ui").status_code == 200
+    keys.revoke(info.id)
+    assert browser.get("/ui").status_code == 303, "revoking the key ended its session"
+
+    other, _ = keys.create("acme")
+    token, _ = keys.start_session(other, seconds=0.2)
+    assert keys.session(token) is not None
+    time.sleep(0.3)
+    assert keys.session(token) is None and httpx.get(first.url + "/ui", cookies={"memlane_session": token}).status_code == 303
+
+
+def test_every_inspector_answer_forbids_framing_sniffing_and_anything_but_its_own_stylesheet(server: LiveServer) -> None:
+    api = httpx.Client(base_url=server.url)
+    memory_id = add(api, "Lives in Paris", "alice")
+    answers = [api.get("/ui"), api.get("/ui/login"), api.get("/ui/memories", params={"user_id": "alice"}),
+               api.get(f"/ui/memories/{memory_id}"), api.get("/ui/memories/no-such-id"), api.get("/ui/chats"),
+               api.get("/ui/metrics"), api.get("/ui/inspector.css"), api.get("/ui/memories", params={"page": 0}),
+               api.get("/ui/nothing-here"), api.post(f"/ui/memories/{memory_id}/delete", data={"csrf": "forged"}),
+               api.get("/ui", headers={"host": "rebind.attacker.example"})]
+    assert [a.status_code for a in answers] == [200, 200, 200, 200, 404, 200, 200, 200, 400, 404, 403, 421]
+    for answer in answers:
+        headers = answer.headers
+        policy = {d.split()[0]: d.split()[1:] for d in headers["content-security-policy"].split("; ")}
+        assert policy["frame-ancestors"] == ["'none'"] and policy["default-src"] == ["'none'"], answer.url
+        assert policy["style-src"] == ["'self'"] and "script-src" not in policy and policy["form-action"] == ["'self'"]
+        assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "same-origin"
+    assert answers[7].headers["content-type"].startswith("text/css") and "header {" in answers[7].text
+    for page in answers[:4]:
+        assert "style=" not in page.text and "<style" not in page.text and "<script" not in page.text, page.url
+    assert "content-security-policy" not in api.get("/healthz").headers  # the API's answers are JSON, not pages
+
+
+def test_over_https_the_cookies_take_the_host_prefix(tmp_path: Path, upstream: ScriptedUpstream) -> None:
+    """``__Host-`` needs Secure and Path=/, which a browser keeps only over https; plain http
+    (the loopback default) keeps the plain names. The app itself, through httpx's ASGI transport."""
+    import asyncio
+
+    from memlane.server.app import create_app
+    from tests.scenarios import client_config
+
+    keys = KeyStore(tmp_path / "keys.db")
+    key, _ = keys.create("acme")
+    app = create_app(client_config(tmp_path / "server.db", upstream), keys=keys)
+
+    async def walk() -> None:
+        plain = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://127.0.0.1", cookies={"memlane_csrf": "t"})
+        async with plain:  # a cookie without the prefix (set over http, or by a sibling subdomain) does not count here
+            assert (await plain.post("/ui/login", data={"key": key, "csrf": "t"})).status_code == 403
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://127.0.0.1") as browser:
+            form = await browser.get("/ui/login")
+            csrf = form.headers["set-cookie"]
+            assert csrf.startswith("__Host-memlane_csrf=") and "; secure" in csrf.lower() and "path=/;" in csrf.lower()
+            assert "domain" not in csrf.lower()
+            logged_in = await browser.post("/ui/login", data={"key": key, "csrf": csrf_of(form.text)})
+            session = logged_in.headers["set-cookie"].lower()
+            assert logged_in.status_code == 303 and session.startswith("__host-memlane_session=") and "; secure" in session
+            assert "path=/;" in session and (await browser.get("/ui")).status_code == 200
+
+    asyncio.run(walk())
 
 
 def test_edit_and_delete_go_through_the_engine_with_a_csrf_token(server: LiveServer) -> None:
@@ -140,7 +260,7 @@ def test_metrics_chart_this_projects_requests_recall_latency_and_hit_rate(make_s
     acme = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key_a}"})
     globex = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key_b}"})
     browser = httpx.Client(base_url=server.url)
-    browser.post("/ui/login", data={"key": key_a})
+    log_in(browser, key_a)
     assert wait_until(lambda: "0 so far" not in browser.get("/ui/metrics").text, 10)  # acme's baseline reading was taken
 
     add(acme, "Is allergic to cheese", "alice")
@@ -155,13 +275,13 @@ def test_metrics_chart_this_projects_requests_recall_latency_and_hit_rate(make_s
 
     assert wait_until(lambda: chats_charted() == 3, 10)  # acme's 3 chats, none of globex's
     page = html.unescape(browser.get("/ui/metrics").text)
-    assert page.count("<svg") == 6 and "<rect" in page and "Recall latency. Latest: p50" in page
+    assert page.count('<svg class="chart"') == 6 and "<rect" in page and "Recall latency. Latest: p50" in page
     rows = readings(page)
     assert sum(int(row[1]) for row in rows) == 4  # the add and the 3 chats
     assert {row[4] for row in rows if row[3] != "0"} == {"100%"}  # every recall found alice's allergy
     assert all(float(row[5].split(" / ")[1]) > 0 for row in rows if row[3] != "0")  # a recall p95 wherever there were recalls
     assert "100% of 3" in page and ">3<" in page.split("chats</div>", 1)[1][:60]
-    browser.post("/ui/login", data={"key": key_b})
+    log_in(browser, key_b)
     assert "0% of 1" in html.unescape(browser.get("/ui/metrics").text)  # globex: one recall, nothing known
     assert httpx.get(server.url + "/ui/metrics").status_code == 303  # no key, no page
 
@@ -170,3 +290,33 @@ def test_metrics_charts_can_be_turned_off(make_server: Callable[..., LiveServer]
     server = make_server(server={"metrics_interval": 0})
     page = httpx.get(server.url + "/ui/metrics").text
     assert "The charts are off" in page and "<svg" not in page
+
+
+@pytest.mark.slow
+def test_a_login_holds_on_every_worker_of_memlane_serve(tmp_path: Path, upstream: ScriptedUpstream, isolated_env: Path) -> None:
+    """Sessions live in the keys file, not in a process: with ``--workers 2`` a browser's
+    requests land on either worker and every one knows the session; logging out on one ends it
+    on both."""
+    import json
+
+    from tests.scenarios import client_config, start_serve
+    from tests.server.test_auth import free_port
+
+    key, _ = KeyStore(isolated_env / "keys.db").create("acme")
+    config = tmp_path / "memlane.json"
+    config.write_text(json.dumps(client_config(tmp_path / "shared.db", upstream)))
+    port = free_port()
+    proc = start_serve(["--config", str(config), "serve", "--workers", "2", "--port", str(port), "--log-level", "warning"],
+                       isolated_env, port)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers={"Connection": "close"}) as browser:
+            assert log_in(browser, key).status_code == 303
+            assert [browser.get("/ui").status_code for _ in range(12)] == [200] * 12  # new connections spread over the workers
+            session = browser.cookies["memlane_session"]
+            browser.post("/ui/logout", data={"csrf": browser.cookies["memlane_csrf"]})
+            copied = {"memlane_session": session}
+            assert [httpx.get(f"http://127.0.0.1:{port}/ui", cookies=copied, headers={"Connection": "close"}).status_code
+                    for _ in range(6)] == [303] * 6
+    finally:
+        proc.terminate()
+        proc.wait(60)

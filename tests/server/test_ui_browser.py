@@ -24,11 +24,15 @@ def test_log_in_find_edit_and_delete_a_memory_in_a_browser(page: Any, make_serve
         httpx.post(server.url + "/v1/memories", headers={"Authorization": f"Bearer {token}"},
                    json={"messages": text, "user_id": "alice", "infer": False}).raise_for_status()
 
+    refused = watch_for_refusals(page)
     page.goto(server.url + "/ui")
     assert page.url.endswith("/ui/login")
     page.fill("input[name=key]", key)
     page.click("button:has-text('Log in')")
     assert page.url.endswith("/ui") and "project acme" in page.inner_text("header")
+    assert page.eval_on_selector("header", "h => getComputedStyle(h).backgroundColor") == "rgb(29, 35, 48)"  # the stylesheet
+    assert {c["name"] for c in page.context.cookies()} == {"memlane_csrf", "memlane_session"}
+    assert key not in str(page.context.cookies()), "the browser holds a session, not the key"
     page.click("text=alice")  # the scope on the overview
     assert "Loves Indian food" in page.content() and "Globex secret" not in page.content()
 
@@ -65,3 +69,62 @@ def test_log_in_find_edit_and_delete_a_memory_in_a_browser(page: Any, make_serve
         page.click("text=The numbers behind the charts")
     assert "100%" in page.inner_text("#readings")  # the chat's recall injected memories
     assert page.locator("svg.chart").first.locator("rect").count() >= 1  # its requests, as bars
+    legend = page.locator(".legend svg rect").first
+    assert legend.get_attribute("fill", timeout=1000) and legend.bounding_box()["width"] > 5  # type: ignore[index]
+    page.click("text=Overview")
+    page.click("button:has-text('Log out')")
+    assert page.url.endswith("/ui/login") and not any(c["name"] == "memlane_session" for c in page.context.cookies())
+    page.goto(server.url + "/ui")
+    assert page.url.endswith("/ui/login")
+    assert refused == [], "every page keeps to its Content-Security-Policy"
+
+
+def watch_for_refusals(page: Any) -> list[str]:
+    """Chromium's complaints while the test clicks: CSP refusals (a style or image the policy
+    blocks) and failed loads; the list fills as pages load."""
+    seen: list[str] = []
+    page.on("console", lambda m: seen.append(m.text) if m.type in ("error", "warning") else None)
+    page.on("requestfailed", lambda r: seen.append(f"failed {r.url}"))
+    return seen
+
+
+def test_a_page_elsewhere_cannot_log_the_visitor_into_its_own_project(launch_chromium: Callable[..., Any], make_server: Callable[..., LiveServer],
+                                                                      tmp_path: Path, upstream: ScriptedUpstream) -> None:
+    """Login CSRF: a page on another port of this machine (loopback passes the Origin check,
+    and another port is the same site, so SameSite=Strict cookies go along) posts a hidden login form with the attacker's key.
+    Without the token the server refuses it, and the visitor is logged into nothing."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    keys = KeyStore(tmp_path / "keys.db")
+    attackers, _ = keys.create("evilcorp")
+    server = make_server(keys=keys)
+    form = (f'<!doctype html><title>prize</title><form id="f" method="post" action="{server.url}/ui/login">'
+            f'<input name="key" value="{attackers}"><input name="csrf" value="guessed"></form>'
+            '<script>document.getElementById("f").submit()</script>').encode()
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", str(len(form)))
+            self.end_headers()
+            self.wfile.write(form)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    site = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        page = launch_chromium()
+        page.goto(server.url + "/ui/login")  # the visitor has been here: the browser holds a CSRF cookie
+        with page.expect_navigation(url=f"{server.url}/ui**"):
+            page.goto(f"http://127.0.0.1:{site.server_address[1]}/")
+        page.wait_for_load_state()
+        assert "came from another site" in page.content() and "evilcorp" not in page.content()
+        page.goto(server.url + "/ui")
+        assert page.url.endswith("/ui/login"), "not logged into the attacker's project"
+        assert not any(c["name"] == "memlane_session" for c in page.context.cookies())
+    finally:
+        site.shutdown()

@@ -69,6 +69,7 @@ def create_app(
     app.add_middleware(RequestGuard, max_bytes=limits.max_body_bytes, max_depth=limits.max_json_depth)
     app.add_middleware(BrowserGuard, allowed_hosts=[*cfg.server.allowed_hosts, *([bind_host] if bind_host else [])],
                        cors_origins=cfg.server.cors_origins)  # outermost: refused before a body is read
+    app.add_middleware(ui.SecurityHeaders)  # on every /ui answer, the guard's refusals included
     app.include_router(routes_openai.router(auth, projects, limits))
     app.include_router(routes_memories.router(auth, projects, limits))
     app.include_router(routes_memories.exchanges_router(auth, projects, limits))

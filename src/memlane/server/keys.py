@@ -2,6 +2,14 @@
 
 Keys are 32 random bytes, so an unsalted fast hash is enough (nothing to brute-force) and lets a
 request's key be found with one indexed lookup.
+
+The inspector's logins are **sessions** in the same file (``ui_sessions``), so its cookie never
+holds a key: a random token, stored only as its hash, tied to the key that logged in and to an
+expiry. A sessions table rather than a signed token because (1) every ``memlane serve --workers``
+process opens this one file, so no shared memory or secret is needed; (2) it ends for real:
+logout deletes the row, and a session counts only while its key is active, so revoking the key
+ends it at once; (3) a copy of this file gives no way in: it holds hashes of keys and of session
+tokens, while a token signed with a secret kept here could be forged by whoever reads it.
 """
 
 from __future__ import annotations
@@ -17,10 +25,14 @@ from pathlib import Path
 
 from memlane.config import memlane_home
 from memlane.errors import ValidationError
+from memlane.files import private_dir, private_file
 
 KEY_PREFIX = "ml-"
 PROJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")  # always fullmatch: "$" admits a trailing newline
 DEFAULT_PROJECT = "default"
+SESSION_PREFIX = "mls-"
+#: how long an inspector login lasts (a working day); logging in again starts a new one
+SESSION_SECONDS = 8 * 3600
 
 
 @dataclass(frozen=True)
@@ -48,13 +60,16 @@ def check_project(name: str) -> str:
 class KeyStore:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else memlane_home() / "keys.db"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
+        private_file(self.path)  # before sqlite opens it: its journal files take the same mode
         self._local = threading.local()
         with self._db as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, project TEXT NOT NULL, prefix TEXT NOT NULL,"
                 " key_hash TEXT NOT NULL UNIQUE, created_at REAL NOT NULL, revoked_at REAL)"
             )
+            db.execute("CREATE TABLE IF NOT EXISTS ui_sessions (token_hash TEXT PRIMARY KEY, key_id TEXT NOT NULL,"
+                       " expires_at REAL NOT NULL)")
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -85,8 +100,38 @@ class KeyStore:
         return [KeyInfo(*r) for r in rows]
 
     def revoke(self, key_id: str) -> bool:
+        """Revoked for good; the key's inspector sessions end with it."""
         with self._db as db:
+            db.execute("DELETE FROM ui_sessions WHERE key_id = ?", (key_id,))
             return db.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (time.time(), key_id)).rowcount > 0
+
+    def start_session(self, key: str, seconds: float = SESSION_SECONDS) -> tuple[str, KeyInfo] | None:
+        """A new inspector session for an active ``key``: its token (returned only here) and the
+        key's info; None for a key that is not active. Expired sessions are swept here."""
+        info = self.lookup(key)
+        if info is None:
+            return None
+        token = SESSION_PREFIX + secrets.token_urlsafe(32)
+        now = time.time()
+        with self._db as db:
+            db.execute("DELETE FROM ui_sessions WHERE expires_at <= ?", (now,))
+            db.execute("INSERT INTO ui_sessions VALUES (?, ?, ?)", (hash_key(token), info.id, now + seconds))
+        return token, info
+
+    def session(self, token: str) -> KeyInfo | None:
+        """The key behind a live session token: unexpired, not logged out, its key not revoked."""
+        if not token.startswith(SESSION_PREFIX):
+            return None
+        row = self._db.execute(
+            "SELECT k.id, k.project, k.prefix, k.created_at, k.revoked_at FROM ui_sessions s JOIN api_keys k ON k.id = s.key_id"
+            " WHERE s.token_hash = ? AND s.expires_at > ? AND k.revoked_at IS NULL",
+            (hash_key(token), time.time()),
+        ).fetchone()
+        return KeyInfo(*row) if row else None
+
+    def end_session(self, token: str) -> None:
+        with self._db as db:
+            db.execute("DELETE FROM ui_sessions WHERE token_hash = ?", (hash_key(token),))
 
     def any_active(self) -> bool:
         return self._db.execute("SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1").fetchone() is not None

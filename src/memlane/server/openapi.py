@@ -3,6 +3,7 @@ server really uses (FastAPI's default documents a 422 this server never sends)."
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -83,15 +84,47 @@ def describe(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-def install_docs(app: FastAPI) -> None:
-    """``/docs``: Swagger UI from files shipped in a package (``swagger-ui-bundle``), so the
-    page works with no network; FastAPI's default loads it from a CDN and stays blank offline."""
-    from fastapi.staticfiles import StaticFiles
-    from swagger_ui_bundle import swagger_ui_path
+#: the API docs pages load images and data from this server only (their scripts and styles are
+#: the bundles' own, inline ones included, so those are not restricted)
+DOCS_POLICY = "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 
-    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+def install_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` (ReDoc), from files shipped in a package so the
+    pages work with no network (FastAPI's defaults load them from a CDN and stay blank offline).
+
+    The files come from ``fastapi-offline``'s ``static`` folder (Swagger UI 5, ReDoc 2), served
+    under ``/docs/assets``; only its files are used, not its FastAPI subclass. Swagger UI must be
+    5 or later: this document is OpenAPI 3.1 (FastAPI's), which Swagger UI 4 (the
+    ``swagger-ui-bundle`` package) answers with "Unable to render this definition".
+
+    Both pages answer with :data:`DOCS_POLICY`, so the browser loads no image nor data from
+    elsewhere: ReDoc's footer otherwise fetches its logo from Redocly's CDN (the image hides
+    itself when refused), and Swagger UI's validator badge is off.
+    """
+    from fastapi.openapi.docs import get_redoc_html
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/docs/assets", StaticFiles(directory=docs_assets()), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="memlane API", swagger_js_url="/docs/assets/swagger-ui-bundle.js",
-                                   swagger_css_url="/docs/assets/swagger-ui.css", swagger_favicon_url="/docs/assets/favicon-32x32.png")
+        page = get_swagger_ui_html(openapi_url="/openapi.json", title="memlane API", swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/assets/swagger-ui.css", swagger_favicon_url="/docs/assets/favicon.png",
+                                   swagger_ui_parameters={"validatorUrl": None})
+        page.headers["content-security-policy"] = DOCS_POLICY
+        return page
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        page = get_redoc_html(openapi_url="/openapi.json", title="memlane API", redoc_js_url="/docs/assets/redoc.standalone.js",
+                              redoc_favicon_url="/docs/assets/favicon.png", with_google_fonts=False)
+        page.headers["content-security-policy"] = DOCS_POLICY
+        return page
+
+
+def docs_assets() -> Path:
+    """The folder holding ``swagger-ui-bundle.js``, ``swagger-ui.css``, ``redoc.standalone.js``."""
+    import fastapi_offline
+
+    return Path(fastapi_offline.__file__).parent / "static"

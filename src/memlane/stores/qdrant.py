@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from memlane.config import memlane_home, validate_section
+from memlane.files import make_private, private_dir
 from memlane.query.filters import Filter
 from memlane.errors import ConfigError, EmbedderMismatchError, StoreError
 from memlane.records import HistoryEvent, MemoryRecord, Scope
@@ -108,12 +109,15 @@ class QdrantStore:
         except ImportError:
             raise ConfigError("the qdrant store needs qdrant-client: pip install qdrant-client", param="vector_store.provider") from None
         self._models = models
+        #: local mode's folder: Qdrant writes its own files there, made owner-only (memlane.files)
+        self._folder: Path | None = None
+        self._opened_at = time.time() - 1  # ctime has whole-second resolution on some filesystems
         if o.path == ":memory:":
             self._client_key = f"memory:{uuid.uuid4().hex}"
             factory: Any = lambda: QdrantClient(location=":memory:")  # noqa: E731
             default_records = ":memory:"
         elif o.path:
-            folder = Path(o.path).expanduser().resolve()
+            folder = self._folder = private_dir(Path(o.path).expanduser().resolve())
             self._client_key = f"path:{folder}"
             factory = lambda: QdrantClient(path=str(folder))  # noqa: E731
             default_records = str(folder / "records.db")
@@ -125,6 +129,8 @@ class QdrantStore:
                                            check_compatibility=False)
             default_records = str(memlane_home() / f"qdrant-{o.collection_name}.db")
         self.qdrant = self._acquire(factory)
+        if self._folder is not None:
+            make_private(self._folder, self._opened_at)
         self._where_label = self._client_key.split(":", 1)[1]
         try:
             self.qdrant.get_collections()
@@ -206,6 +212,8 @@ class QdrantStore:
         else:
             self._q("creating the collection", self.qdrant.create_collection, name,
                     vectors_config=m.VectorParams(size=dims, distance=m.Distance.COSINE, on_disk=self.qoptions.on_disk))
+            if self._folder is not None:
+                make_private(self._folder, self._opened_at)
         if self._client_key.startswith("url:"):  # local mode has no payload indexes (it scans)
             self._ensure_payload_indexes()
 

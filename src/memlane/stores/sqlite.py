@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from memlane.config import default_db_path, validate_section
+from memlane.files import FILE_MODE, private_dir, private_file
 from memlane.errors import NotFoundError
 from memlane.query.filters import Filter
 from memlane.query.keywords import query_terms
@@ -99,7 +100,8 @@ class SQLiteStore(SQLStore):
             self._lock_dir: Path | None = None
         else:
             self.path = Path(raw).expanduser() if raw else default_db_path()
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
+            private_file(self.path)  # 0600 before sqlite opens it: its -wal and -shm take the same mode
             self._uri = None
             self._lock_dir = self.path.parent / (self.path.name + ".locks")
         self._local = threading.local()
@@ -201,9 +203,9 @@ class SQLiteStore(SQLStore):
                 return
             from filelock import FileLock
 
-            self._lock_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self._lock_dir)
             name = hashlib.sha1(key.encode()).hexdigest()[:24] + ".lock"
-            with FileLock(str(self._lock_dir / name)):
+            with FileLock(str(self._lock_dir / name), mode=FILE_MODE):
                 yield
 
     # -- writes --------------------------------------------------------------------------------

@@ -3,8 +3,12 @@ nothing fetched at run time), answering "what does memlane know about alice, and
 come from" without curl.
 
 Auth is the API's: without keys the server listens on loopback only and the pages need no
-login; with keys they ask for one and keep it in an HttpOnly, SameSite=Strict cookie scoped to
-``/ui``, so a page shows only that key's project and no other site can make the browser send it.
+login; with keys they ask for one, once, and start a session (``server.keys``: a random token
+in the keys file, never the key itself, for ``SESSION_SECONDS``; logging out or revoking the
+key ends it), kept in an HttpOnly, SameSite=Strict cookie, so a page shows only that key's
+project and no other site can make the browser send it. Every form (log in and log out too)
+carries a double-submit CSRF token, so no other site can post one, not even to log a visitor
+into the attacker's own project. Headers and cookie attributes: ``ui.security``.
 """
 
 from __future__ import annotations
@@ -23,17 +27,17 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from memlane.errors import MemlaneError
 from memlane.server.errors import APIError
-from memlane.server.keys import DEFAULT_PROJECT
+from memlane.server.keys import DEFAULT_PROJECT, SESSION_SECONDS
 from memlane.server.metrics import Metrics
 from memlane.server.metrics_history import MetricsHistory
 from memlane.server.ui.metrics_page import metrics_context
 from memlane.server.projects import describe_storage, in_thread
+from memlane.server.ui.security import CSRF_COOKIE, SESSION_COOKIE, SecurityHeaders, delete_cookie, read_cookie, set_cookie
 
-COOKIE = "memlane_key"
-#: double-submit CSRF token: a random value in a SameSite=Strict cookie that each form repeats
-#: (works across `--workers` processes without a shared secret)
-CSRF_COOKIE = "memlane_csrf"
+__all__ = ["SecurityHeaders", "router"]
+
 PAGE_SIZE = 50
+_STYLESHEET = (Path(__file__).parent / "static" / "inspector.css").read_bytes()
 
 _templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"]))
 
@@ -55,33 +59,40 @@ def router(auth: Any, projects: Any, chat_route: str, *, metrics: Metrics, histo
         """The project this browser may see; None: it must log in first."""
         if not auth.required():
             return DEFAULT_PROJECT
-        key = request.cookies.get(COOKIE, "")
-        if not key:
-            return None
-        try:
-            return str(auth.project_of(f"Bearer {key}"))
-        except APIError:
-            return None
+        token = read_cookie(SESSION_COOKIE, request)
+        info = auth.keys.session(token) if token else None
+        return info.project if info else None
 
     def render(name: str, request: Request, project: str | None, code: int = 200, **context: Any) -> HTMLResponse:
-        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+        """A page; it sets this browser's CSRF cookie when it has none (the login page too: its
+        form is checked like every other)."""
+        token = read_cookie(CSRF_COOKIE, request) or secrets.token_urlsafe(24)
         html = _templates.get_template(name).render(project=project, logged_in=auth.required() and project is not None,
                                                     csrf=token, **context)
         response = HTMLResponse(html, status_code=code, headers={"Cache-Control": "no-store"})
-        if CSRF_COOKIE not in request.cookies:
-            response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", path="/ui", secure=request.url.scheme == "https")
+        if not read_cookie(CSRF_COOKIE, request):
+            set_cookie(response, CSRF_COOKIE, token, request)
         return response
+
+    async def form_of(request: Request) -> dict[str, str] | Response:
+        """A post's form (urlencoded, read here rather than through python-multipart); or the
+        refusal of a post whose CSRF token does not match this browser's cookie."""
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
+        cookie = read_cookie(CSRF_COOKIE, request)
+        if not (cookie and secrets.compare_digest(cookie.encode(), form.get("csrf", "").encode())):
+            return HTMLResponse("the form expired or came from another site: reload the page and try again", status_code=403,
+                                headers={"Cache-Control": "no-store"})
+        return form
 
     async def posted(request: Request) -> tuple[str, dict[str, str]] | Response:
         """The project and the form of a state-changing post; or the answer refusing it (not
-        logged in, or a CSRF token that does not match this browser's cookie)."""
+        logged in, or a CSRF token that does not match)."""
         project = project_of(request)
         if project is None:
             return to_login()
-        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
-        cookie = request.cookies.get(CSRF_COOKIE, "")
-        if not (cookie and secrets.compare_digest(cookie, form.get("csrf", ""))):
-            return HTMLResponse("the form expired or came from another site: reload the page and try again", status_code=403)
+        form = await form_of(request)
+        if isinstance(form, Response):
+            return form
         return project, form
 
     def to_login() -> RedirectResponse:
@@ -204,28 +215,45 @@ def router(auth: Any, projects: Any, chat_route: str, *, metrics: Metrics, histo
         return render("metrics.html", request, project, interval=projects.config.server.metrics_interval,
                       **metrics_context(totals, history.points(project)))
 
+    @ui.get("/inspector.css", include_in_schema=False)
+    async def stylesheet() -> Response:
+        return Response(_STYLESHEET, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+
     @ui.get("/login", response_class=HTMLResponse)
     async def login_form(request: Request) -> Response:
         return render("login.html", request, None, error=None)
 
     @ui.post("/login")
     async def login(request: Request) -> Response:
-        # the form is urlencoded: read here rather than through python-multipart
-        key = parse_qs((await request.body()).decode("utf-8", "replace")).get("key", [""])[0]
+        """A key, checked, starts a session; the cookie holds the session's token, not the key."""
+        form = await form_of(request)
+        if isinstance(form, Response):
+            return form
+        if not auth.required():
+            return RedirectResponse("/ui", status_code=303)
+        key = form.get("key", "").strip()
         try:
-            project = auth.project_of(f"Bearer {key.strip()}") if auth.required() else DEFAULT_PROJECT
+            auth.project_of(f"Bearer {key}")  # its refusal says why (revoked, none active, ...)
+            started = await in_thread(auth.keys.start_session, key)
+            if started is None:  # revoked between the two reads
+                raise APIError(401, "invalid or revoked API key", code="invalid_api_key")
         except APIError as exc:
             return render("login.html", request, None, code=401, error=exc.message)
         response = RedirectResponse("/ui", status_code=303)
-        if auth.required():
-            response.set_cookie(COOKIE, key.strip(), httponly=True, samesite="strict", path="/ui",
-                                secure=request.url.scheme == "https", max_age=7 * 24 * 3600)
-        return response if project else to_login()
+        set_cookie(response, SESSION_COOKIE, started[0], request, max_age=SESSION_SECONDS)
+        return response
 
     @ui.post("/logout")
-    async def logout() -> Response:
+    async def logout(request: Request) -> Response:
+        """Ends the session in the keys file (a copied cookie stops working too)."""
+        form = await form_of(request)
+        if isinstance(form, Response):
+            return form
+        token = read_cookie(SESSION_COOKIE, request)
+        if token:
+            await in_thread(auth.keys.end_session, token)
         response = RedirectResponse("/ui/login", status_code=303)
-        response.delete_cookie(COOKIE, path="/ui")
+        delete_cookie(response, SESSION_COOKIE, request)
         return response
 
     return ui
