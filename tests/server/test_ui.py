@@ -320,3 +320,14 @@ def test_a_login_holds_on_every_worker_of_memlane_serve(tmp_path: Path, upstream
     finally:
         proc.terminate()
         proc.wait(60)
+
+
+def test_a_scopes_pages_read_only_their_own_rows(server: LiveServer) -> None:
+    api = httpx.Client(base_url=server.url)
+    api.post("/v1/memories", json={"messages": [f"fact number {i:03d}" for i in range(120)], "user_id": "alice", "infer": False})
+    oldest = {"user_id": "alice", "sort": "oldest"}
+    first, third = (api.get("/ui/memories", params={**oldest, "page": n}).text for n in (1, 3))
+    assert "fact number 000" in first and "fact number 049" in first and "fact number 050" not in first and "page=2" in first
+    assert "fact number 100" in third and "fact number 119" in third and "fact number 099" not in third and "page=4" not in third
+    deep = api.get("/ui/memories", params={**oldest, "page": 10_000})
+    assert deep.status_code == 200 and "fact number" not in deep.text  # one empty page, not 500,001 rows read

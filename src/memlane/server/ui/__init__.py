@@ -134,11 +134,11 @@ def router(auth: Any, projects: Any, chat_route: str, *, metrics: Metrics, histo
                     found = await in_thread(memory.search, q, **scope, filters=parsed, limit=PAGE_SIZE)
                     context["rows"] = found["results"]
                 else:
-                    found = await in_thread(memory.get_all, **scope, filters=parsed, limit=page_number * PAGE_SIZE + 1,
+                    # one page's rows and a count, however deep the page (not every row before it)
+                    found = await in_thread(memory.get_page, **scope, filters=parsed, page=page_number, page_size=PAGE_SIZE,
                                             oldest_first=sort == "oldest")
-                    rows = found["results"]
-                    context["rows"] = rows[(page_number - 1) * PAGE_SIZE : page_number * PAGE_SIZE]
-                    context["more"] = len(rows) > page_number * PAGE_SIZE
+                    context["rows"] = found["results"]
+                    context["more"] = page_number * PAGE_SIZE < found["count"]
             except json.JSONDecodeError as exc:
                 context["error"] = f"filters is not valid JSON: {exc.msg}"
             except MemlaneError as exc:
