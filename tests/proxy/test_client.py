@@ -333,3 +333,46 @@ def test_on_timing_tells_each_stage(client: Memlane, upstream: ScriptedUpstream)
     client.chat.completions.create(messages=[{"role": "user", "content": SEED}], model="gpt-4.1-nano", user_id="alice")
     assert client.flush(timeout=30)
     assert sorted(stage for stage, _ in told) == ["learn", "recall", "upstream"] and all(s >= 0 for _, s in told)
+
+
+def test_an_unreachable_model_server_is_named_in_the_connection_error(tmp_path: Path, upstream: ScriptedUpstream) -> None:
+    """The SDK says only "Connection error."; memlane's is the same exception (``except
+    openai.APIConnectionError`` still catches it) naming the server and the setting, with no
+    credentials."""
+    from tests.scenarios import client_config
+
+    config = client_config(tmp_path / "c.db", upstream, upstream={"base_url": "http://user:s3cret@127.0.0.1:9/v1?k=v", "max_retries": 0})
+    with Memlane(config=config) as client:
+        for scope in ({}, {"user_id": "alice"}):
+            with pytest.raises(openai.APIConnectionError) as caught:
+                client.chat.completions.create(messages=[{"role": "user", "content": "hi"}], model="m", **scope)
+            message = str(caught.value)
+            assert "the model server at http://127.0.0.1:9/v1 (from upstream.base_url) cannot be reached" in message, message
+            assert "s3cret" not in message and "k=v" not in message
+            assert type(caught.value) is openai.APIConnectionError and caught.value.message == message
+
+
+def test_a_model_server_that_times_out_is_named_and_still_a_timeout(tmp_path: Path, upstream: ScriptedUpstream) -> None:
+    from tests.scenarios import client_config
+
+    upstream.queue(Reply.json({"never": "read"}, delay=3))
+    config = client_config(tmp_path / "c.db", upstream, upstream={"base_url": upstream.url, "timeout": 0.5, "max_retries": 0})
+    with Memlane(config=config) as client, pytest.raises(openai.APITimeoutError) as caught:
+        client.chat.completions.create(messages=[{"role": "user", "content": "hi"}], model="m")
+    assert f"the model server at {upstream.url} (from upstream.base_url) did not answer in time" in str(caught.value)
+
+
+def test_the_async_client_names_the_unreachable_server_too(tmp_path: Path, upstream: ScriptedUpstream) -> None:
+    import asyncio
+
+    from memlane import AsyncMemlane
+    from tests.scenarios import client_config
+
+    async def main() -> str:
+        config = client_config(tmp_path / "c.db", upstream, upstream={"base_url": "http://127.0.0.1:9/v1", "max_retries": 0})
+        async with AsyncMemlane(config=config) as client:
+            with pytest.raises(openai.APIConnectionError) as caught:
+                await client.chat.completions.create(messages=[{"role": "user", "content": "hi"}], model="m", user_id="alice")
+        return str(caught.value)
+
+    assert "the model server at http://127.0.0.1:9/v1" in asyncio.run(main())
