@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
+import shutil
 import sys
 from typing import Any, Callable
 
@@ -41,6 +43,19 @@ def project_option(command: click.Command) -> click.Command:
         ["--project", "-p"], expose_value=False, callback=_remember_project, envvar="MEMLANE_PROJECT", is_eager=True,
         help="the project whose memories to use (as `memlane keys create --project` names it); default: default"))
     return command
+
+
+def invoked_as() -> str:
+    """How to run memlane again from here, for messages that suggest a command: ``memlane`` when
+    that is on PATH (and is this one), else the script as it was started (``make run`` starts
+    ``.venv/bin/memlane``, which is not on PATH until the venv is activated)."""
+    script = sys.argv[0] if sys.argv else ""
+    if os.path.basename(script) != "memlane":  # python -m memlane.cli, an embedding program
+        return "memlane"
+    on_path = shutil.which("memlane")
+    if on_path and os.path.exists(script) and os.path.samefile(on_path, script):
+        return "memlane"
+    return script
 
 
 def echo_json(value: Any) -> None:

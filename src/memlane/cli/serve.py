@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import click
 
-from memlane.cli.common import user_errors
+from memlane.cli.common import invoked_as, user_errors
 from memlane.errors import MemlaneError
 
 
@@ -112,7 +112,7 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int
     click.echo(f"memlane {'' if keys.any_active() else '(no API keys: open to local callers only) '}serving on http://{shown}:{port}/v1")
     click.echo(f"  inspector: http://{shown}:{port}/ui   (what memlane knows, in a browser)")
     if not keys.any_active():
-        click.echo("  to require keys: memlane keys create   (then send Authorization: Bearer <key>)")
+        click.echo(f"  to require keys: {invoked_as()} keys create   (then send Authorization: Bearer <key>)")
     endpoint = chat_endpoint(config.upstream, config.llm.config)
     click.echo(f"  chats go to {endpoint[0] or 'https://api.openai.com/v1'}" if endpoint else f"  memory REST is ready; {NO_CHAT_ENDPOINT}")
     if app is not None:
