@@ -9,6 +9,12 @@ export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: run test bench model clean
 
+# the inspector's browser tests need chromium: installed only when it is missing, and waiting
+# (up to 10 minutes) for another apt or dpkg run to let go of its locks instead of failing
+APT := apt-get -o DPkg::Lock::Timeout=600
+APT_INSTALL_CHROMIUM := { for try in 1 2 3 4 5 6 7 8 9 10; do $(APT) update -q >/dev/null \
+	&& break; sleep 30; done; $(APT) install -y -q chromium >/dev/null; }
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -23,7 +29,7 @@ $(RUN_STAMP): pyproject.toml | $(BIN)/python
 $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[test]'
-	command -v chromium >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)  # the inspector's browser tests
+	command -v chromium >/dev/null || $(APT_INSTALL_CHROMIUM)
 	touch $(TEST_STAMP) $(RUN_STAMP)
 
 run: $(RUN_STAMP)

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from memlane import registry
 from memlane.errors import ConfigError
 
 DEFAULT_HOME = "~/.memlane"
@@ -185,6 +186,19 @@ class MemlaneConfig(_Strict):
     custom_update_memory_prompt: str | None = None
     #: mem0's output format: "v1.1" (``{"results": [...]}``), the only shape memlane answers in.
     version: Literal["v1.1"] | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _mem0_provider_names(self) -> MemlaneConfig:
+        """mem0's names for OpenAI-compatible servers (``ollama`` with ``ollama_base_url``...)
+        become the ``openai`` provider here, so whatever reads the llm section (the memory LLM,
+        chats that go to its endpoint) sees one shape; see ``registry.openai_equivalent``."""
+        for kind in ("llm", "embedder"):
+            section: ProviderSection | None = getattr(self, kind)
+            if section is not None:
+                provider, options = registry.openai_equivalent(kind, section.provider, section.config)
+                if (provider, options) != (section.provider, section.config):
+                    setattr(self, kind, ProviderSection(provider=provider, config=options))
+        return self
 
     @pydantic.model_validator(mode="after")
     def _say_what_is_not_used(self) -> MemlaneConfig:

@@ -20,8 +20,16 @@ PROVIDERS = {
     "vector_store": "`sqlite` (default; `path`), `pgvector` (`dsn` or host/port/user/password/dbname, `schema_name`), "
                     "`qdrant` (`host`+`port`, `url`, `path`, `collection_name`, `records`)",
     "embedder": "none given: the store's own MiniLM if it was built with it, else `model2vec` (the shipped static model); "
-                "`sentence_transformers` (MiniLM, `memlane[minilm]`), `openai` (`model`, `base_url`, `api_key`)",
-    "llm": "`openai`: any OpenAI-compatible server (`model`, `base_url`, `api_key`, `timeout`, `max_retries`, `json_mode`)",
+                "`sentence_transformers` (MiniLM, `memlane[minilm]`), `openai` (`model`, `base_url`, `api_key`); "
+                "mem0's names for OpenAI-compatible servers are read as `openai` with their address: `ollama` "
+                "(`ollama_base_url`), `lmstudio` (`lmstudio_base_url`), `vllm` (`vllm_base_url`), `together`, "
+                "`huggingface` with `huggingface_base_url` (TEI), `litellm` (a LiteLLM proxy's `base_url`)",
+    "llm": "`openai`: any OpenAI-compatible server (`model`, `base_url`, `api_key`, `timeout`, `max_retries`, `json_mode`); "
+           "mem0's names for OpenAI-compatible servers are read as `openai` with their address and key: `ollama` "
+           "(`ollama_base_url`, default http://localhost:11434), `lmstudio` (`lmstudio_base_url`), `vllm` (`vllm_base_url`, "
+           "`VLLM_BASE_URL`), `groq` (`GROQ_API_KEY`), `together` (`TOGETHER_API_KEY`), `deepseek` (`DEEPSEEK_API_KEY`), "
+           "`litellm` (a LiteLLM proxy's `base_url`); `azure_openai` is an error that spells the `openai` section for "
+           "Azure's v1 API",
 }
 
 

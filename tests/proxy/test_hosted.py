@@ -3,6 +3,7 @@ memlane server; and the fallback when that server is down."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -101,3 +102,32 @@ def test_no_fallback_means_the_connection_error_surfaces(tmp_path: Path, monkeyp
             client.chat.completions.create(messages=[{"role": "user", "content": "x"}], model="m", user_id="a")
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("written", ["{url}/v1", "{url}/v1/", "{bare}", " {url}/ "])
+def test_the_host_as_people_write_it_reaches_the_server(make_server: Callable[..., LiveServer], upstream: ScriptedUpstream,
+                                                         written: str) -> None:
+    """``host=".../v1"`` (the OpenAI SDK's base_url) was a bare 404, ``host="127.0.0.1:8765"``
+    (no scheme) "unreachable" while the server was up: both name the same server."""
+    upstream.handler = restaurant_llm
+    server = make_server()
+    host = written.format(url=server.url, bare=server.url.removeprefix("http://"))
+    with Memlane(api_key="any", host=host) as client:
+        assert client.host == server.url
+        client.memory.add("Likes tea", user_id="alice", infer=False)
+        assert [r["memory"] for r in client.memory.get_all(user_id="alice")["results"]] == ["Likes tea"]
+        resp = client.chat.completions.create(messages=[{"role": "user", "content": "hi"}], model="m", user_id="alice")
+        assert resp.choices[0].message.content
+
+
+@pytest.mark.parametrize("host,says", [
+    ("ftp://127.0.0.1:8765", "starts with http:// or https://, not ftp://"),
+    ("http://127.0.0.1:99999", "Port out of range"),
+    ("http://127.0.0.1:8765/?x=1", "is not a server address: write it as http://HOST:PORT"),
+    ("http://", "is not a server address"),
+])
+def test_a_host_that_cannot_be_a_server_says_what_is_wrong(host: str, says: str) -> None:
+    from memlane import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        Memlane(api_key="any", host=host)

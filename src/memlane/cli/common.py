@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import re
+import shutil
 import sys
 from typing import Any, Callable
 
 import click
 
-from memlane.errors import MemlaneError
+from memlane.errors import MemlaneError, ScopeError
 
 
 def open_memory(ctx: click.Context) -> Any:
@@ -42,6 +45,19 @@ def project_option(command: click.Command) -> click.Command:
     return command
 
 
+def invoked_as() -> str:
+    """How to run memlane again from here, for messages that suggest a command: ``memlane`` when
+    that is on PATH (and is this one), else the script as it was started (``make run`` starts
+    ``.venv/bin/memlane``, which is not on PATH until the venv is activated)."""
+    script = sys.argv[0] if sys.argv else ""
+    if os.path.basename(script) != "memlane":  # python -m memlane.cli, an embedding program
+        return "memlane"
+    on_path = shutil.which("memlane")
+    if on_path and os.path.exists(script) and os.path.samefile(on_path, script):
+        return "memlane"
+    return script
+
+
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
@@ -69,15 +85,39 @@ def scope_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+#: The CLI's names for the engine's scope arguments.
+SCOPE_OPTIONS = {"user_id": "--user", "agent_id": "--agent", "run_id": "--run"}
+_NEEDS_SCOPE = re.compile(r"(?P<what>\S+) needs a scope: ")
+
+
+def cli_message(exc: MemlaneError) -> str:
+    """An engine error in the CLI's words: its options (``--user``), not the Python API's
+    keyword arguments (``user_id``)."""
+    message = exc.message
+    needs = _NEEDS_SCOPE.match(message) if isinstance(exc, ScopeError) else None
+    if needs:
+        return f"{needs['what']} needs a scope: pass --user, --agent or --run (or --filters '{{\"user_id\": \"alice\"}}')"
+    if exc.param in SCOPE_OPTIONS and message.startswith(exc.param):
+        return SCOPE_OPTIONS[exc.param] + message[len(exc.param):]
+    return message
+
+
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Show memlane's own errors as one clear line, not a traceback."""
+    """Show memlane's own errors, and the model server's (unreachable, refusing, timing out),
+    as one clear line, not a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except MemlaneError as exc:
-            raise click.ClickException(f"{type(exc).__name__}: {exc.message}") from None
+            raise click.ClickException(f"{type(exc).__name__}: {cli_message(exc)}") from None
+        except Exception as exc:
+            import openai
+
+            if isinstance(exc, openai.APIError):  # the SDK's message names the server (memlane.proxy.embedded)
+                raise click.ClickException(f"{type(exc).__name__}: {exc.message}") from None
+            raise
 
     return wrapper
 

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import click
 
-from memlane.cli.common import user_errors
+from memlane.cli.common import invoked_as, user_errors
 from memlane.errors import MemlaneError
 
 
@@ -66,7 +66,8 @@ def check_store_opens(open_store: Callable[[], Any]) -> None:
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="MEMLANE_SERVE_HOST")
-@click.option("--port", default=8765, show_default=True, type=int, envvar="MEMLANE_SERVE_PORT")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), envvar="MEMLANE_SERVE_PORT",
+              help="TCP port, 0 to 65535 (0: any free port)")
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--workers", "-w", default=1, show_default=True, type=click.IntRange(1, 64), envvar="MEMLANE_SERVE_WORKERS",
               help="server processes on one port, all on the same store (SQLite WAL and per-scope lock files, or PostgreSQL)")
@@ -106,11 +107,12 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int
 
         check_store_opens(lambda: Memory(config).close())
     sock = listening_socket(host, port)  # the store is open; now the port, then the banner
+    port = sock.getsockname()[1]  # --port 0: the free port the system chose
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"memlane {'' if keys.any_active() else '(no API keys: open to local callers only) '}serving on http://{shown}:{port}/v1")
     click.echo(f"  inspector: http://{shown}:{port}/ui   (what memlane knows, in a browser)")
     if not keys.any_active():
-        click.echo("  to require keys: memlane keys create   (then send Authorization: Bearer <key>)")
+        click.echo(f"  to require keys: {invoked_as()} keys create   (then send Authorization: Bearer <key>)")
     endpoint = chat_endpoint(config.upstream, config.llm.config)
     click.echo(f"  chats go to {endpoint[0] or 'https://api.openai.com/v1'}" if endpoint else f"  memory REST is ready; {NO_CHAT_ENDPOINT}")
     if app is not None:

@@ -123,26 +123,45 @@ def reconcile(
     )
 
 
+_ROLE_LABEL = re.compile(r"[a-z]+: ")
+
+
+def _role_label(line: str) -> str:
+    found = _ROLE_LABEL.match(line)
+    return found.group(0) if found else ""
+
+
 def chunk_conversation(conversation: str, max_chars: int, max_chunks: int) -> tuple[list[str], int]:
     """The conversation cut into at most ``max_chunks`` pieces of at most ``max_chars``, at line
     boundaries where it can be (a longer line is cut by characters); when it does not fit, the
-    most recent part is kept. Returns the pieces and how many characters were left out."""
+    most recent part is kept. Returns the pieces and how many characters were left out.
+
+    A piece that starts inside a turn (a long turn cut, or the oldest part left out) starts
+    with that turn's role again (``user: ``; not counted in ``max_chars``): where a cut falls is
+    the caller's to choose, by the length of their text, so without it a piece could open with
+    text of theirs that reads as another turn."""
     budget = max_chars * max_chunks
     dropped = max(0, len(conversation) - budget)
     text = conversation[dropped:]
-    pieces: list[str] = []
-    current = ""
-    for line in text.splitlines(keepends=True):
+    # the role of a turn the budget cut into: the label at the start of its line
+    opened_inside = _role_label(conversation[conversation.rfind("\n", 0, dropped) + 1:]) if dropped and conversation[dropped - 1] != "\n" else ""
+    pieces: list[tuple[str, str]] = []  # (role label repeated, text)
+    current, current_label = "", ""
+    for index, line in enumerate(text.splitlines(keepends=True)):
+        label = opened_inside if index == 0 else ""  # what this line's first part needs in front
+        continued = label or _role_label(line)  # what its later parts need
         while len(line) > max_chars:
             if current:
-                pieces.append(current)
-                current = ""
-            pieces.append(line[:max_chars])
-            line = line[max_chars:]
+                pieces.append((current_label, current))
+                current, current_label = "", ""
+            pieces.append((label, line[:max_chars]))
+            line, label = line[max_chars:], continued
         if len(current) + len(line) > max_chars:
-            pieces.append(current)
-            current = ""
+            pieces.append((current_label, current))
+            current, current_label = "", ""
+        if not current:
+            current_label = label
         current += line
     if current.strip():
-        pieces.append(current)
-    return [p for p in pieces if p.strip()], dropped
+        pieces.append((current_label, current))
+    return [label + piece for label, piece in pieces if piece.strip()], dropped

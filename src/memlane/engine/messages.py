@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from memlane.engine.prompts import transcript_line
 from memlane.errors import ValidationError
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -64,5 +65,7 @@ def normalize_messages(messages: Any) -> list[dict[str, Any]]:
 
 
 def transcript(messages: Sequence[Mapping[str, Any]]) -> str:
-    """The conversation as plain lines, the way the extraction prompt shows it to the LLM."""
-    return "\n".join(f"{m['role']}: {m['content']}" for m in messages if m["role"] != "system" and m["content"])
+    """The conversation the way the extraction prompt shows it to the LLM: one line per turn,
+    the role first, the turn's own line breaks escaped (``prompts.transcript_line``), so a
+    turn's text cannot forge another turn."""
+    return "\n".join(transcript_line(m["role"], m["content"]) for m in messages if m["role"] != "system" and m["content"])

@@ -15,6 +15,7 @@ import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 import openai
 from openai.types.chat import ChatCompletion
@@ -89,13 +90,41 @@ def parse_call(messages: Any, model: Any, ours: MemlaneFields, stream: bool) -> 
     return ChatCall(scope, ours.filters, n, bool(ours.include_memories), check_metadata(ours.metadata), messages, model, stream)
 
 
+def where(url: Any) -> str:
+    """A model server's address for an error message: no credentials, no query."""
+    parts = urlsplit(str(url))
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+def name_the_server(exc: openai.APIConnectionError, url: Any, source: str) -> None:
+    """The SDK's ``Connection error.`` / ``Request timed out.`` says nothing of where: the same
+    exception (its class, request and cause kept, so ``except openai.APIConnectionError`` and
+    ``APITimeoutError`` still catch it) now names the model server and the setting it came from."""
+    cause = exc.__cause__
+    while cause is not None and cause.__cause__ is not None and str(cause.__cause__):
+        cause = cause.__cause__
+    why = f": {cause}" if cause is not None and str(cause) else ""
+    verb = "did not answer in time" if isinstance(exc, openai.APITimeoutError) else "cannot be reached"
+    exc.message = f"{exc.message.rstrip('.')}: the model server at {where(url)} (from {source}) {verb}{why}"
+    exc.args = (exc.message,)
+
+
 @contextmanager
-def upstream_answer() -> Iterator[None]:
-    """A 200 whose body is not JSON is the upstream's fault, not an internal error."""
+def upstream_answer(url: Any = None, source: str = "upstream.base_url") -> Iterator[None]:
+    """A 200 whose body is not JSON is the upstream's fault, not an internal error; a connection
+    error names the server it could not reach."""
     try:
         yield
     except json.JSONDecodeError as exc:
         raise UpstreamError(f"the upstream model server answered with a body that is not JSON ({exc.msg})") from exc
+    except openai.APIConnectionError as exc:
+        if url is not None:
+            name_the_server(exc, url, source)
+        raise
 
 
 def checked_completion(response: Any, stream: bool) -> Any:
@@ -124,6 +153,8 @@ class EmbeddedBackend:
         self.learner.on_learned = self.recall_log.learned
         self._asynchronous = asynchronous
         self._upstream: Any = None
+        #: which setting named the model server chats go to (said when it cannot be reached)
+        self._upstream_source = "upstream.base_url"
         self._unsaved: list[dict[str, Any]] = []
         self._unsaved_lock = threading.Lock()
         self._closed = False
@@ -142,14 +173,21 @@ class EmbeddedBackend:
             if endpoint is None:
                 raise EndpointNotConfiguredError(NO_CHAT_ENDPOINT, param="upstream")
             url, key = endpoint
-            source = "upstream" if up.base_url else "llm.config" if llm.get("base_url") else "OPENAI_BASE_URL/OPENAI_API_KEY"
+            source = ("upstream.base_url" if up.base_url else "llm.config.base_url" if llm.get("base_url")
+                      else "OPENAI_BASE_URL" if url else "the openai SDK's default, no OPENAI_BASE_URL")
             log.info("chats go to %s (from %s)", url or "api.openai.com", source)
+            self._upstream_source = source
             sdk = openai.AsyncOpenAI if self._asynchronous else openai.OpenAI
             self._upstream = sdk(base_url=url, api_key=key, timeout=openai.Timeout(up.timeout, connect=up.connect_timeout),
                                  max_retries=up.retries(serving=False))
         return self._upstream
 
     # -- recall ------------------------------------------------------------------------------
+
+    def _answer(self) -> Any:
+        """``upstream_answer`` for this backend's model server."""
+        upstream = self.upstream
+        return upstream_answer(upstream.base_url, self._upstream_source)
 
     def recall(self, call: ChatCall) -> tuple[list[SearchHit], dict[str, float]]:
         """The memories for this call; never raises for a memory failure (chat goes on without)."""
@@ -194,11 +232,11 @@ class EmbeddedBackend:
         call = parse_call(messages, model, ours, bool(kwargs.get("stream")))
         self.stats.chats += 1
         if call.scope.is_empty():  # a one-off call: nothing recalled, nothing stored
-            with upstream_answer():
+            with self._answer():
                 return checked_completion(self.upstream.chat.completions.create(messages=messages, model=model, **kwargs), call.stream)
         hits, timings = self.recall(call)
         sent = self.prepare(call, hits, timings)
-        with upstream_answer(), self.timings.timed("upstream"):
+        with self._answer(), self.timings.timed("upstream"):
             response = checked_completion(self.upstream.chat.completions.create(messages=sent, model=model, **kwargs), call.stream)
         if call.stream:
             return MemlaneStream(response, lambda text: self.learn(call, text), self.recalled(call, hits))
@@ -209,11 +247,11 @@ class EmbeddedBackend:
         call = parse_call(messages, model, ours, bool(kwargs.get("stream")))
         self.stats.chats += 1
         if call.scope.is_empty():
-            with upstream_answer():
+            with self._answer():
                 return checked_completion(await self.upstream.chat.completions.create(messages=messages, model=model, **kwargs), call.stream)
         hits, timings = await asyncio.to_thread(self.recall, call)
         sent = self.prepare(call, hits, timings)
-        with upstream_answer(), self.timings.timed("upstream"):
+        with self._answer(), self.timings.timed("upstream"):
             response = checked_completion(await self.upstream.chat.completions.create(messages=sent, model=model, **kwargs), call.stream)
 
         async def learn(text: str | None) -> None:

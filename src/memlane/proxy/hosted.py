@@ -29,6 +29,7 @@ import openai
 from memlane.config import memlane_home
 from memlane.errors import ConfigError, FilterError, MemlaneError, NotFoundError, ScopeError, StoreError, ValidationError
 from memlane.openai_compat import resolve_endpoint
+from memlane.proxy.addresses import server_address
 from memlane.proxy.embedded import ClientStats
 from memlane.engine.timing import Timings
 from memlane.proxy.fields import MemlaneFields
@@ -246,7 +247,7 @@ class HostedBackend:
     def __init__(self, api_key: str | None, host: str | None, fallback: Mapping[str, Any] | None, timeout: float | None,
                  *, asynchronous: bool) -> None:
         self.api_key = api_key or os.environ.get("MEMLANE_API_KEY") or "memlane-no-key"
-        self.host = (host or os.environ.get("MEMLANE_HOST") or DEFAULT_HOST).rstrip("/")
+        self.host = server_address(host or os.environ.get("MEMLANE_HOST") or DEFAULT_HOST)  # "h:8765", ".../v1" too
         self._asynchronous = asynchronous
         self._timeout = timeout or DEFAULT_TIMEOUT
         headers = {"Authorization": f"Bearer {self.api_key}"}

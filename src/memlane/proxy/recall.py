@@ -7,10 +7,10 @@ last user message in place; we must not).
 
 from __future__ import annotations
 
-import json
 from typing import Any, Mapping, Sequence
 
 from memlane.engine.messages import content_text
+from memlane.engine.prompts import json_one_line
 from memlane.records import SearchHit
 
 #: A short latest turn ("yes, book it") gets the turn before it as context for the query.
@@ -85,8 +85,9 @@ def exchange_payload(scope: Mapping[str, str], messages: Sequence[Any], reply: s
 def quote_memory(text: str) -> str:
     """One memory as one JSON string on one line, with ``<``, ``>`` and ``&`` escaped: a stored
     text can neither close the ``<memories>`` block, nor start a line of its own that looks
-    like another memory or an instruction outside the block."""
-    return json.dumps(text, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    like another memory or an instruction outside the block (NEL, U+2028 and U+2029, which JSON
+    leaves raw, are escaped too: each of them ends a line for a reader)."""
+    return json_one_line(text).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _day(timestamp: str) -> str:
