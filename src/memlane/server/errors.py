@@ -151,7 +151,10 @@ def install(app: FastAPI, metrics: Any) -> None:
     @app.exception_handler(openai.APIConnectionError)
     async def upstream_down(_: Request, exc: openai.APIConnectionError) -> Response:
         metrics.upstream_error()
-        return envelope(502, f"cannot reach the upstream model server: {exc}", code="upstream_unreachable")
+        # the message names the model server's address (proxy/embedded.py): the operator's
+        # log gets it, the caller does not need the network layout behind this server
+        log.warning("upstream unreachable: %s", exc)
+        return envelope(502, "cannot reach the upstream model server (its address is in memlane's log)", code="upstream_unreachable")
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> Response:
