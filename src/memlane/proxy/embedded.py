@@ -215,7 +215,7 @@ class EmbeddedBackend:
     def prepare(self, call: ChatCall, hits: list[SearchHit], timings: dict[str, float]) -> list[Any]:
         """The messages sent upstream: the caller's, untouched, plus one memory message."""
         started = time.perf_counter()
-        messages = inject(call.messages, hits)
+        messages = inject(call.messages, hits, self.config.retrieval.memory_placement)
         timings["inject_ms"] = (time.perf_counter() - started) * 1000
         self.stats.last_recall_timings_ms = dict(timings)
         return messages
