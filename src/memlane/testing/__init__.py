@@ -1,6 +1,8 @@
-"""Test helpers that ship with memlane, so users' own tests (and ours) get a real OpenAI-protocol
-server without a hosted model: see ``scripted_upstream``."""
+"""Test helpers that ship with memlane, so users' own tests (and ours) get a real model server
+without a hosted model: see ``scripted_upstream``, which speaks OpenAI chat completions, OpenAI
+Responses and Anthropic Messages over real HTTP."""
 
 from memlane.testing.scripted_upstream import Reply, ScriptedRequest, ScriptedUpstream
+from memlane.testing.turns import Turn
 
-__all__ = ["Reply", "ScriptedRequest", "ScriptedUpstream"]
+__all__ = ["Reply", "ScriptedRequest", "ScriptedUpstream", "Turn"]

@@ -1,14 +1,22 @@
-"""A scripted OpenAI-protocol server on a loopback port: real HTTP/1.1, real SSE, no model.
+"""A scripted model server on a loopback port: real HTTP/1.1, real SSE, no model.
 
-Tests decide every answer (``queue`` replies, or a ``handler``), and read back every request the
-server received (``requests``), so that the real ``openai`` SDK is exercised end to end against
-the protocol rather than against a mock of itself. Built on asyncio streams in a background
-thread: keep-alive, chunked SSE, and ``TCP_NODELAY`` with headers and body in one write, so
-latencies measured through it are not inflated by delayed ACKs.
+It speaks three chat protocols, as their providers do: OpenAI chat completions
+(``POST /v1/chat/completions``), OpenAI Responses (``POST /v1/responses``, plus
+``GET /v1/responses/{id}`` and ``POST /v1/responses/input_tokens``; ``responses_wire``) and
+Anthropic Messages (``POST /v1/messages`` and ``/v1/messages/count_tokens``; ``messages_wire``),
+besides ``/v1/embeddings`` and ``/v1/models``. Tests decide every answer once, whatever the
+protocol (``queue`` replies, or a ``handler``): a ``Reply`` is rendered in the protocol of the
+request it answers. They read back every request the server received (``requests``), with one
+view of each conversation (``ScriptedRequest.turns``), so that the real ``openai`` and
+``anthropic`` SDKs are exercised end to end against the protocol rather than against a mock of
+themselves. Built on asyncio streams in a background thread: keep-alive, chunked SSE, and
+``TCP_NODELAY`` with headers and body in one write, so latencies measured through it are not
+inflated by delayed ACKs.
 
     with ScriptedUpstream() as up:
         up.queue(Reply.json({"facts": ["Is allergic to cheese"]}))
         client = openai.OpenAI(base_url=up.url, api_key="test")
+        claude = anthropic.Anthropic(base_url=up.anthropic_url, api_key="test")
 """
 
 from __future__ import annotations
@@ -24,9 +32,19 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
+
+from memlane.testing import messages_wire, responses_wire
+from memlane.testing.sse import Event, Piece, encode, stream_pieces
+from memlane.testing.turns import Protocol, Turn, turns_of
+
+#: Which protocol each model route speaks (exact paths: a doubled ``/v1`` is a 404, as upstream).
+_PROTOCOL_ROUTES: dict[str, Protocol] = {
+    "/v1/responses": "responses", "/v1/responses/input_tokens": "responses",
+    "/v1/messages": "messages", "/v1/messages/count_tokens": "messages",
+}
 
 
 @dataclass
@@ -38,18 +56,64 @@ class ScriptedRequest:
     #: Set when the caller closed the connection while the reply was still being delayed: how a
     #: test sees that a request memlane gave up on was really cancelled, not left hanging.
     abandoned: bool = False
+    #: The scripted reply this request got (queued, from the handler, or the default); None when
+    #: the double answered it itself (a lookup, a token count, or a request refused as malformed).
+    reply: Reply | None = None
 
     @property
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
 
     @property
+    def api_key(self) -> str | None:
+        """The key the caller sent: ``x-api-key`` (Anthropic's header, as curl and older anthropic
+        SDKs send it), else the bearer token of ``authorization`` (openai; anthropic 2.x)."""
+        if "x-api-key" in self.headers:
+            return self.headers["x-api-key"]
+        scheme, _, token = self.headers.get("authorization", "").partition(" ")
+        return token if scheme.lower() == "bearer" and token else None
+
+    @property
+    def protocol(self) -> Protocol | None:
+        """``chat``, ``responses`` or ``messages``: the chat protocol of this request (None for
+        embeddings, models and unknown routes)."""
+        path = self.path.rstrip("/")
+        if path in _PROTOCOL_ROUTES:
+            return _PROTOCOL_ROUTES[path]
+        if path.startswith("/v1/responses/"):
+            return "responses"
+        return "chat" if path.endswith("/chat/completions") else None
+
+    @property
+    def is_model_call(self) -> bool:
+        """A request that asks the model for an answer (not a token count, embedding or lookup)."""
+        path = self.path.rstrip("/")
+        return self.method == "POST" and (path in ("/v1/responses", "/v1/messages") or path.endswith("/chat/completions"))
+
+    @property
+    def turns(self) -> list[Turn]:
+        """The conversation as the model sees it, in any protocol: system prompt (chat's system
+        messages, Responses' ``instructions``, Messages' ``system``) first, then each message's
+        text, tool traffic as turns of their own kind (see ``memlane.testing.turns``)."""
+        protocol = self.protocol
+        try:
+            body = self.json
+        except ValueError:
+            return []
+        return turns_of(protocol, body) if protocol else []
+
+    @property
     def messages(self) -> list[dict[str, Any]]:
-        body = self.json
-        return body.get("messages", []) if isinstance(body, dict) else []
+        """Chat completions' ``messages`` as sent; for the other protocols, the plain turns as
+        chat messages (``{"role", "content"}``, content the turn's text), system prompt first."""
+        if self.protocol not in ("responses", "messages"):
+            body = self.json
+            return body.get("messages", []) if isinstance(body, dict) else []
+        return [{"role": t.role, "content": t.text} for t in self.turns if t.kind == "message"]
 
     @property
     def last_user_text(self) -> str:
+        """The latest user message's text (chat: its content, JSON of the parts if not a string)."""
         for m in reversed(self.messages):
             if m.get("role") == "user":
                 c = m.get("content")
@@ -89,9 +153,19 @@ class Reply:
     raw_body: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    #: Token counts to report: chat's names (prompt_tokens, completion_tokens) or Responses' and
+    #: Messages' (input_tokens, output_tokens); each protocol reports them under its own names.
     usage: dict[str, int] | None = None
     #: A fault: a stream that resets the connection (TCP RST) after this many content pieces.
     reset_after: int | None = None
+    #: A fault: a stream that reports a model failure after this many content pieces, as each
+    #: protocol does (chat: an ``error`` chunk; Responses: ``response.failed``; Messages: an
+    #: ``error`` event), then ends cleanly.
+    error_after: int | None = None
+    #: Set by ``Reply.error``: the error, so that each protocol sends it in its own envelope.
+    error_message: str | None = None
+    error_type: str | None = None
+    error_code: str | None = None
 
     @classmethod
     def text(cls, content: str, **kw: Any) -> Reply:
@@ -113,8 +187,11 @@ class Reply:
 
     @classmethod
     def error(cls, status: int, message: str = "scripted error", type: str = "server_error", code: str | None = None, **kw: Any) -> Reply:
+        """An HTTP error in the request's protocol: OpenAI's envelope for chat and Responses;
+        Anthropic's for Messages, with ``type`` if Anthropic has that type, else the status's
+        (429 rate_limit_error, 529 overloaded_error, 5xx api_error, ...)."""
         body = {"error": {"message": message, "type": type, "param": None, "code": code}}
-        return cls(status=status, raw_body=json.dumps(body).encode(), **kw)
+        return cls(status=status, raw_body=json.dumps(body).encode(), error_message=message, error_type=type, error_code=code, **kw)
 
     @classmethod
     def raw(cls, body: bytes | str, status: int = 200, content_type: str = "application/json", **kw: Any) -> Reply:
@@ -147,6 +224,9 @@ class ScriptedUpstream:
         self.embedding_dims = embedding_dims
         self.models = models or ["scripted-model", "gpt-4.1-nano"]
         self.requests: list[ScriptedRequest] = []
+        #: Responses created with ``store`` on, by id: what ``previous_response_id`` and
+        #: ``GET /v1/responses/{id}`` find, as OpenAI keeps them.
+        self.stored_responses: dict[str, dict[str, Any]] = {}
         self.handler: Callable[[ScriptedRequest], Reply | None] | None = None
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
@@ -157,7 +237,7 @@ class ScriptedUpstream:
     # -- scripting -----------------------------------------------------------------------------
 
     def queue(self, *replies: Reply) -> None:
-        """Answer the next chat completions with these replies, in order."""
+        """Answer the next model calls (in any protocol) with these replies, in order."""
         with self._lock:
             self._queue.extend(replies)
 
@@ -165,18 +245,36 @@ class ScriptedUpstream:
         with self._lock:
             self._queue.clear()
             self.requests.clear()
+            self.stored_responses.clear()
         self.handler = None
 
     def chat_requests(self, stage: str | None = None) -> list[ScriptedRequest]:
+        """The chat completions requests received (optionally of one memlane ``stage``)."""
         with self._lock:
             reqs = [r for r in self.requests if r.path.endswith("/chat/completions")]
         return [r for r in reqs if stage is None or r.stage == stage]
 
+    def model_requests(self, stage: str | None = None, protocol: Protocol | None = None) -> list[ScriptedRequest]:
+        """The model calls received in every protocol, or one ``protocol``, or one ``stage``."""
+        with self._lock:
+            reqs = [r for r in self.requests if r.is_model_call]
+        return [r for r in reqs if (protocol is None or r.protocol == protocol) and (stage is None or r.stage == stage)]
+
     @property
     def url(self) -> str:
+        """The OpenAI ``base_url`` (``.../v1``): chat completions, Responses, embeddings, models."""
         return f"http://{self.host}:{self.port}/v1"
 
+    @property
+    def anthropic_url(self) -> str:
+        """The Anthropic ``base_url`` (no ``/v1``: the anthropic SDK adds it)."""
+        return f"http://{self.host}:{self.port}"
+
     def _next_reply(self, req: ScriptedRequest) -> Reply:
+        req.reply = self._pick_reply(req)
+        return req.reply
+
+    def _pick_reply(self, req: ScriptedRequest) -> Reply:
         with self._lock:
             if self._queue:
                 return self._queue.popleft()
@@ -299,6 +397,10 @@ class ScriptedUpstream:
             await self._send(writer, 200, json.dumps(out).encode())
         elif req.method == "POST" and path.endswith("/chat/completions"):
             await self._chat(req, reader, writer)
+        elif req.protocol == "responses":
+            await self._responses(req, reader, writer)
+        elif req.protocol == "messages":
+            await self._messages(req, reader, writer)
         else:
             err = {"error": {"message": f"no route {req.method} {req.path}", "type": "invalid_request_error", "param": None, "code": None}}
             await self._send(writer, 404, json.dumps(err).encode())
@@ -364,13 +466,15 @@ class ScriptedUpstream:
                                              "function": {"name": call["function"]["name"], "arguments": call["function"]["arguments"]}}]}
                     await send(json.dumps(chunk([{"index": i, "delta": delta, "finish_reason": None, "logprobs": None}])))
         else:
-            pieces = re.findall(r"\S+\s*|\s+", reply.content or "")
+            pieces = stream_pieces(reply.content or "")
             for number, piece in enumerate(pieces):
                 if reply.reset_after is not None and number >= reply.reset_after:
-                    sock = writer.get_extra_info("socket")
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    writer.transport.abort()  # closing with linger 0 sends RST, as a crashed peer does
-                    raise ConnectionResetError("scripted reset")
+                    self._reset(writer)
+                if reply.error_after is not None and number >= reply.error_after:
+                    await send(json.dumps({"error": {"message": "The model failed part-way (scripted).", "type": "server_error", "param": None, "code": None}}))
+                    writer.write(b"0\r\n\r\n")
+                    await writer.drain()
+                    return
                 for i in range(n):
                     await send(json.dumps(chunk([{"index": i, "delta": {"content": piece}, "finish_reason": None, "logprobs": None}])))
         for i in range(n):
@@ -380,6 +484,130 @@ class ScriptedUpstream:
         await send("[DONE]")
         writer.write(b"0\r\n\r\n")
         await writer.drain()
+
+    @staticmethod
+    def _reset(writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # closing with linger 0 sends RST, as a crashed peer does
+        raise ConnectionResetError("scripted reset")
+
+    # -- OpenAI Responses and Anthropic Messages ---------------------------------------------------
+
+    async def _scripted(self, req: ScriptedRequest, reader: asyncio.StreamReader) -> Reply:
+        """The reply to a model call, after its scripted delay (an abandoned call raises)."""
+        reply = self._next_reply(req)
+        if reply.delay and not await self._delay(req, reader, reply.delay):
+            raise ConnectionResetError("the caller hung up")
+        return reply
+
+    async def _send_json(self, writer: asyncio.StreamWriter, status: int, obj: Any, extra: dict[str, str] | None = None) -> None:
+        await self._send(writer, status, json.dumps(obj).encode(), extra=extra)
+
+    async def _send_raw(self, writer: asyncio.StreamWriter, reply: Reply, extra: dict[str, str] | None = None) -> None:
+        ctype = reply.headers.get("content-type", "application/json")
+        await self._send(writer, reply.status, reply.raw_body or b"", ctype, {**(extra or {}), **{k: v for k, v in reply.headers.items() if k != "content-type"}})
+
+    async def _send_events(self, writer: asyncio.StreamWriter, reply: Reply, events: Iterator[Event | Piece],
+                           failure: Callable[[], list[Event]], extra: dict[str, str] | None = None) -> None:
+        """A named-event SSE stream; ``Piece`` markers are where the reply's faults strike."""
+        head = {"content-type": "text/event-stream", "transfer-encoding": "chunked", "cache-control": "no-cache", **(extra or {})}
+        writer.write(self._head(200, head))
+
+        async def send(payload: bytes) -> None:
+            writer.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
+            await writer.drain()
+
+        for item in events:
+            if isinstance(item, Piece):
+                if reply.reset_after is not None and item.number >= reply.reset_after:
+                    self._reset(writer)
+                if reply.error_after is not None and item.number >= reply.error_after:
+                    for event in failure():
+                        await send(encode(event))
+                    break
+                continue
+            await send(encode(item))
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    async def _responses(self, req: ScriptedRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        path = req.path.rstrip("/")
+        try:
+            body = req.json
+        except ValueError:
+            body = None
+        if req.method == "GET" and path.startswith("/v1/responses/") and path.count("/") == 3:
+            rid = path.rsplit("/", 1)[1]
+            with self._lock:
+                found = self.stored_responses.get(rid)
+            if found is None:
+                await self._send_json(writer, 404, responses_wire.error_body(f"Response with id '{rid}' not found.", param="response_id"))
+            else:
+                await self._send_json(writer, 200, found)
+            return
+        if req.method != "POST" or path not in ("/v1/responses", "/v1/responses/input_tokens"):
+            await self._send_json(writer, 404, responses_wire.error_body(f"Invalid URL ({req.method} {req.path})"))
+            return
+        refused = responses_wire.check_request(body)
+        if refused is None and isinstance(body, dict) and body.get("previous_response_id") is not None:
+            with self._lock:
+                known = body["previous_response_id"] in self.stored_responses
+            if not known:
+                refused = 400, responses_wire.error_body(f"Previous response with id '{body['previous_response_id']}' not found.",
+                                                         param="previous_response_id", code="previous_response_not_found")
+        if refused is not None:
+            await self._send_json(writer, *refused)
+            return
+        assert isinstance(body, dict)
+        if path.endswith("/input_tokens"):
+            await self._send_json(writer, 200, responses_wire.count_body(body))
+            return
+        reply = await self._scripted(req, reader)
+        if reply.raw_body is not None:
+            await self._send_raw(writer, reply)
+            return
+        render = responses_wire.ResponseRender(body, reply)
+        if body.get("store", True) is not False:
+            with self._lock:
+                self.stored_responses[render.id] = render.response()
+        if body.get("stream"):
+            await self._send_events(writer, reply, render.events(), lambda: render.failure("The model failed part-way (scripted)."))
+        else:
+            await self._send_json(writer, 200, render.response())
+
+    async def _messages(self, req: ScriptedRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        path = req.path.rstrip("/")
+        ids = {"request-id": messages_wire.request_id()}
+        if req.method != "POST" or path not in ("/v1/messages", "/v1/messages/count_tokens"):
+            await self._send_json(writer, 404, messages_wire.error_body(404, f"Not found: {req.method} {req.path}"), ids)
+            return
+        try:
+            body = req.json
+        except ValueError:
+            body = None
+        counting = path.endswith("/count_tokens")
+        refused = messages_wire.check_request(body, counting=counting)
+        if refused is not None:
+            await self._send_json(writer, *refused, extra=ids)
+            return
+        assert isinstance(body, dict)
+        if counting:
+            await self._send_json(writer, 200, messages_wire.count_body(body), ids)
+            return
+        reply = await self._scripted(req, reader)
+        if reply.error_message is not None:
+            envelope = messages_wire.error_body(reply.status, reply.error_message, reply.error_type)
+            await self._send_json(writer, reply.status, envelope, {**ids, **{k: v for k, v in reply.headers.items() if k != "content-type"}})
+            return
+        if reply.raw_body is not None:
+            await self._send_raw(writer, reply, ids)
+            return
+        render = messages_wire.MessageRender(body, reply)
+        if body.get("stream"):
+            await self._send_events(writer, reply, render.events(), lambda: render.failure("Overloaded"), ids)
+        else:
+            await self._send_json(writer, 200, render.message(), ids)
 
 
 def first_sentence_facts(req: ScriptedRequest) -> Reply | None:
@@ -399,7 +627,8 @@ def first_sentence_facts(req: ScriptedRequest) -> Reply | None:
 def main() -> None:  # pragma: no cover - a process for benchmarks: python -m memlane.testing.scripted_upstream
     import argparse
 
-    parser = argparse.ArgumentParser(description="A scripted OpenAI-protocol server (default replies) on loopback.")
+    parser = argparse.ArgumentParser(description="A scripted model server (default replies) on loopback: OpenAI chat "
+                                                 "completions and Responses at /v1, Anthropic Messages at /v1/messages.")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--facts", action="store_true", help="learning on: extraction returns the user's first sentence as a fact")
     args = parser.parse_args()
