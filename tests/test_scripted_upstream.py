@@ -422,3 +422,27 @@ def test_openai_agents_runs_against_the_double(upstream: ScriptedUpstream) -> No
     assert [(t.role, t.kind, t.text) for t in calls[-1].turns] == [
         ("system", "message", "Be brief."), ("user", "message", "Weather in SF?"),
         ("assistant", "function_call", '{"city": "SF"}'), ("tool", "function_call_output", "sunny in SF")]
+
+
+
+def test_it_tells_which_connections_are_open_busy_or_idle() -> None:
+    import threading
+
+    import httpx
+
+    from tests.threads import wait_until
+
+    with ScriptedUpstream() as up:
+        up.handler = lambda req: Reply.text("slow", delay=30) if req.last_user_text == "wait" else None
+        chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        with httpx.Client(base_url=up.url) as kept:
+            kept.post("/chat/completions", json=chat).raise_for_status()
+            assert wait_until(lambda: [(c.busy, c.last and c.last.stage) for c in up.open_connections()] == [(False, "chat")], 5)
+        assert wait_until(lambda: up.open_connections() == [], 5), "closed when the caller closes it"
+        leaving = threading.Thread(target=lambda: pytest.raises(httpx.ReadTimeout, httpx.post, up.url + "/chat/completions",
+                                                               json={**chat, "messages": [{"role": "user", "content": "wait"}]},
+                                                               timeout=0.5))
+        leaving.start()
+        assert wait_until(lambda: [c.busy for c in up.open_connections()] == [True], 5)
+        leaving.join()
+        assert wait_until(lambda: up.open_connections() == [], 5) and up.chat_requests()[-1].abandoned

@@ -158,6 +158,15 @@ class ServerConfig(_Strict):
     #: web origins (``scheme://host[:port]``) whose pages may call the API from a browser; they
     #: get CORS headers. Loopback pages may always write; writes from any other page get 403
     cors_origins: list[str] = Field(default_factory=list)
+    #: threads per project for its quick memory calls (reads, single writes); each project has
+    #: its own, so one project's load never holds another's
+    project_threads: int = Field(default=4, ge=1, le=256)
+    #: threads per project for memory calls that wait on the memory LLM or walk a whole scope
+    #: (``infer`` adds, import, export, scope deletes), apart from the quick ones
+    project_slow_threads: int = Field(default=4, ge=1, le=256)
+    #: memory calls per project and kind that may wait for one of those threads; beyond that a
+    #: call is refused at once with 429 (``rate_limit_error``) and a ``Retry-After``
+    project_queue: int = Field(default=64, ge=0, le=100_000)
 
     @pydantic.field_validator("cors_origins")
     @classmethod

@@ -120,9 +120,9 @@ def test_operations_endpoints(server: LiveServer, sdk: openai.OpenAI) -> None:
     assert httpx.get(server.url + "/readyz").json() == {"status": "ready", "memory": "ready", "chat": "ready"}
     sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], extra_body={"user_id": "alice"})
     text = httpx.get(server.url + "/metrics").text
-    assert 'memlane_requests_total{method="POST",route="/v1/chat/completions",status="200"} 1' in text
+    assert 'memlane_requests_total{method="POST",project="default",route="/v1/chat/completions",status="200"} 1' in text
     assert 'memlane_recalls_total{project="default"} 1' in text
-    assert "memlane_outbox_depth" in text and "memlane_upstream_errors_total 0" in text
+    assert "memlane_outbox_depth" in text and 'memlane_upstream_errors_total{project="default"} 0' in text
     spec = httpx.get(server.url + "/openapi.json").json()
     for path in ("/v1/chat/completions", "/v1/models", "/v1/memories", "/v1/memories/search", "/v1/memories/{memory_id}",
                  "/v1/memories/{memory_id}/history", "/healthz", "/readyz", "/metrics"):
@@ -252,7 +252,7 @@ def test_metrics_have_latency_histograms_for_recall_upstream_and_learning(server
 
     def counts() -> dict[str, float]:
         families = text_string_to_metric_families(httpx.get(server.url + "/metrics").text)
-        return {f"{family.name}:{s.labels.get('project', s.labels.get('route'))}": s.value
+        return {f"{family.name}:{s.labels.get('route', s.labels.get('project'))}": s.value
                 for family in families if family.type == "histogram" for s in family.samples if s.name.endswith("_count")}
 
     assert wait_until(lambda: counts().get("memlane_learn_duration_seconds:default") == 1, 30)

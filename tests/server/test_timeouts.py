@@ -12,6 +12,7 @@ import pytest
 
 from memlane.testing import Reply, ScriptedUpstream
 from memlane.testing.live_server import LiveServer
+from tests.scenarios import restaurant_llm
 from tests.threads import run_in_threads, wait_until
 
 HI = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -31,17 +32,31 @@ def test_a_hanging_upstream_is_a_504_after_the_read_timeout_tried_once(make_serv
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 def test_callers_who_give_up_cancel_their_upstream_requests(make_server: Callable[..., LiveServer], upstream: ScriptedUpstream, stream: bool) -> None:
+    """As the reliability probe saw it: a server that chatted and learnt before, an upstream that
+    then hangs, 10 callers who leave. Each of their requests is closed at the upstream, and no
+    connection stays open with a request in flight. What may stay open is idle: the memory LLM's
+    keep-alive connection, opened by the learner's earlier extraction and reused by its next one
+    (the "1 of 10" the probe counted was that one, not a caller's)."""
     server = make_server()
+    upstream.handler = restaurant_llm
+    sdk = openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0)
+    sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "I love Indian food"}], extra_body={"user_id": "alice"})
+    learnt = lambda: httpx.get(server.url + "/v1/memories", params={"user_id": "alice"}).json()["results"]  # noqa: E731
+    assert wait_until(learnt, 10) and upstream.chat_requests("extract"), "learnt from the first chat"
+    upstream.clear()
     upstream.handler = lambda req: Reply.text("too late", delay=60)
 
     def impatient() -> None:
         with pytest.raises(httpx.ReadTimeout):
-            httpx.post(server.url + "/v1/chat/completions", json={**HI, "stream": stream}, timeout=2)
+            httpx.post(server.url + "/v1/chat/completions", json={**HI, "stream": stream, "user_id": "alice"}, timeout=2)
 
     assert run_in_threads(impatient, 10, 30) == []
-    def all_abandoned() -> bool:
-        chats = upstream.chat_requests("chat")
-        return len(chats) == 10 and all(r.abandoned for r in chats)
 
-    assert wait_until(all_abandoned, 5), [r.abandoned for r in upstream.chat_requests("chat")]
+    def all_let_go() -> bool:
+        chats = upstream.chat_requests("chat")
+        return len(chats) == 10 and all(r.abandoned for r in chats) and not any(c.busy for c in upstream.open_connections())
+
+    assert wait_until(all_let_go, 5), ([r.abandoned for r in upstream.chat_requests("chat")], upstream.open_connections())
+    kept = [c.last.stage if c.last else None for c in upstream.open_connections()]
+    assert set(kept) <= {"extract", "reconcile"}, f"only memory-LLM connections stay open (idle): {kept}"
     assert httpx.get(server.url + "/healthz").status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Mapping
 
@@ -17,11 +18,15 @@ from memlane.server.auth import Auth
 from memlane.server.browser_guard import BrowserGuard
 from memlane.server.cpu import one_blas_thread
 from memlane.server.keys import DEFAULT_PROJECT, KeyStore
+from memlane.server.lanes import ProjectBusy
 from memlane.server.limits import RequestGuard, Limits
 from memlane.server.openapi import describe, install_docs
 from memlane.server.metrics import Metrics, Observe
 from memlane.server.metrics_history import MetricsHistory
 from memlane.server.projects import Projects, in_thread
+
+#: seconds /readyz waits for the default store before it answers 503
+READY_SECONDS = 5.0
 
 
 def create_app(
@@ -46,6 +51,8 @@ def create_app(
     projects = Projects(cfg, on_client=metrics.watch)
     auth = Auth(keys, require_keys=require_keys, on_request=metrics.project_request)
     history = MetricsHistory(lambda: metrics.readings(projects.snapshot()), size=cfg.server.metrics_points)
+    #: /readyz's own threads: it never waits behind any project's work
+    probes = ThreadPoolExecutor(2, thread_name_prefix="memlane-readyz")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -57,12 +64,18 @@ def create_app(
         if sampler is not None:
             sampler.cancel()
         await projects.drain_and_close(drain)  # graceful shutdown drains the outbox
+        probes.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="memlane", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="OpenAI-compatible chat with long-term memory, and the memory REST API.")
     install_docs(app)
     app.state.projects, app.state.keys, app.state.metrics, app.state.history = projects, keys, metrics, history
     errors.install(app, metrics)
+
+    @app.exception_handler(ProjectBusy)
+    async def project_busy(_: Any, exc: ProjectBusy) -> Response:
+        metrics.project_busy(exc.project, exc.lane)
+        return errors.envelope(429, exc.message, code=exc.code, headers={"Retry-After": str(exc.retry_after)})
     app.openapi = lambda: describe(app)  # type: ignore[method-assign]
 
     app.add_middleware(Observe, metrics=metrics)
@@ -85,7 +98,10 @@ def create_app(
     @app.get("/readyz", tags=["operations"], summary="The default store answers; says whether chats have a model server")
     async def readyz() -> Response:
         try:
-            await in_thread(projects.engine(DEFAULT_PROJECT).ping)
+            ping = asyncio.get_running_loop().run_in_executor(probes, projects.engine(DEFAULT_PROJECT).ping)
+            await asyncio.wait_for(ping, READY_SECONDS)
+        except asyncio.TimeoutError:
+            return errors.envelope(503, f"store not ready: it did not answer within {READY_SECONDS:g} s", code="not_ready")
         except Exception as exc:  # noqa: BLE001
             return errors.envelope(503, f"store not ready: {exc}", code="not_ready")
         chat = "ready" if chat_endpoint(cfg.upstream, cfg.llm.config) else NO_CHAT_ENDPOINT

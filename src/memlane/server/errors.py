@@ -139,18 +139,18 @@ def install(app: FastAPI, metrics: Any) -> None:
         return envelope(exc.http_status, exc.message, param=exc.param, code=exc.code or _snake(type(exc).__name__))
 
     @app.exception_handler(openai.APIStatusError)
-    async def upstream_status(_: Request, exc: openai.APIStatusError) -> Response:
-        metrics.upstream_error()
+    async def upstream_status(request: Request, exc: openai.APIStatusError) -> Response:
+        metrics.upstream_error(getattr(request.state, "project", None))
         return upstream_error_response(exc)
 
     @app.exception_handler(openai.APITimeoutError)
-    async def upstream_timeout(_: Request, exc: openai.APITimeoutError) -> Response:
-        metrics.upstream_error()
+    async def upstream_timeout(request: Request, exc: openai.APITimeoutError) -> Response:
+        metrics.upstream_error(getattr(request.state, "project", None))
         return envelope(504, "the upstream model server timed out", code="upstream_timeout")
 
     @app.exception_handler(openai.APIConnectionError)
-    async def upstream_down(_: Request, exc: openai.APIConnectionError) -> Response:
-        metrics.upstream_error()
+    async def upstream_down(request: Request, exc: openai.APIConnectionError) -> Response:
+        metrics.upstream_error(getattr(request.state, "project", None))
         # the message names the model server's address (proxy/embedded.py): the operator's
         # log gets it, the caller does not need the network layout behind this server
         log.warning("upstream unreachable: %s", exc)

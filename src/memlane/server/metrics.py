@@ -2,8 +2,14 @@
 histograms by route, and per project the recall, upstream and learning latency histograms and
 the clients' counters. Histograms give percentiles to Grafana and to the inspector alike.
 
-Each app has its own registry (several apps in one process never mix), and a scrape by a key
-that belongs to a project sees only that project's series.
+Each app has its own registry (several apps in one process never mix). Every series carries a
+``project`` label, and a scrape by a key that belongs to a project sees only that project's
+series: requests no key was checked for (401s, health checks, unknown paths) are counted with
+``project=""`` and appear only in the open scrape of a server without keys.
+
+Label values are bounded whatever the client sends: the method is one of HTTP's own or
+``other``, the route is the matched route's template or ``unmatched``, the project a key's.
+(Raw request methods as labels once grew every scrape from 94 KB to 48 MB.)
 """
 
 from __future__ import annotations
@@ -15,6 +21,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from memlane.server.metrics_history import Buckets, buckets_of
+
+#: the methods counted by name; any other is counted as ``other``
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+#: the project label of requests no key was checked for
+NO_PROJECT = ""
 
 #: seconds: from a sub-millisecond recall to a slow model's minute-long answer
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -40,13 +51,17 @@ PROJECT_SERIES = (
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter("memlane_requests", "HTTP requests by method, route and status.",
-                                ["method", "route", "status"], registry=self.registry)
-        self.request_seconds = Histogram("memlane_request_duration_seconds", "Time spent answering, by route.",
-                                         ["route"], buckets=BUCKETS, registry=self.registry)
+        self.requests = Counter("memlane_requests", "HTTP requests by method, route, status and project.",
+                                ["method", "route", "status", "project"], registry=self.registry)
+        self.request_seconds = Histogram("memlane_request_duration_seconds", "Time spent answering, by route and project.",
+                                         ["route", "project"], buckets=BUCKETS, registry=self.registry)
         self.project_requests = Counter("memlane_project_requests", "API requests by project (once its key was checked).",
                                         ["project"], registry=self.registry)
-        self.upstream_error_count = Counter("memlane_upstream_errors", "Errors from the upstream model server.", registry=self.registry)
+        self.upstream_error_count = Counter("memlane_upstream_errors", "Errors from the upstream model server, by project.",
+                                            ["project"], registry=self.registry)
+        self.busy = Counter("memlane_project_busy", "Memory calls refused with 429 because the project's lane was full "
+                            "(server.project_threads, project_slow_threads, project_queue).", ["project", "lane"],
+                            registry=self.registry)
         self.stage_seconds = {
             stage: Histogram(f"memlane_{stage}_duration_seconds", text, ["project"],
                              buckets=RECALL_BUCKETS if stage == "recall" else BUCKETS, registry=self.registry)
@@ -55,9 +70,11 @@ class Metrics:
                                 ("learn", "Learning from one exchange in the background (extraction, reconcile, writes)."))
         }
 
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.request_seconds.labels(route).observe(seconds)
+    def observe(self, method: str, route: str, status: int, seconds: float, project: str | None = None) -> None:
+        """One answered request; ``method`` is bounded here, ``route`` must be a template."""
+        project = project or NO_PROJECT
+        self.requests.labels(method if method in METHODS else "other", route, str(status), project).inc()
+        self.request_seconds.labels(route, project).observe(seconds)
 
     def project_request(self, project: str) -> None:
         self.project_requests.labels(project).inc()
@@ -73,8 +90,11 @@ class Metrics:
                         **{k: v for k, v in outbox.items() if isinstance(v, int)}, "requests": int(requests.get(project, 0))}
             yield project, counters, {stage: buckets_of(self.stage_seconds[stage], project) for stage in ("recall", "upstream")}
 
-    def upstream_error(self) -> None:
-        self.upstream_error_count.inc()
+    def upstream_error(self, project: str | None) -> None:
+        self.upstream_error_count.labels(project or NO_PROJECT).inc()
+
+    def project_busy(self, project: str, lane: str) -> None:
+        self.busy.labels(project, lane).inc()
 
     def watch(self, project: str, client: Any) -> None:
         """Feed a project's client's recall, upstream and learning durations into the histograms."""
@@ -84,6 +104,7 @@ class Metrics:
                 histogram.labels(project).observe(seconds)
 
         client.on_timing(listener)
+        self.upstream_error_count.labels(project)  # the project's series exists (at 0) from its first request
 
     def render(self, projects: Iterable[tuple[str, dict[str, object], dict[str, object]]], *, only: str | None = None) -> str:
         """The exposition text. ``projects``: (name, client stats, outbox status) of each loaded
@@ -104,8 +125,9 @@ class _Families:
 
 
 def _only_project(family: Metric, project: str | None) -> Metric:
+    """``project``'s samples alone; a series without a project label is not any key's."""
     if project is not None:
-        family.samples = [s for s in family.samples if s.labels.get("project", project) == project]
+        family.samples = [s for s in family.samples if s.labels.get("project") == project]
     return family
 
 
@@ -142,5 +164,6 @@ class Observe:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.observe(scope["method"], route, status, time.perf_counter() - started)
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            project = (scope.get("state") or {}).get("project")  # set by auth once a key was checked
+            self.metrics.observe(scope["method"], route, status, time.perf_counter() - started, project)

@@ -22,6 +22,8 @@ ERROR_SCHEMA = {
     }},
 }
 _OPEN = {"/healthz", "/readyz"}
+#: routes whose memory calls run in the project's lanes (server/lanes.py), which answer 429 when full
+_LANED = ("/v1/memories", "/v1/exchanges", "/v1/entities", "/v2/", "/v3/")
 _SCOPE_FIELDS = {"user_id": {"type": "string", "description": "memory scope (or the X-Memlane-User-Id header)"},
                  "agent_id": {"type": "string"}, "run_id": {"type": "string"}}
 #: OpenAI's chat request as memlane reads it: model and messages are checked, every other
@@ -79,6 +81,8 @@ def describe(app: FastAPI) -> dict[str, Any]:
                     responses["504"] = _error("The upstream model server timed out")
                 if method in ("post", "put"):
                     responses["413"] = _error("Request body too large")
+                if path.startswith(_LANED):
+                    responses["429"] = _error("The project has too many memory calls running and queued (see Retry-After)")
                 responses["503"] = _error("The store is unavailable")
         app.openapi_schema = spec
     return app.openapi_schema

@@ -20,6 +20,7 @@ from memlane.engine.memory import AsyncMemory, Memory
 from memlane.errors import ConfigError
 from memlane.proxy.client import AsyncMemlane
 from memlane.server.keys import DEFAULT_PROJECT, check_project
+from memlane.server.lanes import QUICK, SLOW, ProjectLanes
 
 
 def _tag(project: str) -> str:
@@ -82,6 +83,9 @@ class Projects:
         self._lock = threading.Lock()
         #: told about each project's client when it is made (the metrics listen to its timings)
         self._on_client = on_client
+        #: each project's own threads and queues for its memory calls (server/lanes.py)
+        self.lanes = ProjectLanes(threads=config.server.project_threads, slow_threads=config.server.project_slow_threads,
+                                  queue=config.server.project_queue)
 
     def client(self, project: str) -> AsyncMemlane:
         with self._lock:
@@ -99,12 +103,24 @@ class Projects:
         memory: AsyncMemory = self.client(project).memory
         return memory.sync
 
+    async def run(self, project: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` in the project's quick lane: reads and single writes. Raises
+        ``ProjectBusy`` (429) when the project already has its fill running and queued."""
+        return await self.lanes.lane(project, QUICK).run(fn, *args, **kwargs)
+
+    async def run_slow(self, project: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """The same in the project's slow lane: calls that wait on the memory LLM (``infer``
+        adds) or walk a whole scope (import, export, scope deletes), so they never hold the
+        threads quick calls need."""
+        return await self.lanes.lane(project, SLOW).run(fn, *args, **kwargs)
+
     def loaded(self) -> list[tuple[str, AsyncMemlane]]:
         with self._lock:
             return list(self._clients.items())
 
     async def drain_and_close(self, timeout: float) -> None:
         """Graceful shutdown: give the learners ``timeout`` to empty the outboxes, then close."""
+        self.lanes.close()  # nothing queued starts now; what runs finishes
         for _, client in self.loaded():
             await client.flush(timeout=timeout)
             await client.close()
@@ -126,4 +142,6 @@ class Projects:
 
 
 async def in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """In the default thread pool: for work that belongs to no project (start-up, the
+    inspector). A project's memory calls go through ``Projects.run`` / ``run_slow``."""
     return await asyncio.to_thread(fn, *args, **kwargs)

@@ -14,7 +14,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from memlane.query.filters import SCOPE_FIELDS
 from memlane.server.errors import APIError
 from memlane.server.limits import Limits
-from memlane.server.projects import in_thread
 from memlane.server.routes_memories import update_memory
 from memlane.server.routes_openai import json_body
 
@@ -56,9 +55,10 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         body = await json_body(request)
         if "messages" not in body:
             raise APIError(400, "messages is required", param="messages", code="invalid_messages")
-        return await in_thread(
-            engine(project).add, body["messages"], **_scope_kwargs(body), metadata=body.get("metadata"),
-            filters=body.get("filters"), infer=_infer(body), timestamp=body.get("timestamp"),
+        infer = _infer(body)
+        return await (projects.run_slow if infer else projects.run)(  # infer waits on the memory LLM
+            project, engine(project).add, body["messages"], **_scope_kwargs(body), metadata=body.get("metadata"),
+            filters=body.get("filters"), infer=infer, timestamp=body.get("timestamp"),
         )
 
     @api.post("/v3/memories/", summary="mem0 get_all")
@@ -67,7 +67,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
                       page_size: int = Query(100, ge=1)) -> dict[str, Any]:
         body = await json_body(request)
         limits.check_limit(page_size, "page_size")
-        found = await in_thread(engine(project).get_page, filters=_filters(body), page=page, page_size=page_size)
+        found = await projects.run(project, engine(project).get_page, filters=_filters(body), page=page, page_size=page_size)
         # path-relative links: built from the Host header they would point wherever the caller says
         here = request.url.path
         nxt = f"{here}?page={page + 1}&page_size={page_size}" if page * page_size < found["count"] else None
@@ -83,34 +83,35 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         top_k, limit = body.get("top_k"), body.get("limit")
         limits.check_limit(top_k, "top_k")
         limits.check_limit(limit)
-        return await in_thread(engine(project).search, query, filters=filters, limit=limit, top_k=top_k, threshold=body.get("threshold"))
+        return await projects.run(project, engine(project).search, query, filters=filters, limit=limit, top_k=top_k,
+                                  threshold=body.get("threshold"))
 
     @api.get("/v1/memories/{memory_id}/", summary="mem0 get")
     async def get(memory_id: str, project: str = Depends(auth)) -> dict[str, Any]:
-        return await in_thread(engine(project).get, memory_id)
+        return await projects.run(project, engine(project).get, memory_id)
 
     @api.put("/v1/memories/{memory_id}/", summary="mem0 update")
     async def update(memory_id: str, request: Request, project: str = Depends(auth)) -> dict[str, Any]:
         body = await json_body(request)
         text = body.get("text") if body.get("text") is not None else body.get("data")
-        return await update_memory(engine(project), memory_id, text, body.get("metadata"))
+        return await update_memory(projects, project, memory_id, text, body.get("metadata"))
 
     @api.delete("/v1/memories/{memory_id}/", summary="mem0 delete")
     async def delete(memory_id: str, project: str = Depends(auth)) -> dict[str, str]:
-        return await in_thread(engine(project).delete, memory_id)
+        return await projects.run(project, engine(project).delete, memory_id)
 
     @api.delete("/v1/memories/", summary="mem0 delete_all")
     async def delete_all(project: str = Depends(auth), user_id: str | None = None, agent_id: str | None = None,
                          run_id: str | None = None) -> dict[str, str]:
-        return await in_thread(engine(project).delete_all, user_id=user_id, agent_id=agent_id, run_id=run_id)
+        return await projects.run_slow(project, engine(project).delete_all, user_id=user_id, agent_id=agent_id, run_id=run_id)
 
     @api.get("/v1/memories/{memory_id}/history/", summary="mem0 history")
     async def history(memory_id: str, project: str = Depends(auth)) -> list[dict[str, Any]]:
-        return await in_thread(engine(project).history, memory_id)
+        return await projects.run(project, engine(project).history, memory_id)
 
     @api.get("/v1/entities/", summary="mem0 users: every user/agent/run that has memories")
     async def entities(project: str = Depends(auth)) -> dict[str, Any]:
-        rows = await in_thread(engine(project).entities)
+        rows = await projects.run(project, engine(project).entities)
         results = [{"id": name, "name": name, "type": kind, "total_memories": count, "owner": project} for kind, name, count in rows]
         return {"count": len(results), "results": results}
 
@@ -119,7 +120,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         field = ENTITY_TYPES.get(entity_type)
         if field is None:
             raise APIError(400, f"entity type must be one of {sorted(ENTITY_TYPES)}", param="entity_type", code="invalid_entity_type")
-        await in_thread(engine(project).delete_all, **{field: name})
+        await projects.run_slow(project, engine(project).delete_all, **{field: name})
         return {"message": "Entity deleted successfully!"}
 
     return api

@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from memlane.server.errors import APIError
 from memlane.server.limits import Limits, json_depth
-from memlane.server.projects import in_thread
 
 
 class _Body(BaseModel):
@@ -72,12 +71,12 @@ def parse_filters_param(raw: str | None) -> dict[str, Any] | None:
     return value
 
 
-async def update_memory(memory: Any, memory_id: str, text: str | None, metadata: dict[str, Any] | None) -> Any:
+async def update_memory(projects: Any, project: str, memory_id: str, text: str | None, metadata: dict[str, Any] | None) -> Any:
     """PUT semantics shared with the mem0 routes: new text and/or metadata; metadata alone keeps
     the text (the engine reads it under the scope lock, so a concurrent text update is never lost)."""
     if text is None and metadata is None:
         raise APIError(400, "give text (or data) and/or metadata", param="text", code="nothing_to_update")
-    return await in_thread(memory.update, memory_id, text, metadata=metadata)
+    return await projects.run(project, projects.engine(project).update, memory_id, text, metadata=metadata)
 
 
 def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
@@ -88,7 +87,8 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
 
     @api.post("", summary="Add memories (infer=true extracts facts with the memory LLM)")
     async def add(body: AddBody, project: str = Depends(auth)) -> dict[str, Any]:
-        return await in_thread(engine(project).add, body.messages, user_id=body.user_id, agent_id=body.agent_id,
+        run = projects.run_slow if body.infer else projects.run  # infer waits on the memory LLM
+        return await run(project, engine(project).add, body.messages, user_id=body.user_id, agent_id=body.agent_id,
                                run_id=body.run_id, metadata=body.metadata, filters=body.filters, infer=body.infer,
                                timestamp=body.timestamp)
 
@@ -98,7 +98,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         filters: str | None = Query(None, description="filter JSON"), limit: int = Query(100, ge=1),
     ) -> dict[str, Any]:
         limits.check_limit(limit)
-        return await in_thread(engine(project).get_all, user_id=user_id, agent_id=agent_id, run_id=run_id,
+        return await projects.run(project, engine(project).get_all, user_id=user_id, agent_id=agent_id, run_id=run_id,
                                filters=parse_filters_param(filters), limit=limit)
 
     @api.delete("", summary="Delete every memory of a scope")
@@ -106,14 +106,14 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         project: str = Depends(auth), user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
         filters: str | None = Query(None, description="filter JSON"),
     ) -> dict[str, str]:
-        return await in_thread(engine(project).delete_all, user_id=user_id, agent_id=agent_id, run_id=run_id,
+        return await projects.run_slow(project, engine(project).delete_all, user_id=user_id, agent_id=agent_id, run_id=run_id,
                                filters=parse_filters_param(filters))
 
     @api.post("/search", summary="Hybrid search within a scope")
     async def search(body: SearchBody, project: str = Depends(auth)) -> dict[str, Any]:
         limits.check_limit(body.limit)
         limits.check_limit(body.top_k, "top_k")
-        return await in_thread(engine(project).search, body.query, user_id=body.user_id, agent_id=body.agent_id,
+        return await projects.run(project, engine(project).search, body.query, user_id=body.user_id, agent_id=body.agent_id,
                                run_id=body.run_id, filters=body.filters, limit=body.limit, top_k=body.top_k, threshold=body.threshold)
 
     @api.get("/export", summary="Export memories with their history as JSONL (one memory per line)",
@@ -122,7 +122,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         project: str = Depends(auth), user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
         filters: str | None = Query(None, description="filter JSON"),
     ) -> StreamingResponse:
-        records = await in_thread(lambda: list(engine(project).export(
+        records = await projects.run_slow(project, lambda: list(engine(project).export(
             user_id=user_id, agent_id=agent_id, run_id=run_id, filters=parse_filters_param(filters))))
 
         def lines() -> Iterator[bytes]:
@@ -142,24 +142,24 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
                 records.append(json.loads(line))
             except json.JSONDecodeError as exc:
                 raise APIError(400, f"line {number} is not valid JSON: {exc.msg}", param="body", code="invalid_jsonl") from None
-        return await in_thread(engine(project).import_records, records)
+        return await projects.run_slow(project, engine(project).import_records, records)
 
     @api.get("/{memory_id}", summary="One memory")
     async def get(memory_id: str, project: str = Depends(auth)) -> dict[str, Any]:
-        return await in_thread(engine(project).get, memory_id)
+        return await projects.run(project, engine(project).get, memory_id)
 
     @api.put("/{memory_id}", summary="Change a memory's text and/or metadata")
     async def update(memory_id: str, body: UpdateBody, project: str = Depends(auth)) -> dict[str, Any]:
         text = body.text if body.text is not None else body.data
-        return await update_memory(engine(project), memory_id, text, body.metadata)
+        return await update_memory(projects, project, memory_id, text, body.metadata)
 
     @api.delete("/{memory_id}", summary="Delete one memory (its history stays)")
     async def delete(memory_id: str, project: str = Depends(auth)) -> dict[str, str]:
-        return await in_thread(engine(project).delete, memory_id)
+        return await projects.run(project, engine(project).delete, memory_id)
 
     @api.get("/{memory_id}/history", summary="Every change of one memory, oldest first")
     async def history(memory_id: str, project: str = Depends(auth)) -> list[dict[str, Any]]:
-        return await in_thread(engine(project).history, memory_id)
+        return await projects.run(project, engine(project).history, memory_id)
 
     return api
 
@@ -171,7 +171,7 @@ def exchanges_router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     async def enqueue(body: ExchangeBody, project: str = Depends(auth)) -> dict[str, str]:
         limits.check_metadata(body.metadata)
         limits.check_messages(body.messages)
-        item_id = await in_thread(projects.engine(project).enqueue, body.model_dump())
+        item_id = await projects.run(project, projects.engine(project).enqueue, body.model_dump())
         return {"id": item_id, "status": "queued"}
 
     return api

@@ -143,6 +143,16 @@ class ScriptedRequest:
 
 
 @dataclass
+class OpenConnection:
+    """A connection a caller holds open to the scripted server."""
+
+    #: the last request it carried (None: none yet)
+    last: ScriptedRequest | None = None
+    #: True while that request is being answered; False: idle, kept alive for the next one
+    busy: bool = False
+
+
+@dataclass
 class Reply:
     """One scripted answer. Build with the class methods."""
 
@@ -229,6 +239,8 @@ class ScriptedUpstream:
         self.stored_responses: dict[str, dict[str, Any]] = {}
         self.handler: Callable[[ScriptedRequest], Reply | None] | None = None
         self._queue: deque[Reply] = deque()
+        #: each open connection: its last request, and whether it is still being answered
+        self._connections: dict[int, OpenConnection] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -259,6 +271,12 @@ class ScriptedUpstream:
         with self._lock:
             reqs = [r for r in self.requests if r.is_model_call]
         return [r for r in reqs if (protocol is None or r.protocol == protocol) and (stage is None or r.stage == stage)]
+
+    def open_connections(self) -> list[OpenConnection]:
+        """The connections callers hold open now, busy or kept alive idle: how a test sees who
+        still holds the model server, and with what."""
+        with self._lock:
+            return [OpenConnection(c.last, c.busy) for c in self._connections.values()]
 
     @property
     def url(self) -> str:
@@ -345,6 +363,9 @@ class ScriptedUpstream:
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection = id(writer)
+        with self._lock:
+            self._connections[connection] = OpenConnection()
         try:
             while True:
                 line = await reader.readline()
@@ -362,12 +383,17 @@ class ScriptedUpstream:
                 req = ScriptedRequest(method, target.split("?")[0], headers, body)
                 with self._lock:
                     self.requests.append(req)
+                    self._connections[connection] = OpenConnection(req, busy=True)
                 await self._respond(req, reader, writer)
+                with self._lock:
+                    self._connections[connection] = OpenConnection(req, busy=False)
                 if headers.get("connection", "").lower() == "close":
                     break
         except (ConnectionError, asyncio.IncompleteReadError, ValueError, asyncio.CancelledError):
             pass
         finally:
+            with self._lock:
+                self._connections.pop(connection, None)
             writer.close()
 
     @staticmethod
