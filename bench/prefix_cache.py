@@ -1,0 +1,129 @@
+"""How much of each chat request a provider's prompt cache can reuse, per memory placement.
+
+Providers cache prompts by exact prefix (OpenAI, Anthropic, vLLM, llama.cpp): a request that
+repeats the previous one's first N bytes pays (and waits) only for the rest. This runs a
+20-turn conversation through ``memlane serve``'s app (real HTTP, the openai SDK) for each
+``retrieval.memory_placement`` and reports, per turn, the share of the previous upstream
+request that the next one repeats as its exact byte prefix, and whether the recalled memories
+are still in every request.
+
+Real text: MemoryBank (MIT) user "Frank": his other days' turns are his memories (stored as
+said); the conversation is his later turns, each answered with the dataset's own reply by the
+scripted upstream; learning is on (each exchange's first sentence is learnt), so the memory
+block changes from turn to turn as it does in use.
+
+    python bench/prefix_cache.py [--turns 20] [--user Frank]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import openai  # noqa: E402
+
+from memlane.proxy.recall import MEMORY_PREAMBLE  # noqa: E402
+from memlane.server.app import create_app  # noqa: E402
+from memlane.server.keys import KeyStore  # noqa: E402
+from memlane.testing import Reply, ScriptedRequest, ScriptedUpstream  # noqa: E402
+from memlane.testing.live_server import LiveServer  # noqa: E402
+from memlane.testing.scripted_upstream import first_sentence_facts  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "memorybank" / "memorybank_dev.json"
+PLACEMENTS = ("before_last_user", "after_system")
+SYSTEM = ("You are Frank's AI companion. Be warm and concise, remember what he tells you about his life, "
+          "and suggest things that fit his interests. Answer in at most three sentences, and ask a follow-up "
+          "question when it helps the conversation go on.")
+
+
+def exchanges(user: str) -> list[tuple[str, str]]:
+    history = json.loads(DATA.read_text())[user]["history"]
+    return [(e["query"], e["response"]) for day in sorted(history) for e in history[day]]
+
+
+def run(placement: str, memories: list[str], conversation: list[tuple[str, str]], home: Path) -> list[bytes]:
+    replies = dict(conversation)
+    with ScriptedUpstream() as upstream:
+        def answer(req: ScriptedRequest) -> Reply | None:
+            learnt = first_sentence_facts(req)
+            return learnt if learnt is not None else Reply.text(replies.get(req.last_user_text, "I see."))
+
+        upstream.handler = answer
+        config = {"vector_store": {"provider": "sqlite", "config": {"path": str(home / f"{placement}.db")}},
+                  "upstream": {"base_url": upstream.url, "api_key": "k", "max_retries": 0},
+                  "llm": {"provider": "openai", "config": {"max_retries": 0}},
+                  "outbox": {"poll_seconds": 0.05},
+                  "retrieval": {"memory_placement": placement}}
+        app = create_app(config, keys=KeyStore(home / f"{placement}-keys.db"), drain_seconds=5)
+        with LiveServer(app) as server:
+            sdk = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+            import httpx
+
+            httpx.post(server.url + "/v1/memories", json={"messages": memories, "user_id": "frank", "infer": False},
+                       timeout=120).raise_for_status()
+            history: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM}]
+            for query, _ in conversation:
+                history.append({"role": "user", "content": query})
+                reply = sdk.chat.completions.create(model="m", messages=history, extra_body={"user_id": "frank"})  # type: ignore[arg-type]
+                history.append({"role": "assistant", "content": reply.choices[0].message.content or ""})
+                time.sleep(0.3)  # the exchange is learnt before the next turn, as between a person's messages
+        return [r.body for r in upstream.chat_requests("chat")]
+
+
+def shares(bodies: list[bytes]) -> list[float]:
+    return [len(os.path.commonprefix([before, after])) / len(before) for before, after in zip(bodies, bodies[1:])]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument("--user", default="Frank")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "prefix_cache.md"))
+    args = parser.parse_args()
+    said = exchanges(args.user)
+    conversation, memories = said[-args.turns:], [q for q, _ in said[: -args.turns]]
+    home = Path(tempfile.mkdtemp(prefix="memlane-prefix-"))
+    results: dict[str, tuple[list[float], list[bool], list[int]]] = {}
+    for placement in PLACEMENTS:
+        bodies = run(placement, memories, conversation, home)
+        assert len(bodies) == len(conversation), (placement, len(bodies))
+        with_memories = [MEMORY_PREAMBLE.encode() in b for b in bodies]
+        results[placement] = (shares(bodies), with_memories, [len(b) for b in bodies])
+        print(placement, [f"{s:.2f}" for s in results[placement][0]], flush=True)
+
+    lines = [
+        "# Prompt-cache reuse by memory placement",
+        "",
+        f"`python bench/prefix_cache.py --turns {args.turns}`: MemoryBank user {args.user!r}, {len(memories)} memories from his "
+        f"other days, then a {len(conversation)}-turn conversation of his later turns through the server (learning on).",
+        "Share: the part of turn t-1's upstream request that turn t repeats as its exact byte prefix (what an "
+        "exact-prefix cache reuses). Memories: the recalled block is in the request.",
+        "",
+        "| turn | request bytes | share, before_last_user | share, after_system | memories in both |",
+        "|---|---|---|---|---|",
+    ]
+    near, top = results["before_last_user"], results["after_system"]
+    for t in range(1, len(conversation)):
+        lines.append(f"| {t + 1} | {near[2][t]:,} | {near[0][t - 1]:.2f} | {top[0][t - 1]:.2f} | "
+                     f"{'yes' if near[1][t] and top[1][t] else 'NO'} |")
+    mean = {p: sum(results[p][0][1:]) / max(1, len(results[p][0][1:])) for p in PLACEMENTS}  # turns 3..
+    worst = {p: min(results[p][0][1:], default=0.0) for p in PLACEMENTS}
+    lines += ["", f"Turns 3-{len(conversation)}: mean share {mean['before_last_user']:.2f} (lowest {worst['before_last_user']:.2f}) "
+              f"before the latest user turn, {mean['after_system']:.2f} (lowest {worst['after_system']:.2f}) after the system prompt; "
+              f"memories in every request: {all(near[1]) and all(top[1])}.", ""]
+    Path(args.out).write_text("\n".join(lines))
+    print("\n".join(lines[-2:]))
+
+
+if __name__ == "__main__":
+    main()
