@@ -386,7 +386,7 @@ class PgVectorStore(SQLStore):
         with self._tx("resetting the store") as conn:
             # the vectors table stays (other instances may be searching it); it is emptied with its
             # memories and rebuilt at the next bind, possibly for another model
-            conn.execute(f"TRUNCATE {s}.memories, {s}.history, {s}.outbox, {s}.store_info, {s}.vector_sync CASCADE")
+            conn.execute(f"TRUNCATE {s}.memories, {s}.history, {s}.outbox, {s}.store_info, {s}.vector_sync, {s}.outbox_learnt CASCADE")
         self._dims = None
 
     # -- reads ---------------------------------------------------------------------------------------
