@@ -144,3 +144,18 @@ def test_a_fallback_chat_keeps_its_exchange_with_an_id(tmp_path: Path, upstream:
         (kept,) = client._backend.outbox.items()
         assert isinstance(kept["id"], str) and len(kept["id"]) == 36
         assert client.flush(timeout=1) is False, "still kept locally"
+
+
+def test_a_full_outbox_never_fails_a_chat_and_the_dropped_exchange_is_counted(tmp_path: Path, upstream: ScriptedUpstream) -> None:
+    def extraction_down(req: ScriptedRequest) -> Reply:
+        return Reply.error(503, "overloaded") if req.stage == "extract" else Reply.text("Noted!")
+
+    upstream.handler = extraction_down  # a retry waits a minute: the first exchange stays queued
+    config = client_config(tmp_path / "e.db", upstream, outbox={"max_queued": 1, "retry_base_seconds": 60, "exit_flush_seconds": 0})
+    with Memlane(config=config) as client:
+        first = client.chat.completions.create(messages=[{"role": "user", "content": MEM0_SAMPLE}], model="m", user_id="alice")
+        second = client.chat.completions.create(messages=[{"role": "user", "content": RESTAURANTS}], model="m", user_id="alice")
+        assert first.metadata is not None and first.metadata.exchange_id
+        assert second.choices[0].message.content == "Noted!" and second.metadata is None, "answered; nothing queued, no id"
+        assert client.stats.exchanges_dropped == 1 and client.outbox_status()["exchanges_dropped"] == 1
+        assert client.outbox_status()["pending"] == 1

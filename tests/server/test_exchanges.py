@@ -144,3 +144,10 @@ def test_a_full_outbox_refuses_exchanges_but_never_a_chat(make_server: Callable[
                                                                  "user_id": "alice"})
     assert chat.status_code == 200 and chat.json()["choices"][0]["message"]["content"] == "Noted!"
     assert "metadata" not in chat.json(), "its exchange was not queued, so it names none"
+
+
+@pytest.mark.parametrize("key", ["", "x" * 201, "caf\u00e9", "a b", "\ud800"])
+def test_a_bad_idempotency_key_is_a_clear_400(server: LiveServer, key: str) -> None:
+    body = json.dumps({**exchange(), "id": key}).encode()  # (json.dumps escapes a lone surrogate)
+    r = httpx.post(f"{server.url}/v1/exchanges", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "id" in r.json()["error"]["message"]

@@ -9,6 +9,8 @@ from typing import Any, Callable
 import pytest
 
 from memlane import Memory, OutboxFullError
+from memlane.config import OutboxConfig
+from memlane.engine.learner import Learner
 from memlane.errors import ExchangeTooLargeError
 from memlane.testing import Reply, ScriptedUpstream
 from tests.scenarios import restaurant_llm
@@ -39,9 +41,6 @@ def test_an_exchange_is_queued_then_learnt_and_an_unknown_id_is_absent(memory: M
 
 def test_a_dead_exchange_is_told_with_its_error(memory: Memory, upstream: ScriptedUpstream) -> None:
     upstream.queue(Reply.error(404, "model 'scripted-model' does not exist", type="invalid_request_error", code="model_not_found"))
-    from memlane.config import OutboxConfig
-    from memlane.engine.learner import Learner
-
     item_id = memory.enqueue(exchange())
     learner = Learner(memory, OutboxConfig(workers=1, yield_seconds=0))
     assert learner.run_once()

@@ -50,6 +50,8 @@ MAX_UNSAVED = 10_000
 #: Ids of the exchanges a client queued that ``flush`` has not seen settle yet; beyond this the
 #: oldest are forgotten (a server's per-project client never flushes until it stops).
 MAX_TRACKED = 10_000
+#: the least time between two log lines about exchanges a full outbox refused
+DROP_LOG_SECONDS = 10.0
 
 
 class ExchangeTracker:
@@ -173,6 +175,7 @@ class EmbeddedBackend:
         self._closed = False
         #: this client's exchanges that flush has not seen settle
         self.exchanges = ExchangeTracker()
+        self._dropped_logged_at = -DROP_LOG_SECONDS
         self.learner.start()  # resumes what earlier clients of this store left in the outbox
         _live.add(self)
 
@@ -294,8 +297,7 @@ class EmbeddedBackend:
         try:
             outbox_id = self.engine.enqueue(payload, exchange_id=exchange_id)
         except OutboxFullError as exc:
-            self.stats.exchanges_dropped += 1
-            log.error("exchange not learnt from: %s", exc.message)
+            self._dropped(exc)
             return None
         except Exception as exc:  # noqa: BLE001
             self.stats.outbox_write_failures += 1
@@ -319,12 +321,20 @@ class EmbeddedBackend:
                 self.exchanges.add(self.engine.enqueue(payload, exchange_id=exchange_id))
                 self.stats.exchanges_queued += 1
             except OutboxFullError as exc:
-                self.stats.exchanges_dropped += 1
-                log.error("exchange not learnt from: %s", exc.message)
+                self._dropped(exc)
             except Exception:  # noqa: BLE001 - still down: keep the rest for next time
                 with self._unsaved_lock:
                     self._unsaved[:0] = pending[index:]
                 return
+
+    def _dropped(self, exc: OutboxFullError) -> None:
+        """Count an exchange the full outbox refused; log it, at most every ``DROP_LOG_SECONDS``
+        (a flood of chats into a full outbox must not flood the log too)."""
+        self.stats.exchanges_dropped += 1
+        now = time.monotonic()
+        if now - self._dropped_logged_at >= DROP_LOG_SECONDS:
+            self._dropped_logged_at = now
+            log.error("exchange not learnt from (%d so far): %s", self.stats.exchanges_dropped, exc.message)
 
     def flush(self, timeout: float | None) -> bool:
         """Wait until the outbox is drained; False if ``timeout`` ran out, an exchange is still
@@ -359,6 +369,7 @@ class EmbeddedBackend:
         status = self.learner.status()
         status["unsaved_in_memory"] = len(self._unsaved)
         status["outbox_write_failures"] = self.stats.outbox_write_failures
+        status["exchanges_dropped"] = self.stats.exchanges_dropped
         return status
 
     def close(self) -> None:

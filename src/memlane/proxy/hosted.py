@@ -214,7 +214,7 @@ def _sending(name: str) -> Callable[..., Any]:
 
 
 def _unreachable_store(http: httpx.Client | httpx.AsyncClient, exc: httpx.HTTPError) -> StoreError:
-    return StoreError(f"cannot reach the memlane server at {str(http.base_url).rstrip('/')}: {exc or type(exc).__name__}")
+    return StoreError(f"cannot reach the memlane server at {str(http.base_url).rstrip('/')}: {str(exc) or type(exc).__name__}")
 
 
 def _asending(name: str) -> Callable[..., Any]:

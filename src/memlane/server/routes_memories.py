@@ -179,7 +179,7 @@ def exchanges_router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     @api.post("", summary="Queue an exchange to learn from, as a chat through the server would (hosted resync); "
                           "idempotent: a replay returns the first id")
     async def enqueue(body: ExchangeIn, project: str = Depends(auth),
-                      idempotency_key: str | None = Header(None, max_length=MAX_KEY_CHARS,
+                      idempotency_key: str | None = Header(None, max_length=MAX_KEY_CHARS, pattern=KEY_PATTERN,
                                                            description="the client's key for this exchange (else body.id, else its content)")
                       ) -> dict[str, Any]:
         limits.check_metadata(body.metadata)
@@ -213,15 +213,17 @@ def exchanges_router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
 
 #: the longest ``GET /v1/exchanges/{id}?wait=`` (a client waiting longer asks again)
 MAX_WAIT_SECONDS = 60.0
-#: the longest idempotency key (``Idempotency-Key`` or the body's ``id``)
+#: the longest idempotency key (``Idempotency-Key`` or the body's ``id``), and its characters
+#: (printable ASCII, as in an HTTP header)
 MAX_KEY_CHARS = 200
+KEY_PATTERN = r"^[!-~]+$"
 
 
 class ExchangeIn(ExchangeBody):
     """An exchange to queue, with the client's own id for it: a replay (a resync after a lost
     answer, a retried request) returns the first exchange's id and is learnt from once."""
 
-    id: str | None = Field(None, min_length=1, max_length=MAX_KEY_CHARS,
+    id: str | None = Field(None, min_length=1, max_length=MAX_KEY_CHARS, pattern=KEY_PATTERN,
                            description="the client's id for this exchange (without one, its content is the key)")
 
 
