@@ -159,3 +159,18 @@ def test_a_full_outbox_never_fails_a_chat_and_the_dropped_exchange_is_counted(tm
         assert second.choices[0].message.content == "Noted!" and second.metadata is None, "answered; nothing queued, no id"
         assert client.stats.exchanges_dropped == 1 and client.outbox_status()["exchanges_dropped"] == 1
         assert client.outbox_status()["pending"] == 1
+
+
+@pytest.mark.parametrize("mode", ["embedded", "hosted"])
+def test_a_stream_closed_early_is_not_waited_for(mode: str, server: tuple[str, str], tmp_path: Path, upstream: ScriptedUpstream) -> None:
+    """It is not learnt from (its answer was never complete), so flush has nothing to wait for."""
+    upstream.handler = restaurant_llm
+    url, key = server
+    client = Memlane(api_key=key, host=url) if mode == "hosted" else Memlane(config=client_config(tmp_path / "e.db", upstream))
+    with client:
+        stream = client.chat.completions.create(messages=[{"role": "user", "content": MEM0_SAMPLE}], model="m", user_id="alice",
+                                                stream=True)
+        next(iter(stream))
+        stream.close()
+        assert stream.metadata is not None and stream.metadata.exchange_id
+        assert client.flush(timeout=10) is True

@@ -91,10 +91,11 @@ def _metadata_of(chunk: ChatCompletionChunk) -> RecallMetadata | None:
 
 class ServerStream(MemlaneStream):
     """A memlane server's stream, chunks unchanged; the ``metadata`` of its first chunk becomes
-    ``stream.metadata`` (as an embedded client's stream has it) and is told to ``on_metadata``."""
+    ``stream.metadata`` (as an embedded client's stream has it), and is told to ``on_complete``
+    when the stream has ended (a stream closed early is not learnt from, as in embedded mode)."""
 
-    def __init__(self, inner: openai.Stream[ChatCompletionChunk], on_metadata: Callable[[RecallMetadata], None]) -> None:
-        self._on_metadata = on_metadata
+    def __init__(self, inner: openai.Stream[ChatCompletionChunk], on_complete: Callable[[RecallMetadata], None]) -> None:
+        self._told = on_complete
         super().__init__(inner, lambda text: None, None)
 
     def _relay(self) -> Iterator[ChatCompletionChunk]:
@@ -103,16 +104,16 @@ class ServerStream(MemlaneStream):
             if first:
                 first = False
                 self.metadata = _metadata_of(chunk)
-                if self.metadata is not None:
-                    self._on_metadata(self.metadata)
             yield chunk
+        if self.metadata is not None:
+            self._told(self.metadata)
 
 
 class AsyncServerStream(MemlaneAsyncStream):
     """The ``async for`` twin of ``ServerStream``."""
 
-    def __init__(self, inner: openai.AsyncStream[ChatCompletionChunk], on_metadata: Callable[[RecallMetadata], None]) -> None:
-        self._on_metadata = on_metadata
+    def __init__(self, inner: openai.AsyncStream[ChatCompletionChunk], on_complete: Callable[[RecallMetadata], None]) -> None:
+        self._told = on_complete
 
         async def nothing(text: str) -> None:
             return None
@@ -125,6 +126,6 @@ class AsyncServerStream(MemlaneAsyncStream):
             if first:
                 first = False
                 self.metadata = _metadata_of(chunk)
-                if self.metadata is not None:
-                    self._on_metadata(self.metadata)
             yield chunk
+        if self.metadata is not None:
+            self._told(self.metadata)
