@@ -6,12 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 from memlane.engine.memory import AsyncMemory, Memory
 from memlane.errors import (
+    AuthenticationError,
     ConfigError,
     EmbedderMismatchError,
     FilterError,
     LLMError,
     MemlaneError,
     NotFoundError,
+    OutboxFullError,
     ScopeError,
     StoreError,
     ValidationError,
@@ -41,6 +43,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncMemlane",
     "AsyncMemory",
+    "AuthenticationError",
     "ConfigError",
     "EmbedderMismatchError",
     "FilterError",
@@ -51,6 +54,7 @@ __all__ = [
     "MemlaneError",
     "Memory",
     "NotFoundError",
+    "OutboxFullError",
     "ScopeError",
     "StoreError",
     "ValidationError",

@@ -110,6 +110,13 @@ class OutboxConfig(_Strict):
     #: process (memlane.engine.foreground): under load learning lags instead of slowing chats.
     #: 0 never waits.
     yield_seconds: float = Field(default=0.25, ge=0)
+    #: Exchanges the outbox may hold (per store; on the server, per project), waiting or dead:
+    #: beyond it ``POST /v1/exchanges`` is 429 and a chat's exchange is not learnt from (the
+    #: chat itself is answered; the drop is counted and logged), so one project cannot fill the disk.
+    max_queued: int = Field(default=10_000, ge=1)
+    #: Megabytes of exchanges the outbox may hold, as ``max_queued`` (one exchange bigger than
+    #: this alone is 413).
+    max_queued_mb: float = Field(default=64.0, gt=0)
 
 
 class InferenceConfig(_Strict):

@@ -7,6 +7,7 @@ translated into this tree where they cross into the engine.
 
     MemlaneError
     ├── ConfigError            bad or unknown config key, provider or value
+    │   ├── AuthenticationError     a memlane server refused the API key (401; hosted mode)
     │   ├── EmbedderMismatchError   the store was built with another embedding model
     │   └── EndpointNotConfiguredError  no model server configured where one is needed (503)
     ├── ValidationError        bad input to a public method (400)
@@ -14,6 +15,8 @@ translated into this tree where they cross into the engine.
     │   └── FilterError        malformed filter or unknown operator
     ├── NotFoundError          unknown memory id (404)
     ├── StoreError             the store failed or is unreachable (503)
+    ├── OutboxFullError        the outbox holds outbox.max_queued exchanges or max_queued_mb (429)
+    │   └── ExchangeTooLargeError   one exchange larger than the whole outbox.max_queued_mb (413)
     ├── EmbedderError          the embedder failed (503)
     ├── LLMError               the memory LLM failed or answered something unusable (502)
     │   └── LLMResponseError   invalid JSON / wrong shape, even after one repair attempt
@@ -40,6 +43,15 @@ class MemlaneError(Exception):
 
 class ConfigError(MemlaneError):
     http_status = 400
+
+
+class AuthenticationError(ConfigError):
+    """A memlane server refused the API key. Hosted mode raises it for memory calls and chats
+    alike (for chats as a subclass of ``openai.AuthenticationError`` too, see
+    ``memlane.proxy.hosted``); a ``ConfigError``, as the key is configuration."""
+
+    http_status = 401
+    code = "invalid_api_key"
 
 
 class EmbedderMismatchError(ConfigError):
@@ -72,6 +84,22 @@ class StoreError(MemlaneError):
     http_status = 503
 
 
+class OutboxFullError(MemlaneError):
+    """The store's outbox already holds ``outbox.max_queued`` exchanges (or
+    ``outbox.max_queued_mb``): one project cannot fill the disk. A chat is never refused for it
+    (its exchange is then not learnt from, and that is counted and logged)."""
+
+    http_status = 429
+    code = "outbox_full"
+
+
+class ExchangeTooLargeError(OutboxFullError):
+    """One exchange larger than the whole outbox bound: it could never be queued."""
+
+    http_status = 413
+    code = "exchange_too_large"
+
+
 class EmbedderError(MemlaneError):
     http_status = 503
 
@@ -90,15 +118,18 @@ class UpstreamError(MemlaneError):
 
 
 __all__ = [
+    "AuthenticationError",
     "ConfigError",
     "EmbedderError",
     "EmbedderMismatchError",
     "EndpointNotConfiguredError",
+    "ExchangeTooLargeError",
     "FilterError",
     "LLMError",
     "LLMResponseError",
     "MemlaneError",
     "NotFoundError",
+    "OutboxFullError",
     "ScopeError",
     "StoreError",
     "UpstreamError",

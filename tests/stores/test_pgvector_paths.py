@@ -60,7 +60,9 @@ def test_a_store_from_before_the_scope_columns_is_migrated(pg_uri: str) -> None:
     store.close()
     with psycopg.connect(pg_uri, autocommit=True) as conn:  # back to the version-2 shape
         conn.execute("ALTER TABLE t_m3.vectors DROP COLUMN user_id, DROP COLUMN agent_id, DROP COLUMN run_id, DROP COLUMN scope_key")
-        conn.execute("ALTER TABLE t_m3.outbox DROP COLUMN scope_key, DROP COLUMN dead_at")  # and the version-3 outbox
+        conn.execute("ALTER TABLE t_m3.outbox DROP COLUMN scope_key, DROP COLUMN dead_at,"  # and the version-3 outbox
+                     " DROP COLUMN bytes, DROP COLUMN idempotency_key")
+        conn.execute("DROP TABLE t_m3.outbox_learnt")
         conn.execute("INSERT INTO t_m3.outbox (id, payload, created_at, next_attempt_at) VALUES"
                      " ('old-item', '{\"scope\": {\"user_id\": \"alice\"}, \"messages\": []}', 0, 0)")
         conn.execute("UPDATE t_m3.schema_version SET version = 2")
@@ -71,8 +73,8 @@ def test_a_store_from_before_the_scope_columns_is_migrated(pg_uri: str) -> None:
             found = store.search(Scope(user_id=user), None, vector, "", 10)
             assert [r.memory for r in store.fetch(list(found.dense)).values()] == [f"{user}'s fact"]
         with psycopg.connect(pg_uri) as conn:
-            assert conn.execute("SELECT version FROM t_m3.schema_version").fetchone() == (7,)
-            assert conn.execute("SELECT scope_key FROM t_m3.outbox").fetchone() == (Scope(user_id="alice").key,)
+            assert conn.execute("SELECT version FROM t_m3.schema_version").fetchone() == (8,)
+            assert conn.execute("SELECT scope_key, bytes > 0 FROM t_m3.outbox").fetchone() == (Scope(user_id="alice").key, True)
             assert conn.execute("SELECT count(*) FROM t_m3.vectors WHERE scope_key IS NOT NULL").fetchone() == (2,)
     finally:
         store.close()

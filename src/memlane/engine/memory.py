@@ -28,8 +28,8 @@ from memlane.engine import inference, prompts
 from memlane.engine.foreground import Foreground
 from memlane.engine.messages import normalize_messages, transcript
 from memlane.engine.alignment import alignment, shipped_word_vectors
-from memlane.engine.validation import (check_encodable, check_limit, check_metadata, check_scope_id, check_text, check_timestamp,
-                                       resolve_limit, resolve_scope)
+from memlane.engine.validation import (check_encodable, check_limit, check_max_limit, check_metadata, check_scope_id, check_text,
+                                       check_timestamp, resolve_limit, resolve_scope)
 from memlane.engine.ranking import boosted, fuse, may_name_someone
 from memlane.errors import NotFoundError, ScopeError, ValidationError
 from memlane.llms.base import LLM
@@ -37,7 +37,7 @@ from memlane.query.filters import SCOPE_FIELDS, Filter
 from memlane.query.when import parse_time, period_in
 from memlane.records import HistoryEvent, MemoryRecord, Scope, SearchHit, utc_now
 from memlane.stores.base import Applied, Change, MemoryStore
-from memlane.stores.outbox import OutboxItem
+from memlane.stores.outbox import ExchangeState, OutboxBounds, OutboxItem
 
 log = logging.getLogger("memlane.memory")
 
@@ -357,7 +357,8 @@ class Memory:
         if not isinstance(query, str) or not query.strip():
             raise ValidationError("query must be a non-empty string", param="query")
         check_encodable(query, "query")
-        n = resolve_limit(request.limit, request.top_k, 10)
+        n = check_max_limit(resolve_limit(request.limit, request.top_k, 10), self.config.server.max_limit,
+                            top_k=request.limit is None and request.top_k is not None)
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
             raise ValidationError(f"threshold must be a number, got {threshold!r}", param="threshold")
         scope, parsed = resolve_scope(request.user_id, request.agent_id, request.run_id, request.filters, required="search")
@@ -432,7 +433,7 @@ class Memory:
         ``{"results": [...]}``."""
         n = top_k if top_k is not None else limit
         if n is not None:
-            check_limit(n)
+            check_max_limit(check_limit(n), self.config.server.max_limit, top_k=top_k is not None)
         if not isinstance(oldest_first, bool):
             raise ValidationError("oldest_first must be true or false", param="oldest_first")
         scope, parsed = resolve_scope(user_id, agent_id, run_id, filters, required="get_all")
@@ -581,9 +582,13 @@ class Memory:
 
     # -- what the faces need beyond memories ---------------------------------------------------
 
-    def enqueue(self, exchange: Mapping[str, Any]) -> str:
+    def enqueue(self, exchange: Mapping[str, Any], *, exchange_id: str | None = None,
+                idempotency_key: str | None = None) -> str:
         """Queue an exchange to learn from in the background (``{"scope", "messages",
-        "metadata"?, "model"?}``): the one way a chat's exchange reaches learning."""
+        "metadata"?, "model"?}``): the one way a chat's exchange reaches learning. Returns its
+        id (``exchange_id`` when given: a chat names it before its answer streams); an id or
+        ``idempotency_key`` seen before returns the first exchange's id and queues nothing.
+        ``OutboxFullError`` beyond ``outbox.max_queued`` / ``max_queued_mb``."""
         if not isinstance(exchange, Mapping) or not isinstance(exchange.get("scope"), Mapping):
             raise ValidationError("an exchange is an object with a scope object and messages", param="scope")
         ids = exchange["scope"]
@@ -594,7 +599,14 @@ class Memory:
             raise ValidationError("model must be a string", param="model")
         payload = {"scope": scope.as_dict(), "messages": exchange["messages"],
                    "metadata": self._checked_metadata(exchange.get("metadata")), "model": model}
-        return self.store.outbox.put(payload)
+        settings = self.config.outbox
+        bounds = OutboxBounds(settings.max_queued, int(settings.max_queued_mb * 1024 * 1024))
+        return self.store.outbox.put(payload, item_id=exchange_id, idempotency_key=idempotency_key, bounds=bounds)
+
+    def exchange_states(self, exchange_ids: Sequence[str]) -> dict[str, ExchangeState]:
+        """``queued``, ``learnt`` or ``dead`` for each exchange id this store knows (an exchange
+        learnt from is remembered for a day); unknown ids are absent."""
+        return self.store.outbox.states(exchange_ids)
 
     def outbox_status(self) -> dict[str, Any]:
         """``pending``, ``in_progress``, ``retrying``, ``dead``, ``oldest_age_seconds``, ``last_error``."""
@@ -686,6 +698,7 @@ class AsyncMemory:
     reset = _threaded("reset")
     import_records = _threaded("import_records")
     enqueue = _threaded("enqueue")
+    exchange_states = _threaded("exchange_states")
     outbox_status = _threaded("outbox_status")
     dead_exchanges = _threaded("dead_exchanges")
     requeue = _threaded("requeue")

@@ -89,6 +89,16 @@ def resolve_limit(limit: Any, top_k: Any, default: int) -> int:
     return check_limit(limit if limit is not None else default)
 
 
+def check_max_limit(n: int, maximum: int, *, top_k: bool = False) -> int:
+    """The one documented maximum of ``limit``/``top_k`` (``server.max_limit``, 1,000 by
+    default) in every face: the server refuses more, and so does the engine, rather than one
+    face answering what the other refuses (or cutting silently what was asked for)."""
+    if n > maximum:
+        name = "top_k" if top_k else "limit"
+        raise ValidationError(f"{name} must be at most {maximum} (server.max_limit), got {n}", param=name)
+    return n
+
+
 def check_timestamp(timestamp: Any) -> str | None:
     """When a conversation happened, as memlane stores times (ISO 8601 UTC, microseconds).
     Accepts what mem0's Platform ``add`` takes (Unix seconds), ISO 8601 text or a datetime;

@@ -11,7 +11,9 @@ import json
 import logging
 import threading
 import time
+import uuid
 import weakref
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
@@ -23,8 +25,8 @@ from openai.types.chat import ChatCompletion
 from memlane.config import MemlaneConfig, load_config
 from memlane.engine.learner import Learner
 from memlane.engine.memory import AsyncMemory, Memory, SearchRequest
-from memlane.engine.validation import check_encodable, check_metadata, resolve_limit, resolve_scope
-from memlane.errors import EndpointNotConfiguredError, UpstreamError, ValidationError
+from memlane.engine.validation import check_encodable, check_max_limit, check_metadata, resolve_limit, resolve_scope
+from memlane.errors import EndpointNotConfiguredError, OutboxFullError, UpstreamError, ValidationError
 from memlane.openai_compat import NO_CHAT_ENDPOINT, chat_endpoint
 from memlane.proxy.fields import MemlaneFields
 from memlane.proxy.recall import as_mapping, exchange_payload, inject, recall_query, reply_text
@@ -39,6 +41,38 @@ log = logging.getLogger("memlane.client")
 DEFAULT_LIMIT = 10
 #: Exchanges kept in memory while the store cannot take them; beyond this they are logged.
 MAX_UNSAVED = 10_000
+#: Ids of the exchanges a client queued that ``flush`` has not seen settle yet; beyond this the
+#: oldest are forgotten (a server's per-project client never flushes until it stops).
+MAX_TRACKED = 10_000
+#: the least time between two log lines about exchanges a full outbox refused
+DROP_LOG_SECONDS = 10.0
+
+
+class ExchangeTracker:
+    """The exchanges one client queued, until ``flush`` has seen each learnt or dead: what
+    "flush returns False if an exchange went dead" is about (that client's own exchanges)."""
+
+    def __init__(self, limit: int = MAX_TRACKED) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def add(self, exchange_id: str | None) -> None:
+        if not exchange_id:
+            return
+        with self._lock:
+            self._ids[exchange_id] = None
+            while len(self._ids) > self._limit:
+                self._ids.popitem(last=False)
+
+    def pending(self) -> list[str]:
+        with self._lock:
+            return list(self._ids)
+
+    def settle(self, exchange_ids: Sequence[str]) -> None:
+        with self._lock:
+            for exchange_id in exchange_ids:
+                self._ids.pop(exchange_id, None)
 
 
 @dataclass
@@ -54,6 +88,8 @@ class ClientStats:
     last_recall_error: str | None = None
     exchanges_queued: int = 0
     outbox_write_failures: int = 0
+    #: exchanges not learnt from because the outbox was full (outbox.max_queued / max_queued_mb)
+    exchanges_dropped: int = 0
     #: hosted mode: chats answered by the fallback upstream while the server was unreachable
     fallback_chats: int = 0
     last_recall_timings_ms: dict[str, float] = field(default_factory=dict)
@@ -73,9 +109,12 @@ class ChatCall:
     stream: bool
     #: this call's entry in the recall log, once recalled
     logged: dict[str, Any] | None = None
+    #: the id its exchange is queued under (named before the answer, so a stream's first chunk
+    #: can carry it); None for a one-off call
+    exchange_id: str | None = None
 
 
-def parse_call(messages: Any, model: Any, ours: MemlaneFields, stream: bool) -> ChatCall:
+def parse_call(messages: Any, model: Any, ours: MemlaneFields, stream: bool, max_limit: int) -> ChatCall:
     """Check the request the way the engine would, before anything reaches the upstream."""
     if not isinstance(messages, (list, tuple)) or not messages:
         raise ValidationError("messages must be a non-empty list of chat messages", param="messages")
@@ -84,10 +123,11 @@ def parse_call(messages: Any, model: Any, ours: MemlaneFields, stream: bool) -> 
         if not isinstance(role, str) or not role:
             raise ValidationError(f"messages[{index}] must be an object with a string role, got {message!r:.80}", param="messages")
     check_encodable(messages, "messages")  # a lone surrogate can reach neither the upstream nor the outbox
-    n = resolve_limit(ours.limit, ours.top_k, DEFAULT_LIMIT)
+    n = check_max_limit(resolve_limit(ours.limit, ours.top_k, DEFAULT_LIMIT), max_limit, top_k=ours.limit is None and ours.top_k is not None)
     scope, _ = resolve_scope(ours.user_id, ours.agent_id, ours.run_id, ours.filters, required=None)
     parse_filters(split_scope(ours.filters)[1])  # a malformed filter is the caller's error, not a memory failure
-    return ChatCall(scope, ours.filters, n, bool(ours.include_memories), check_metadata(ours.metadata), messages, model, stream)
+    return ChatCall(scope, ours.filters, n, bool(ours.include_memories), check_metadata(ours.metadata), messages, model, stream,
+                    exchange_id=None if scope.is_empty() else str(uuid.uuid4()))
 
 
 def where(url: Any) -> str:
@@ -158,6 +198,9 @@ class EmbeddedBackend:
         self._unsaved: list[dict[str, Any]] = []
         self._unsaved_lock = threading.Lock()
         self._closed = False
+        #: this client's exchanges that flush has not seen settle
+        self.exchanges = ExchangeTracker()
+        self._dropped_logged_at = -DROP_LOG_SECONDS
         self.learner.start()  # resumes what earlier clients of this store left in the outbox
         _live.add(self)
 
@@ -221,15 +264,18 @@ class EmbeddedBackend:
         return messages
 
     @staticmethod
-    def recalled(call: ChatCall, hits: list[SearchHit]) -> RecallMetadata | None:
-        if not call.include_memories:
-            return None
-        return RecallMetadata(memories=[RecalledMemory(**h.to_dict()) for h in hits])
+    def recalled(call: ChatCall, hits: list[SearchHit], exchange_id: str | None) -> RecallMetadata | None:
+        """The answer's ``metadata``: what was recalled (``include_memories``) and the id of the
+        exchange queued to learn from (``GET /v1/exchanges/{id}``, ``flush``)."""
+        fields: dict[str, Any] = {} if exchange_id is None else {"exchange_id": exchange_id}
+        if call.include_memories:
+            fields["memories"] = [RecalledMemory(**h.to_dict()) for h in hits]
+        return RecallMetadata(**fields) if fields else None
 
     # -- chat --------------------------------------------------------------------------------
 
     def chat(self, messages: Any, model: Any, ours: MemlaneFields, kwargs: dict[str, Any]) -> Any:
-        call = parse_call(messages, model, ours, bool(kwargs.get("stream")))
+        call = parse_call(messages, model, ours, bool(kwargs.get("stream")), self.config.server.max_limit)
         self.stats.chats += 1
         if call.scope.is_empty():  # a one-off call: nothing recalled, nothing stored
             with self._answer():
@@ -239,12 +285,12 @@ class EmbeddedBackend:
         with self._answer(), self.timings.timed("upstream"):
             response = checked_completion(self.upstream.chat.completions.create(messages=sent, model=model, **kwargs), call.stream)
         if call.stream:
-            return MemlaneStream(response, lambda text: self.learn(call, text), self.recalled(call, hits))
-        self.learn(call, reply_text(response))
-        return completion_with(response, self.recalled(call, hits))
+            return MemlaneStream(response, lambda text: self.learn(call, text), self.recalled(call, hits, call.exchange_id))
+        queued = self.learn(call, reply_text(response))
+        return completion_with(response, self.recalled(call, hits, queued))
 
     async def achat(self, messages: Any, model: Any, ours: MemlaneFields, kwargs: dict[str, Any]) -> Any:
-        call = parse_call(messages, model, ours, bool(kwargs.get("stream")))
+        call = parse_call(messages, model, ours, bool(kwargs.get("stream")), self.config.server.max_limit)
         self.stats.chats += 1
         if call.scope.is_empty():
             with self._answer():
@@ -254,59 +300,89 @@ class EmbeddedBackend:
         with self._answer(), self.timings.timed("upstream"):
             response = checked_completion(await self.upstream.chat.completions.create(messages=sent, model=model, **kwargs), call.stream)
 
-        async def learn(text: str | None) -> None:
-            await asyncio.to_thread(self.learn, call, text)
+        async def learn(text: str | None) -> str | None:
+            return await asyncio.to_thread(self.learn, call, text)
 
         if call.stream:
-            return MemlaneAsyncStream(response, learn, self.recalled(call, hits))
-        await learn(reply_text(response))
-        return completion_with(response, self.recalled(call, hits))
+            return MemlaneAsyncStream(response, learn, self.recalled(call, hits, call.exchange_id))
+        queued = await learn(reply_text(response))
+        return completion_with(response, self.recalled(call, hits, queued))
 
     # -- learning ----------------------------------------------------------------------------
 
-    def learn(self, call: ChatCall, reply: str | None) -> None:
-        """Queue what this call taught us (never raises; see ``enqueue``)."""
-        outbox_id = self.enqueue(exchange_payload(call.scope.as_dict(), call.messages, reply, call.metadata, call.model))
+    def learn(self, call: ChatCall, reply: str | None) -> str | None:
+        """Queue what this call taught us; its exchange id, or None when nothing was queued
+        (never raises; see ``enqueue``)."""
+        payload = exchange_payload(call.scope.as_dict(), call.messages, reply, call.metadata, call.model)
+        outbox_id = self.enqueue(payload, exchange_id=call.exchange_id)
         self.recall_log.queued(call.logged, outbox_id)
+        return outbox_id
 
-    def enqueue(self, payload: dict[str, Any] | None) -> str | None:
+    def enqueue(self, payload: dict[str, Any] | None, *, exchange_id: str | None = None) -> str | None:
         """Durably queue an exchange (the store's outbox) and wake the learner; never raises:
-        while the store cannot take it, it waits in memory and is retried on the next call."""
+        while the store cannot take it, it waits in memory and is retried on the next call. A
+        full outbox (``outbox.max_queued``) is not a failure to retry: the exchange is dropped,
+        counted and logged, and the chat goes on."""
         if payload is None:
             return None
         self._save_unsaved()
         try:
-            outbox_id = self.engine.enqueue(payload)
+            outbox_id = self.engine.enqueue(payload, exchange_id=exchange_id)
+        except OutboxFullError as exc:
+            self._dropped(exc)
+            return None
         except Exception as exc:  # noqa: BLE001
             self.stats.outbox_write_failures += 1
             with self._unsaved_lock:
                 if len(self._unsaved) < MAX_UNSAVED:
-                    self._unsaved.append(payload)
+                    self._unsaved.append((payload, exchange_id))
                     log.warning("outbox write failed, exchange kept in memory for retry: %s", exc)
                 else:
                     log.error("outbox write failed and %d exchanges already wait in memory; this one is lost: %s", MAX_UNSAVED, exc)
             return None
         self.stats.exchanges_queued += 1
+        self.exchanges.add(outbox_id)
         self.learner.notify()
         return outbox_id
 
     def _save_unsaved(self) -> None:
         with self._unsaved_lock:
             pending, self._unsaved = self._unsaved, []
-        for index, payload in enumerate(pending):
+        for index, (payload, exchange_id) in enumerate(pending):
             try:
-                self.engine.enqueue(payload)
+                self.exchanges.add(self.engine.enqueue(payload, exchange_id=exchange_id))
                 self.stats.exchanges_queued += 1
+            except OutboxFullError as exc:
+                self._dropped(exc)
             except Exception:  # noqa: BLE001 - still down: keep the rest for next time
                 with self._unsaved_lock:
                     self._unsaved[:0] = pending[index:]
                 return
 
+    def _dropped(self, exc: OutboxFullError) -> None:
+        """Count an exchange the full outbox refused; log it, at most every ``DROP_LOG_SECONDS``
+        (a flood of chats into a full outbox must not flood the log too)."""
+        self.stats.exchanges_dropped += 1
+        now = time.monotonic()
+        if now - self._dropped_logged_at >= DROP_LOG_SECONDS:
+            self._dropped_logged_at = now
+            log.error("exchange not learnt from (%d so far): %s", self.stats.exchanges_dropped, exc.message)
+
     def flush(self, timeout: float | None) -> bool:
+        """Wait until the outbox is drained; False if ``timeout`` ran out, an exchange is still
+        kept in memory, or one this client queued went dead."""
         if self._closed:  # closing stopped the learner and the store; nothing can drain now
             return False
         self._save_unsaved()
-        return self.learner.flush(timeout) and not self._unsaved
+        drained = self.learner.flush(timeout) and not self._unsaved
+        ours = self.exchanges.pending()
+        states = self.engine.exchange_states(ours) if ours else {}
+        settled = [i for i in ours if i not in states or states[i].status != "queued"]  # (unknown: forgotten after a day)
+        dead = [i for i in settled if states[i].status == "dead"]
+        self.exchanges.settle(settled)
+        if dead:
+            log.warning("%d exchange(s) went dead (memlane outbox dead lists them, with why): %s", len(dead), ", ".join(dead[:5]))
+        return drained and not dead
 
     def sync(self) -> int:
         """Nothing is kept aside in embedded mode: exchanges go to the store's own outbox."""
@@ -325,6 +401,7 @@ class EmbeddedBackend:
         status = self.learner.status()
         status["unsaved_in_memory"] = len(self._unsaved)
         status["outbox_write_failures"] = self.stats.outbox_write_failures
+        status["exchanges_dropped"] = self.stats.exchanges_dropped
         return status
 
     def close(self) -> None:

@@ -7,7 +7,16 @@ Fallback: when the server cannot be reached and an upstream is known (``fallback
 appended to a local outbox file, and it is handed to the server's outbox (``POST
 /v1/exchanges``, the same learning path as a chat) once the server answers again: on a later
 call, or ``client.sync()``. An item leaves the file only after the server accepted it; the file
-is rewritten atomically.
+is rewritten atomically. Each kept exchange has its own id, sent as its idempotency key, so a
+resync whose answer was lost and is sent again is still learnt from once.
+
+Waiting for learning: every chat answer with a scope names its exchange (``metadata.exchange_id``:
+in the body, or on a stream's first chunk); the client remembers those ids, and ``flush()``
+waits for each (``GET /v1/exchanges/{id}?wait=``), returning False if one went dead.
+
+Errors: a refused API key is ``HostedAuthenticationError`` for chats and memory calls alike (a
+``memlane.AuthenticationError`` and an ``openai.AuthenticationError``); an unreachable server
+is named by its URL.
 """
 
 from __future__ import annotations
@@ -18,6 +27,8 @@ import json
 import logging
 import os
 import threading
+import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,20 +38,51 @@ import httpx
 import openai
 
 from memlane.config import memlane_home
-from memlane.errors import ConfigError, FilterError, MemlaneError, NotFoundError, ScopeError, StoreError, ValidationError
+from memlane.errors import (
+    AuthenticationError,
+    ConfigError,
+    FilterError,
+    MemlaneError,
+    NotFoundError,
+    ScopeError,
+    StoreError,
+    ValidationError,
+)
 from memlane.openai_compat import resolve_endpoint
 from memlane.proxy.addresses import server_address
-from memlane.proxy.embedded import ClientStats
+from memlane.proxy.embedded import ClientStats, ExchangeTracker
 from memlane.engine.timing import Timings
 from memlane.proxy.fields import MemlaneFields
 from memlane.proxy.recall import exchange_payload, reply_text
-from memlane.proxy.streams import MemlaneAsyncStream, MemlaneStream
-from memlane.proxy.types import RecallMetadata, completion_with
+from memlane.proxy.streams import AsyncServerStream, MemlaneAsyncStream, MemlaneStream, ServerStream
+from memlane.proxy.types import MemlaneChatCompletion, RecallMetadata, completion_with
 
 log = logging.getLogger("memlane.hosted")
 
 DEFAULT_HOST = "http://127.0.0.1:8765"
 DEFAULT_TIMEOUT = 120.0
+#: the longest one ``GET /v1/exchanges/{id}?wait=`` the server allows; ``flush`` asks again
+MAX_WAIT_SECONDS = 60.0
+
+
+class HostedAuthenticationError(AuthenticationError, openai.AuthenticationError):
+    """The memlane server refused the API key (401), for a chat or a memory call alike: catch
+    it as ``memlane.AuthenticationError`` (a ``ConfigError``) or as ``openai.AuthenticationError``."""
+
+    def __init__(self, message: str, *, response: httpx.Response, body: object | None) -> None:
+        openai.AuthenticationError.__init__(self, message, response=response, body=body)
+        self.message = message
+        self.param = "api_key"
+
+
+def _server_of(response: httpx.Response) -> str:
+    url = response.request.url
+    return f"{url.scheme}://{url.netloc.decode()}"
+
+
+def _refused_key(response: httpx.Response, message: str, body: object | None) -> HostedAuthenticationError:
+    return HostedAuthenticationError(f"the memlane server at {_server_of(response)} refused the API key: {message}",
+                                     response=response, body=body)
 
 
 def _error_from(response: httpx.Response) -> MemlaneError:
@@ -53,24 +95,30 @@ def _error_from(response: httpx.Response) -> MemlaneError:
     if response.status_code == 404:
         return NotFoundError(message, param=error.get("param"))
     if response.status_code == 401:
-        return ConfigError(f"the memlane server refused the API key: {message}", param="api_key")
+        return _refused_key(response, message, error or None)
     if response.status_code < 500:
         kind = {"filter": FilterError, "scope": ScopeError}.get(code, ValidationError)
         return kind(message, param=error.get("param"))
     return StoreError(f"memlane server error {response.status_code}: {message}")
 
 
-#: error codes the memlane server gives its own input errors (``MemlaneError`` class names)
-_OWN_INPUT_ERRORS = {"filter": FilterError, "scope": ScopeError, "validation": ValidationError}
+#: error codes the memlane server gives its own input errors (``MemlaneError`` class names, and
+#: the request limits that the engine checks too)
+_OWN_INPUT_ERRORS = {"filter": FilterError, "scope": ScopeError, "validation": ValidationError, "limit_too_large": ValidationError}
 
 
 @contextmanager
 def same_errors_as_embedded() -> Iterator[None]:
     """A chat the memlane server refused for memlane's own fields (a bad filter, scope or limit)
     raises what the embedded client raises for the same call (``FilterError``, ...); the
-    model's own refusals stay the openai SDK's errors."""
+    model's own refusals stay the openai SDK's errors. A refused key is
+    ``HostedAuthenticationError``, as for memory calls."""
     try:
         yield
+    except openai.AuthenticationError as exc:
+        body = exc.body if isinstance(exc.body, dict) else None
+        message = str((body or {}).get("message") or exc.message)
+        raise _refused_key(exc.response, message, body) from exc
     except openai.BadRequestError as exc:
         body = exc.body if isinstance(exc.body, dict) else {}
         kind = _OWN_INPUT_ERRORS.get(str(body.get("code") or ""))
@@ -160,10 +208,14 @@ def _sending(name: str) -> Callable[..., Any]:
         try:
             response = self._http.request(method, path, **options)
         except httpx.HTTPError as exc:
-            raise StoreError(f"cannot reach the memlane server: {exc}") from exc
+            raise _unreachable_store(self._http, exc) from exc
         return _checked(response)
 
     return call
+
+
+def _unreachable_store(http: httpx.Client | httpx.AsyncClient, exc: httpx.HTTPError) -> StoreError:
+    return StoreError(f"cannot reach the memlane server at {str(http.base_url).rstrip('/')}: {str(exc) or type(exc).__name__}")
 
 
 def _asending(name: str) -> Callable[..., Any]:
@@ -175,7 +227,7 @@ def _asending(name: str) -> Callable[..., Any]:
         try:
             response = await self._http.request(method, path, **options)
         except httpx.HTTPError as exc:
-            raise StoreError(f"cannot reach the memlane server: {exc}") from exc
+            raise _unreachable_store(self._http, exc) from exc
         return _checked(response)
 
     return call
@@ -266,6 +318,8 @@ class HostedBackend:
         self.timings = Timings()
         digest = hashlib.sha1(f"{self.host}|{self.api_key}".encode()).hexdigest()[:16]
         self.outbox = LocalOutbox(memlane_home() / "hosted-outbox" / f"{digest}.jsonl")
+        #: the exchanges the server queued for this client, until flush has seen them settle
+        self.exchanges = ExchangeTracker()
         self.config = HostedSettings(self.host, self._fallback_settings.get("base_url"), self._timeout, str(self.outbox.path))
 
     def fallback_client(self) -> Any:
@@ -304,7 +358,7 @@ class HostedBackend:
             item = next(steps)
             while True:
                 try:
-                    self.memory.enqueue(item)
+                    self.exchanges.add(self.memory.enqueue(item).get("id"))
                     item = steps.send(None)
                 except MemlaneError as exc:
                     item = steps.send(exc)
@@ -317,7 +371,7 @@ class HostedBackend:
             item = next(steps)
             while True:
                 try:
-                    await self.memory.enqueue(item)
+                    self.exchanges.add((await self.memory.enqueue(item)).get("id"))
                     item = steps.send(None)
                 except MemlaneError as exc:
                     item = steps.send(exc)
@@ -327,14 +381,68 @@ class HostedBackend:
     def pending_sync(self) -> int:
         return len(self.outbox.items())
 
+    def _waiting(self, timeout: float | None) -> Generator[tuple[str, float], httpx.Response | None, bool]:
+        """``flush``, written once for both clients: yields ``(exchange id, seconds to wait)``
+        for each exchange the server queued for this client, and receives the server's answer
+        to ``GET /v1/exchanges/{id}?wait=`` (None: unreachable). True when every one was learnt
+        from and nothing is kept locally."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ok = self.pending_sync() == 0
+        for exchange_id in self.exchanges.pending():
+            while True:
+                left = MAX_WAIT_SECONDS if deadline is None else min(MAX_WAIT_SECONDS, deadline - time.monotonic())
+                if left <= 0:
+                    return False
+                response = yield exchange_id, left
+                if response is None:
+                    return False
+                if response.status_code == 404:
+                    log.warning("the memlane server does not know exchange %s (learnt over a day ago, or never queued)", exchange_id)
+                    ok = False
+                    break
+                state = _checked(response)
+                if state.get("status") == "queued":
+                    continue
+                if state.get("status") == "dead":
+                    log.warning("exchange %s went dead on the server (memlane outbox dead lists it): %s", exchange_id, state.get("last_error"))
+                    ok = False
+                break
+            self.exchanges.settle([exchange_id])
+        return ok
+
     def flush(self, timeout: float | None = None) -> bool:
-        """The server learns in its own outbox; here, hand over what was kept locally."""
+        """Hand over what was kept locally, then wait until the server learnt from every exchange
+        it queued for this client; False if one went dead or ``timeout`` ran out first."""
         self.sync()
-        return self.pending_sync() == 0
+        steps = self._waiting(timeout)
+        try:
+            exchange_id, wait = next(steps)
+            while True:
+                try:
+                    response: httpx.Response | None = self.http.get(
+                        f"/v1/exchanges/{exchange_id}", params={"wait": round(wait, 3)}, timeout=wait + self._timeout)
+                except httpx.HTTPError as exc:
+                    log.warning("cannot reach the memlane server at %s to wait for learning: %s", self.host, exc)
+                    response = None
+                exchange_id, wait = steps.send(response)
+        except StopIteration as done:
+            return bool(done.value)
 
     async def aflush(self, timeout: float | None = None) -> bool:
         await self.async_sync()
-        return self.pending_sync() == 0
+        steps = self._waiting(timeout)
+        try:
+            exchange_id, wait = next(steps)
+            while True:
+                try:
+                    response: httpx.Response | None = await self.http.get(
+                        f"/v1/exchanges/{exchange_id}", params={"wait": round(wait, 3)}, timeout=wait + self._timeout)
+                except httpx.HTTPError as exc:
+                    log.warning("cannot reach the memlane server at %s to wait for learning: %s", self.host, exc)
+                    response = None
+                exchange_id, wait = steps.send(response)
+        except StopIteration as done:
+            return bool(done.value)
 
     def outbox_status(self) -> dict[str, Any]:
         return {"pending_sync": self.pending_sync(), "file": str(self.outbox.path)}
@@ -352,7 +460,7 @@ class HostedBackend:
         def keep(reply: str | None) -> None:
             payload = exchange_payload(ours.scope(), messages, reply, ours.metadata, model)
             if payload is not None:
-                self.outbox.append(payload)
+                self.outbox.append({**payload, "id": str(uuid.uuid4())})  # its idempotency key at resync
                 self.stats.exchanges_queued += 1
 
         return keep
@@ -368,13 +476,32 @@ class HostedBackend:
         self.stats.fallback_chats += 1
         return upstream, self._keeper(ours, messages, model), RecallMetadata(memories=[]) if ours.include_memories else None
 
+    def _body(self, ours: MemlaneFields, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The SDK's arguments for the server: the caller's own, their ``extra_body`` merged with
+        memlane's fields (memlane's keyword arguments win over the same names in it)."""
+        sent = dict(kwargs)
+        extra = {**(sent.pop("extra_body", None) or {}), **ours.as_body()}
+        return {**sent, "extra_body": extra or None}
+
+    def _answered(self, response: Any, stream: bool) -> Any:
+        """The server's answer, its exchange id remembered for ``flush``."""
+        def seen(metadata: RecallMetadata) -> None:
+            self.exchanges.add(metadata.exchange_id)
+
+        if stream:
+            return AsyncServerStream(response, seen) if self._asynchronous else ServerStream(response, seen)
+        answer: MemlaneChatCompletion = completion_with(response, None)
+        if isinstance(answer.metadata, RecallMetadata):
+            seen(answer.metadata)
+        return answer
+
     def chat(self, messages: Sequence[Any], model: str, ours: MemlaneFields, kwargs: dict[str, Any]) -> Any:
         self.stats.chats += 1
         if self.outbox.items():
             self.sync()
         try:
             with same_errors_as_embedded():
-                response = self.upstream.chat.completions.create(messages=messages, model=model, extra_body=ours.as_body() or None, **kwargs)
+                response = self.upstream.chat.completions.create(messages=messages, model=model, **self._body(ours, kwargs))
         except openai.APIConnectionError as exc:
             upstream, keep, memories = self._fall_back(exc, ours, messages, model)
             answer = upstream.chat.completions.create(messages=messages, model=model, **kwargs)
@@ -382,7 +509,7 @@ class HostedBackend:
                 return MemlaneStream(answer, keep, memories)
             keep(reply_text(answer))
             return completion_with(answer, memories)
-        return response if kwargs.get("stream") else completion_with(response, None)
+        return self._answered(response, bool(kwargs.get("stream")))
 
     async def achat(self, messages: Sequence[Any], model: str, ours: MemlaneFields, kwargs: dict[str, Any]) -> Any:
         self.stats.chats += 1
@@ -390,7 +517,7 @@ class HostedBackend:
             await self.async_sync()
         try:
             with same_errors_as_embedded():
-                response = await self.upstream.chat.completions.create(messages=messages, model=model, extra_body=ours.as_body() or None, **kwargs)
+                response = await self.upstream.chat.completions.create(messages=messages, model=model, **self._body(ours, kwargs))
         except openai.APIConnectionError as exc:
             upstream, keep, memories = self._fall_back(exc, ours, messages, model)
 
@@ -402,7 +529,7 @@ class HostedBackend:
                 return MemlaneAsyncStream(answer, akeep, memories)
             keep(reply_text(answer))
             return completion_with(answer, memories)
-        return response if kwargs.get("stream") else completion_with(response, None)
+        return self._answered(response, bool(kwargs.get("stream")))
 
     def close(self) -> None:
         self.http.close()

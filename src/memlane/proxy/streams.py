@@ -80,3 +80,52 @@ class MemlaneAsyncStream(_Relay, openai.AsyncStream[ChatCompletionChunk]):
 
     async def close(self) -> None:
         await self._inner.close()
+
+
+def _metadata_of(chunk: ChatCompletionChunk) -> RecallMetadata | None:
+    """The ``metadata`` a memlane server puts on a stream's first chunk (memories, exchange id)."""
+    extra = getattr(chunk, "model_extra", None) or {}
+    found = extra.get("metadata")
+    return RecallMetadata.model_validate(found) if isinstance(found, dict) else None
+
+
+class ServerStream(MemlaneStream):
+    """A memlane server's stream, chunks unchanged; the ``metadata`` of its first chunk becomes
+    ``stream.metadata`` (as an embedded client's stream has it), and is told to ``on_complete``
+    when the stream has ended (a stream closed early is not learnt from, as in embedded mode)."""
+
+    def __init__(self, inner: openai.Stream[ChatCompletionChunk], on_complete: Callable[[RecallMetadata], None]) -> None:
+        self._told = on_complete
+        super().__init__(inner, lambda text: None, None)
+
+    def _relay(self) -> Iterator[ChatCompletionChunk]:
+        first = True
+        for chunk in self._inner:
+            if first:
+                first = False
+                self.metadata = _metadata_of(chunk)
+            yield chunk
+        if self.metadata is not None:
+            self._told(self.metadata)
+
+
+class AsyncServerStream(MemlaneAsyncStream):
+    """The ``async for`` twin of ``ServerStream``."""
+
+    def __init__(self, inner: openai.AsyncStream[ChatCompletionChunk], on_complete: Callable[[RecallMetadata], None]) -> None:
+        self._told = on_complete
+
+        async def nothing(text: str) -> None:
+            return None
+
+        super().__init__(inner, nothing, None)
+
+    async def _relay(self) -> AsyncIterator[ChatCompletionChunk]:
+        first = True
+        async for chunk in self._inner:
+            if first:
+                first = False
+                self.metadata = _metadata_of(chunk)
+            yield chunk
+        if self.metadata is not None:
+            self._told(self.metadata)

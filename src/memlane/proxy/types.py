@@ -24,14 +24,25 @@ class RecalledMemory(BaseModel):
 
 
 class RecallMetadata(BaseModel):
-    memories: List[RecalledMemory] = []
+    """A chat answer's ``metadata``: ``memories`` (with ``include_memories``) and
+    ``exchange_id``, the id its exchange was queued under to learn from (a chat with a scope;
+    ``GET /v1/exchanges/{id}?wait=30`` tells when it was learnt; ``client.flush()`` waits for it).
+    Keys the upstream itself sent in ``metadata`` (OpenAI's string map) are kept beside them."""
+
+    model_config = ConfigDict(extra="allow")
+    memories: Optional[List[RecalledMemory]] = None
+    exchange_id: Optional[str] = None
+
+
+#: the key of ``metadata`` that carries the exchange's id (documented in docs/client.md)
+EXCHANGE_ID = "exchange_id"
 
 
 class MemlaneChatCompletion(ChatCompletion):
-    """``openai.types.chat.ChatCompletion`` plus ``metadata.memories`` when asked for.
+    """``openai.types.chat.ChatCompletion`` plus ``metadata.memories`` when asked for and
+    ``metadata.exchange_id`` when the call had a scope.
 
-    OpenAI's own ``metadata`` (a string map) still comes through when the upstream sends one
-    and memories were not requested.
+    OpenAI's own ``metadata`` (a string map) still comes through when the upstream sends one.
     """
 
     metadata: Optional[Union[RecallMetadata, Dict[str, str]]] = None  # type: ignore[assignment]
@@ -42,8 +53,9 @@ def completion_with(response: Any, memories: RecallMetadata | None) -> MemlaneCh
     was recalled as ``metadata.memories`` when asked for: the one place answers are wrapped."""
     # a server's metadata.memories is not the SDK's string map: no warning for it
     data = response.to_dict(mode="python", exclude_unset=True, warnings=False) if hasattr(response, "to_dict") else dict(response)
+    theirs = data.get("metadata") if isinstance(data.get("metadata"), dict) else None
     if memories is not None:
-        data["metadata"] = memories
-    elif isinstance(data.get("metadata"), dict) and "memories" in data["metadata"]:
-        data["metadata"] = RecallMetadata.model_validate(data["metadata"])
+        data["metadata"] = RecallMetadata.model_validate({**(theirs or {}), **memories.model_dump(exclude_unset=True)})
+    elif theirs is not None and ("memories" in theirs or EXCHANGE_ID in theirs):
+        data["metadata"] = RecallMetadata.model_validate(theirs)
     return MemlaneChatCompletion.model_validate(data)

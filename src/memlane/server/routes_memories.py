@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+import time
 from typing import Any, Iterator
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -167,11 +170,61 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
 def exchanges_router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     api = APIRouter(prefix="/v1/exchanges", tags=["memories"])
 
-    @api.post("", summary="Queue an exchange to learn from, as a chat through the server would (hosted resync)")
-    async def enqueue(body: ExchangeBody, project: str = Depends(auth)) -> dict[str, str]:
+    @api.post("", summary="Queue an exchange to learn from, as a chat through the server would (hosted resync); "
+                          "idempotent: a replay returns the first id")
+    async def enqueue(body: ExchangeIn, project: str = Depends(auth),
+                      idempotency_key: str | None = Header(None, max_length=MAX_KEY_CHARS, pattern=KEY_PATTERN,
+                                                           description="the client's key for this exchange (else body.id, else its content)")
+                      ) -> dict[str, Any]:
         limits.check_metadata(body.metadata)
         limits.check_messages(body.messages)
-        item_id = await projects.run(project, projects.engine(project).enqueue, body.model_dump())
-        return {"id": item_id, "status": "queued"}
+        exchange = body.model_dump(exclude={"id"})
+        engine = projects.engine(project)
+        item_id = await projects.run(project, engine.enqueue, exchange, idempotency_key=replay_key(exchange, idempotency_key or body.id))
+        state = (await projects.run(project, engine.exchange_states, [item_id])).get(item_id)
+        return {"id": item_id, "status": state.status if state is not None else "learnt"}
+
+    @api.get("/{exchange_id}", summary="An exchange's state (queued, learnt, dead); wait=SECONDS waits while it is queued")
+    async def state(exchange_id: str, project: str = Depends(auth),
+                    wait: float = Query(0.0, ge=0, le=MAX_WAIT_SECONDS, description=f"seconds to wait while it is queued (at most {MAX_WAIT_SECONDS:g})")
+                    ) -> dict[str, Any]:
+        engine = projects.engine(project)
+        deadline = time.monotonic() + wait
+        pause = 0.02
+        while True:  # each look is one quick read; the wait between holds no thread
+            found = (await projects.run(project, engine.exchange_states, [exchange_id])).get(exchange_id)
+            if found is None:
+                raise APIError(404, f"no exchange {exchange_id!r} in this project (an exchange learnt from is remembered"
+                                    " for a day)", param="exchange_id", code="exchange_not_found")
+            left = deadline - time.monotonic()
+            if found.status != "queued" or left <= 0:
+                return found.to_dict()
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 1.5, 0.25)
 
     return api
+
+
+#: the longest ``GET /v1/exchanges/{id}?wait=`` (a client waiting longer asks again)
+MAX_WAIT_SECONDS = 60.0
+#: the longest idempotency key (``Idempotency-Key`` or the body's ``id``), and its characters
+#: (printable ASCII, as in an HTTP header)
+MAX_KEY_CHARS = 200
+KEY_PATTERN = r"^[!-~]+$"
+
+
+class ExchangeIn(ExchangeBody):
+    """An exchange to queue, with the client's own id for it: a replay (a resync after a lost
+    answer, a retried request) returns the first exchange's id and is learnt from once."""
+
+    id: str | None = Field(None, min_length=1, max_length=MAX_KEY_CHARS, pattern=KEY_PATTERN,
+                           description="the client's id for this exchange (without one, its content is the key)")
+
+
+def replay_key(exchange: dict[str, Any], client_key: str | None) -> str:
+    """What makes two ``POST /v1/exchanges`` the same exchange: the client's key when it sent
+    one, else a hash of what would be learnt (scope, messages, metadata, model)."""
+    if client_key:
+        return "client:" + client_key
+    canonical = json.dumps(exchange, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8", errors="surrogatepass")).hexdigest()

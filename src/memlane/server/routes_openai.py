@@ -69,7 +69,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
                 async for chunk in result:
                     data = chunk.to_dict(mode="json", exclude_unset=True)
                     if first and metadata is not None:
-                        data["metadata"] = metadata.model_dump(mode="json")
+                        data["metadata"] = metadata.model_dump(mode="json", exclude_none=True)
                     first = False
                     yield sse(data)
             except Exception as exc:  # noqa: BLE001 - reported in-band, then the response is aborted

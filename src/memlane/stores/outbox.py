@@ -12,6 +12,16 @@ Dead letters: an item that failed ``max_attempts`` times, or failed in a way ret
 (the memory model does not exist, the key is refused), is set aside as dead. It stays, with its
 last error, visible in ``stats()``; ``requeue()`` puts it back once the cause is fixed.
 
+Waiting for learning: an item's id is the exchange's id. ``states(ids)`` tells each one's state
+(``queued``, ``learnt``, ``dead``): an item learnt from leaves the outbox, but its id (and
+idempotency key) is kept in a second table for ``LEARNT_KEPT_SECONDS``, written in the same
+commit, so "learnt" is told apart from "never heard of" (another project's id: each project
+has its own store).
+
+Bounds: ``put`` refuses an item when the outbox already holds ``max_items`` items or
+``max_bytes`` bytes of payload (live and dead items alike: both take space), so one project
+cannot fill the disk; an idempotency key makes a replayed ``put`` return the first id.
+
 ``SQLOutbox`` is the one implementation, shared by every SQL store through a small dialect.
 """
 
@@ -21,11 +31,18 @@ import json
 import os
 import socket
 import time
+import uuid
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Literal, Protocol, Sequence
 
+from memlane.errors import ExchangeTooLargeError, OutboxFullError
 from memlane.records import Scope
+
+#: how long the id (and idempotency key) of an exchange learnt from is remembered
+LEARNT_KEPT_SECONDS = 24 * 3600
+#: the learnt table is pruned at most this often (per outbox object)
+PRUNE_EVERY_SECONDS = 60.0
 
 
 @dataclass
@@ -38,6 +55,31 @@ class OutboxItem:
     last_error: str | None = None
 
 
+ExchangeStatus = Literal["queued", "learnt", "dead"]
+
+
+@dataclass(frozen=True)
+class ExchangeState:
+    """Where one exchange is: ``queued`` (waiting, being learnt or retrying), ``learnt`` (done;
+    also when there was nothing to learn) or ``dead`` (set aside, see ``requeue``)."""
+
+    id: str
+    status: ExchangeStatus
+    attempts: int = 0
+    last_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "status": self.status, "attempts": self.attempts, "last_error": self.last_error}
+
+
+@dataclass(frozen=True)
+class OutboxBounds:
+    """The most an outbox may hold (``outbox.max_queued`` / ``max_queued_mb``); None: no bound."""
+
+    max_items: int | None = None
+    max_bytes: int | None = None
+
+
 class LeaseLost(Exception):
     """The item's lease expired and another worker took it: discard this work (internal)."""
 
@@ -45,8 +87,16 @@ class LeaseLost(Exception):
 class Outbox(Protocol):
     """What the learner and the faces need from a store's outbox (``store.outbox``)."""
 
-    def put(self, payload: dict[str, Any]) -> str:
-        """Queue an exchange (``payload["scope"]`` names its scope); returns its id."""
+    def put(self, payload: dict[str, Any], *, item_id: str | None = None, idempotency_key: str | None = None,
+            bounds: OutboxBounds | None = None) -> str:
+        """Queue an exchange (``payload["scope"]`` names its scope); returns its id (``item_id``
+        when given). An ``item_id`` or ``idempotency_key`` already queued or learnt returns that
+        item's id and queues nothing. ``OutboxFullError`` (``ExchangeTooLargeError`` for one
+        item bigger than the whole bound) when ``bounds`` would be passed."""
+        ...
+
+    def states(self, item_ids: Sequence[str]) -> dict[str, ExchangeState]:
+        """The state of each known id (unknown ones are absent)."""
         ...
 
     def claim(self, owner: str, lease_seconds: float) -> OutboxItem | None:
@@ -113,6 +163,9 @@ class SQLOutbox:
     def __init__(self, table: str, transaction: Transaction, *, mark: str, json_in: str, skip_locked: bool,
                  read: Transaction | None = None, claim_lock: str | None = None) -> None:
         self.t = table
+        #: the ids (and idempotency keys) of the items learnt from, for ``states`` and replays
+        self.learnt = table + "_learnt"
+        self._pruned_at = 0.0
         #: SQL run first in each claim's transaction where the database's isolation alone would
         #: let two workers lease two items of one scope at once (PostgreSQL's READ COMMITTED)
         self._claim_lock = claim_lock
@@ -131,15 +184,68 @@ class SQLOutbox:
         return OutboxItem(row["id"], json.loads(payload) if isinstance(payload, str) else payload,
                           row["attempts"], row["created_at"], owner, row["last_error"])
 
-    def put(self, payload: dict[str, Any]) -> str:
-        import uuid
-
-        item_id, now = str(uuid.uuid4()), time.time()
+    def put(self, payload: dict[str, Any], *, item_id: str | None = None, idempotency_key: str | None = None,
+            bounds: OutboxBounds | None = None) -> str:
+        body = json.dumps(payload, ensure_ascii=False)
+        size = len(body.encode("utf-8", errors="surrogatepass"))
+        if bounds is not None and bounds.max_bytes is not None and size > bounds.max_bytes:
+            raise ExchangeTooLargeError(f"this exchange is {size} bytes, more than the outbox may hold in all "
+                                        f"({bounds.max_bytes} bytes, outbox.max_queued_mb)", param="messages")
+        new_id, now = item_id or str(uuid.uuid4()), time.time()
         with self._tx("writing to the outbox") as conn:
-            conn.execute(self._sql("INSERT INTO {t} (id, payload, scope_key, created_at, next_attempt_at) VALUES (?, ")
-                         + self._json_in + self._sql(", ?, ?, ?)"),
-                         (item_id, json.dumps(payload, ensure_ascii=False), payload_scope_key(payload), now, now))
-        return item_id
+            known = self._known(conn, item_id, idempotency_key)
+            if known is not None:
+                return known
+            if bounds is not None:
+                self._check_room(conn, size, bounds)
+            row = conn.execute(
+                self._sql("INSERT INTO {t} (id, payload, scope_key, created_at, next_attempt_at, bytes, idempotency_key) VALUES (?, ")
+                + self._json_in + self._sql(", ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id"),
+                (new_id, body, payload_scope_key(payload), now, now, size, idempotency_key)).fetchone()
+            if row is None:  # a concurrent put of the same id or key committed first (PostgreSQL)
+                known = self._known(conn, item_id, idempotency_key)
+                if known is None:
+                    raise OutboxFullError("the outbox refused the exchange: its id is taken", param="id")
+                return known
+        return str(row["id"])
+
+    def _known(self, conn: Any, item_id: str | None, key: str | None) -> str | None:
+        """The id of the item (queued or learnt) with this id or idempotency key, if any."""
+        for column, value in (("id", item_id), ("idempotency_key", key)):
+            if value is None:
+                continue
+            for table in (self.t, self.learnt):
+                row = conn.execute(self._sql(f"SELECT id FROM {table} WHERE {column} = ? LIMIT 1"), (value,)).fetchone()
+                if row is not None:
+                    return str(row["id"])
+        return None
+
+    def _check_room(self, conn: Any, size: int, bounds: OutboxBounds) -> None:
+        """Refuse the item if the outbox is full (its count and size read an index only)."""
+        row = conn.execute(self._sql("SELECT count(*) AS n, coalesce(sum(bytes), 0) AS total FROM {t}")).fetchone()
+        count, total = int(row["n"]), int(row["total"])
+        if bounds.max_items is not None and count >= bounds.max_items:
+            raise OutboxFullError(f"the outbox already holds {count} exchanges waiting to be learnt from (outbox.max_queued"
+                                  f" is {bounds.max_items}); try again once the learner has caught up", param="messages")
+        if bounds.max_bytes is not None and total + size > bounds.max_bytes:
+            raise OutboxFullError(f"the outbox already holds {total} bytes of exchanges waiting to be learnt from; this one"
+                                  f" ({size} bytes) would pass outbox.max_queued_mb ({bounds.max_bytes} bytes); try again"
+                                  " once the learner has caught up", param="messages")
+
+    def states(self, item_ids: Sequence[str]) -> dict[str, ExchangeState]:
+        found: dict[str, ExchangeState] = {}
+        ids = list(dict.fromkeys(i for i in item_ids if isinstance(i, str)))
+        with self._read("reading the outbox") as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                rows = conn.execute(self._sql(f"SELECT id, dead_at, attempts, last_error FROM {{t}} WHERE id IN ({marks})"), chunk)
+                for row in rows.fetchall():
+                    status: ExchangeStatus = "dead" if row["dead_at"] is not None else "queued"
+                    found[row["id"]] = ExchangeState(row["id"], status, int(row["attempts"]), row["last_error"])
+                for row in conn.execute(self._sql(f"SELECT id FROM {self.learnt} WHERE id IN ({marks})"), chunk).fetchall():
+                    found.setdefault(row["id"], ExchangeState(row["id"], "learnt"))
+        return found
 
     def claim(self, owner: str, lease_seconds: float) -> OutboxItem | None:
         now = time.time()
@@ -175,10 +281,18 @@ class SQLOutbox:
                  " ORDER BY next_attempt_at, seq")
 
     def finish(self, conn: Any, item: OutboxItem) -> None:
-        """Remove a claimed item inside the caller's transaction (see ``MemoryStore.apply``)."""
-        gone = conn.execute(self._sql("DELETE FROM {t} WHERE id = ? AND owner = ?"), (item.id, item.owner)).rowcount
-        if not gone:
+        """Remove a claimed item inside the caller's transaction (see ``MemoryStore.apply``),
+        remembering it as learnt in the same commit."""
+        gone = conn.execute(self._sql("DELETE FROM {t} WHERE id = ? AND owner = ? RETURNING idempotency_key"),
+                            (item.id, item.owner)).fetchone()
+        if gone is None:
             raise LeaseLost(item.id)
+        now = time.time()
+        conn.execute(self._sql(f"INSERT INTO {self.learnt} (id, idempotency_key, learnt_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
+                     (item.id, gone["idempotency_key"], now))
+        if now - self._pruned_at > PRUNE_EVERY_SECONDS:
+            self._pruned_at = now
+            conn.execute(self._sql(f"DELETE FROM {self.learnt} WHERE learnt_at < ?"), (now - LEARNT_KEPT_SECONDS,))
 
     def done(self, item: OutboxItem) -> None:
         with self._tx("finishing an outbox item") as conn:
@@ -227,4 +341,4 @@ class SQLOutbox:
         }
 
 
-__all__ = ["LeaseLost", "Outbox", "OutboxItem", "SQLOutbox", "owner_id", "owner_is_dead"]
+__all__ = ["ExchangeState", "LeaseLost", "Outbox", "OutboxBounds", "OutboxItem", "SQLOutbox", "owner_id", "owner_is_dead"]

@@ -118,3 +118,16 @@ def m006_conversation_order(store: PgVectorStore, conn: Any) -> None:
 def m007_history_by_time(store: PgVectorStore, conn: Any) -> None:
     """History by date (see SQLite's m010)."""
     conn.execute(f"CREATE INDEX IF NOT EXISTS history_time ON {store.s}.history (created_at)")
+
+
+@migration
+def m008_outbox_bounds_and_learnt(store: PgVectorStore, conn: Any) -> None:
+    """Each item's size and optional idempotency key, and the exchanges learnt from (see
+    SQLite's m011)."""
+    s = store.s
+    execute_all(conn, f"""ALTER TABLE {s}.outbox ADD COLUMN bytes bigint NOT NULL DEFAULT 0, ADD COLUMN idempotency_key text;
+        UPDATE {s}.outbox SET bytes = octet_length(payload::text);
+        CREATE UNIQUE INDEX outbox_idempotency ON {s}.outbox (idempotency_key) WHERE idempotency_key IS NOT NULL;
+        CREATE TABLE {s}.outbox_learnt (id text PRIMARY KEY, idempotency_key text, learnt_at double precision NOT NULL);
+        CREATE INDEX outbox_learnt_key ON {s}.outbox_learnt (idempotency_key) WHERE idempotency_key IS NOT NULL;
+        CREATE INDEX outbox_learnt_time ON {s}.outbox_learnt (learnt_at)""")

@@ -33,6 +33,7 @@ from memlane.query.keywords import query_terms
 from memlane.records import MemoryRecord, Scope, utc_now
 from memlane.stores.base import Applied, Candidates, Change, Progress, tell_progress
 from memlane.stores.outbox import OutboxItem
+from memlane.stores.scope_locks import ScopeLocks
 from memlane.stores.pg_filters import compile_filter
 from memlane.stores.pg_migrations import migrate
 from memlane.stores.sql import SQLStore, mapped_errors, record_from_row
@@ -108,8 +109,8 @@ class PgVectorStore(SQLStore):
         #: the connection holding this thread's scope lock: the work done under the lock runs on
         #: it, so a thread never waits on the pool for a second connection while holding one
         self._held = threading.local()
-        self._scope_locks: dict[int, threading.Lock] = {}
-        self._scope_locks_guard = threading.Lock()
+        #: in-process locks per scope, dropped when unused (the advisory lock is the cross-process one)
+        self._scope_locks = ScopeLocks(None)
         self._bootstrap()
         self._pool = ConnectionPool(self._conninfo, min_size=o.min_connections, max_size=o.max_connections,
                                     kwargs={"row_factory": dict_row, "autocommit": False}, configure=self._configure,
@@ -242,9 +243,7 @@ class PgVectorStore(SQLStore):
         one: threads queued on one scope hold no pool connection while they wait, and the holder
         does its work on the connection that holds the lock (see ``_tx``)."""
         key = _lock_key(scope)
-        with self._scope_locks_guard:
-            local = self._scope_locks.setdefault(key, threading.Lock())
-        with local, self._mapped("locking a scope"), self._pool.connection() as conn:
+        with self._scope_locks.hold(scope.key), self._mapped("locking a scope"), self._pool.connection() as conn:
             conn.autocommit = True
             conn.execute("SELECT pg_advisory_lock(%s)", (key,))
             self._held.conn = conn
@@ -386,7 +385,7 @@ class PgVectorStore(SQLStore):
         with self._tx("resetting the store") as conn:
             # the vectors table stays (other instances may be searching it); it is emptied with its
             # memories and rebuilt at the next bind, possibly for another model
-            conn.execute(f"TRUNCATE {s}.memories, {s}.history, {s}.outbox, {s}.store_info, {s}.vector_sync CASCADE")
+            conn.execute(f"TRUNCATE {s}.memories, {s}.history, {s}.outbox, {s}.store_info, {s}.vector_sync, {s}.outbox_learnt CASCADE")
         self._dims = None
 
     # -- reads ---------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ extensions, so there is no sqlite-vec: exact search over a scope's rows is fast 
 the scopes memlane serves (see bench/README.md) and never misses a match.
 
 Concurrency: one connection per thread; writes are short ``BEGIN IMMEDIATE`` transactions;
-adds to one scope are serialised by a per-scope lock file beside the database, so that
+adds to one scope are serialised by a lock per scope in the process and one of a fixed set of
+lock files beside the database across processes (``memlane.stores.scope_locks``), so that
 threads and separate processes on the same file neither lose an update nor duplicate a fact.
 """
 
@@ -25,13 +26,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from memlane.config import default_db_path, validate_section
-from memlane.files import FILE_MODE, private_dir, private_file
+from memlane.files import private_dir, private_file
 from memlane.errors import NotFoundError
 from memlane.query.filters import Filter
 from memlane.query.keywords import query_terms
 from memlane.records import MemoryRecord, Scope, utc_now
 from memlane.stores.base import Applied, Candidates, Change, Progress, tell_progress
 from memlane.stores.outbox import OutboxItem
+from memlane.stores.scope_locks import ScopeLocks, remove_per_scope_files
 from memlane.stores.sql import SQLStore, mapped_errors, record_from_row
 from memlane.stores.sqlite_filters import compile_filter
 from memlane.stores.sqlite_migrations import migrate
@@ -104,10 +106,11 @@ class SQLiteStore(SQLStore):
             private_file(self.path)  # 0600 before sqlite opens it: its -wal and -shm take the same mode
             self._uri = None
             self._lock_dir = self.path.parent / (self.path.name + ".locks")
+            remove_per_scope_files(self._lock_dir)  # left by earlier versions, one per scope
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
-        self._scope_locks: dict[str, threading.Lock] = {}
+        self._scope_locks = ScopeLocks(self._lock_dir)
         self._dims: int | None = None
         self._vectors = VectorCache(self.options.vector_cache_mb * 1024 * 1024)
         self._term_counts: dict[str, tuple[int, int]] = {}  # stem -> (memories holding it, max rowid then)
@@ -192,21 +195,8 @@ class SQLiteStore(SQLStore):
 
     # -- locking -------------------------------------------------------------------------------
 
-    @contextmanager
-    def scope_lock(self, scope: Scope) -> Iterator[None]:
-        key = scope.key
-        with self._guard:
-            lock = self._scope_locks.setdefault(key, threading.Lock())
-        with lock:
-            if self._lock_dir is None:
-                yield
-                return
-            from filelock import FileLock
-
-            private_dir(self._lock_dir)
-            name = hashlib.sha1(key.encode()).hexdigest()[:24] + ".lock"
-            with FileLock(str(self._lock_dir / name), mode=FILE_MODE):
-                yield
+    def scope_lock(self, scope: Scope) -> ContextManager[None]:
+        return self._scope_locks.hold(scope.key)
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -333,7 +323,7 @@ class SQLiteStore(SQLStore):
 
     def reset(self) -> None:
         with self._write("resetting the store") as db:
-            for table in ("memories", "vectors", "memories_fts", "history", "store_info", "outbox", "vector_sync"):
+            for table in ("memories", "vectors", "memories_fts", "history", "store_info", "outbox", "outbox_learnt", "vector_sync"):
                 db.execute(f"DELETE FROM {table}")
             # versions only ever grow, so no cached matrix from before the reset can match again
             db.execute("UPDATE scope_versions SET version = version + 1, rewrites = rewrites + 1")

@@ -174,3 +174,22 @@ def m009_conversation_order(db: sqlite3.Connection) -> None:
 def m010_history_by_time(db: sqlite3.Connection) -> None:
     """History by date: the inspector and ``memlane status`` count today's changes."""
     execute_all(db, "CREATE INDEX IF NOT EXISTS history_time ON history (created_at)")
+
+
+@migration
+def m011_outbox_bounds_and_learnt(db: sqlite3.Connection) -> None:
+    """What waiting for learning and the outbox's bounds need. Each item's size (its own column,
+    indexed, so the bound's count and sum read an index, never the payloads) and its optional
+    idempotency key (a replayed ``POST /v1/exchanges`` returns the first id); and which
+    exchanges were learnt from, kept a while after they leave the outbox, so an exchange's
+    state (queued, learnt, dead) can be told and a late replay is still recognised."""
+    execute_all(db, """
+        ALTER TABLE outbox ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE outbox ADD COLUMN idempotency_key TEXT;
+        UPDATE outbox SET bytes = length(CAST(payload AS BLOB));
+        CREATE INDEX outbox_bytes ON outbox (bytes);
+        CREATE UNIQUE INDEX outbox_idempotency ON outbox (idempotency_key) WHERE idempotency_key IS NOT NULL;
+        CREATE TABLE outbox_learnt (id TEXT PRIMARY KEY, idempotency_key TEXT, learnt_at REAL NOT NULL);
+        CREATE INDEX outbox_learnt_key ON outbox_learnt (idempotency_key) WHERE idempotency_key IS NOT NULL;
+        CREATE INDEX outbox_learnt_time ON outbox_learnt (learnt_at)
+        """)
