@@ -40,7 +40,7 @@ from memlane.testing.live_server import LiveServer  # noqa: E402
 from memlane.testing.scripted_upstream import first_sentence_facts  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "memorybank" / "memorybank_dev.json"
-PLACEMENTS = ("before_last_user", "after_system")
+PLACEMENTS = ("pinned", "before_last_user", "after_system")
 SYSTEM = ("You are Frank's AI companion. Be warm and concise, remember what he tells you about his life, "
           "and suggest things that fit his interests. Answer in at most three sentences, and ask a follow-up "
           "question when it helps the conversation go on.")
@@ -84,6 +84,12 @@ def shares(bodies: list[bytes]) -> list[float]:
     return [len(os.path.commonprefix([before, after])) / len(before) for before, after in zip(bodies, bodies[1:])]
 
 
+def uncached(bodies: list[bytes]) -> int:
+    """Bytes a provider computes afresh over the conversation: each request minus the prefix it
+    shares with the one before (the first request is all new)."""
+    return len(bodies[0]) + sum(len(after) - len(os.path.commonprefix([before, after])) for before, after in zip(bodies, bodies[1:]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=20)
@@ -94,11 +100,13 @@ def main() -> None:
     conversation, memories = said[-args.turns:], [q for q, _ in said[: -args.turns]]
     home = Path(tempfile.mkdtemp(prefix="memlane-prefix-"))
     results: dict[str, tuple[list[float], list[bool], list[int]]] = {}
+    fresh: dict[str, int] = {}
     for placement in PLACEMENTS:
         bodies = run(placement, memories, conversation, home)
         assert len(bodies) == len(conversation), (placement, len(bodies))
         with_memories = [MEMORY_PREAMBLE.encode() in b for b in bodies]
         results[placement] = (shares(bodies), with_memories, [len(b) for b in bodies])
+        fresh[placement] = uncached(bodies)
         print(placement, [f"{s:.2f}" for s in results[placement][0]], flush=True)
 
     lines = [
@@ -109,18 +117,28 @@ def main() -> None:
         "Share: the part of turn t-1's upstream request that turn t repeats as its exact byte prefix (what an "
         "exact-prefix cache reuses). Memories: the recalled block is in the request.",
         "",
-        "| turn | request bytes | share, before_last_user | share, after_system | memories in both |",
-        "|---|---|---|---|---|",
+        "| turn | " + " | ".join(f"bytes, {p}" for p in PLACEMENTS) + " | " + " | ".join(f"share, {p}" for p in PLACEMENTS)
+        + " | memories in all |",
+        "|---|" + "---|" * (2 * len(PLACEMENTS)) + "---|",
     ]
-    near, top = results["before_last_user"], results["after_system"]
     for t in range(1, len(conversation)):
-        lines.append(f"| {t + 1} | {near[2][t]:,} | {near[0][t - 1]:.2f} | {top[0][t - 1]:.2f} | "
-                     f"{'yes' if near[1][t] and top[1][t] else 'NO'} |")
-    mean = {p: sum(results[p][0][1:]) / max(1, len(results[p][0][1:])) for p in PLACEMENTS}  # turns 3..
-    worst = {p: min(results[p][0][1:], default=0.0) for p in PLACEMENTS}
-    lines += ["", f"Turns 3-{len(conversation)}: mean share {mean['before_last_user']:.2f} (lowest {worst['before_last_user']:.2f}) "
-              f"before the latest user turn, {mean['after_system']:.2f} (lowest {worst['after_system']:.2f}) after the system prompt; "
-              f"memories in every request: {all(near[1]) and all(top[1])}.", ""]
+        row = " | ".join(f"{results[p][0][t - 1]:.2f}" for p in PLACEMENTS)
+        every = all(results[p][1][t] for p in PLACEMENTS)
+        sizes = " | ".join(f"{results[p][2][t]:,}" for p in PLACEMENTS)
+        lines.append(f"| {t + 1} | {sizes} | {row} | {'yes' if every else 'NO'} |")
+    summary = []
+    for p in PLACEMENTS:
+        later = results[p][0][1:]  # turns 3..
+        summary.append(f"{p} {sum(later) / max(1, len(later)):.2f} (lowest {min(later, default=0.0):.2f})")
+    lines += ["", f"Turns 3-{len(conversation)}, mean share: " + "; ".join(summary) +
+              f". Recalled memories in every request: {all(all(results[p][1]) for p in PLACEMENTS)}.",
+              "", "Bytes sent over the conversation, and the part not in a cached prefix (what is computed and billed at the "
+              "full rate; cached input costs OpenAI 10-50%, Anthropic 10% of it): "
+              + "; ".join(f"{p} {sum(results[p][2]):,} sent, {fresh[p]:,} uncached" for p in PLACEMENTS) + ".",
+              "", "As full-price bytes (uncached + cached x price share): "
+              + "; ".join(f"at {int(rate * 100)}% for cached input: "
+                          + ", ".join(f"{p} {fresh[p] + rate * (sum(results[p][2]) - fresh[p]):,.0f}" for p in PLACEMENTS)
+                          for rate in (0.1, 0.25, 0.5)) + ".", ""]
     Path(args.out).write_text("\n".join(lines))
     print("\n".join(lines[-2:]))
 

@@ -81,12 +81,17 @@ class RetrievalConfig(_Strict):
     #: vectors; 0..1) added to the fused score of the top candidates. LoCoMo dev recall@10
     #: 0.777 -> 0.791 at 0.3 (0.2: 0.794, 0.4: 0.787); 0 turns it off.
     alignment_weight: float = Field(default=0.3, ge=0.0, le=1.0)
-    #: Where the recalled memories' system message goes. ``before_last_user`` (default): just
-    #: before the latest user turn, so everything before it stays byte-identical from turn to
-    #: turn and the provider's prompt cache (OpenAI, Anthropic, vLLM, llama.cpp: by exact
-    #: prefix) keeps the history. ``after_system``: after the caller's leading system messages,
-    #: for chat templates that take a system message only at the start.
-    memory_placement: Literal["before_last_user", "after_system"] = "before_last_user"
+    #: Where the recalled memories' system message goes (memlane.proxy.placement). ``pinned``
+    #: (default): each turn's block stays where it was first sent, in the later requests of the
+    #: conversation, and only memories not shown yet go before the latest user turn, so each
+    #: request repeats the previous one as its exact prefix and providers' prompt caches
+    #: (OpenAI, Anthropic, vLLM, llama.cpp) keep the whole history. ``before_last_user``: a
+    #: fresh block before the latest user turn each time. ``after_system``: after the caller's
+    #: leading system messages, for chat templates that take a system message only at the start.
+    memory_placement: Literal["pinned", "before_last_user", "after_system"] = "pinned"
+    #: blocks a process keeps for ``pinned`` (least recently used go first; about the size of a
+    #: block each, ~1-3 KB); a conversation whose blocks were dropped gets fresh ones
+    pinned_blocks: int = Field(default=10_000, ge=0, le=10_000_000)
 
 
 class OutboxConfig(_Strict):

@@ -29,7 +29,8 @@ from memlane.engine.validation import check_encodable, check_max_limit, check_me
 from memlane.errors import EndpointNotConfiguredError, OutboxFullError, UpstreamError, ValidationError
 from memlane.openai_compat import NO_CHAT_ENDPOINT, chat_endpoint
 from memlane.proxy.fields import MemlaneFields
-from memlane.proxy.recall import as_mapping, exchange_payload, inject, recall_query, reply_text
+from memlane.proxy.placement import PinnedBlocks, place
+from memlane.proxy.recall import as_mapping, exchange_payload, recall_query, reply_text
 from memlane.proxy.recall_log import RecallLog
 from memlane.proxy.streams import MemlaneAsyncStream, MemlaneStream
 from memlane.proxy.types import RecallMetadata, RecalledMemory, completion_with
@@ -190,6 +191,8 @@ class EmbeddedBackend:
         #: recall, upstream and learning durations, for whoever listens (the server's metrics)
         self.timings = self.learner.timings
         self.recall_log = RecallLog(self.config.server.recall_log)
+        #: the memory blocks sent before each user turn, for ``pinned`` placement
+        self.pinned = PinnedBlocks(self.config.retrieval.pinned_blocks)
         self.learner.on_learned = self.recall_log.learned
         self._asynchronous = asynchronous
         self._upstream: Any = None
@@ -258,7 +261,7 @@ class EmbeddedBackend:
     def prepare(self, call: ChatCall, hits: list[SearchHit], timings: dict[str, float]) -> list[Any]:
         """The messages sent upstream: the caller's, untouched, plus one memory message."""
         started = time.perf_counter()
-        messages = inject(call.messages, hits, self.config.retrieval.memory_placement)
+        messages = place(call.messages, hits, call.scope, self.config.retrieval.memory_placement, self.pinned)
         timings["inject_ms"] = (time.perf_counter() - started) * 1000
         self.stats.last_recall_timings_ms = dict(timings)
         return messages

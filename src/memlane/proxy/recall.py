@@ -1,9 +1,8 @@
 """Recall and injection: which memories a chat call gets, and how they reach the model.
 
-Memories travel in their own system message, placed by default just before the latest user
-turn (where the request's prefix stays cacheable; ``retrieval.memory_placement``); the
-caller's list and the user's turn are never changed (mem0's proxy rewrites the last user
-message in place; we must not).
+Memories travel in their own system message (``memory_message``; where it goes is
+``memlane.proxy.placement``); the caller's list and the user's turn are never changed (mem0's
+proxy rewrites the last user message in place; we must not).
 """
 
 from __future__ import annotations
@@ -99,25 +98,3 @@ def _day(timestamp: str) -> str:
 def memory_message(hits: Sequence[SearchHit]) -> dict[str, str]:
     lines = "\n".join(f"- [{_day(h.record.updated_at or h.record.created_at)}] {quote_memory(h.record.memory)}" for h in hits)
     return {"role": "system", "content": f"{MEMORY_PREAMBLE}\n<memories>\n{lines}\n</memories>"}
-
-
-def inject(messages: Sequence[Any], hits: Sequence[SearchHit], placement: str = "before_last_user") -> list[Any]:
-    """A new list: the caller's messages, untouched, with one memory message. No hits, no message.
-
-    ``before_last_user``: just before the latest user turn, so the request up to there is the
-    previous request's prefix, byte for byte, and a provider's prompt cache keeps serving it
-    (the block changes with every question; anywhere earlier it would cut the cached prefix
-    short). ``after_system``: after the leading system/developer messages (and there too when
-    the call has no user turn)."""
-    out = list(messages)
-    if not hits:
-        return out
-    position = 0
-    while position < len(out) and as_mapping(out[position]).get("role") in ("system", "developer"):
-        position += 1
-    if placement == "before_last_user":
-        last_user = next((i for i in range(len(out) - 1, -1, -1) if as_mapping(out[i]).get("role") == "user"), None)
-        if last_user is not None and last_user >= position:
-            position = last_user
-    out.insert(position, memory_message(hits))
-    return out
