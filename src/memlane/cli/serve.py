@@ -70,7 +70,7 @@ def check_store_opens(open_store: Callable[[], Any]) -> None:
               help="TCP port, 0 to 65535 (0: any free port)")
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--workers", "-w", default=1, show_default=True, type=click.IntRange(1, 64), envvar="MEMLANE_SERVE_WORKERS",
-              help="server processes on one port, all on the same store (SQLite WAL and per-scope lock files, or PostgreSQL)")
+              help="server processes on one port, all on the same store (SQLite WAL and its scope lock files, or PostgreSQL)")
 @click.pass_context
 @user_errors
 def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int) -> None:
