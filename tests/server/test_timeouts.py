@@ -4,15 +4,18 @@ caller's own retries, and a caller who gives up cancels the upstream request it 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Callable
 
 import httpx
 import openai
 import pytest
 
+from memlane.server.app import create_app
+from memlane.server.keys import KeyStore
 from memlane.testing import Reply, ScriptedUpstream
 from memlane.testing.live_server import LiveServer
-from tests.scenarios import restaurant_llm
+from tests.scenarios import client_config, restaurant_llm
 from tests.threads import run_in_threads, wait_until
 
 HI = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -31,13 +34,20 @@ def test_a_hanging_upstream_is_a_504_after_the_read_timeout_tried_once(make_serv
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
-def test_callers_who_give_up_cancel_their_upstream_requests(make_server: Callable[..., LiveServer], upstream: ScriptedUpstream, stream: bool) -> None:
+def test_callers_who_give_up_cancel_their_upstream_requests(tmp_path: Path, stream: bool) -> None:
     """As the reliability probe saw it: a server that chatted and learnt before, an upstream that
     then hangs, 10 callers who leave. Each of their requests is closed at the upstream, and no
     connection stays open with a request in flight. What may stay open is idle: the memory LLM's
     keep-alive connection, opened by the learner's earlier extraction and reused by its next one
-    (the "1 of 10" the probe counted was that one, not a caller's)."""
-    server = make_server()
+    (the "1 of 10" the probe counted was that one, not a caller's). Its own upstream: the
+    session's holds idle connections of earlier tests' clients."""
+    with ScriptedUpstream() as upstream:
+        app = create_app(client_config(tmp_path / "server.db", upstream), keys=KeyStore(tmp_path / "keys.db"), drain_seconds=5)
+        with LiveServer(app) as server:
+            callers_leave(server, upstream, stream)
+
+
+def callers_leave(server: LiveServer, upstream: ScriptedUpstream, stream: bool) -> None:
     upstream.handler = restaurant_llm
     sdk = openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0)
     sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "I love Indian food"}], extra_body={"user_id": "alice"})
