@@ -20,7 +20,6 @@ from typing import Any, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import openai
-from openai.types.chat import ChatCompletion
 
 from memlane.config import MemlaneConfig, load_config
 from memlane.engine.learner import Learner
@@ -29,11 +28,12 @@ from memlane.engine.validation import check_encodable, check_max_limit, check_me
 from memlane.errors import EndpointNotConfiguredError, OutboxFullError, UpstreamError, ValidationError
 from memlane.openai_compat import NO_CHAT_ENDPOINT, chat_endpoint
 from memlane.proxy.fields import MemlaneFields
-from memlane.proxy.placement import PinnedBlocks, place
-from memlane.proxy.recall import as_mapping, exchange_payload, recall_query, reply_text
+from memlane.proxy.placement import PinnedBlocks
+from memlane.proxy.protocols import CHAT, ChatProtocol
+from memlane.proxy.recall import exchange_payload, recall_query
 from memlane.proxy.recall_log import RecallLog
 from memlane.proxy.streams import MemlaneAsyncStream, MemlaneStream
-from memlane.proxy.types import RecallMetadata, RecalledMemory, completion_with
+from memlane.proxy.types import RecallMetadata, RecalledMemory
 from memlane.query.filters import parse_filters, split_scope
 from memlane.records import Scope, SearchHit
 
@@ -105,9 +105,13 @@ class ChatCall:
     limit: int
     include_memories: bool
     metadata: dict[str, Any]
+    #: the conversation as chat-shaped turns (what recall reads and learning keeps)
     messages: Sequence[Any]
     model: str
     stream: bool
+    #: the caller's request, in its protocol's shape, and that protocol
+    request: Mapping[str, Any] = field(default_factory=dict)
+    protocol: ChatProtocol = CHAT
     #: this call's entry in the recall log, once recalled
     logged: dict[str, Any] | None = None
     #: the id its exchange is queued under (named before the answer, so a stream's first chunk
@@ -115,19 +119,23 @@ class ChatCall:
     exchange_id: str | None = None
 
 
-def parse_call(messages: Any, model: Any, ours: MemlaneFields, stream: bool, max_limit: int) -> ChatCall:
-    """Check the request the way the engine would, before anything reaches the upstream."""
-    if not isinstance(messages, (list, tuple)) or not messages:
-        raise ValidationError("messages must be a non-empty list of chat messages", param="messages")
-    for index, message in enumerate(messages):
-        role = as_mapping(message).get("role")
-        if not isinstance(role, str) or not role:
-            raise ValidationError(f"messages[{index}] must be an object with a string role, got {message!r:.80}", param="messages")
-    check_encodable(messages, "messages")  # a lone surrogate can reach neither the upstream nor the outbox
+def parse_call(protocol: ChatProtocol, request: Mapping[str, Any], ours: MemlaneFields, max_limit: int) -> ChatCall:
+    """Check the request the way the engine would, before anything reaches the upstream: the
+    protocol's turns, and memlane's fields once, into typed values."""
+    name = protocol.turns_field
+    given = request.get(name)
+    if not (isinstance(given, (list, tuple)) and given) and not (protocol.text_turns and isinstance(given, str) and given):
+        raise ValidationError(f"{name} must be a non-empty {protocol.turns_shape}", param=name)
+    turns = protocol.turns(request)
+    for index, turn in enumerate(turns):
+        if not isinstance(turn.get("role"), str) or not turn["role"]:
+            raise ValidationError(f"{name}[{index}] must be an object with a string role, got {given[index]!r:.80}", param=name)
+    check_encodable(given, name)  # a lone surrogate can reach neither the upstream nor the outbox
     n = check_max_limit(resolve_limit(ours.limit, ours.top_k, DEFAULT_LIMIT), max_limit, top_k=ours.limit is None and ours.top_k is not None)
     scope, _ = resolve_scope(ours.user_id, ours.agent_id, ours.run_id, ours.filters, required=None)
     parse_filters(split_scope(ours.filters)[1])  # a malformed filter is the caller's error, not a memory failure
-    return ChatCall(scope, ours.filters, n, bool(ours.include_memories), check_metadata(ours.metadata), messages, model, stream,
+    return ChatCall(scope, ours.filters, n, bool(ours.include_memories), check_metadata(ours.metadata), turns,
+                    protocol.model(request), protocol.streams(request), request=request, protocol=protocol,
                     exchange_id=None if scope.is_empty() else str(uuid.uuid4()))
 
 
@@ -166,14 +174,6 @@ def upstream_answer(url: Any = None, source: str = "upstream.base_url") -> Itera
         if url is not None:
             name_the_server(exc, url, source)
         raise
-
-
-def checked_completion(response: Any, stream: bool) -> Any:
-    """The upstream's answer, if it is a chat completion; ``UpstreamError`` (502) otherwise."""
-    if stream or (isinstance(response, ChatCompletion) and isinstance(response.choices, list)):
-        return response
-    kind = "a JSON object without choices" if isinstance(response, ChatCompletion) else type(response).__name__
-    raise UpstreamError(f"the upstream model server answered with something that is not a chat completion ({kind})")
 
 
 class EmbeddedBackend:
@@ -258,13 +258,13 @@ class EmbeddedBackend:
         call.logged = self.recall_log.record(call.scope, query, hits, sum(timings.values()))
         return hits, timings
 
-    def prepare(self, call: ChatCall, hits: list[SearchHit], timings: dict[str, float]) -> list[Any]:
-        """The messages sent upstream: the caller's, untouched, plus one memory message."""
+    def prepare(self, call: ChatCall, hits: list[SearchHit], timings: dict[str, float]) -> dict[str, Any]:
+        """The request sent upstream: the caller's, untouched, plus the memory blocks."""
         started = time.perf_counter()
-        messages = place(call.messages, hits, call.scope, self.config.retrieval.memory_placement, self.pinned)
+        request = call.protocol.with_memories(call.request, hits, call.scope, self.config.retrieval.memory_placement, self.pinned)
         timings["inject_ms"] = (time.perf_counter() - started) * 1000
         self.stats.last_recall_timings_ms = dict(timings)
-        return messages
+        return request
 
     @staticmethod
     def recalled(call: ChatCall, hits: list[SearchHit], exchange_id: str | None) -> RecallMetadata | None:
@@ -278,38 +278,53 @@ class EmbeddedBackend:
     # -- chat --------------------------------------------------------------------------------
 
     def chat(self, messages: Any, model: Any, ours: MemlaneFields, kwargs: dict[str, Any]) -> Any:
-        call = parse_call(messages, model, ours, bool(kwargs.get("stream")), self.config.server.max_limit)
+        return self.run(CHAT, {"messages": messages, "model": model, **kwargs}, ours)
+
+    async def achat(self, messages: Any, model: Any, ours: MemlaneFields, kwargs: dict[str, Any]) -> Any:
+        return await self.arun(CHAT, {"messages": messages, "model": model, **kwargs}, ours)
+
+    def client_for(self, protocol: ChatProtocol) -> Any:
+        """The upstream SDK client a protocol's calls go to."""
+        return self.upstream
+
+    def run(self, protocol: ChatProtocol, request: Mapping[str, Any], ours: MemlaneFields) -> Any:
+        """One call of any protocol: parse, recall, place, call the upstream, learn."""
+        call = parse_call(protocol, request, ours, self.config.server.max_limit)
+        client = self.client_for(protocol)
         self.stats.chats += 1
         if call.scope.is_empty():  # a one-off call: nothing recalled, nothing stored
             with self._answer():
-                return checked_completion(self.upstream.chat.completions.create(messages=messages, model=model, **kwargs), call.stream)
+                return protocol.checked(protocol.send(client, request), call.stream)
         hits, timings = self.recall(call)
         sent = self.prepare(call, hits, timings)
         with self._answer(), self.timings.timed("upstream"):
-            response = checked_completion(self.upstream.chat.completions.create(messages=sent, model=model, **kwargs), call.stream)
+            response = protocol.checked(protocol.send(client, sent), call.stream)
         if call.stream:
-            return MemlaneStream(response, lambda text: self.learn(call, text), self.recalled(call, hits, call.exchange_id))
-        queued = self.learn(call, reply_text(response))
-        return completion_with(response, self.recalled(call, hits, queued))
+            return MemlaneStream(response, lambda text: self.learn(call, text), self.recalled(call, hits, call.exchange_id),
+                                 protocol.delta_text)
+        queued = self.learn(call, protocol.reply_text(response))
+        return protocol.answer(response, self.recalled(call, hits, queued))
 
-    async def achat(self, messages: Any, model: Any, ours: MemlaneFields, kwargs: dict[str, Any]) -> Any:
-        call = parse_call(messages, model, ours, bool(kwargs.get("stream")), self.config.server.max_limit)
+    async def arun(self, protocol: ChatProtocol, request: Mapping[str, Any], ours: MemlaneFields) -> Any:
+        """``run`` for the async client and the server."""
+        call = parse_call(protocol, request, ours, self.config.server.max_limit)
+        client = self.client_for(protocol)
         self.stats.chats += 1
         if call.scope.is_empty():
             with self._answer():
-                return checked_completion(await self.upstream.chat.completions.create(messages=messages, model=model, **kwargs), call.stream)
+                return protocol.checked(await protocol.asend(client, request), call.stream)
         hits, timings = await asyncio.to_thread(self.recall, call)
         sent = self.prepare(call, hits, timings)
         with self._answer(), self.timings.timed("upstream"):
-            response = checked_completion(await self.upstream.chat.completions.create(messages=sent, model=model, **kwargs), call.stream)
+            response = protocol.checked(await protocol.asend(client, sent), call.stream)
 
         async def learn(text: str | None) -> str | None:
             return await asyncio.to_thread(self.learn, call, text)
 
         if call.stream:
-            return MemlaneAsyncStream(response, learn, self.recalled(call, hits, call.exchange_id))
-        queued = await learn(reply_text(response))
-        return completion_with(response, self.recalled(call, hits, queued))
+            return MemlaneAsyncStream(response, learn, self.recalled(call, hits, call.exchange_id), protocol.delta_text)
+        queued = await learn(protocol.reply_text(response))
+        return protocol.answer(response, self.recalled(call, hits, queued))
 
     # -- learning ----------------------------------------------------------------------------
 

@@ -53,7 +53,8 @@ from memlane.proxy.addresses import server_address
 from memlane.proxy.embedded import ClientStats, ExchangeTracker
 from memlane.engine.timing import Timings
 from memlane.proxy.fields import MemlaneFields
-from memlane.proxy.recall import exchange_payload, reply_text
+from memlane.proxy.protocols import CHAT
+from memlane.proxy.recall import exchange_payload
 from memlane.proxy.streams import AsyncServerStream, MemlaneAsyncStream, MemlaneStream, ServerStream
 from memlane.proxy.types import MemlaneChatCompletion, RecallMetadata, completion_with
 
@@ -507,7 +508,7 @@ class HostedBackend:
             answer = upstream.chat.completions.create(messages=messages, model=model, **kwargs)
             if kwargs.get("stream"):
                 return MemlaneStream(answer, keep, memories)
-            keep(reply_text(answer))
+            keep(CHAT.reply_text(answer))
             return completion_with(answer, memories)
         return self._answered(response, bool(kwargs.get("stream")))
 
@@ -527,7 +528,7 @@ class HostedBackend:
             answer = await upstream.chat.completions.create(messages=messages, model=model, **kwargs)
             if kwargs.get("stream"):
                 return MemlaneAsyncStream(answer, akeep, memories)
-            keep(reply_text(answer))
+            keep(CHAT.reply_text(answer))
             return completion_with(answer, memories)
         return self._answered(response, bool(kwargs.get("stream")))
 

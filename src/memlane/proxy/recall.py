@@ -65,11 +65,6 @@ def new_user_turns(messages: Sequence[Any]) -> list[dict[str, Any]]:
     return list(reversed(turns))
 
 
-def reply_text(response: Any) -> str | None:
-    """The first choice's text of a chat completion (None for tool calls or no choices)."""
-    return response.choices[0].message.content if response.choices else None
-
-
 def exchange_payload(scope: Mapping[str, str], messages: Sequence[Any], reply: str | None,
                      metadata: Any, model: str) -> dict[str, Any] | None:
     """What learning needs from one chat call: the new user turns and the reply, with the

@@ -15,16 +15,23 @@ from openai.types.chat import ChatCompletionChunk
 from memlane.proxy.types import RecallMetadata
 
 
+def chat_delta(chunk: Any) -> str | None:
+    """The text a chat completion chunk adds to the first choice."""
+    parts = [c.delta.content for c in chunk.choices or [] if c.index == 0 and c.delta is not None and c.delta.content]
+    return "".join(parts) or None
+
+
 class _Reply:
-    """Collects the first choice's text as it streams by."""
+    """Collects the answer's text as it streams by (``text_of``: the text one event adds)."""
 
-    def __init__(self) -> None:
+    def __init__(self, text_of: Callable[[Any], str | None]) -> None:
         self.parts: list[str] = []
+        self._text_of = text_of
 
-    def add(self, chunk: ChatCompletionChunk) -> None:
-        for choice in chunk.choices or []:
-            if choice.index == 0 and choice.delta is not None and choice.delta.content:
-                self.parts.append(choice.delta.content)
+    def add(self, event: Any) -> None:
+        text = self._text_of(event)
+        if text:
+            self.parts.append(text)
 
     @property
     def text(self) -> str:
@@ -34,8 +41,10 @@ class _Reply:
 class _Relay:
     """What both stream classes hold: the SDK's stream, what to do at its end, what was recalled."""
 
-    def _setup(self, inner: Any, on_complete: Callable[[str], Any], metadata: RecallMetadata | None) -> None:
+    def _setup(self, inner: Any, on_complete: Callable[[str], Any], metadata: RecallMetadata | None,
+               text_of: Callable[[Any], str | None] = chat_delta) -> None:
         self._inner = inner
+        self._text_of = text_of
         self.response = inner.response
         self._on_complete = on_complete
         #: What was recalled (when ``include_memories`` was asked for).
@@ -50,11 +59,11 @@ class MemlaneStream(_Relay, openai.Stream[ChatCompletionChunk]):
     """
 
     def __init__(self, inner: openai.Stream[ChatCompletionChunk], on_complete: Callable[[str], None],
-                 metadata: RecallMetadata | None) -> None:
-        self._setup(inner, on_complete, metadata)
+                 metadata: RecallMetadata | None, text_of: Callable[[Any], str | None] = chat_delta) -> None:
+        self._setup(inner, on_complete, metadata, text_of)
 
     def _relay(self) -> Iterator[ChatCompletionChunk]:
-        reply = _Reply()
+        reply = _Reply(self._text_of)
         for chunk in self._inner:
             reply.add(chunk)
             yield chunk
@@ -68,11 +77,11 @@ class MemlaneAsyncStream(_Relay, openai.AsyncStream[ChatCompletionChunk]):
     """The ``async for`` twin of ``MemlaneStream``."""
 
     def __init__(self, inner: openai.AsyncStream[ChatCompletionChunk], on_complete: Callable[[str], Any],
-                 metadata: RecallMetadata | None) -> None:
-        self._setup(inner, on_complete, metadata)
+                 metadata: RecallMetadata | None, text_of: Callable[[Any], str | None] = chat_delta) -> None:
+        self._setup(inner, on_complete, metadata, text_of)
 
     async def _relay(self) -> AsyncIterator[ChatCompletionChunk]:
-        reply = _Reply()
+        reply = _Reply(self._text_of)
         async for chunk in self._inner:
             reply.add(chunk)
             yield chunk

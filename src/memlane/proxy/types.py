@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Union
 
 from openai.types.chat import ChatCompletion
+from openai.types.responses import Response
 from pydantic import BaseModel, ConfigDict
 
 
@@ -48,9 +49,7 @@ class MemlaneChatCompletion(ChatCompletion):
     metadata: Optional[Union[RecallMetadata, Dict[str, str]]] = None  # type: ignore[assignment]
 
 
-def completion_with(response: Any, memories: RecallMetadata | None) -> MemlaneChatCompletion:
-    """The upstream's (or the server's) chat completion as a ``MemlaneChatCompletion``, with what
-    was recalled as ``metadata.memories`` when asked for: the one place answers are wrapped."""
+def _with_metadata(response: Any, memories: RecallMetadata | None, model: type[Any]) -> Any:
     # a server's metadata.memories is not the SDK's string map: no warning for it
     data = response.to_dict(mode="python", exclude_unset=True, warnings=False) if hasattr(response, "to_dict") else dict(response)
     theirs = data.get("metadata") if isinstance(data.get("metadata"), dict) else None
@@ -58,4 +57,21 @@ def completion_with(response: Any, memories: RecallMetadata | None) -> MemlaneCh
         data["metadata"] = RecallMetadata.model_validate({**(theirs or {}), **memories.model_dump(exclude_unset=True)})
     elif theirs is not None and ("memories" in theirs or EXCHANGE_ID in theirs):
         data["metadata"] = RecallMetadata.model_validate(theirs)
-    return MemlaneChatCompletion.model_validate(data)
+    return model.model_validate(data)
+
+
+def completion_with(response: Any, memories: RecallMetadata | None) -> MemlaneChatCompletion:
+    """The upstream's (or the server's) chat completion as a ``MemlaneChatCompletion``, with what
+    was recalled as ``metadata.memories`` when asked for: the one place answers are wrapped."""
+    return _with_metadata(response, memories, MemlaneChatCompletion)  # type: ignore[no-any-return]
+
+
+class MemlaneResponse(Response):
+    """``openai.types.responses.Response`` with memlane's ``metadata`` (as on chat completions)."""
+
+    metadata: Optional[Union[RecallMetadata, Dict[str, str]]] = None  # type: ignore[assignment]
+
+
+def response_with(response: Any, memories: RecallMetadata | None) -> MemlaneResponse:
+    """A Responses API answer as a ``MemlaneResponse``, ``metadata`` as ``completion_with`` sets it."""
+    return _with_metadata(response, memories, MemlaneResponse)  # type: ignore[no-any-return]
