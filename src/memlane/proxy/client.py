@@ -1,4 +1,5 @@
-"""``Memlane`` / ``AsyncMemlane``: ``client.chat.completions.create(...)`` with memory.
+"""``Memlane`` / ``AsyncMemlane``: ``client.chat.completions.create(...)`` and
+``client.responses.create(...)`` with memory.
 
 One request body, OpenAI's, plus memlane's own fields (``user_id agent_id run_id metadata
 filters limit top_k include_memories``); everything else reaches the model untouched through the
@@ -20,6 +21,7 @@ from memlane.errors import ConfigError, MemlaneError
 from memlane.proxy.embedded import ClientStats, EmbeddedBackend
 from memlane.proxy.fields import MemlaneFields
 from memlane.proxy.hosted import HostedBackend
+from memlane.proxy.protocols import ChatProtocol
 
 Backend = EmbeddedBackend | HostedBackend
 
@@ -71,6 +73,46 @@ class AsyncCompletions:
 
     create.__signature__ = inspect.signature(Completions.create)  # type: ignore[attr-defined]
     create.__doc__ = Completions.create.__doc__
+
+
+class Responses:
+    """OpenAI's Responses API with memory: ``client.responses.create(model=..., input=...)``."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    def create(
+        self,
+        *,
+        model: str,
+        input: Any,  # noqa: A002 - the Responses API's own name
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        filters: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        top_k: int | None = None,
+        include_memories: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """OpenAI's ``responses.create`` with memory: ``input`` a string or a list of items,
+        ``instructions``, tools, ``previous_response_id``, ``store`` and the rest pass through; the
+        memlane fields are chat's (``metadata`` is memlane's, stored with what is learnt)."""
+        ours = MemlaneFields(user_id, agent_id, run_id, metadata, filters, limit, top_k, include_memories)
+        return self._backend.respond({"model": model, "input": input, **kwargs}, ours)
+
+
+class AsyncResponses:
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    async def create(self, *, model: str, input: Any, **kwargs: Any) -> Any:  # noqa: A002
+        ours = MemlaneFields.pop_from(kwargs)
+        return await self._backend.arespond({"model": model, "input": input, **kwargs}, ours)
+
+    create.__signature__ = inspect.signature(Responses.create)  # type: ignore[attr-defined]
+    create.__doc__ = Responses.create.__doc__
 
 
 class Chat:
@@ -153,6 +195,7 @@ class Memlane(_Client):
                  timeout: float | None = None) -> None:
         self._backend = _backend(config, api_key, host, fallback, memory, timeout, asynchronous=False)
         self.chat = Chat(self._backend)
+        self.responses = Responses(self._backend)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued exchange was learnt from (hosted: handed to the server);
@@ -181,9 +224,15 @@ class AsyncMemlane(_Client):
                  timeout: float | None = None) -> None:
         self._backend = _backend(config, api_key, host, fallback, memory, timeout, asynchronous=True)
         self.chat = AsyncChat(self._backend)
+        self.responses = AsyncResponses(self._backend)
 
     async def flush(self, timeout: float | None = None) -> bool:
         return await self._backend.aflush(timeout)
+
+    async def forward(self, protocol: ChatProtocol, request: Mapping[str, Any], fields: MemlaneFields) -> Any:
+        """One call of ``protocol`` with memlane's fields already taken out and typed: what the
+        server's routes do (no round trip through the SDK's keyword arguments)."""
+        return await self._backend.arun(protocol, request, fields)
 
     async def sync(self) -> int:
         return await self._backend.async_sync()

@@ -29,7 +29,7 @@ from memlane.errors import EndpointNotConfiguredError, OutboxFullError, Upstream
 from memlane.openai_compat import NO_CHAT_ENDPOINT, chat_endpoint
 from memlane.proxy.fields import MemlaneFields
 from memlane.proxy.placement import PinnedBlocks
-from memlane.proxy.protocols import CHAT, ChatProtocol
+from memlane.proxy.protocols import CHAT, RESPONSES, ChatProtocol
 from memlane.proxy.recall import exchange_payload, recall_query
 from memlane.proxy.recall_log import RecallLog
 from memlane.proxy.streams import MemlaneAsyncStream, MemlaneStream
@@ -282,6 +282,12 @@ class EmbeddedBackend:
 
     async def achat(self, messages: Any, model: Any, ours: MemlaneFields, kwargs: dict[str, Any]) -> Any:
         return await self.arun(CHAT, {"messages": messages, "model": model, **kwargs}, ours)
+
+    def respond(self, request: Mapping[str, Any], ours: MemlaneFields) -> Any:
+        return self.run(RESPONSES, request, ours)
+
+    async def arespond(self, request: Mapping[str, Any], ours: MemlaneFields) -> Any:
+        return await self.arun(RESPONSES, request, ours)
 
     def client_for(self, protocol: ChatProtocol) -> Any:
         """The upstream SDK client a protocol's calls go to."""

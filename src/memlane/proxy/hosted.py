@@ -53,10 +53,10 @@ from memlane.proxy.addresses import server_address
 from memlane.proxy.embedded import ClientStats, ExchangeTracker
 from memlane.engine.timing import Timings
 from memlane.proxy.fields import MemlaneFields
-from memlane.proxy.protocols import CHAT
+from memlane.proxy.protocols import CHAT, RESPONSES, ChatProtocol
 from memlane.proxy.recall import exchange_payload
 from memlane.proxy.streams import AsyncServerStream, MemlaneAsyncStream, MemlaneStream, ServerStream
-from memlane.proxy.types import MemlaneChatCompletion, RecallMetadata, completion_with
+from memlane.proxy.types import RecallMetadata
 
 log = logging.getLogger("memlane.hosted")
 
@@ -457,17 +457,17 @@ class HostedBackend:
                     "while it is down, pass fallback={'base_url': ..., 'api_key': ...} or set OPENAI_BASE_URL / OPENAI_API_KEY",
             request=exc.request)
 
-    def _keeper(self, ours: MemlaneFields, messages: Sequence[Any], model: str) -> Callable[[str | None], None]:
+    def _keeper(self, ours: MemlaneFields, turns: Sequence[Any], model: str) -> Callable[[str | None], None]:
         def keep(reply: str | None) -> None:
-            payload = exchange_payload(ours.scope(), messages, reply, ours.metadata, model)
+            payload = exchange_payload(ours.scope(), turns, reply, ours.metadata, model)
             if payload is not None:
                 self.outbox.append({**payload, "id": str(uuid.uuid4())})  # its idempotency key at resync
                 self.stats.exchanges_queued += 1
 
         return keep
 
-    def _fall_back(self, exc: openai.APIConnectionError, ours: MemlaneFields, messages: Sequence[Any],
-                   model: str) -> tuple[Any, Callable[[str | None], None], RecallMetadata | None]:
+    def _fall_back(self, exc: openai.APIConnectionError, ours: MemlaneFields, protocol: ChatProtocol,
+                   request: Mapping[str, Any]) -> tuple[Any, Callable[[str | None], None], RecallMetadata | None]:
         """The server is unreachable: the fallback client (or the error, if there is none), what
         keeps the exchange for resync, and the (empty) recall metadata to answer with."""
         upstream = self.fallback_client()
@@ -475,62 +475,79 @@ class HostedBackend:
             raise self._unreachable(exc) from exc
         log.warning("memlane server %s unreachable; answering through the fallback upstream", self.host)
         self.stats.fallback_chats += 1
-        return upstream, self._keeper(ours, messages, model), RecallMetadata(memories=[]) if ours.include_memories else None
+        keep = self._keeper(ours, protocol.turns(request), str(protocol.model(request)))
+        return upstream, keep, RecallMetadata(memories=[]) if ours.include_memories else None
 
-    def _body(self, ours: MemlaneFields, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _body(self, ours: MemlaneFields, request: Mapping[str, Any]) -> dict[str, Any]:
         """The SDK's arguments for the server: the caller's own, their ``extra_body`` merged with
         memlane's fields (memlane's keyword arguments win over the same names in it)."""
-        sent = dict(kwargs)
+        sent = dict(request)
         extra = {**(sent.pop("extra_body", None) or {}), **ours.as_body()}
         return {**sent, "extra_body": extra or None}
 
-    def _answered(self, response: Any, stream: bool) -> Any:
+    def _answered(self, protocol: ChatProtocol, response: Any, stream: bool) -> Any:
         """The server's answer, its exchange id remembered for ``flush``."""
         def seen(metadata: RecallMetadata) -> None:
             self.exchanges.add(metadata.exchange_id)
 
         if stream:
             return AsyncServerStream(response, seen) if self._asynchronous else ServerStream(response, seen)
-        answer: MemlaneChatCompletion = completion_with(response, None)
+        answer = protocol.answer(response, None)
         if isinstance(answer.metadata, RecallMetadata):
             seen(answer.metadata)
         return answer
 
     def chat(self, messages: Sequence[Any], model: str, ours: MemlaneFields, kwargs: dict[str, Any]) -> Any:
+        return self.run(CHAT, {"messages": messages, "model": model, **kwargs}, ours)
+
+    async def achat(self, messages: Sequence[Any], model: str, ours: MemlaneFields, kwargs: dict[str, Any]) -> Any:
+        return await self.arun(CHAT, {"messages": messages, "model": model, **kwargs}, ours)
+
+    def respond(self, request: Mapping[str, Any], ours: MemlaneFields) -> Any:
+        return self.run(RESPONSES, request, ours)
+
+    async def arespond(self, request: Mapping[str, Any], ours: MemlaneFields) -> Any:
+        return await self.arun(RESPONSES, request, ours)
+
+    def run(self, protocol: ChatProtocol, request: Mapping[str, Any], ours: MemlaneFields) -> Any:
+        """One call through the server (memory there); the fallback upstream, the exchange kept
+        for resync, while the server is unreachable."""
         self.stats.chats += 1
+        stream = protocol.streams(request)
         if self.outbox.items():
             self.sync()
         try:
             with same_errors_as_embedded():
-                response = self.upstream.chat.completions.create(messages=messages, model=model, **self._body(ours, kwargs))
+                response = protocol.send(self.upstream, self._body(ours, request))
         except openai.APIConnectionError as exc:
-            upstream, keep, memories = self._fall_back(exc, ours, messages, model)
-            answer = upstream.chat.completions.create(messages=messages, model=model, **kwargs)
-            if kwargs.get("stream"):
-                return MemlaneStream(answer, keep, memories)
-            keep(CHAT.reply_text(answer))
-            return completion_with(answer, memories)
-        return self._answered(response, bool(kwargs.get("stream")))
+            upstream, keep, memories = self._fall_back(exc, ours, protocol, request)
+            answer = protocol.send(upstream, request)
+            if stream:
+                return MemlaneStream(answer, keep, memories, protocol.delta_text)
+            keep(protocol.reply_text(answer))
+            return protocol.answer(answer, memories)
+        return self._answered(protocol, response, stream)
 
-    async def achat(self, messages: Sequence[Any], model: str, ours: MemlaneFields, kwargs: dict[str, Any]) -> Any:
+    async def arun(self, protocol: ChatProtocol, request: Mapping[str, Any], ours: MemlaneFields) -> Any:
         self.stats.chats += 1
+        stream = protocol.streams(request)
         if self.outbox.items():
             await self.async_sync()
         try:
             with same_errors_as_embedded():
-                response = await self.upstream.chat.completions.create(messages=messages, model=model, **self._body(ours, kwargs))
+                response = await protocol.asend(self.upstream, self._body(ours, request))
         except openai.APIConnectionError as exc:
-            upstream, keep, memories = self._fall_back(exc, ours, messages, model)
+            upstream, keep, memories = self._fall_back(exc, ours, protocol, request)
 
             async def akeep(reply: str | None) -> None:
                 keep(reply)
 
-            answer = await upstream.chat.completions.create(messages=messages, model=model, **kwargs)
-            if kwargs.get("stream"):
-                return MemlaneAsyncStream(answer, akeep, memories)
-            keep(CHAT.reply_text(answer))
-            return completion_with(answer, memories)
-        return self._answered(response, bool(kwargs.get("stream")))
+            answer = await protocol.asend(upstream, request)
+            if stream:
+                return MemlaneAsyncStream(answer, akeep, memories, protocol.delta_text)
+            keep(protocol.reply_text(answer))
+            return protocol.answer(answer, memories)
+        return self._answered(protocol, response, stream)
 
     def close(self) -> None:
         self.http.close()

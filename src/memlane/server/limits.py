@@ -49,9 +49,8 @@ class Limits:
         if isinstance(value, int) and not isinstance(value, bool) and value > self.max_limit:
             raise APIError(400, f"{name} must be at most {self.max_limit}", param=name, code="limit_too_large")
 
-    def check_chat(self, messages: list[Any], ours: Any) -> None:
-        """``ours``: the request's ``MemlaneFields``."""
-        self.check_messages(messages)
+    def check_fields(self, ours: Any) -> None:
+        """A chat call's memlane fields (``MemlaneFields``), before it goes upstream."""
         self.check_metadata(ours.metadata)
         self.check_limit(ours.limit)
         self.check_limit(ours.top_k, "top_k")

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from memlane.proxy.fields import MemlaneFields
+from memlane.proxy.protocols import CHAT, RESPONSES, ChatProtocol
 from memlane.server.errors import APIError, StreamAborted, stream_error
 from memlane.server.limits import Limits
 
@@ -34,31 +35,36 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 
 def sse(data: Any) -> bytes:
-    return f"data: {json.dumps(data, separators=(',', ':'), ensure_ascii=False)}\n\n".encode()
+    return CHAT.sse(data)
 
 
-def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
-    api = APIRouter(tags=["openai"])
+def split_request(protocol: ChatProtocol, body: dict[str, Any]) -> dict[str, Any]:
+    """The SDK call's arguments: the protocol's own fields as keywords (``stream`` only when the
+    caller sent it: it decides the SDK's return type), every other field untouched in
+    ``extra_body``, so fields the SDK does not know (a server's own sampling options) pass too."""
+    request = {name: body.pop(name) for name in protocol.sdk_fields if name in body}
+    if body:
+        request["extra_body"] = body
+    return request
 
-    @api.post("/v1/chat/completions", summary="Create a chat completion, with memory")
-    async def chat_completions(request: Request, project: str = Depends(auth)) -> Response:
+
+def forward(protocol: ChatProtocol, auth: Any, projects: Any, limits: Limits) -> Callable[..., Awaitable[Response]]:
+    """The route of one protocol: memlane's fields out of the body (or headers) into typed
+    values, the rest to the pipeline, the answer (JSON or the event stream) back as it came."""
+
+    async def route(request: Request, project: str = Depends(auth)) -> Response:
         body = await json_body(request)
         ours = MemlaneFields.pop_from(body, request.headers)
-        messages = body.pop("messages", None)
-        model = body.pop("model", None)
-        if not isinstance(model, str) or not model:
+        if not isinstance(body.get("model"), str) or not body["model"]:
             raise APIError(400, "model is required and must be a string", param="model", code="missing_model")
-        if not isinstance(messages, list) or not messages:
-            raise APIError(400, "messages is required and must be a non-empty array", param="messages", code="invalid_messages")
-        limits.check_chat(messages, ours)
-        # ``stream`` travels as the SDK's own argument (it decides the return type), and only when
-        # the caller sent it; every other field goes through untouched as extra_body.
-        passed = {"stream": body.pop("stream")} if "stream" in body else {}
-        stream = bool(passed.get("stream"))
-        client = projects.client(project)
-        result = await client.chat.completions.create(
-            messages=messages, model=model, extra_body=body or None, **passed, **ours.as_body()
-        )
+        name, turns = protocol.turns_field, body.get(protocol.turns_field)
+        if not ((isinstance(turns, list) and turns) or (protocol.text_turns and isinstance(turns, str) and turns)):
+            raise APIError(400, f"{name} is required and must be a non-empty {protocol.turns_shape}", param=name, code=f"invalid_{name}")
+        if isinstance(turns, list):
+            limits.check_messages(turns)
+        limits.check_fields(ours)
+        stream = protocol.streams(body)
+        result = await projects.client(project).forward(protocol, split_request(protocol, body), ours)
         if not stream:
             return JSONResponse(result.to_dict(mode="json", exclude_unset=True))
         metadata = getattr(result, "metadata", None)
@@ -66,19 +72,29 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         async def events() -> AsyncIterator[bytes]:
             first = True
             try:
-                async for chunk in result:
-                    data = chunk.to_dict(mode="json", exclude_unset=True)
+                async for event in result:
+                    data = event.to_dict(mode="json", exclude_unset=True)
                     if first and metadata is not None:
-                        data["metadata"] = metadata.model_dump(mode="json", exclude_none=True)
+                        data = protocol.with_stream_metadata(data, metadata.model_dump(mode="json", exclude_none=True))
                     first = False
-                    yield sse(data)
+                    yield protocol.sse(data)
             except Exception as exc:  # noqa: BLE001 - reported in-band, then the response is aborted
                 log.warning("stream to the caller aborted: %s: %s", type(exc).__name__, exc)
-                yield sse(stream_error(exc))
+                yield protocol.sse(protocol.stream_error(stream_error(exc)))
                 raise StreamAborted() from exc
-            yield b"data: [DONE]\n\n"
+            yield protocol.done
 
         return StreamingResponse(events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+
+    return route
+
+
+def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
+    api = APIRouter(tags=["openai"])
+    api.add_api_route("/v1/chat/completions", forward(CHAT, auth, projects, limits), methods=["POST"],
+                      summary="Create a chat completion, with memory")
+    api.add_api_route("/v1/responses", forward(RESPONSES, auth, projects, limits), methods=["POST"],
+                      summary="Create a response (OpenAI's Responses API), with memory")
 
     @api.get("/v1/models", summary="The upstream's models")
     async def models(project: str = Depends(auth)) -> Response:

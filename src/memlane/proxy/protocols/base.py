@@ -86,3 +86,9 @@ class ChatProtocol:
 
     #: what ends the stream on the wire after the last event (chat completions: ``[DONE]``)
     done: bytes = b""
+    #: the request fields the SDK call takes as keywords (the server passes the rest as extra_body)
+    sdk_fields: tuple[str, ...] = ("model", "messages", "stream")
+
+    def stream_error(self, error: dict[str, Any]) -> dict[str, Any]:
+        """The in-band event for a stream that broke after it began, from OpenAI's error object."""
+        return error

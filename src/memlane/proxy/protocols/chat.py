@@ -48,6 +48,9 @@ class ChatCompletions(ChatProtocol):
     def answer(self, response: Any, metadata: RecallMetadata | None) -> Any:
         return completion_with(response, metadata)
 
+    def with_stream_metadata(self, event: dict[str, Any], metadata: Mapping[str, Any]) -> dict[str, Any]:
+        return {**event, "metadata": dict(metadata)}
+
     def sse(self, event: Mapping[str, Any]) -> bytes:
         return f"data: {json.dumps(event, separators=(',', ':'), ensure_ascii=False)}\n\n".encode()
 

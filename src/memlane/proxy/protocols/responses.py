@@ -41,6 +41,12 @@ class Responses(ChatProtocol):
     turns_field = "input"
     turns_shape = "string or list of input items"
     text_turns = True
+    sdk_fields = ("model", "input", "stream", "instructions")
+
+    def stream_error(self, error: dict[str, Any]) -> dict[str, Any]:
+        """Responses streams end in an ``error`` event (the SDK raises on it)."""
+        inner = error.get("error", {})
+        return {"type": "error", "code": inner.get("code"), "message": inner.get("message"), "param": None, "sequence_number": 0}
 
     def turns(self, request: Mapping[str, Any]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
