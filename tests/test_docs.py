@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 
 from memlane.config import MemlaneConfig, ProviderSection
@@ -69,3 +70,24 @@ def test_mem0s_proxy_samples_run_with_only_the_import_changed(tmp_path: Path, up
         assert wait_until(lambda: "Is allergic to cheese" in {m["memory"] for m in memory.get_all(user_id="alice")["results"]}, 30)
     with pytest.raises(StoreError, match="localhost:6333"):  # no Qdrant server here: one clear error
         exec(compile(self_hosted, "migrating-from-mem0.md (2)", "exec"), {})
+
+
+def test_the_responses_page_samples_run_as_written(tmp_path: Path, upstream: ScriptedUpstream, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    through_server, drop_in = python_blocks("responses.md")
+    upstream.handler = restaurant_llm
+    monkeypatch.setenv("OPENAI_BASE_URL", upstream.url)
+    monkeypatch.setenv("OPENAI_API_KEY", "upstream-key")
+    first, _, then = through_server.partition("# GET /v1/exchanges/{id}?wait=30\n")
+    with LiveServer(create_app(client_config(tmp_path / "server.db", upstream), keys=KeyStore(tmp_path / "keys.db"),
+                               drain_seconds=5)) as server:
+        sample: dict[str, object] = {}
+        exec(compile(first.replace("http://127.0.0.1:8765", server.url), "responses.md (1)", "exec"), sample)
+        learnt = lambda: len(httpx.get(server.url + "/v1/memories", params={"user_id": "alice"}).json()["results"]) == 2  # noqa: E731
+        assert wait_until(learnt, 30)
+        exec(compile(then, "responses.md (1, after learning)", "exec"), sample)
+    scope: dict[str, object] = {}
+    exec(compile(drop_in, "responses.md (2)", "exec"), scope)
+    out = capsys.readouterr().out
+    assert out.count("Noted! Here is my suggestion.") == 2 and "Is allergic to cheese" in out
+    scope["client"].close()  # type: ignore[attr-defined]

@@ -150,3 +150,13 @@ def test_the_async_and_the_hosted_clients(tmp_path: Path, server: LiveServer, up
             return "".join([e.delta async for e in stream if e.type == "response.output_text.delta"])
 
     assert asyncio.run(run()) == "Noted! Here is my suggestion."
+
+
+def test_a_model_server_that_speaks_only_chat_completions_says_so(make_client: Callable[..., Memlane], server: LiveServer,
+                                                                   upstream: ScriptedUpstream) -> None:
+    upstream.handler = lambda req: Reply.error(404, "Not Found", type="not_found") if req.protocol == "responses" else restaurant_llm(req)
+    with pytest.raises(openai.NotFoundError, match="may speak only chat completions"):
+        make_client().responses.create(model="m", input=DINNER, user_id="alice")
+    sdk = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.NotFoundError):  # through the server: the model server's own 404
+        sdk.responses.create(model="m", input=DINNER, extra_body={"user_id": "alice"})

@@ -173,3 +173,14 @@ def test_an_upstream_answer_that_is_not_a_completion_is_a_502(sdk: openai.OpenAI
     with pytest.raises(openai.APIStatusError) as info:
         sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], extra_body=scope)
     assert info.value.status_code == 502 and info.value.body["code"] == "upstream_error"
+
+
+def test_embeddings_pass_through_to_the_upstream(sdk: openai.OpenAI, upstream: ScriptedUpstream) -> None:
+    """Clients that use one base URL for everything (LangChain, agents) embed through memlane too."""
+    direct = openai.OpenAI(base_url=upstream.url, api_key="k").embeddings.create(model="e", input=["Likes tea", "Plays chess"])
+    through = sdk.embeddings.create(model="e", input=["Likes tea", "Plays chess"])
+    assert [d.embedding for d in through.data] == [d.embedding for d in direct.data] and len(through.data) == 2
+    assert upstream.requests[-1].path == "/v1/embeddings" and upstream.requests[-1].json["input"] == ["Likes tea", "Plays chess"]
+    assert upstream.requests[-1].headers["authorization"] == "Bearer upstream-key", "memlane's upstream key, not the caller's"
+    with pytest.raises(openai.BadRequestError):
+        sdk.embeddings.create(model="", input="x")

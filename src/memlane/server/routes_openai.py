@@ -96,6 +96,17 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     api.add_api_route("/v1/responses", forward(RESPONSES, auth, projects, limits), methods=["POST"],
                       summary="Create a response (OpenAI's Responses API), with memory")
 
+    @api.post("/v1/embeddings", summary="Embeddings from the upstream, passed through (one base URL serves every call)")
+    async def embeddings(request: Request, project: str = Depends(auth)) -> Response:
+        body = await json_body(request)
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            raise APIError(400, "model is required and must be a string", param="model", code="missing_model")
+        if "input" not in body:
+            raise APIError(400, "input is required", param="input", code="invalid_input")
+        known = {name: body.pop(name) for name in ("model", "input", "encoding_format", "dimensions", "user") if name in body}
+        answer = await projects.client(project).upstream.embeddings.create(**known, extra_body=body or None)
+        return JSONResponse(answer.to_dict(mode="json", exclude_unset=True))
+
     @api.get("/v1/models", summary="The upstream's models")
     async def models(project: str = Depends(auth)) -> Response:
         page = await projects.client(project).upstream.models.list()

@@ -10,8 +10,10 @@ keeps the earlier turns: ``input`` holds only this call's, which is all memlane 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping, Sequence
 
+import openai
 from openai.types.responses import Response
 
 from memlane.errors import UpstreamError
@@ -26,6 +28,19 @@ TEXT_PARTS = ("input_text", "output_text", "text")
 #: items that carry a tool's answer (the rest of the non-message items are the model's doing)
 TOOL_OUTPUTS = ("function_call_output", "custom_tool_call_output", "computer_call_output", "local_shell_call_output",
                 "mcp_approval_response", "mcp_call_output")
+
+
+@contextmanager
+def _chat_only_named(client: Any) -> Iterator[None]:
+    """A 404 from the model server most likely means it speaks only chat completions: the same
+    ``openai.NotFoundError`` (status and body kept), saying so. memlane does not translate."""
+    try:
+        yield
+    except openai.NotFoundError as exc:
+        exc.message = (f"{exc.message} (the model server at {client.base_url} has no /responses: it may speak only chat "
+                       "completions; call chat.completions with it)")
+        exc.args = (exc.message,)
+        raise
 
 
 def item_text(content: Any) -> str:
@@ -76,10 +91,12 @@ class Responses(ChatProtocol):
         return {**request, "input": placed}
 
     def send(self, client: Any, request: Mapping[str, Any]) -> Any:
-        return client.responses.create(**request)
+        with _chat_only_named(client):
+            return client.responses.create(**request)
 
     async def asend(self, client: Any, request: Mapping[str, Any]) -> Any:
-        return await client.responses.create(**request)
+        with _chat_only_named(client):
+            return await client.responses.create(**request)
 
     def checked(self, response: Any, stream: bool) -> Any:
         if stream or (isinstance(response, Response) and isinstance(response.output, list)):
