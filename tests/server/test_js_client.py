@@ -61,3 +61,18 @@ def test_openai_npm_client_sees_a_broken_stream_as_an_error(node_openai: Path, m
     out = json.loads(done.stdout)
     assert out["streamed"] == "This is "
     assert out["error"] is not None and "broke off the stream" in out["error"]["message"], out
+
+
+def test_openai_npm_clients_responses_api(node_openai: Path, make_server: Callable[..., LiveServer], upstream: ScriptedUpstream) -> None:
+    upstream.handler = restaurant_llm
+    server = make_server()
+    httpx.post(server.url + "/v1/memories", json={"messages": "Is allergic to cheese", "user_id": "alice", "infer": False}).raise_for_status()
+    done = subprocess.run(["node", "responses.mjs", server.url + "/v1", "unused", "alice"], cwd=node_openai, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["text"] == "Noted! Here is my suggestion." and out["exchange"]
+    assert out["streamed"] == "Noted! Here is my suggestion." and out["kinds"][0] == "response.created"
+    assert out["kinds"][-1] == "response.completed" and "Is allergic to cheese" in out["memories"]
+    sent = upstream.model_requests("chat", protocol="responses")[-1].json
+    assert sent["instructions"] == "You plan meals." and "Is allergic to cheese" in json.dumps(sent["input"])
