@@ -12,7 +12,7 @@ said); the conversation is his later turns, each answered with the dataset's own
 scripted upstream; learning is on (each exchange's first sentence is learnt), so the memory
 block changes from turn to turn as it does in use.
 
-    python bench/prefix_cache.py [--turns 20] [--user Frank]
+    python bench/prefix_cache.py [--turns 20] [--user Frank] [--protocol chat|responses]
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def exchanges(user: str) -> list[tuple[str, str]]:
     return [(e["query"], e["response"]) for day in sorted(history) for e in history[day]]
 
 
-def run(placement: str, memories: list[str], conversation: list[tuple[str, str]], home: Path) -> list[bytes]:
+def run(protocol: str, placement: str, memories: list[str], conversation: list[tuple[str, str]], home: Path) -> list[bytes]:
     replies = dict(conversation)
     with ScriptedUpstream() as upstream:
         def answer(req: ScriptedRequest) -> Reply | None:
@@ -59,25 +59,30 @@ def run(placement: str, memories: list[str], conversation: list[tuple[str, str]]
             return learnt if learnt is not None else Reply.text(replies.get(req.last_user_text, "I see."))
 
         upstream.handler = answer
-        config = {"vector_store": {"provider": "sqlite", "config": {"path": str(home / f"{placement}.db")}},
+        config = {"vector_store": {"provider": "sqlite", "config": {"path": str(home / f"{protocol}-{placement}.db")}},
                   "upstream": {"base_url": upstream.url, "api_key": "k", "max_retries": 0},
                   "llm": {"provider": "openai", "config": {"max_retries": 0}},
                   "outbox": {"poll_seconds": 0.05},
                   "retrieval": {"memory_placement": placement}}
-        app = create_app(config, keys=KeyStore(home / f"{placement}-keys.db"), drain_seconds=5)
+        app = create_app(config, keys=KeyStore(home / f"{protocol}-{placement}-keys.db"), drain_seconds=5)
         with LiveServer(app) as server:
             sdk = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
             import httpx
 
             httpx.post(server.url + "/v1/memories", json={"messages": memories, "user_id": "frank", "infer": False},
                        timeout=120).raise_for_status()
-            history: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM}]
+            history: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM}] if protocol == "chat" else []
             for query, _ in conversation:
                 history.append({"role": "user", "content": query})
-                reply = sdk.chat.completions.create(model="m", messages=history, extra_body={"user_id": "frank"})  # type: ignore[arg-type]
-                history.append({"role": "assistant", "content": reply.choices[0].message.content or ""})
+                if protocol == "chat":
+                    reply = sdk.chat.completions.create(model="m", messages=history, extra_body={"user_id": "frank"})  # type: ignore[arg-type]
+                    text = reply.choices[0].message.content or ""
+                else:
+                    text = sdk.responses.create(model="m", instructions=SYSTEM, input=history,  # type: ignore[arg-type]
+                                                extra_body={"user_id": "frank"}).output_text
+                history.append({"role": "assistant", "content": text})
                 time.sleep(0.3)  # the exchange is learnt before the next turn, as between a person's messages
-        return [r.body for r in upstream.chat_requests("chat")]
+        return [r.body for r in upstream.model_requests("chat", protocol=protocol)]
 
 
 def shares(bodies: list[bytes]) -> list[float]:
@@ -94,7 +99,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--user", default="Frank")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "prefix_cache.md"))
+    parser.add_argument("--protocol", choices=("chat", "responses"), default="chat")
+    parser.add_argument("--out", default=None, help="default: bench/results/prefix_cache[_responses].md")
     args = parser.parse_args()
     said = exchanges(args.user)
     conversation, memories = said[-args.turns:], [q for q, _ in said[: -args.turns]]
@@ -102,7 +108,7 @@ def main() -> None:
     results: dict[str, tuple[list[float], list[bool], list[int]]] = {}
     fresh: dict[str, int] = {}
     for placement in PLACEMENTS:
-        bodies = run(placement, memories, conversation, home)
+        bodies = run(args.protocol, placement, memories, conversation, home)
         assert len(bodies) == len(conversation), (placement, len(bodies))
         with_memories = [MEMORY_PREAMBLE.encode() in b for b in bodies]
         results[placement] = (shares(bodies), with_memories, [len(b) for b in bodies])
@@ -112,7 +118,8 @@ def main() -> None:
     lines = [
         "# Prompt-cache reuse by memory placement",
         "",
-        f"`python bench/prefix_cache.py --turns {args.turns}`: MemoryBank user {args.user!r}, {len(memories)} memories from his "
+        f"`python bench/prefix_cache.py --turns {args.turns} --protocol {args.protocol}`: MemoryBank user {args.user!r}, "
+        f"{len(memories)} memories from his "
         f"other days, then a {len(conversation)}-turn conversation of his later turns through the server (learning on).",
         "Share: the part of turn t-1's upstream request that turn t repeats as its exact byte prefix (what an "
         "exact-prefix cache reuses). Memories: the recalled block is in the request.",
@@ -139,7 +146,8 @@ def main() -> None:
               + "; ".join(f"at {int(rate * 100)}% for cached input: "
                           + ", ".join(f"{p} {fresh[p] + rate * (sum(results[p][2]) - fresh[p]):,.0f}" for p in PLACEMENTS)
                           for rate in (0.1, 0.25, 0.5)) + ".", ""]
-    Path(args.out).write_text("\n".join(lines))
+    out = args.out or str(ROOT / "bench" / "results" / f"prefix_cache{'' if args.protocol == 'chat' else '_' + args.protocol}.md")
+    Path(out).write_text("\n".join(lines))
     print("\n".join(lines[-2:]))
 
 
