@@ -50,9 +50,12 @@ def main() -> None:
     parser.add_argument("--store-size", type=int, default=100_000, help="MiniLM embeds ~100 texts/s here: use 10000 with it")
     parser.add_argument("--no-learning", action="store_true", help="stop the background learner (to see its cost)")
     parser.add_argument("--alignment-weight", type=float, default=None, help="retrieval.alignment_weight (default: memlane's)")
-    parser.add_argument("--out", default=None, help="default: bench/results/proxy_overhead[_minilm].md")
+    parser.add_argument("--with-responses", action="store_true",
+                        help="also time the Responses API (direct and through Memlane), interleaved with chat, same questions")
+    parser.add_argument("--out", default=None, help="default: bench/results/proxy_overhead[_minilm][_responses].md")
     args = parser.parse_args()
-    out = Path(args.out or ROOT / "bench" / "results" / f"proxy_overhead{'' if args.embedder == 'static' else '_' + args.embedder}.md")
+    suffix = ("" if args.embedder == "static" else "_" + args.embedder) + ("_responses" if args.with_responses else "")
+    out = Path(args.out or ROOT / "bench" / "results" / f"proxy_overhead{suffix}.md")
     workdir = Path(tempfile.mkdtemp(prefix="memlane-proxy-"))
     turns = locomo_turns()
     db = workdir / "proxy.db"
@@ -75,6 +78,7 @@ def main() -> None:
             direct.chat.completions.create(model="m", messages=messages)
             client.chat.completions.create(model="m", messages=messages, user_id="alice")
         direct_ms, through_ms, added_ms = [], [], []
+        responses_direct_ms, responses_through_ms, responses_added_ms = [], [], []
         parts: dict[str, list[float]] = {"embed_ms": [], "search_ms": [], "inject_ms": []}
         for text in questions[5:]:
             messages = [{"role": "user", "content": text}]
@@ -88,6 +92,15 @@ def main() -> None:
             added_ms.append(through_ms[-1] - direct_ms[-1])
             for name in parts:
                 parts[name].append(client.stats.last_recall_timings_ms.get(name, 0.0))
+            if args.with_responses:
+                t0 = time.perf_counter()
+                direct.responses.create(model="m", input=text)
+                t1 = time.perf_counter()
+                client.responses.create(model="m", input=text, user_id="alice")
+                t2 = time.perf_counter()
+                responses_direct_ms.append((t1 - t0) * 1000)
+                responses_through_ms.append((t2 - t1) * 1000)
+                responses_added_ms.append(responses_through_ms[-1] - responses_direct_ms[-1])
         learnt = client.memory.outbox_status()
         client.close()
     finally:
@@ -111,6 +124,11 @@ def main() -> None:
         row("  of which store search + fusion + fetch", parts["search_ms"]),
         row("  of which injection", parts["inject_ms"]),
     ]
+    if args.with_responses:
+        lines += [row("Responses API: direct to upstream", responses_direct_ms), row("Responses API: through Memlane", responses_through_ms),
+                  row("**Responses API: added by memlane**", responses_added_ms), "",
+                  f"Responses minus chat, added p50: {statistics.median(responses_added_ms) - statistics.median(added_ms):+.2f} ms "
+                  "(same questions, same run, interleaved)."]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
