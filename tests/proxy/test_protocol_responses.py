@@ -18,6 +18,7 @@ from memlane.proxy.recall import MEMORY_PREAMBLE
 from memlane.testing import Reply, ScriptedUpstream, openai_spec
 from memlane.testing.live_server import LiveServer
 from tests.scenarios import SPEC_PATH, restaurant_llm
+from tests.threads import wait_until
 
 ALLERGY = "I love Indian food but I cannot eat pizza since I'm allergic to cheese."
 DINNER = "Suggest dinner options in San Francisco."
@@ -160,3 +161,28 @@ def test_a_model_server_that_speaks_only_chat_completions_says_so(make_client: C
     sdk = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
     with pytest.raises(openai.NotFoundError):  # through the server: the model server's own 404
         sdk.responses.create(model="m", input=DINNER, extra_body={"user_id": "alice"})
+
+
+def test_hosted_falls_back_while_the_server_is_down_and_learns_at_resync(tmp_path: Path, upstream: ScriptedUpstream) -> None:
+    from memlane.server.app import create_app
+    from memlane.server.keys import KeyStore
+    from tests.scenarios import client_config
+
+    upstream.handler = restaurant_llm
+    config = client_config(tmp_path / "server.db", upstream)
+    keys = KeyStore(tmp_path / "keys.db")
+    server = LiveServer(create_app(config, keys=keys, drain_seconds=5)).start()
+    port = server.port
+    server.stop()
+    client = Memlane(api_key="unused", host=f"http://127.0.0.1:{port}", fallback={"base_url": upstream.url, "api_key": "k"})
+    try:
+        answer = client.responses.create(model="m", input=ALLERGY, user_id="alice", include_memories=True)
+        assert answer.output_text == "Noted! Here is my suggestion." and answer.metadata.memories == []
+        assert answers(upstream)[-1]["input"] == ALLERGY, "answered by the model server directly, as sent"
+        assert client.pending_sync() == 1
+        server = LiveServer(create_app(config, keys=keys, drain_seconds=5), port=port).start()
+        assert client.sync() == 1
+        assert wait_until(lambda: len(client.memory.get_all(user_id="alice")["results"]) == 2, 30)
+    finally:
+        client.close()
+        server.stop()
