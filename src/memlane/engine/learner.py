@@ -164,6 +164,9 @@ class Learner:
             if not worked:  # (after an item this worker simply looks again: it just freed that scope)
                 with self._idle:
                     self._idle.notify_all()
+                release = getattr(self.memory.llm, "release_idle", None)
+                if release is not None:  # an idle learner holds no connection to the model server
+                    release()
                 # A claim that found nothing passed over the whole backlog waiting behind leased
                 # scopes; chats enqueue (and wake us) hundreds of times a second under load, so
                 # look again at most every RESCAN_SECONDS.
