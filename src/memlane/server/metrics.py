@@ -41,6 +41,8 @@ PROJECT_SERIES = (
     ("memlane_recalls_with_memories", "Recalls that injected at least one memory (the hit rate's numerator).",
      "counter", "recalls_with_memories", 1),
     ("memlane_recall_failures", "Recalls that failed (chat went on without memories).", "counter", "recall_failures", 1),
+    ("memlane_exchanges_dropped", "Chat exchanges not learnt from because the outbox was full (outbox.max_queued).",
+     "counter", "exchanges_dropped", 1),
     ("memlane_outbox_depth", "Exchanges waiting to be learnt from.", "gauge", "pending", 2),
     ("memlane_outbox_dead", "Exchanges set aside as dead (memlane outbox requeue puts them back).", "gauge", "dead", 2),
     ("memlane_learned", "Exchanges learnt from.", "counter", "learned", 2),
