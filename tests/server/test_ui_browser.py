@@ -84,7 +84,14 @@ def watch_for_refusals(page: Any) -> list[str]:
     blocks) and failed loads; the list fills as pages load."""
     seen: list[str] = []
     page.on("console", lambda m: seen.append(m.text) if m.type in ("error", "warning") else None)
-    page.on("requestfailed", lambda r: seen.append(f"failed {r.url}"))
+
+    def failed(request: Any) -> None:
+        # a page navigated away from while it still loads is aborted by the browser itself (a
+        # loaded machine shows it: logout's redirect still in flight when the test goes on)
+        if not (request.resource_type == "document" and request.failure == "net::ERR_ABORTED"):
+            seen.append(f"failed {request.url} ({request.failure})")
+
+    page.on("requestfailed", failed)
     return seen
 
 
