@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import numpy as np  # noqa: E402
 
 from memlane.config import RetrievalConfig  # noqa: E402
-from memlane.engine.memory import content_hash  # noqa: E402
+from memlane.engine.identity import content_hash  # noqa: E402
 from memlane.records import MemoryRecord, Scope, utc_now  # noqa: E402
 from memlane.stores.base import Change  # noqa: E402
 from search_latency import VOCAB, sentence, unit  # noqa: E402

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from memlane.config import RetrievalConfig  # noqa: E402
-from memlane.engine.memory import content_hash  # noqa: E402
+from memlane.engine.identity import content_hash  # noqa: E402
 from memlane.engine.ranking import fuse  # noqa: E402
 from memlane.records import MemoryRecord, Scope, utc_now  # noqa: E402
 from memlane.stores.base import Change  # noqa: E402

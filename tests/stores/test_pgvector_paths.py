@@ -10,7 +10,7 @@ import numpy as np
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from memlane.query.filters import parse_filters
-from memlane.engine.memory import content_hash
+from memlane.engine.identity import content_hash
 from memlane.records import MemoryRecord, Scope, utc_now
 from memlane.stores.base import Change
 from memlane.stores.pgvector import PgVectorStore

@@ -1,7 +1,10 @@
 """``Memory``: the engine every face (client, server, CLI) drives.
 
-It owns scope rules, input validation and the inference pipeline; the store owns persistence,
-the embedder vectors, the LLM the two JSON stages. See product.md section 2 for the contract.
+It holds one store, one embedder and one memory LLM, checks what each call is given, and hands
+each behaviour to a module with one job: recall (memlane.engine.recall), learning
+(memlane.engine.learning), export and import (memlane.engine.transfer). Reads, updates, deletes
+and the outbox's hand-off it does itself. The store owns persistence, the embedder vectors, the
+LLM the two JSON stages. See product.md section 2 for the contract.
 """
 
 from __future__ import annotations
@@ -9,13 +12,8 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import functools
-import hashlib
 import logging
 import threading
-import time
-import uuid
-from contextlib import nullcontext
-from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -23,51 +21,25 @@ import numpy as np
 from memlane import registry
 from memlane.config import MemlaneConfig, ProviderSection, load_config
 from memlane.embedders.base import Embedder
-from memlane.embedders.batching import QueryBatcher
-from memlane.engine import inference, prompts
+from memlane.engine import transfer
 from memlane.engine.foreground import Foreground
-from memlane.engine.messages import normalize_messages, transcript
-from memlane.engine.alignment import alignment, shipped_word_vectors
-from memlane.engine.validation import (check_encodable, check_limit, check_max_limit, check_metadata, check_scope_id, check_text,
-                                       check_timestamp, resolve_limit, resolve_scope)
-from memlane.engine.ranking import boosted, fuse, may_name_someone
-from memlane.errors import NotFoundError, ScopeError, ValidationError
+from memlane.engine.identity import content_hash, new_record
+from memlane.engine.learning import Learning
+from memlane.engine.messages import normalize_messages
+from memlane.engine.recall import Recall, SearchRequest
+from memlane.engine.validation import (check_encodable, check_limit, check_max_limit, check_metadata, check_text,
+                                       check_timestamp, resolve_scope)
+from memlane.errors import NotFoundError, ValidationError
 from memlane.llms.base import LLM
-from memlane.query.filters import SCOPE_FIELDS, Filter
-from memlane.query.when import parse_time, period_in
-from memlane.records import HistoryEvent, MemoryRecord, Scope, SearchHit, utc_now
+from memlane.records import MemoryRecord, Scope, SearchHit, utc_now
 from memlane.stores.base import Applied, Change, MemoryStore
 from memlane.stores.outbox import ExchangeState, OutboxBounds, OutboxItem
 
 log = logging.getLogger("memlane.memory")
 
-#: How many existing memories each new fact brings to the reconcile stage.
-SIMILAR_PER_FACT = 5
-MAX_EXISTING_SHOWN = 40
 DEFAULT_LIST_LIMIT = 100
 #: How the bundled MiniLM is recorded in a store (``SentenceTransformerEmbedder.model_id``).
 MINILM_MODEL_ID = "sentence_transformers/all-MiniLM-L6-v2"
-#: Imports at least this big go through the store's bulk load.
-BULK_LOAD_ROWS = 5_000
-
-
-def content_hash(text: str) -> str:
-    """Exact-duplicate identity: same text modulo surrounding whitespace and case."""
-    return hashlib.md5(" ".join(text.split()).lower().encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class SearchRequest:
-    """One search, as ``Memory.search`` takes it (``search_hits`` takes it whole)."""
-
-    query: str
-    user_id: str | None = None
-    agent_id: str | None = None
-    run_id: str | None = None
-    filters: Mapping[str, Any] | None = None
-    limit: int | None = None
-    top_k: int | None = None
-    threshold: float | None = None
 
 
 def default_embedder(recorded: str | None) -> ProviderSection:
@@ -101,10 +73,10 @@ class Memory:
         self.llm: LLM = registry.get_factory("llm", cfg.llm.provider)(cfg.llm.config, **context)
         self._bound = False
         self._bind_lock = threading.Lock()
-        self._queries = QueryBatcher(self._embed)
         #: recalls in flight; background learning waits for them (see memlane.engine.foreground)
         self.foreground = Foreground()
-        self._latest: dict[str, tuple[float, _dt.datetime | None]] = {}  # scope key -> (read at, latest memory's time)
+        self._recall = Recall(self.store, self._embed, cfg, self.foreground)
+        self._learning = Learning(self.store, self.llm, self._embed, cfg, self.foreground)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Memory:
@@ -159,7 +131,7 @@ class Memory:
         turns = self._checked_turns(messages, stored=not infer)
         actor = next((m.get("name") for m in turns if m["role"] == "user" and m.get("name")), None)
         if infer:
-            applied = self._add_inferred(turns, scope, meta, prompt, actor, llm_model, when=when)
+            applied = self._learning.add_inferred(turns, scope, meta, prompt, actor, llm_model, when=when)
         else:
             applied = self._add_verbatim(turns, scope, meta, actor, when=when)
         return {"results": [self._applied_dict(a) for a in applied if a.event != "NONE"]}
@@ -195,12 +167,6 @@ class Memory:
             out["previous_memory"] = a.previous_memory
         return out
 
-    def _new_record(self, text: str, scope: Scope, meta: dict[str, Any], now: str) -> MemoryRecord:
-        return MemoryRecord(
-            id=str(uuid.uuid4()), memory=text, hash=content_hash(text), metadata=dict(meta),
-            user_id=scope.user_id, agent_id=scope.agent_id, run_id=scope.run_id, created_at=now, updated_at=now,
-        )
-
     def _add_verbatim(self, turns: list[dict[str, Any]], scope: Scope, meta: dict[str, Any], actor: str | None,
                       *, when: str | None = None) -> list[Applied]:
         kept = [m for m in turns if m["role"] != "system" and m["content"].strip()]
@@ -216,121 +182,14 @@ class Memory:
             # who said it (the message's name, as mem0 records it): recall favours a speaker the query names
             speaker = {"actor_id": message["name"]} if isinstance(message.get("name"), str) and message["name"].strip() else {}
             record_meta = {"role": message["role"], **speaker, **meta, **message.get("metadata", {})}
-            changes.append(Change("ADD", self._new_record(text, scope, record_meta, now), vector))
+            changes.append(Change("ADD", new_record(text, scope, record_meta, now), vector))
         with self.store.scope_lock(scope):
             return self.store.apply(changes, actor_id=actor)
 
     def learn(self, item: OutboxItem) -> list[Applied]:
         """Learn from one outbox exchange; the item leaves the outbox in the commit that applies
         what was learnt (or on its own when there was nothing to learn), never before."""
-        payload = item.payload
-        scope = Scope(**payload["scope"])
-        model = None if self.config.llm.config.get("model") else payload.get("model")
-        return self._add_inferred(
-            normalize_messages(payload["messages"]), scope, payload.get("metadata") or {}, None, None, model, outbox=item,
-            when=payload.get("timestamp"),
-        )
-
-    def _add_inferred(
-        self, turns: list[dict[str, Any]], scope: Scope, meta: dict[str, Any], prompt: str | None,
-        actor: str | None, llm_model: str | None, *, outbox: OutboxItem | None = None, when: str | None = None,
-    ) -> list[Applied]:
-        def nothing_learnt() -> list[Applied]:
-            if outbox is not None:
-                self.store.outbox.done(outbox)
-            return []
-
-        conversation = transcript(turns)
-        if not conversation.strip():
-            return nothing_learnt()
-        extraction_prompt = prompt or self.config.custom_fact_extraction_prompt or prompts.FACT_EXTRACTION_PROMPT.format(
-            today=(when or utc_now())[:10]  # the conversation's own date: relative dates resolve against it
-        )
-        # Extraction reads only the new turns, so it runs outside the scope lock.
-        limits = self.config.inference
-        pieces, dropped = inference.chunk_conversation(conversation, limits.max_input_chars, limits.max_chunks)
-        if dropped:
-            log.warning("exchange of %d characters: the oldest %d were left out of fact extraction (inference.max_input_chars"
-                        " x inference.max_chunks = %d)", len(conversation), dropped, limits.max_input_chars * limits.max_chunks)
-        facts = list(dict.fromkeys(
-            fact for piece in pieces for fact in inference.extract_facts(self.llm, extraction_prompt, piece, model=llm_model)))
-        if not facts:
-            return nothing_learnt()
-        def chats_first() -> None:  # background learning waits for recalls in flight
-            if outbox is not None:
-                self.foreground.wait_idle(self.config.outbox.yield_seconds)
-
-        chats_first()
-        fact_vectors = self._embed(facts)
-        with self.store.scope_lock(scope):
-            existing = self._similar_existing(scope, facts, fact_vectors, between=chats_first)
-            if existing:
-                shown = [{"id": str(i), "text": r.memory} for i, r in enumerate(existing)]
-                system = self.config.custom_update_memory_prompt or prompts.UPDATE_MEMORY_PROMPT
-                decisions = inference.reconcile(self.llm, system, shown, facts, model=llm_model)
-            else:  # nothing to update or delete: every fact is new, no second call needed
-                decisions = [inference.Decision("ADD", fact, None) for fact in facts]
-            changes = self._changes_for(decisions, existing, scope, meta, dict(zip(facts, fact_vectors)), when)
-            if not changes:
-                return nothing_learnt()
-            chats_first()
-            return self.store.apply(changes, actor_id=actor, outbox_done=outbox)
-
-    def _similar_existing(self, scope: Scope, facts: list[str], vectors: np.ndarray,
-                          between: Callable[[], None] = lambda: None) -> list[MemoryRecord]:
-        keys: dict[Any, None] = {}
-        for fact, vector in zip(facts, vectors):
-            between()
-            found = self.store.search(scope, None, vector, fact, SIMILAR_PER_FACT * 4, exact_scope=True)
-            keys.update(dict.fromkeys(r.key for r in fuse(found, self.config.retrieval)[:SIMILAR_PER_FACT]))
-        records = self.store.fetch(list(keys)[:MAX_EXISTING_SHOWN])
-        return [records[k] for k in keys if k in records]
-
-    def _changes_for(
-        self, decisions: list[inference.Decision], existing: list[MemoryRecord], scope: Scope,
-        meta: dict[str, Any], known_vectors: dict[str, np.ndarray], when: str | None = None,
-    ) -> list[Change]:
-        """Turn the LLM's decisions into store changes, touching only the memories it was shown.
-        New memories carry the conversation's time (``when``); updates are dated now."""
-        by_alias = {str(i): r for i, r in enumerate(existing)}
-        now = utc_now()
-        changes: list[Change] = []
-        touched: set[str] = set()
-        pending_hashes = {r.hash for r in existing}
-        for d in decisions:
-            target = by_alias.get(d.alias or "")
-            if d.event == "UPDATE" and target is None:
-                log.info("reconcile: UPDATE of unknown id %r kept as a new memory", d.alias)
-                d = inference.Decision("ADD", d.text, None)
-            if d.event == "ADD":
-                h = content_hash(d.text)
-                if h in pending_hashes:
-                    continue  # exact duplicate of an existing or already-added memory
-                pending_hashes.add(h)
-                changes.append(Change("ADD", self._new_record(d.text, scope, meta, when or now)))
-            elif d.event == "UPDATE" and target is not None and target.id not in touched:
-                if content_hash(d.text) == target.hash or content_hash(d.text) in pending_hashes:
-                    continue
-                touched.add(target.id)
-                pending_hashes.add(content_hash(d.text))
-                updated = MemoryRecord(
-                    id=target.id, memory=d.text, hash=content_hash(d.text), metadata={**target.metadata, **meta},
-                    user_id=target.user_id, agent_id=target.agent_id, run_id=target.run_id,
-                    created_at=target.created_at, updated_at=now,
-                )
-                changes.append(Change("UPDATE", updated))
-            elif d.event == "DELETE" and target is not None and target.id not in touched:
-                touched.add(target.id)
-                changes.append(Change("DELETE", target))
-            elif d.event == "DELETE":
-                log.info("reconcile: DELETE of unknown id %r ignored", d.alias)
-        missing = [c.record.memory for c in changes if c.event != "DELETE" and c.record.memory not in known_vectors]
-        if missing:
-            known_vectors.update(zip(missing, self._embed(missing)))
-        for c in changes:
-            if c.event != "DELETE":
-                c.vector = known_vectors[c.record.memory]
-        return changes
+        return self._learning.learn(item)
 
     # -- search and reads ----------------------------------------------------------------------
 
@@ -353,59 +212,7 @@ class Memory:
     def search_hits(self, request: SearchRequest, *, timings: dict[str, float] | None = None) -> list[SearchHit]:
         """``search`` as typed hits (with both signals), for faces and benchmarks; ``timings``
         receives ``embed_ms`` and ``search_ms``."""
-        query, threshold = request.query, request.threshold
-        if not isinstance(query, str) or not query.strip():
-            raise ValidationError("query must be a non-empty string", param="query")
-        check_encodable(query, "query")
-        n = check_max_limit(resolve_limit(request.limit, request.top_k, 10), self.config.server.max_limit,
-                            top_k=request.limit is None and request.top_k is not None)
-        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
-            raise ValidationError(f"threshold must be a number, got {threshold!r}", param="threshold")
-        scope, parsed = resolve_scope(request.user_id, request.agent_id, request.run_id, request.filters, required="search")
-        with self.foreground.running():
-            return self._search_hits(request, n, threshold, scope, parsed, timings)
-
-    def _search_hits(self, request: SearchRequest, n: int, threshold: float | None, scope: Scope, parsed: Filter | None,
-                     timings: dict[str, float] | None) -> list[SearchHit]:
-        query = request.query
-        started = time.perf_counter()
-        vector = self._queries.embed_one(query)  # concurrent searches share one model call
-        embedded = time.perf_counter()
-        settings = self.config.retrieval
-        found = self.store.search(scope, parsed, vector, query, max(settings.candidates, n))
-        ranked = fuse(found, settings)
-        period = period_in(query, lambda: self._latest_time(scope)) if settings.time_bonus else None
-        records: dict[Any, MemoryRecord] = {}
-        words = shipped_word_vectors() if settings.alignment_weight else None
-        if words is not None or period is not None or (settings.speaker_bonus and may_name_someone(query)):
-            pool = ranked[: max(3 * n, 30)]  # what a bonus can lift into the top n
-            records = self.store.fetch([r.key for r in pool])
-            aligned = None
-            if words is not None:
-                present = [r.key for r in pool if r.key in records]
-                aligned = dict(zip(present, alignment(query, [records[k].memory for k in present], words)))
-            ranked = boosted(pool, records, query, period, settings, aligned)
-        ranked = [r for r in ranked if threshold is None or r.score >= threshold][:n]
-        if not records:
-            records = self.store.fetch([r.key for r in ranked])
-        if timings is not None:
-            timings["embed_ms"] = (embedded - started) * 1000
-            timings["search_ms"] = (time.perf_counter() - embedded) * 1000
-        return [SearchHit(records[r.key], r.score, r.dense, r.keyword) for r in ranked if r.key in records]
-
-    def _latest_time(self, scope: Scope) -> _dt.datetime | None:
-        """When the scope's latest memory is from: what "last week" in a query counts back from.
-        Read at most once a minute per scope (chat turns say "last week" often, and finding the
-        latest of a 10k-memory scope sorts it: 4% of the server's CPU under load when read every
-        time); a minute cannot move "last week"."""
-        now = time.monotonic()
-        cached = self._latest.get(scope.key)
-        if cached is None or now - cached[0] > 60:
-            latest = self.store.list(scope, None, 1)
-            if len(self._latest) > 10_000:
-                self._latest.clear()
-            cached = self._latest[scope.key] = (now, parse_time(latest[0].created_at) if latest else None)
-        return cached[1]
+        return self._recall.search_hits(request, timings=timings)
 
     def get(self, memory_id: str) -> dict[str, Any]:
         return self._require(memory_id).to_dict()
@@ -524,61 +331,13 @@ class Memory:
         memory, oldest first (the order an import writes them back in, so each conversation is
         rebuilt in its own order), the JSONL line format of ``import_records`` and the server's export."""
         scope, parsed = resolve_scope(user_id, agent_id, run_id, filters, required=None)
-        for record in reversed(self.store.list(scope, parsed, None)):
-            yield {**record.to_dict(), "history": [e.to_dict() for e in self.store.history(record.id)]}
+        yield from transfer.export_records(self.store, scope, parsed)
 
     def import_records(self, records: Iterable[Mapping[str, Any]], *, batch_size: int = 1000) -> dict[str, int]:
         """Restore exported memories (ids, scopes, metadata, timestamps and history kept),
         embedding their text with this engine's embedder. A memory whose id or text is already
         in its scope is skipped, so an import can be re-run safely."""
-        counts = {"imported": 0, "skipped": 0}
-        batch: list[Mapping[str, Any]] = []
-
-        def flush() -> None:
-            if not batch:
-                return
-            vectors = self._embed([str(item["memory"]) for item in batch])
-            changes = [self._import_change(item, vector) for item, vector in zip(batch, vectors)]
-            for applied in self.store.apply(changes):
-                counts["imported" if applied.event == "ADD" else "skipped"] += 1
-            batch.clear()
-
-        for index, item in enumerate(records):
-            if not isinstance(item, Mapping) or not isinstance(item.get("memory"), str) or not item["memory"].strip():
-                raise ValidationError(f"record {index}: needs a non-empty 'memory' string", param="records")
-            if not any(item.get(f) for f in SCOPE_FIELDS):
-                raise ScopeError(f"record {index}: needs at least one of user_id, agent_id, run_id", param="records")
-            try:
-                for field in SCOPE_FIELDS:
-                    check_scope_id(field, item.get(field) or None)
-                check_text(item["memory"], "memory", self.config.server.max_memory_chars)
-                self._checked_metadata(item.get("metadata"))
-                check_encodable(item, "the record")
-            except ValidationError as exc:
-                raise ValidationError(f"record {index}: {exc.message}", param="records", code=exc.code) from None
-            batch.append(item)
-            if len(batch) >= batch_size:
-                flush()
-        flush()
-        return counts
-
-    def _import_change(self, item: Mapping[str, Any], vector: np.ndarray) -> Change:
-        now = utc_now()
-        text = str(item["memory"]).strip()
-        record = MemoryRecord(
-            id=str(item.get("id") or uuid.uuid4()), memory=text, hash=content_hash(text),
-            metadata=check_metadata(item.get("metadata")), user_id=item.get("user_id"), agent_id=item.get("agent_id"),
-            run_id=item.get("run_id"), created_at=str(item.get("created_at") or now), updated_at=str(item.get("updated_at") or now),
-        )
-        history = None
-        if isinstance(item.get("history"), list) and item["history"]:
-            history = [
-                HistoryEvent(id=str(e.get("id") or uuid.uuid4()), memory_id=record.id, event=str(e.get("event", "ADD")),
-                             old_memory=e.get("old_memory"), new_memory=e.get("new_memory"), actor_id=e.get("actor_id"),
-                             created_at=str(e.get("created_at") or now))
-                for e in item["history"]
-            ]
-        return Change("ADD", record, vector, history=history)
+        return transfer.import_records(self.store, self._embed, records, limits=self.config.server, batch_size=batch_size)
 
     # -- what the faces need beyond memories ---------------------------------------------------
 
@@ -648,7 +407,7 @@ class Memory:
     def bulk_loading(self, rows: int) -> ContextManager[None]:
         """Wrap an import of ``rows`` memories: a big one lets the store rebuild its index once
         at the end instead of row by row (PostgreSQL's HNSW)."""
-        return self.store.bulk_load() if rows >= BULK_LOAD_ROWS else nullcontext()
+        return transfer.bulk_loading(self.store, rows)
 
     def reset(self) -> None:
         """Empty the store: every memory, vector and history row."""

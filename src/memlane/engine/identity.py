@@ -1,0 +1,24 @@
+"""What makes a memory itself: a fresh id when it is made, and the content hash under which a
+scope holds a text once (the store keeps exact duplicates out by it, whichever way a memory
+arrives: learnt, added verbatim, updated by hand or imported)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any
+
+from memlane.records import MemoryRecord, Scope
+
+
+def content_hash(text: str) -> str:
+    """Exact-duplicate identity: same text modulo surrounding whitespace and case."""
+    return hashlib.md5(" ".join(text.split()).lower().encode()).hexdigest()
+
+
+def new_record(text: str, scope: Scope, meta: dict[str, Any], now: str) -> MemoryRecord:
+    """A memory not stored yet: ``text`` in ``scope`` under a fresh id, created and updated ``now``."""
+    return MemoryRecord(
+        id=str(uuid.uuid4()), memory=text, hash=content_hash(text), metadata=dict(meta),
+        user_id=scope.user_id, agent_id=scope.agent_id, run_id=scope.run_id, created_at=now, updated_at=now,
+    )

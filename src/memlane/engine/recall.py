@@ -1,0 +1,112 @@
+"""Recall: one search, from a query to the best hits of a scope.
+
+The query is embedded (concurrent searches share one model call), the store runs its filtered
+hybrid search, and the candidates are fused into one score (memlane.engine.ranking). Bonuses for
+a period the query names, a speaker it may name, and word alignment can lift a memory only from
+the pool just below the cut, so they never cost a second search. While a recall runs,
+background learning waits (memlane.engine.foreground): chats come first.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from memlane.config import MemlaneConfig
+from memlane.embedders.batching import QueryBatcher
+from memlane.engine.alignment import alignment, shipped_word_vectors
+from memlane.engine.foreground import Foreground
+from memlane.engine.ranking import boosted, fuse, may_name_someone
+from memlane.engine.validation import check_encodable, check_max_limit, resolve_limit, resolve_scope
+from memlane.errors import ValidationError
+from memlane.query.filters import Filter
+from memlane.query.when import parse_time, period_in
+from memlane.records import MemoryRecord, Scope, SearchHit
+from memlane.stores.base import MemoryStore
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """One search, as ``Memory.search`` takes it (``search_hits`` takes it whole)."""
+
+    query: str
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    filters: Mapping[str, Any] | None = None
+    limit: int | None = None
+    top_k: int | None = None
+    threshold: float | None = None
+
+
+class Recall:
+    """Searches one store, embedding queries with the engine's ``embed``. ``config.retrieval``
+    is read at every search, so a change to it takes effect on the next one."""
+
+    def __init__(self, store: MemoryStore, embed: Callable[[Sequence[str]], np.ndarray], config: MemlaneConfig,
+                 foreground: Foreground) -> None:
+        self.store = store
+        self.config = config
+        self.foreground = foreground
+        self._queries = QueryBatcher(embed)
+        self._latest: dict[str, tuple[float, _dt.datetime | None]] = {}  # scope key -> (read at, latest memory's time)
+
+    def search_hits(self, request: SearchRequest, *, timings: dict[str, float] | None = None) -> list[SearchHit]:
+        """The request checked, then searched as a recall in flight (``Memory.search_hits``)."""
+        query, threshold = request.query, request.threshold
+        if not isinstance(query, str) or not query.strip():
+            raise ValidationError("query must be a non-empty string", param="query")
+        check_encodable(query, "query")
+        n = check_max_limit(resolve_limit(request.limit, request.top_k, 10), self.config.server.max_limit,
+                            top_k=request.limit is None and request.top_k is not None)
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+            raise ValidationError(f"threshold must be a number, got {threshold!r}", param="threshold")
+        scope, parsed = resolve_scope(request.user_id, request.agent_id, request.run_id, request.filters, required="search")
+        with self.foreground.running():
+            return self._search_hits(request, n, threshold, scope, parsed, timings)
+
+    def _search_hits(self, request: SearchRequest, n: int, threshold: float | None, scope: Scope, parsed: Filter | None,
+                     timings: dict[str, float] | None) -> list[SearchHit]:
+        query = request.query
+        started = time.perf_counter()
+        vector = self._queries.embed_one(query)  # concurrent searches share one model call
+        embedded = time.perf_counter()
+        settings = self.config.retrieval
+        found = self.store.search(scope, parsed, vector, query, max(settings.candidates, n))
+        ranked = fuse(found, settings)
+        period = period_in(query, lambda: self._latest_time(scope)) if settings.time_bonus else None
+        records: dict[Any, MemoryRecord] = {}
+        words = shipped_word_vectors() if settings.alignment_weight else None
+        if words is not None or period is not None or (settings.speaker_bonus and may_name_someone(query)):
+            pool = ranked[: max(3 * n, 30)]  # what a bonus can lift into the top n
+            records = self.store.fetch([r.key for r in pool])
+            aligned = None
+            if words is not None:
+                present = [r.key for r in pool if r.key in records]
+                aligned = dict(zip(present, alignment(query, [records[k].memory for k in present], words)))
+            ranked = boosted(pool, records, query, period, settings, aligned)
+        ranked = [r for r in ranked if threshold is None or r.score >= threshold][:n]
+        if not records:
+            records = self.store.fetch([r.key for r in ranked])
+        if timings is not None:
+            timings["embed_ms"] = (embedded - started) * 1000
+            timings["search_ms"] = (time.perf_counter() - embedded) * 1000
+        return [SearchHit(records[r.key], r.score, r.dense, r.keyword) for r in ranked if r.key in records]
+
+    def _latest_time(self, scope: Scope) -> _dt.datetime | None:
+        """When the scope's latest memory is from: what "last week" in a query counts back from.
+        Read at most once a minute per scope (chat turns say "last week" often, and finding the
+        latest of a 10k-memory scope sorts it: 4% of the server's CPU under load when read every
+        time); a minute cannot move "last week"."""
+        now = time.monotonic()
+        cached = self._latest.get(scope.key)
+        if cached is None or now - cached[0] > 60:
+            latest = self.store.list(scope, None, 1)
+            if len(self._latest) > 10_000:
+                self._latest.clear()
+            cached = self._latest[scope.key] = (now, parse_time(latest[0].created_at) if latest else None)
+        return cached[1]

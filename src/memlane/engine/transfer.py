@@ -1,0 +1,96 @@
+"""Export and import: a store's memories out as records, and such records back into a store.
+
+One record per memory, with its history: the JSONL line format of ``memlane memories export``
+/ ``import`` and the server's export. An export runs oldest first, the order an import writes
+them back in, so each conversation is rebuilt in its own order. An import keeps ids, scopes,
+metadata, timestamps and history but embeds the text anew with the importing engine's embedder:
+that is how a store moves to another embedding model.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import nullcontext
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from memlane.config import ServerConfig
+from memlane.engine.identity import content_hash
+from memlane.engine.validation import check_encodable, check_metadata, check_scope_id, check_text
+from memlane.errors import ScopeError, ValidationError
+from memlane.query.filters import SCOPE_FIELDS, Filter
+from memlane.records import HistoryEvent, MemoryRecord, Scope, utc_now
+from memlane.stores.base import Change, MemoryStore
+
+#: Imports at least this big go through the store's bulk load.
+BULK_LOAD_ROWS = 5_000
+
+
+def export_records(store: MemoryStore, scope: Scope, parsed: Filter | None) -> Iterator[dict[str, Any]]:
+    """Every memory of ``scope`` (an empty scope: the whole store) matching ``parsed``, with its
+    history, oldest first."""
+    for record in reversed(store.list(scope, parsed, None)):
+        yield {**record.to_dict(), "history": [e.to_dict() for e in store.history(record.id)]}
+
+
+def import_records(store: MemoryStore, embed: Callable[[Sequence[str]], np.ndarray], records: Iterable[Mapping[str, Any]],
+                   *, limits: ServerConfig, batch_size: int) -> dict[str, int]:
+    """Write exported records into ``store`` in batches of ``batch_size``. Each record is checked
+    against ``limits`` as it is read, so a bad one stops the import before its batch is written;
+    one whose id or text its scope already holds is counted as skipped."""
+    counts = {"imported": 0, "skipped": 0}
+    batch: list[Mapping[str, Any]] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        vectors = embed([str(item["memory"]) for item in batch])
+        changes = [_import_change(item, vector) for item, vector in zip(batch, vectors)]
+        for applied in store.apply(changes):
+            counts["imported" if applied.event == "ADD" else "skipped"] += 1
+        batch.clear()
+
+    for index, item in enumerate(records):
+        if not isinstance(item, Mapping) or not isinstance(item.get("memory"), str) or not item["memory"].strip():
+            raise ValidationError(f"record {index}: needs a non-empty 'memory' string", param="records")
+        if not any(item.get(f) for f in SCOPE_FIELDS):
+            raise ScopeError(f"record {index}: needs at least one of user_id, agent_id, run_id", param="records")
+        try:
+            for field in SCOPE_FIELDS:
+                check_scope_id(field, item.get(field) or None)
+            check_text(item["memory"], "memory", limits.max_memory_chars)
+            check_metadata(item.get("metadata"), limits.max_metadata_bytes)
+            check_encodable(item, "the record")
+        except ValidationError as exc:
+            raise ValidationError(f"record {index}: {exc.message}", param="records", code=exc.code) from None
+        batch.append(item)
+        if len(batch) >= batch_size:
+            flush()
+    flush()
+    return counts
+
+
+def _import_change(item: Mapping[str, Any], vector: np.ndarray) -> Change:
+    now = utc_now()
+    text = str(item["memory"]).strip()
+    record = MemoryRecord(
+        id=str(item.get("id") or uuid.uuid4()), memory=text, hash=content_hash(text),
+        metadata=check_metadata(item.get("metadata")), user_id=item.get("user_id"), agent_id=item.get("agent_id"),
+        run_id=item.get("run_id"), created_at=str(item.get("created_at") or now), updated_at=str(item.get("updated_at") or now),
+    )
+    history = None
+    if isinstance(item.get("history"), list) and item["history"]:
+        history = [
+            HistoryEvent(id=str(e.get("id") or uuid.uuid4()), memory_id=record.id, event=str(e.get("event", "ADD")),
+                         old_memory=e.get("old_memory"), new_memory=e.get("new_memory"), actor_id=e.get("actor_id"),
+                         created_at=str(e.get("created_at") or now))
+            for e in item["history"]
+        ]
+    return Change("ADD", record, vector, history=history)
+
+
+def bulk_loading(store: MemoryStore, rows: int) -> ContextManager[None]:
+    """Around an import of ``rows`` records: a big one lets the store rebuild its index once at
+    the end instead of row by row (PostgreSQL's HNSW)."""
+    return store.bulk_load() if rows >= BULK_LOAD_ROWS else nullcontext()
