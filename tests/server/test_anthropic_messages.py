@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -319,3 +320,13 @@ def test_a_broken_embedder_never_breaks_a_message(make_server: Callable[..., Liv
     assert resp.content[0].text == "Noted! Here is my suggestion." and resp.metadata["memories"] == []
     with claude.messages.stream(model=MODEL, max_tokens=64, messages=[{"role": "user", "content": DINNER}], extra_body={"user_id": "alice"}) as s:
         assert "".join(s.text_stream) == "Noted! Here is my suggestion."
+
+
+def test_the_docs_page_runs_as_written(anthropic_server: LiveServer, upstream: ScriptedUpstream, capsys: pytest.CaptureFixture[str]) -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "anthropic.md").read_text()
+    (sample,) = re.findall(r"```python\n(.*?)```", page, re.S)
+    exec(sample.replace("http://127.0.0.1:8765", anthropic_server.url), {})
+    printed = capsys.readouterr().out
+    assert "['Loves Indian food', 'Is allergic to cheese']" in printed or "['Is allergic to cheese', 'Loves Indian food']" in printed
+    dinner = [r for r in messages_calls(upstream) if DINNER in r.last_user_text][0]
+    assert "Is allergic to cheese" in dinner.json["messages"][-1]["content"][0]["text"]
