@@ -189,9 +189,11 @@ def test_images_reach_the_model_untouched_and_only_text_is_learnt(claude: anthro
 def test_anthropics_own_metadata_and_headers_reach_the_model(claude: anthropic.Anthropic, upstream: ScriptedUpstream) -> None:
     claude.messages.create(model=MODEL, max_tokens=64, messages=[{"role": "user", "content": "hi"}], metadata={"user_id": "end-user-7"},
                            extra_headers={"anthropic-beta": "prompt-caching-2024-07-31", "anthropic-version": "2023-06-01"},
-                           extra_body={"user_id": "hank", "top_p": 0.5})
+                           extra_body={"user_id": "hank", "top_p": 0.5, "timeout": 3, "extra_headers": {"x-api-key": "mine"}})
     (call,) = messages_calls(upstream)
     assert call.json["metadata"] == {"user_id": "end-user-7"} and call.json["top_p"] == 0.5
+    assert call.json["timeout"] == 3 and call.json["extra_headers"] == {"x-api-key": "mine"} and call.api_key == UPSTREAM_KEY, \
+        "a body field named like an SDK option is a body field, never the SDK's option"
     assert call.headers["anthropic-beta"] == "prompt-caching-2024-07-31" and call.headers["anthropic-version"] == "2023-06-01"
 
 
@@ -296,6 +298,9 @@ def test_a_stream_the_upstream_breaks_off_ends_in_an_error_event(claude: anthrop
                                             extra_body={"user_id": "ivan"}):
             got += event.delta.text if event.type == "content_block_delta" else ""
     assert got == "This is "
+    upstream.queue(Reply.text("This is a long answer that breaks off", reset_after=2))
+    with pytest.raises(anthropic.APIStatusError, match="broke off the stream"):
+        list(claude.messages.create(model=MODEL, max_tokens=64, stream=True, messages=[{"role": "user", "content": "hi"}]))  # no scope
     upstream.queue(Reply.text("This is a long answer that fails", error_after=2))
     seen = b""
     with pytest.raises(httpx.RemoteProtocolError):

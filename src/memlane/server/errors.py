@@ -17,6 +17,7 @@ import re
 from typing import Any, Mapping
 
 import anthropic
+import httpx2
 import openai
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -170,12 +171,13 @@ def anthropic_stream_error(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, anthropic.APIStatusError) and isinstance(exc.body, dict) and isinstance(exc.body.get("error"), dict):
         error = exc.body["error"]
         return {"type": "error", "error": {"type": str(error.get("type") or "api_error"), "message": scrub(str(error.get("message", "")))}}
-    if isinstance(exc, (openai.APITimeoutError, anthropic.APITimeoutError)):
+    if isinstance(exc, (openai.APITimeoutError, anthropic.APITimeoutError, httpx2.TimeoutException)):
         return {"type": "error", "error": {"type": "timeout_error", "message": "the upstream model server timed out mid-stream"}}
-    if isinstance(exc, (openai.APIConnectionError, anthropic.APIConnectionError, ConnectionError)):
+    # (the anthropic SDK's own stream, a call without a scope, raises its HTTP client's errors)
+    if isinstance(exc, (openai.APIConnectionError, anthropic.APIConnectionError, httpx2.TransportError, ConnectionError)):
         return {"type": "error", "error": {"type": "api_error", "message": "the upstream model server broke off the stream"}}
     if isinstance(exc, anthropic.APIError):
-        return {"type": "error", "error": {"type": "api_error", "message": f"the upstream model server sent an error mid-stream: {scrub(exc.message)}"}}
+        return anthropic_error(500, f"the upstream model server sent an error mid-stream: {scrub(exc.message)}")
     return {"type": "error", "error": {"type": "api_error", "message": f"internal error mid-stream: {type(exc).__name__}"}}
 
 

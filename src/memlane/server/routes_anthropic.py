@@ -31,8 +31,23 @@ log = logging.getLogger("memlane.server")
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 
 
+#: the anthropic SDK's own keyword arguments, which are not fields of Anthropic's API
+SDK_OPTIONS = ("extra_headers", "extra_query", "extra_body", "timeout")
+
+
 def forwarded(request: Request) -> dict[str, str]:
     return {name: request.headers[name] for name in FORWARDED_HEADERS if name in request.headers}
+
+
+def for_the_sdk(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    """The body as the SDK call's arguments: a body field named like one of the SDK's own options
+    stays a body field (``extra_body``); the forwarded headers become ``extra_headers``."""
+    stray = {name: body.pop(name) for name in SDK_OPTIONS if name in body}
+    if stray:
+        body["extra_body"] = stray
+    if headers := forwarded(request):
+        body["extra_headers"] = headers
+    return body
 
 
 def take_ours(request: Request, body: dict[str, Any]) -> MemlaneFields:
@@ -67,10 +82,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         ours = take_ours(request, body)
         check(body)
         limits.check_chat(body["messages"], ours)
-        headers = forwarded(request)
-        if headers:
-            body["extra_headers"] = headers
-        result = await pipeline(projects, project).arun(MESSAGES, body, ours)
+        result = await pipeline(projects, project).arun(MESSAGES, for_the_sdk(request, body), ours)
         if not body.get("stream"):
             return JSONResponse(result.to_dict(mode="json", exclude_unset=True, warnings=False))
         metadata = getattr(result, "metadata", None)
@@ -97,7 +109,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         take_ours(request, body)  # memlane's fields never reach the model server
         check(body, counting=True)
         client = pipeline(projects, project).client_for(MESSAGES)
-        counted = await client.messages.count_tokens(**MESSAGES.count_arguments(body), extra_headers=forwarded(request) or None)
+        counted = await client.messages.count_tokens(**MESSAGES.count_arguments(for_the_sdk(request, body)))
         return JSONResponse(counted.to_dict(mode="json", exclude_unset=True, warnings=False))
 
     return api
