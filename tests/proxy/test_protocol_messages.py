@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -132,3 +134,11 @@ def test_the_turns_recall_and_learning_read() -> None:
         MESSAGES.turns({"messages": [{"role": "system", "content": "x"}]})
     with pytest.raises(ValidationError, match="content"):
         MESSAGES.turns({"messages": [{"role": "user", "content": 3}]})
+
+
+def test_the_anthropic_sdk_is_imported_only_by_a_messages_call() -> None:
+    """It takes about a second to import: an app that never speaks Anthropic never pays it."""
+    code = ("import sys; from memlane import Memlane; from memlane.proxy.protocols import MESSAGES; "
+            "import memlane.proxy.embedded; MESSAGES.turns({'messages': [{'role': 'user', 'content': 'hi'}]}); "
+            "assert 'anthropic' not in sys.modules, 'imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)  # PYTHONPATH is inherited

@@ -283,10 +283,13 @@ def test_errors_are_in_anthropics_envelope(make_server: Callable[..., LiveServer
 
 
 def test_no_anthropic_upstream_is_a_clear_503_naming_the_settings(make_server: Callable[..., LiveServer], upstream: ScriptedUpstream) -> None:
-    server = make_server()
-    r = httpx.post(f"{server.url}/v1/messages", json={"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]})
+    ask = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
+    r = httpx.post(f"{make_server().url}/v1/messages", json=ask)
     assert r.status_code == 503 and r.json()["error"]["type"] == "api_error"
     assert "ANTHROPIC_API_KEY" in r.json()["error"]["message"] and "upstream.anthropic_base_url" in r.json()["error"]["message"]
+    unreachable = make_server(upstream=upstream_section(upstream, anthropic_base_url="http://127.0.0.1:9", connect_timeout=1))
+    r = httpx.post(f"{unreachable.url}/v1/messages", json={**ask, "user_id": "alice"})
+    assert r.status_code == 502 and r.json()["error"] == {"type": "api_error", "message": "cannot reach the upstream model server (its address is in memlane's log)"}
 
 
 def test_a_stream_the_upstream_breaks_off_ends_in_an_error_event(claude: anthropic.Anthropic, anthropic_server: LiveServer,

@@ -9,6 +9,7 @@ import asyncio
 import atexit
 import json
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -19,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-import anthropic
 import openai
 
 from memlane.config import MemlaneConfig, load_config
@@ -150,12 +150,14 @@ def where(url: Any) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
-#: what either SDK raises when the model server cannot be reached, or did not answer in time
-CONNECTION_ERRORS = (openai.APIConnectionError, anthropic.APIConnectionError)
-TIMEOUTS = (openai.APITimeoutError, anthropic.APITimeoutError)
+def sdk_errors(name: str) -> tuple[type[Exception], ...]:
+    """The exception class ``name`` (``APIConnectionError``, ``APITimeoutError``) of the openai SDK
+    and, once it was imported (a Messages call), of the anthropic SDK: what neither raised can't be
+    caught, so nothing imports the anthropic SDK for it."""
+    return tuple(getattr(sdk, name) for sdk in (openai, sys.modules.get("anthropic")) if sdk is not None)
 
 
-def name_the_server(exc: openai.APIConnectionError | anthropic.APIConnectionError, url: Any, source: str) -> None:
+def name_the_server(exc: Any, url: Any, source: str) -> None:
     """The SDK's ``Connection error.`` / ``Request timed out.`` says nothing of where: the same
     exception (its class, request and cause kept, so ``except openai.APIConnectionError`` and
     ``APITimeoutError`` still catch it) now names the model server and the setting it came from."""
@@ -163,7 +165,7 @@ def name_the_server(exc: openai.APIConnectionError | anthropic.APIConnectionErro
     while cause is not None and cause.__cause__ is not None and str(cause.__cause__):
         cause = cause.__cause__
     why = f": {cause}" if cause is not None and str(cause) else ""
-    verb = "did not answer in time" if isinstance(exc, TIMEOUTS) else "cannot be reached"
+    verb = "did not answer in time" if isinstance(exc, sdk_errors("APITimeoutError")) else "cannot be reached"
     exc.message = f"{exc.message.rstrip('.')}: the model server at {where(url)} (from {source}) {verb}{why}"
     exc.args = (exc.message,)
 
@@ -176,7 +178,7 @@ def upstream_answer(url: Any = None, source: str = "upstream.base_url") -> Itera
         yield
     except json.JSONDecodeError as exc:
         raise UpstreamError(f"the upstream model server answered with a body that is not JSON ({exc.msg})") from exc
-    except CONNECTION_ERRORS as exc:
+    except sdk_errors("APIConnectionError") as exc:
         if url is not None:
             name_the_server(exc, url, source)
         raise
@@ -237,7 +239,7 @@ class EmbeddedBackend:
         return self._upstream
 
     @property
-    def anthropic(self) -> Any:
+    def anthropic_upstream(self) -> Any:
         """The anthropic SDK client Messages calls go to (built on first use):
         ``upstream.anthropic_base_url`` / ``anthropic_api_key``, else ``ANTHROPIC_BASE_URL`` /
         ``ANTHROPIC_API_KEY``; timeouts and retries are the ``upstream`` section's."""
@@ -250,7 +252,7 @@ class EmbeddedBackend:
 
     def client_for(self, protocol: ChatProtocol) -> Any:
         """The upstream SDK client a protocol's calls go to."""
-        return self.anthropic if protocol.upstream == "anthropic" else self.upstream
+        return self.anthropic_upstream if protocol.upstream == "anthropic" else self.upstream
 
     # -- recall ------------------------------------------------------------------------------
 

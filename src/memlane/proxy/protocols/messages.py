@@ -15,24 +15,22 @@ appends the block to ``system`` instead (nothing after it is cacheable).
 
 Anthropic's own ``metadata`` (``{"user_id": ...}``, its abuse-detection id) passes through: on
 this protocol memlane's fields are the scope, recall and ``include_memories`` ones.
+
+The anthropic SDK is imported on first use (it takes about a second), never by ``import memlane``.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from typing import Any, Mapping, Optional, Sequence, Union
-
-import anthropic
-from anthropic.resources.messages import Messages
-from anthropic.types import Message
 
 from memlane.engine.validation import check_encodable
 from memlane.errors import EndpointNotConfiguredError, UpstreamError, ValidationError
 from memlane.proxy.placement import PinnedBlocks, place
 from memlane.proxy.protocols.base import ChatProtocol
 from memlane.proxy.recall import as_mapping, memory_message
-from memlane.proxy.streams import AsyncMessagesStream, MessagesStream
 from memlane.proxy.types import RecallMetadata
 from memlane.records import Scope, SearchHit
 
@@ -41,10 +39,15 @@ NO_KEY = "memlane-no-key"
 NO_ANTHROPIC_ENDPOINT = ("no Anthropic model server configured for /v1/messages: set ANTHROPIC_API_KEY (and "
                          "ANTHROPIC_BASE_URL for a server other than api.anthropic.com), or upstream.anthropic_api_key / "
                          "upstream.anthropic_base_url in the config")
-#: the keyword arguments ``messages.create`` / ``count_tokens`` take; any other field of a request
-#: goes to the model as ``extra_body`` (a field newer than the installed SDK still gets there)
-_CREATE = frozenset(inspect.signature(Messages.create).parameters) - {"self"}
-_COUNT = frozenset(inspect.signature(Messages.count_tokens).parameters) - {"self"}
+
+
+@functools.cache
+def sdk_parameters(method: str) -> frozenset[str]:
+    """The keyword arguments the SDK's ``messages.<method>`` takes; any other field of a request
+    goes to the model as ``extra_body`` (a field newer than the installed SDK still gets there)."""
+    from anthropic.resources.messages import Messages
+
+    return frozenset(inspect.signature(getattr(Messages, method)).parameters) - {"self"}
 
 
 def anthropic_endpoint(upstream: Any) -> tuple[str | None, str] | None:
@@ -64,6 +67,8 @@ def anthropic_client(upstream: Any, *, asynchronous: bool, retries: int) -> tupl
     endpoint = anthropic_endpoint(upstream)
     if endpoint is None:
         raise EndpointNotConfiguredError(NO_ANTHROPIC_ENDPOINT, param="upstream.anthropic_base_url")
+    import anthropic
+
     url, key = endpoint
     source = ("upstream.anthropic_base_url" if upstream.anthropic_base_url else "ANTHROPIC_BASE_URL" if url
               else "the anthropic SDK's default, no ANTHROPIC_BASE_URL")
@@ -109,8 +114,9 @@ def attach_block(message: Any, block: Mapping[str, str]) -> dict[str, Any]:
     return turn
 
 
-def sdk_arguments(request: Mapping[str, Any], known: frozenset[str] = _CREATE) -> dict[str, Any]:
+def sdk_arguments(request: Mapping[str, Any], method: str = "create") -> dict[str, Any]:
     """``request`` as the SDK method's keyword arguments: fields it does not know go in ``extra_body``."""
+    known = sdk_parameters(method)
     args = {k: v for k, v in request.items() if k in known}
     extra = {k: v for k, v in request.items() if k not in known}
     if extra:
@@ -118,11 +124,23 @@ def sdk_arguments(request: Mapping[str, Any], known: frozenset[str] = _CREATE) -
     return args
 
 
-class MemlaneMessage(Message):
-    """``anthropic.types.Message`` with memlane's ``metadata`` (the exchange id; the recalled
-    memories with ``include_memories``), as memlane's chat completions carry it."""
+@functools.cache
+def memlane_message() -> type[Any]:
+    """``MemlaneMessage``: ``anthropic.types.Message`` with memlane's ``metadata`` (the exchange
+    id; the recalled memories with ``include_memories``), as memlane's chat completions carry it."""
+    from anthropic.types import Message
 
-    metadata: Optional[Union[RecallMetadata, dict[str, Any]]] = None
+    class MemlaneMessage(Message):
+        __doc__ = memlane_message.__doc__
+        metadata: Optional[Union[RecallMetadata, dict[str, Any]]] = None
+
+    return MemlaneMessage
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MemlaneMessage":
+        return memlane_message()
+    raise AttributeError(name)
 
 
 def message_with(response: Any, metadata: RecallMetadata | None) -> Any:
@@ -130,7 +148,7 @@ def message_with(response: Any, metadata: RecallMetadata | None) -> Any:
         return response
     data = response.to_dict(mode="python", exclude_unset=True, warnings=False)
     data["metadata"] = metadata
-    return MemlaneMessage.model_validate(data)
+    return memlane_message().model_validate(data)
 
 
 class AnthropicMessages(ChatProtocol):
@@ -179,6 +197,8 @@ class AnthropicMessages(ChatProtocol):
         return await client.messages.create(**sdk_arguments(request))
 
     def checked(self, response: Any, stream: bool) -> Any:
+        from anthropic.types import Message
+
         if stream or (isinstance(response, Message) and isinstance(getattr(response, "content", None), list)):
             return response
         raise UpstreamError("the upstream model server answered /v1/messages with something that is not a message "
@@ -199,6 +219,8 @@ class AnthropicMessages(ChatProtocol):
         return message_with(response, metadata)
 
     def relay(self, stream: Any, on_complete: Any, metadata: RecallMetadata | None, *, asynchronous: bool) -> Any:
+        from memlane.proxy.anthropic_streams import AsyncMessagesStream, MessagesStream
+
         relay = AsyncMessagesStream if asynchronous else MessagesStream
         return relay(stream, on_complete, metadata, self.delta_text)
 
@@ -211,7 +233,7 @@ class AnthropicMessages(ChatProtocol):
 
     def count_arguments(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """A ``count_tokens`` request as the SDK's keyword arguments."""
-        return sdk_arguments(request, _COUNT)
+        return sdk_arguments(request, "count_tokens")
 
 
 __all__ = ["AnthropicMessages", "MemlaneMessage", "NO_ANTHROPIC_ENDPOINT", "anthropic_client", "anthropic_endpoint"]
