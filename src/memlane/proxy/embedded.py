@@ -250,10 +250,6 @@ class EmbeddedBackend:
             self._anthropic, self._anthropic_source = client, source
         return self._anthropic
 
-    def client_for(self, protocol: ChatProtocol) -> Any:
-        """The upstream SDK client a protocol's calls go to."""
-        return self.anthropic_upstream if protocol.upstream == "anthropic" else self.upstream
-
     # -- recall ------------------------------------------------------------------------------
 
     def _answer(self, protocol: ChatProtocol = CHAT) -> Any:
@@ -309,6 +305,10 @@ class EmbeddedBackend:
 
     async def achat(self, messages: Any, model: Any, ours: MemlaneFields, kwargs: dict[str, Any]) -> Any:
         return await self.arun(CHAT, {"messages": messages, "model": model, **kwargs}, ours)
+
+    def client_for(self, protocol: ChatProtocol) -> Any:
+        """The upstream SDK client a protocol's calls go to."""
+        return self.anthropic_upstream if protocol.upstream == "anthropic" else self.upstream
 
     def run(self, protocol: ChatProtocol, request: Mapping[str, Any], ours: MemlaneFields) -> Any:
         """One call of any protocol: parse, recall, place, call the upstream, learn."""
