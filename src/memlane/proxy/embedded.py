@@ -31,7 +31,6 @@ from memlane.openai_compat import NO_CHAT_ENDPOINT, chat_endpoint
 from memlane.proxy.fields import MemlaneFields
 from memlane.proxy.placement import PinnedBlocks
 from memlane.proxy.protocols import CHAT, ChatProtocol
-from memlane.proxy.protocols.messages import anthropic_client
 from memlane.proxy.recall import exchange_payload, recall_query
 from memlane.proxy.recall_log import RecallLog
 from memlane.proxy.types import RecallMetadata, RecalledMemory
@@ -244,6 +243,8 @@ class EmbeddedBackend:
         ``upstream.anthropic_base_url`` / ``anthropic_api_key``, else ``ANTHROPIC_BASE_URL`` /
         ``ANTHROPIC_API_KEY``; timeouts and retries are the ``upstream`` section's."""
         if self._anthropic is None:
+            from memlane.proxy.protocols.messages import anthropic_client
+
             up = self.config.upstream
             client, source = anthropic_client(up, asynchronous=self._asynchronous, retries=up.retries(serving=False))
             log.info("Anthropic messages go to %s (from %s)", client.base_url, source)
