@@ -81,7 +81,9 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         body = await json_body(request)
         ours = take_ours(request, body)
         check(body)
-        limits.check_chat(body["messages"], ours)
+        limits.check_messages(body["messages"])
+        limits.check_limit(ours.limit)
+        limits.check_limit(ours.top_k, "top_k")
         result = await pipeline(projects, project).arun(MESSAGES, for_the_sdk(request, body), ours)
         if not body.get("stream"):
             return JSONResponse(result.to_dict(mode="json", exclude_unset=True, warnings=False))
