@@ -48,6 +48,12 @@ class UpstreamConfig(_Strict):
 
     base_url: str | None = None
     api_key: str | None = None
+    #: Where Anthropic Messages calls (``POST /v1/messages``) go: a server that speaks Anthropic's
+    #: protocol, without ``/v1`` (the anthropic SDK adds it). Default: ``ANTHROPIC_BASE_URL``,
+    #: else https://api.anthropic.com when a key is set.
+    anthropic_base_url: str | None = None
+    #: The key sent to it. Default: ``ANTHROPIC_API_KEY``; none needed for a local server.
+    anthropic_api_key: str | None = None
     #: Seconds to wait on each read from the model server (per chunk when streaming), so a hung
     #: upstream fails in bounded time; generations that pause longer need a larger value.
     timeout: float = Field(default=120.0, gt=0)

@@ -1,5 +1,6 @@
-"""Every endpoint answers errors in OpenAI's envelope: walked over the app's own
-OpenAPI document, so a new route is covered the day it is added."""
+"""Every endpoint answers errors in its protocol's envelope (OpenAI's; Anthropic's on
+``/v1/messages``): walked over the app's own OpenAPI document, so a new route is covered the
+day it is added."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import httpx
 
 from memlane.server.app import create_app
+from memlane.server.errors import is_anthropic_path
 from memlane.server.keys import KeyStore
 from memlane.testing import ScriptedUpstream, openai_spec
 from memlane.testing.live_server import LiveServer
@@ -20,6 +22,9 @@ OPEN = {"/healthz", "/readyz"}
 def assert_envelope(r: httpx.Response, status: int) -> None:
     assert r.status_code == status, (r.request.method, r.request.url, r.status_code, r.text[:300])
     body = r.json()
+    if is_anthropic_path(r.request.url.path):
+        assert body["type"] == "error" and set(body["error"]) == {"type", "message"} and body["error"]["message"], body
+        return
     openai_spec.validate(body, "ErrorResponse", SPEC_PATH)
     assert set(body["error"]) == {"message", "type", "param", "code"} and body["error"]["message"]
 

@@ -9,6 +9,7 @@ import asyncio
 import atexit
 import json
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -32,7 +33,6 @@ from memlane.proxy.placement import PinnedBlocks
 from memlane.proxy.protocols import CHAT, RESPONSES, ChatProtocol
 from memlane.proxy.recall import exchange_payload, recall_query
 from memlane.proxy.recall_log import RecallLog
-from memlane.proxy.streams import MemlaneAsyncStream, MemlaneStream
 from memlane.proxy.types import RecallMetadata, RecalledMemory
 from memlane.query.filters import parse_filters, split_scope
 from memlane.records import Scope, SearchHit
@@ -149,7 +149,14 @@ def where(url: Any) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
-def name_the_server(exc: openai.APIConnectionError, url: Any, source: str) -> None:
+def sdk_errors(name: str) -> tuple[type[Exception], ...]:
+    """The exception class ``name`` (``APIConnectionError``, ``APITimeoutError``) of the openai SDK
+    and, once it was imported (a Messages call), of the anthropic SDK: what neither raised can't be
+    caught, so nothing imports the anthropic SDK for it."""
+    return tuple(getattr(sdk, name) for sdk in (openai, sys.modules.get("anthropic")) if sdk is not None)
+
+
+def name_the_server(exc: Any, url: Any, source: str) -> None:
     """The SDK's ``Connection error.`` / ``Request timed out.`` says nothing of where: the same
     exception (its class, request and cause kept, so ``except openai.APIConnectionError`` and
     ``APITimeoutError`` still catch it) now names the model server and the setting it came from."""
@@ -157,7 +164,7 @@ def name_the_server(exc: openai.APIConnectionError, url: Any, source: str) -> No
     while cause is not None and cause.__cause__ is not None and str(cause.__cause__):
         cause = cause.__cause__
     why = f": {cause}" if cause is not None and str(cause) else ""
-    verb = "did not answer in time" if isinstance(exc, openai.APITimeoutError) else "cannot be reached"
+    verb = "did not answer in time" if isinstance(exc, sdk_errors("APITimeoutError")) else "cannot be reached"
     exc.message = f"{exc.message.rstrip('.')}: the model server at {where(url)} (from {source}) {verb}{why}"
     exc.args = (exc.message,)
 
@@ -170,7 +177,7 @@ def upstream_answer(url: Any = None, source: str = "upstream.base_url") -> Itera
         yield
     except json.JSONDecodeError as exc:
         raise UpstreamError(f"the upstream model server answered with a body that is not JSON ({exc.msg})") from exc
-    except openai.APIConnectionError as exc:
+    except sdk_errors("APIConnectionError") as exc:
         if url is not None:
             name_the_server(exc, url, source)
         raise
@@ -196,6 +203,8 @@ class EmbeddedBackend:
         self.learner.on_learned = self.recall_log.learned
         self._asynchronous = asynchronous
         self._upstream: Any = None
+        self._anthropic: Any = None
+        self._anthropic_source = "upstream.anthropic_base_url"
         #: which setting named the model server chats go to (said when it cannot be reached)
         self._upstream_source = "upstream.base_url"
         self._unsaved: list[dict[str, Any]] = []
@@ -228,12 +237,27 @@ class EmbeddedBackend:
                                  max_retries=up.retries(serving=False))
         return self._upstream
 
+    @property
+    def anthropic_upstream(self) -> Any:
+        """The anthropic SDK client Messages calls go to (built on first use):
+        ``upstream.anthropic_base_url`` / ``anthropic_api_key``, else ``ANTHROPIC_BASE_URL`` /
+        ``ANTHROPIC_API_KEY``; timeouts and retries are the ``upstream`` section's."""
+        if self._anthropic is None:
+            from memlane.proxy.protocols.messages import anthropic_client
+
+            up = self.config.upstream
+            client, source = anthropic_client(up, asynchronous=self._asynchronous, retries=up.retries(serving=False))
+            log.info("Anthropic messages go to %s (from %s)", client.base_url, source)
+            self._anthropic, self._anthropic_source = client, source
+        return self._anthropic
+
     # -- recall ------------------------------------------------------------------------------
 
-    def _answer(self) -> Any:
-        """``upstream_answer`` for this backend's model server."""
-        upstream = self.upstream
-        return upstream_answer(upstream.base_url, self._upstream_source)
+    def _answer(self, protocol: ChatProtocol = CHAT) -> Any:
+        """``upstream_answer`` for the model server of ``protocol``'s calls."""
+        client = self.client_for(protocol)
+        source = self._anthropic_source if protocol.upstream == "anthropic" else self._upstream_source
+        return upstream_answer(client.base_url, source)
 
     def recall(self, call: ChatCall) -> tuple[list[SearchHit], dict[str, float]]:
         """The memories for this call; never raises for a memory failure (chat goes on without)."""
@@ -291,7 +315,7 @@ class EmbeddedBackend:
 
     def client_for(self, protocol: ChatProtocol) -> Any:
         """The upstream SDK client a protocol's calls go to."""
-        return self.upstream
+        return self.anthropic_upstream if protocol.upstream == "anthropic" else self.upstream
 
     def run(self, protocol: ChatProtocol, request: Mapping[str, Any], ours: MemlaneFields) -> Any:
         """One call of any protocol: parse, recall, place, call the upstream, learn."""
@@ -299,15 +323,15 @@ class EmbeddedBackend:
         client = self.client_for(protocol)
         self.stats.chats += 1
         if call.scope.is_empty():  # a one-off call: nothing recalled, nothing stored
-            with self._answer():
+            with self._answer(protocol):
                 return protocol.checked(protocol.send(client, request), call.stream)
         hits, timings = self.recall(call)
         sent = self.prepare(call, hits, timings)
-        with self._answer(), self.timings.timed("upstream"):
+        with self._answer(protocol), self.timings.timed("upstream"):
             response = protocol.checked(protocol.send(client, sent), call.stream)
         if call.stream:
-            return MemlaneStream(response, lambda text: self.learn(call, text), self.recalled(call, hits, call.exchange_id),
-                                 protocol.delta_text)
+            return protocol.relay(response, lambda text: self.learn(call, text), self.recalled(call, hits, call.exchange_id),
+                                  asynchronous=False)
         queued = self.learn(call, protocol.reply_text(response))
         return protocol.answer(response, self.recalled(call, hits, queued))
 
@@ -317,18 +341,18 @@ class EmbeddedBackend:
         client = self.client_for(protocol)
         self.stats.chats += 1
         if call.scope.is_empty():
-            with self._answer():
+            with self._answer(protocol):
                 return protocol.checked(await protocol.asend(client, request), call.stream)
         hits, timings = await asyncio.to_thread(self.recall, call)
         sent = self.prepare(call, hits, timings)
-        with self._answer(), self.timings.timed("upstream"):
+        with self._answer(protocol), self.timings.timed("upstream"):
             response = protocol.checked(await protocol.asend(client, sent), call.stream)
 
         async def learn(text: str | None) -> str | None:
             return await asyncio.to_thread(self.learn, call, text)
 
         if call.stream:
-            return MemlaneAsyncStream(response, learn, self.recalled(call, hits, call.exchange_id), protocol.delta_text)
+            return protocol.relay(response, learn, self.recalled(call, hits, call.exchange_id), asynchronous=True)
         queued = await learn(protocol.reply_text(response))
         return protocol.answer(response, self.recalled(call, hits, queued))
 
@@ -433,13 +457,15 @@ class EmbeddedBackend:
         _live.discard(self)
         self.learner.stop()
         self.engine.close()
-        if self._upstream is not None and not self._asynchronous:
-            self._upstream.close()
+        for client in (self._upstream, self._anthropic):
+            if client is not None and not self._asynchronous:
+                client.close()
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.close)
-        if self._upstream is not None and self._asynchronous:
-            await self._upstream.close()
+        for client in (self._upstream, self._anthropic):
+            if client is not None and self._asynchronous:
+                await client.close()
 
 
 _live: "weakref.WeakSet[EmbeddedBackend]" = weakref.WeakSet()

@@ -18,6 +18,12 @@ Pinned blocks are kept in memory per process (``retrieval.pinned_blocks``, least
 go first), keyed by the scope and the exact turns in front: another user, or a conversation
 that differs by one byte, never finds them. A conversation whose turns reach different
 processes (``memlane serve --workers``) gets fresh blocks, as with ``before_last_user``.
+
+How a block is attached is the protocol's: by default it is a message of its own (a system
+message, as chat completions and Responses take one anywhere); a protocol without system
+messages between turns (Anthropic's Messages) passes ``attach``, which puts the block inside
+the user turn it belongs to, and ``is_user``, which says which turns are the user's own (a
+message of tool results only is not).
 """
 
 from __future__ import annotations
@@ -26,12 +32,20 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from memlane.proxy.recall import as_mapping, memory_message
 from memlane.records import Scope, SearchHit
 
 PLACEMENTS = ("pinned", "before_last_user", "after_system")
+
+#: ``attach(turn, block)``: the user turn with the memory block (``memory_message``) inside it, a copy
+Attach = Callable[[Any, dict[str, str]], Any]
+IsUser = Callable[[Any], bool]
+
+
+def _role_is_user(message: Any) -> bool:
+    return as_mapping(message).get("role") == "user"
 
 
 def _turn_bytes(message: Any) -> bytes:
@@ -39,16 +53,16 @@ def _turn_bytes(message: Any) -> bytes:
                       separators=(",", ":")).encode("utf-8", "surrogatepass")
 
 
-def _latest_user(messages: Sequence[Any]) -> int | None:
-    return next((i for i in range(len(messages) - 1, -1, -1) if as_mapping(messages[i]).get("role") == "user"), None)
+def _latest_user(messages: Sequence[Any], is_user: IsUser = _role_is_user) -> int | None:
+    return next((i for i in range(len(messages) - 1, -1, -1) if is_user(messages[i])), None)
 
 
-def _position(messages: Sequence[Any], placement: str) -> int:
+def _position(messages: Sequence[Any], placement: str, is_user: IsUser = _role_is_user) -> int:
     """Where a fresh block goes: before the latest user turn, or after the leading system messages."""
     start = 0
     while start < len(messages) and as_mapping(messages[start]).get("role") in ("system", "developer"):
         start += 1
-    latest = _latest_user(messages) if placement != "after_system" else None
+    latest = _latest_user(messages, is_user) if placement != "after_system" else None
     return latest if latest is not None and latest >= start else start
 
 
@@ -82,14 +96,18 @@ class PinnedBlocks:
 
 
 def place(messages: Sequence[Any], hits: Sequence[SearchHit], scope: Scope, placement: str,
-          pinned: PinnedBlocks | None = None) -> list[Any]:
+          pinned: PinnedBlocks | None = None, *, attach: Attach | None = None, is_user: IsUser = _role_is_user) -> list[Any]:
     """A new list: the caller's messages, untouched and in order, with the memory blocks
-    ``placement`` puts in (see the module docstring). No hits and nothing pinned: no block."""
-    latest = _latest_user(messages)
+    ``placement`` puts in (see the module docstring). No hits and nothing pinned: no block.
+    With ``attach``, a block goes inside the user turn it precedes (that turn a copy), never
+    as a message of its own; ``after_system`` is then the protocol's to handle."""
+    latest = _latest_user(messages, is_user)
     if placement != "pinned" or pinned is None or latest is None:
         out = list(messages)
-        if hits:
-            out.insert(_position(out, "after_system" if latest is None else placement), memory_message(hits))
+        if hits and attach is None:
+            out.insert(_position(out, "after_system" if latest is None else placement, is_user), memory_message(hits))
+        elif hits and latest is not None:
+            out[latest] = attach(out[latest], memory_message(hits))
         return out
     running = hashlib.sha256(scope.key.encode("utf-8", "surrogatepass") + b"\x00")
     out: list[Any] = []
@@ -98,12 +116,15 @@ def place(messages: Sequence[Any], hits: Sequence[SearchHit], scope: Scope, plac
     latest_at = 0
     for index, message in enumerate(messages):
         running.update(_turn_bytes(message) + b"\x1e")
-        if index <= latest and as_mapping(message).get("role") == "user":
+        if index <= latest and is_user(message):
             key = running.hexdigest()
             found = pinned.get(key)
             if found is not None:
-                out.append(found[0])
                 shown |= found[1]
+                if attach is None:
+                    out.append(found[0])
+                else:
+                    message = attach(message, found[0])
             elif index == latest:
                 latest_key, latest_at = key, len(out)
         out.append(message)
@@ -113,5 +134,8 @@ def place(messages: Sequence[Any], hits: Sequence[SearchHit], scope: Scope, plac
     if new:
         block = memory_message(new)
         pinned.put(latest_key, block, frozenset((h.record.id, h.record.memory) for h in new))
-        out.insert(latest_at, block)
+        if attach is None:
+            out.insert(latest_at, block)
+        else:
+            out[latest_at] = attach(out[latest_at], block)
     return out

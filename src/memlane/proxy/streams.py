@@ -2,7 +2,8 @@
 
 They are ``openai.Stream`` / ``openai.AsyncStream`` subclasses, so code that type-checks or
 ``isinstance``-checks the SDK's stream keeps working; the chunks are the SDK's own
-``ChatCompletionChunk`` objects, unchanged.
+``ChatCompletionChunk`` objects, unchanged. Anthropic's streams get the same relay in
+``memlane.proxy.anthropic_streams`` (imported only when a Messages call streams).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from memlane import __version__
 from memlane.config import MemlaneConfig, load_config
 from memlane.openai_compat import NO_CHAT_ENDPOINT, chat_endpoint
-from memlane.server import errors, routes_mem0, routes_memories, routes_openai, ui
+from memlane.server import errors, routes_anthropic, routes_mem0, routes_memories, routes_openai, ui
 from memlane.server.auth import Auth
 from memlane.server.browser_guard import BrowserGuard
 from memlane.server.cpu import one_blas_thread
@@ -87,6 +87,7 @@ def create_app(
     app.include_router(routes_memories.router(auth, projects, limits))
     app.include_router(routes_memories.exchanges_router(auth, projects, limits))
     app.include_router(routes_mem0.router(auth, projects, limits))
+    routes_anthropic.install(app, auth, projects, limits)  # with its error envelope, the outermost middleware
     endpoint = chat_endpoint(cfg.upstream, cfg.llm.config)
     app.include_router(ui.router(auth, projects, (endpoint[0] or "https://api.openai.com/v1") if endpoint else NO_CHAT_ENDPOINT,
                                  metrics=metrics, history=history))

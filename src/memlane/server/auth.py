@@ -1,4 +1,5 @@
 """Who is calling: ``Authorization: Bearer <key>`` or ``Token <key>`` (mem0 style) → a project.
+Anthropic's routes also take ``x-api-key: <key>``, Anthropic's own header (``Auth.anthropic``).
 
 Whether keys are required is one decision made on every request, and it only ever closes:
 keys are required when the server listens beyond loopback, or once any key was ever created
@@ -54,7 +55,16 @@ class Auth:
         return info.project
 
     async def __call__(self, request: Request) -> str:
-        project = self.project_of(request.headers.get("authorization", ""))
+        return self._let_in(request, request.headers.get("authorization", ""))
+
+    async def anthropic(self, request: Request) -> str:
+        """The dependency of Anthropic's routes: the key as ``Authorization: Bearer`` (the
+        anthropic SDK's ``auth_token``, and ``api_key`` in some versions) or ``x-api-key``."""
+        key = request.headers.get("x-api-key", "").strip()
+        return self._let_in(request, request.headers.get("authorization") or (f"Bearer {key}" if key else ""))
+
+    def _let_in(self, request: Request, authorization: str) -> str:
+        project = self.project_of(authorization)
         request.state.project = project
         if self._on_request is not None:
             self._on_request(project)

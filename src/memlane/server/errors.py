@@ -2,6 +2,11 @@
 
 ``{"error": {"message", "type", "param", "code"}}``; upstream errors keep the upstream's own
 status and body, so an SDK pointed at memlane raises what it would raise against the model.
+
+Anthropic's routes (``/v1/messages``) answer in Anthropic's envelope instead,
+``{"type": "error", "error": {"type", "message"}}``: ``AnthropicErrors`` rewrites whatever error
+is answered there (a handler's, the auth's, the request guards'), and the anthropic SDK's
+upstream errors pass through in their own.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import logging
 import re
 from typing import Any, Mapping
 
+import anthropic
+import httpx2
 import openai
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -85,6 +92,114 @@ def stream_error(exc: BaseException) -> dict[str, Any]:
 _QUIET_ABORTS = _QuietAborts()
 
 
+#: the paths that speak Anthropic's protocol, errors included
+ANTHROPIC_PATHS = ("/v1/messages",)
+#: Anthropic's error types (``anthropic.types.shared.ErrorType``) by status; other 4xx are
+#: invalid_request_error, other 5xx api_error
+_ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error", 403: "permission_error",
+                    404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 504: "timeout_error",
+                    529: "overloaded_error"}
+
+
+def is_anthropic_path(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in ANTHROPIC_PATHS)
+
+
+def anthropic_type(status: int) -> str:
+    return _ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+
+
+def anthropic_error(status: int, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": anthropic_type(status), "message": message}}
+
+
+def anthropic_envelope(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(anthropic_error(status, message), status_code=status, headers=dict(headers) if headers else None)
+
+
+def as_anthropic(status: int, body: bytes) -> bytes:
+    """An error body in Anthropic's envelope: OpenAI's is rewritten (its message kept, the type
+    Anthropic's for the status), Anthropic's own left as it is."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return body
+    if not isinstance(data, dict) or data.get("type") == "error":
+        return body
+    error = data.get("error")
+    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+        return body
+    return json.dumps(anthropic_error(status, error["message"]), ensure_ascii=False).encode()
+
+
+class AnthropicErrors:
+    """ASGI middleware (outermost): on Anthropic's paths, an error answered in OpenAI's envelope
+    goes out in Anthropic's, with the same status and headers. Other answers stream through
+    untouched; only an error's body is held, to be rewritten."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not is_anthropic_path(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        held: dict[str, Any] = {}
+        parts: list[bytes] = []
+
+        async def relay(message: Any) -> None:
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                held.update(message)
+                return
+            if not held or message["type"] != "http.response.body":
+                await send(message)
+                return
+            parts.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            body = as_anthropic(held["status"], b"".join(parts))
+            headers = [(k, v) for k, v in held.get("headers", []) if k.lower() != b"content-length"]
+            await send({**held, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, relay)
+
+
+def anthropic_stream_error(exc: BaseException) -> dict[str, Any]:
+    """The ``error`` event that ends an Anthropic stream broken after it began (the anthropic
+    SDK raises on it): the upstream's own error event passed on, else one of memlane's."""
+    if isinstance(exc, anthropic.APIStatusError) and isinstance(exc.body, dict) and isinstance(exc.body.get("error"), dict):
+        error = exc.body["error"]
+        return {"type": "error", "error": {"type": str(error.get("type") or "api_error"), "message": scrub(str(error.get("message", "")))}}
+    if isinstance(exc, (openai.APITimeoutError, anthropic.APITimeoutError, httpx2.TimeoutException)):
+        return {"type": "error", "error": {"type": "timeout_error", "message": "the upstream model server timed out mid-stream"}}
+    # (the anthropic SDK's own stream, a call without a scope, raises its HTTP client's errors)
+    if isinstance(exc, (openai.APIConnectionError, anthropic.APIConnectionError, httpx2.TransportError, ConnectionError)):
+        return {"type": "error", "error": {"type": "api_error", "message": "the upstream model server broke off the stream"}}
+    if isinstance(exc, anthropic.APIError):
+        return anthropic_error(500, f"the upstream model server sent an error mid-stream: {scrub(exc.message)}")
+    return {"type": "error", "error": {"type": "api_error", "message": f"internal error mid-stream: {type(exc).__name__}"}}
+
+
+def anthropic_upstream_error_response(exc: anthropic.APIStatusError) -> Response:
+    """An Anthropic-protocol upstream's error: its status and body pass through (credentials
+    scrubbed, its ``retry-after`` kept), but the upstream refusing memlane's own key (401/403)
+    is memlane's 502, as with OpenAI upstreams."""
+    try:
+        body = exc.response.json()
+    except (json.JSONDecodeError, ValueError):
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    message = scrub(str(error.get("message") if isinstance(error, dict) and error.get("message") else exc.message))
+    if exc.status_code in (401, 403):
+        return anthropic_envelope(502, f"the upstream model server refused memlane's credentials ({exc.status_code}): {message}; "
+                                       "check upstream.anthropic_api_key (or ANTHROPIC_API_KEY) in memlane's config")
+    retry = {k: v for k, v in exc.response.headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
+    if isinstance(body, dict) and isinstance(error, dict):
+        return JSONResponse({**body, "error": {**error, "message": message}}, status_code=exc.status_code, headers=retry or None)
+    return anthropic_envelope(exc.status_code, f"upstream error: {message}", retry)
+
+
 def upstream_error_response(exc: openai.APIStatusError) -> Response:
     """An upstream's error, as memlane's caller should see it. Its status and body pass through
     (an SDK pointed at memlane raises what it would raise against the model), with credentials
@@ -156,6 +271,22 @@ def install(app: FastAPI, metrics: Any) -> None:
         log.warning("upstream unreachable: %s", exc)
         return envelope(502, "cannot reach the upstream model server (its address is in memlane's log)", code="upstream_unreachable")
 
+    @app.exception_handler(anthropic.APIStatusError)
+    async def anthropic_upstream_status(request: Request, exc: anthropic.APIStatusError) -> Response:
+        metrics.upstream_error(getattr(request.state, "project", None))
+        return anthropic_upstream_error_response(exc)
+
+    @app.exception_handler(anthropic.APITimeoutError)
+    async def anthropic_upstream_timeout(request: Request, exc: anthropic.APITimeoutError) -> Response:
+        metrics.upstream_error(getattr(request.state, "project", None))
+        return anthropic_envelope(504, "the upstream model server timed out")
+
+    @app.exception_handler(anthropic.APIConnectionError)
+    async def anthropic_upstream_down(request: Request, exc: anthropic.APIConnectionError) -> Response:
+        metrics.upstream_error(getattr(request.state, "project", None))
+        log.warning("upstream unreachable: %s", exc)
+        return anthropic_envelope(502, "cannot reach the upstream model server (its address is in memlane's log)")
+
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
@@ -173,7 +304,9 @@ def install(app: FastAPI, metrics: Any) -> None:
         return envelope(exc.status_code, message, code=code, headers=exc.headers)
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> Response:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, StreamAborted):  # already logged where the stream broke
             log.exception("unhandled error")
+        if is_anthropic_path(request.url.path):  # answered outside every middleware, AnthropicErrors included
+            return anthropic_envelope(500, f"internal error: {type(exc).__name__}")
         return envelope(500, f"internal error: {type(exc).__name__}", code="internal_error")

@@ -13,6 +13,9 @@ protocol's own shape, the exchange learnt. A protocol adapter says only what dif
 - ``reply_text(response)`` / ``delta_text(event)``: the answer's text, whole or as it streams.
 - ``answer(response, metadata)``: the response as the caller gets it, with memlane's
   ``metadata`` (the exchange id; the recalled memories when asked for).
+- ``relay(stream, on_complete, metadata, asynchronous=)``: the stream the caller iterates (the
+  upstream's events as they come; ``on_complete(text)`` at its end); the openai SDK's stream
+  classes by default, the anthropic SDK's for Messages.
 - ``sse(event, metadata)``: one stream event as the server writes it (the first carries the
   metadata).
 
@@ -23,9 +26,10 @@ own routes module).
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from memlane.proxy.placement import PinnedBlocks
+from memlane.proxy.streams import MemlaneAsyncStream, MemlaneStream
 from memlane.proxy.types import RecallMetadata
 from memlane.records import Scope, SearchHit
 
@@ -73,6 +77,13 @@ class ChatProtocol:
 
     def answer(self, response: Any, metadata: RecallMetadata | None) -> Any:
         raise NotImplementedError
+
+    def relay(self, stream: Any, on_complete: Callable[[str], Any], metadata: RecallMetadata | None, *,
+              asynchronous: bool) -> Any:
+        """The stream the caller iterates: the upstream's events, unchanged, then ``on_complete``
+        with the answer's text (``delta_text`` of each event); not called for a stream closed early."""
+        relay = MemlaneAsyncStream if asynchronous else MemlaneStream
+        return relay(stream, on_complete, metadata, self.delta_text)
 
     def sse(self, event: Mapping[str, Any]) -> bytes:
         """One stream event on the wire: OpenAI's Responses and Anthropic name each event."""
