@@ -12,7 +12,7 @@ said); the conversation is his later turns, each answered with the dataset's own
 scripted upstream; learning is on (each exchange's first sentence is learnt), so the memory
 block changes from turn to turn as it does in use.
 
-    python bench/prefix_cache.py [--turns 20] [--user Frank] [--protocol chat|responses]
+    python bench/prefix_cache.py [--turns 20] [--user Frank] [--protocol chat|responses|messages]
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def run(protocol: str, placement: str, memories: list[str], conversation: list[t
 
         upstream.handler = answer
         config = {"vector_store": {"provider": "sqlite", "config": {"path": str(home / f"{protocol}-{placement}.db")}},
-                  "upstream": {"base_url": upstream.url, "api_key": "k", "max_retries": 0},
+                  "upstream": {"base_url": upstream.url, "api_key": "k", "max_retries": 0,
+                               "anthropic_base_url": upstream.anthropic_url, "anthropic_api_key": "k"},
                   "llm": {"provider": "openai", "config": {"max_retries": 0}},
                   "outbox": {"poll_seconds": 0.05},
                   "retrieval": {"memory_placement": placement}}
@@ -77,12 +78,33 @@ def run(protocol: str, placement: str, memories: list[str], conversation: list[t
                 if protocol == "chat":
                     reply = sdk.chat.completions.create(model="m", messages=history, extra_body={"user_id": "frank"})  # type: ignore[arg-type]
                     text = reply.choices[0].message.content or ""
+                elif protocol == "messages":
+                    import anthropic
+
+                    claude = anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0)
+                    message = claude.messages.create(model="m", max_tokens=256, system=SYSTEM, messages=history,  # type: ignore[arg-type]
+                                                     extra_body={"user_id": "frank"})
+                    text = "".join(b.text for b in message.content if b.type == "text")
                 else:
                     text = sdk.responses.create(model="m", instructions=SYSTEM, input=history,  # type: ignore[arg-type]
                                                 extra_body={"user_id": "frank"}).output_text
                 history.append({"role": "assistant", "content": text})
                 time.sleep(0.3)  # the exchange is learnt before the next turn, as between a person's messages
-        return [r.body for r in upstream.model_requests("chat", protocol=protocol)]
+        return [prompt_bytes(protocol, r.json) for r in upstream.model_requests("chat", protocol=protocol)]
+
+
+def prompt_bytes(protocol: str, body: dict[str, Any]) -> bytes:
+    """The request in the order the model reads it, which is what providers cache by prefix:
+    chat's messages; Responses' instructions then input; Messages' system then messages (a
+    request body's own field order, where the SDKs write the system prompt after the turns,
+    would say nothing about the cache)."""
+    if protocol == "chat":
+        parts: list[Any] = [body["messages"]]
+    elif protocol == "responses":
+        parts = [body.get("instructions"), body["input"]]
+    else:
+        parts = [body.get("system"), body["messages"]]
+    return json.dumps(parts, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def shares(bodies: list[bytes]) -> list[float]:
@@ -99,7 +121,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--user", default="Frank")
-    parser.add_argument("--protocol", choices=("chat", "responses"), default="chat")
+    parser.add_argument("--protocol", choices=("chat", "responses", "messages"), default="chat")
     parser.add_argument("--out", default=None, help="default: bench/results/prefix_cache[_responses].md")
     args = parser.parse_args()
     said = exchanges(args.user)
@@ -122,7 +144,8 @@ def main() -> None:
         f"{len(memories)} memories from his "
         f"other days, then a {len(conversation)}-turn conversation of his later turns through the server (learning on).",
         "Share: the part of turn t-1's upstream request that turn t repeats as its exact byte prefix (what an "
-        "exact-prefix cache reuses). Memories: the recalled block is in the request.",
+        "exact-prefix cache reuses), the request taken in the order the model reads it (system prompt, then the "
+        "turns). Memories: the recalled block is in the request.",
         "",
         "| turn | " + " | ".join(f"bytes, {p}" for p in PLACEMENTS) + " | " + " | ".join(f"share, {p}" for p in PLACEMENTS)
         + " | memories in all |",

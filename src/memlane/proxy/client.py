@@ -229,6 +229,13 @@ class AsyncMemlane(_Client):
     async def flush(self, timeout: float | None = None) -> bool:
         return await self._backend.aflush(timeout)
 
+    def upstream_for(self, protocol: ChatProtocol) -> Any:
+        """The SDK client a protocol's calls go to (embedded mode; the server's count_tokens)."""
+        client_for = getattr(self._backend, "client_for", None)
+        if client_for is None:
+            raise ConfigError("a hosted client sends every call to its memlane server", param="host")
+        return client_for(protocol)
+
     async def forward(self, protocol: ChatProtocol, request: Mapping[str, Any], fields: MemlaneFields) -> Any:
         """One call of ``protocol`` with memlane's fields already taken out and typed: what the
         server's routes do (no round trip through the SDK's keyword arguments)."""

@@ -68,11 +68,6 @@ def check(body: Mapping[str, Any], *, counting: bool = False) -> None:
         raise APIError(400, "messages: a non-empty array is required", param="messages", code="invalid_messages")
 
 
-def pipeline(projects: Any, project: str) -> Any:
-    """The project's embedded backend: the one pipeline (Messages has no method on memlane's client)."""
-    return projects.client(project)._backend
-
-
 def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     api = APIRouter(tags=["anthropic"])
 
@@ -84,7 +79,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         limits.check_messages(body["messages"])
         limits.check_limit(ours.limit)
         limits.check_limit(ours.top_k, "top_k")
-        result = await pipeline(projects, project).arun(MESSAGES, for_the_sdk(request, body), ours)
+        result = await projects.client(project).forward(MESSAGES, for_the_sdk(request, body), ours)
         if not body.get("stream"):
             return JSONResponse(result.to_dict(mode="json", exclude_unset=True, warnings=False))
         metadata = getattr(result, "metadata", None)
@@ -110,7 +105,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         body = await json_body(request)
         take_ours(request, body)  # memlane's fields never reach the model server
         check(body, counting=True)
-        client = pipeline(projects, project).client_for(MESSAGES)
+        client = projects.client(project).upstream_for(MESSAGES)
         counted = await client.messages.count_tokens(**MESSAGES.count_arguments(for_the_sdk(request, body)))
         return JSONResponse(counted.to_dict(mode="json", exclude_unset=True, warnings=False))
 
