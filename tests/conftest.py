@@ -28,7 +28,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own MEMLANE_HOME and no OpenAI credentials from the machine."""
     home = tmp_path / "memlane-home"
     monkeypatch.setenv("MEMLANE_HOME", str(home))
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "MEMLANE_CONFIG"):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "MEMLANE_CONFIG", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MEM0_TELEMETRY", "False")
     return home

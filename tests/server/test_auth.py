@@ -135,6 +135,7 @@ def test_a_server_without_a_model_server_says_so_at_start_and_in_readyz(tmp_path
     with LiveServer(app) as server:
         ready = httpx.get(server.url + "/readyz").json()
         assert ready["status"] == "ready" and ready["memory"] == "ready" and "OPENAI_BASE_URL" in ready["chat"]
+        assert "ANTHROPIC_API_KEY" in ready["messages"], "Anthropic Messages says what it lacks too"
         r = httpx.post(server.url + "/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
         assert r.status_code == 503 and "OPENAI_BASE_URL" in r.json()["error"]["message"]
     port = free_port()

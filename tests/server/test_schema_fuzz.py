@@ -35,7 +35,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     with ScriptedUpstream() as upstream:
         upstream.handler = restaurant_llm
         embedder = {"provider": "openai", "config": {"base_url": upstream.url, "api_key": "k", "model": "e", "max_retries": 0}}
-        app = create_app(client_config(home / "fuzz.db", upstream, embedder=embedder), keys=KeyStore(home / "keys.db"), drain_seconds=1)
+        config = client_config(home / "fuzz.db", upstream, embedder=embedder)
+        config["upstream"] = {**config["upstream"], "anthropic_base_url": upstream.anthropic_url, "anthropic_api_key": "k"}
+        app = create_app(config, keys=KeyStore(home / "keys.db"), drain_seconds=1)
         with LiveServer(app) as server:
             yield server
 

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from memlane import __version__
 from memlane.config import MemlaneConfig, load_config
 from memlane.openai_compat import NO_CHAT_ENDPOINT, chat_endpoint
+from memlane.proxy.protocols.messages import NO_ANTHROPIC_ENDPOINT, anthropic_endpoint
 from memlane.server import errors, routes_anthropic, routes_mem0, routes_memories, routes_openai, ui
 from memlane.server.auth import Auth
 from memlane.server.browser_guard import BrowserGuard
@@ -96,7 +97,7 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="The default store answers; says whether chats have a model server")
+    @app.get("/readyz", tags=["operations"], summary="The default store answers; says whether chats (and Anthropic Messages) have a model server")
     async def readyz() -> Response:
         try:
             ping = asyncio.get_running_loop().run_in_executor(probes, projects.engine(DEFAULT_PROJECT).ping)
@@ -106,7 +107,8 @@ def create_app(
         except Exception as exc:  # noqa: BLE001
             return errors.envelope(503, f"store not ready: {exc}", code="not_ready")
         chat = "ready" if chat_endpoint(cfg.upstream, cfg.llm.config) else NO_CHAT_ENDPOINT
-        return JSONResponse({"status": "ready", "memory": "ready", "chat": chat})
+        messages = "ready" if anthropic_endpoint(cfg.upstream) else NO_ANTHROPIC_ENDPOINT
+        return JSONResponse({"status": "ready", "memory": "ready", "chat": chat, "messages": messages})
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse,
              summary="Prometheus metrics (once keys are required: needs a key, shows only its project)")

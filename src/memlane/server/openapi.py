@@ -47,8 +47,54 @@ CHAT_REQUEST = {
 }
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+_MEMLANE_FIELDS = {key: value for key, value in CHAT_REQUEST["properties"].items()  # type: ignore[attr-defined]
+                   if key not in ("model", "messages", "stream")}
+#: OpenAI's Responses request as memlane reads it (``input`` a string or items; the rest passes)
+RESPONSES_REQUEST = {
+    "type": "object",
+    "required": ["model", "input"],
+    "additionalProperties": True,
+    "properties": {
+        "model": {"type": "string"},
+        "input": {"oneOf": [{"type": "string", "minLength": 1},
+                            {"type": "array", "minItems": 1, "items": {"type": "object"}}]},
+        "instructions": {"type": "string"},
+        "stream": {"type": "boolean"},
+        **_MEMLANE_FIELDS,
+    },
+}
+#: Anthropic's Messages request as memlane reads it (memlane's fields as for chat)
+MESSAGES_REQUEST = {
+    "type": "object",
+    "required": ["model", "max_tokens", "messages"],
+    "additionalProperties": True,
+    "properties": {
+        "model": {"type": "string"},
+        "max_tokens": {"type": "integer", "minimum": 1},
+        "system": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
+        "messages": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["role", "content"],
+                                                                "properties": {"role": {"type": "string"}}}},
+        "stream": {"type": "boolean"},
+        **{key: value for key, value in _MEMLANE_FIELDS.items() if key != "metadata"},
+    },
+}
+EMBEDDINGS_REQUEST = {"type": "object", "required": ["model", "input"], "additionalProperties": True,
+                      "properties": {"model": {"type": "string"}, "input": {}}}
+ANTHROPIC_ERROR = {
+    "type": "object",
+    "required": ["type", "error"],
+    "properties": {"type": {"type": "string", "enum": ["error"]},
+                   "error": {"type": "object", "required": ["type", "message"],
+                             "properties": {"type": {"type": "string"}, "message": {"type": "string"}}}},
+}
+#: the request body each model route takes, by path
+_BODIES = {"/v1/chat/completions": "ChatRequest", "/v1/responses": "ResponsesRequest", "/v1/messages": "MessagesRequest",
+           "/v1/messages/count_tokens": "MessagesRequest", "/v1/embeddings": "EmbeddingsRequest"}
+_MODEL_ROUTES = ("/v1/chat", "/v1/responses", "/v1/messages", "/v1/embeddings", "/v1/models")
+
+
+def _error(description: str, schema: str = "ErrorResponse") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
 
 
 def describe(app: FastAPI) -> dict[str, Any]:
@@ -60,11 +106,16 @@ def describe(app: FastAPI) -> dict[str, Any]:
             schemas.pop(unused, None)
         schemas["ErrorResponse"] = ERROR_SCHEMA
         schemas["ChatRequest"] = CHAT_REQUEST
+        schemas["ResponsesRequest"] = RESPONSES_REQUEST
+        schemas["MessagesRequest"] = MESSAGES_REQUEST
+        schemas["EmbeddingsRequest"] = EMBEDDINGS_REQUEST
+        schemas["AnthropicErrorResponse"] = ANTHROPIC_ERROR
         spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer",
                                                             "description": "a memlane key (`memlane keys create`); `Token <key>` works too"}}
-        chat = spec["paths"].get("/v1/chat/completions", {}).get("post")
-        if chat is not None:
-            chat["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}}}
+        for path, schema in _BODIES.items():
+            operation = spec["paths"].get(path, {}).get("post")
+            if operation is not None:
+                operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
         for path, operations in spec.get("paths", {}).items():
             for method, operation in operations.items():
                 responses = operation.setdefault("responses", {})
@@ -72,18 +123,20 @@ def describe(app: FastAPI) -> dict[str, Any]:
                 if path in _OPEN:
                     continue
                 operation["security"] = [{"bearer": []}]
-                responses["400"] = _error("Bad input: the message and param name the field")
-                responses["401"] = _error("Missing, invalid or revoked API key (when keys are required)")
+                kind = "AnthropicErrorResponse" if path.startswith("/v1/messages") else "ErrorResponse"
+                responses["400"] = _error("Bad input: the message and param name the field", kind)
+                responses["401"] = _error("Missing, invalid or revoked API key (when keys are required)", kind)
                 if "{" in path:
                     responses["404"] = _error("No such memory in this project")
-                if path.startswith("/v1/chat") or path == "/v1/models":
-                    responses["502"] = _error("The upstream model server failed, refused memlane's key, or answered something unusable")
-                    responses["504"] = _error("The upstream model server timed out")
+                if path.startswith(_MODEL_ROUTES):
+                    responses["502"] = _error("The upstream model server failed, refused memlane's key, or answered something unusable", kind)
+                    responses["504"] = _error("The upstream model server timed out", kind)
                 if method in ("post", "put"):
-                    responses["413"] = _error("Request body too large")
+                    responses["413"] = _error("Request body too large", kind)
+                    responses["415"] = _error("The body is not JSON (send Content-Type: application/json)", kind)
                 if path.startswith(_LANED):
                     responses["429"] = _error("The project has too many memory calls running and queued (see Retry-After)")
-                responses["503"] = _error("The store is unavailable")
+                responses["503"] = _error("The store is unavailable", kind)
         app.openapi_schema = spec
     return app.openapi_schema
 

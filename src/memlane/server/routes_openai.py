@@ -101,8 +101,12 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         body = await json_body(request)
         if not isinstance(body.get("model"), str) or not body["model"]:
             raise APIError(400, "model is required and must be a string", param="model", code="missing_model")
-        if "input" not in body:
-            raise APIError(400, "input is required", param="input", code="invalid_input")
+        given = body.get("input")
+        texts = given if isinstance(given, list) else [given]
+        if not texts or not all(isinstance(t, str) and t or isinstance(t, int) and not isinstance(t, bool) or
+                                isinstance(t, list) and t and all(isinstance(n, int) and not isinstance(n, bool) for n in t)
+                                for t in texts):
+            raise APIError(400, "input must be a non-empty string, an array of strings, or token arrays", param="input", code="invalid_input")
         known = {name: body.pop(name) for name in ("model", "input", "encoding_format", "dimensions", "user") if name in body}
         answer = await projects.client(project).upstream.embeddings.create(**known, extra_body=body or None)
         return JSONResponse(answer.to_dict(mode="json", exclude_unset=True))

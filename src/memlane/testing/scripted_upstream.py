@@ -414,8 +414,15 @@ class ScriptedUpstream:
             await self._send(writer, 200, json.dumps({"object": "list", "data": data}).encode())
         elif req.method == "POST" and path.endswith("/embeddings"):
             body = req.json
-            inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-            dims = body.get("dimensions") or self.embedding_dims
+            inputs = body.get("input") if isinstance(body, dict) else None
+            inputs = inputs if isinstance(inputs, list) else [inputs]
+            dims = body.get("dimensions") if isinstance(body, dict) else None
+            if not inputs or not all(isinstance(t, str) and t for t in inputs) or not (dims is None or (isinstance(dims, int) and dims > 0)):
+                error = {"error": {"message": "'input' must be a non-empty string or array of non-empty strings", "type": "invalid_request_error",
+                                   "param": "input", "code": None}}  # as OpenAI answers it
+                await self._send(writer, 400, json.dumps(error).encode())
+                return
+            dims = dims or self.embedding_dims
             data = [{"object": "embedding", "index": i, "embedding": hashed_embedding(t, dims)} for i, t in enumerate(inputs)]
             tokens = sum(len(str(t).split()) for t in inputs)
             out = {"object": "list", "data": data, "model": body.get("model", "scripted-embedding"),
