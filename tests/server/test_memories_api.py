@@ -117,7 +117,9 @@ def test_missing_or_invalid_keys_are_401_envelopes(make_server: Callable[..., Li
 
 def test_operations_endpoints(server: LiveServer, sdk: openai.OpenAI) -> None:
     assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
-    assert httpx.get(server.url + "/readyz").json() == {"status": "ready", "memory": "ready", "chat": "ready"}
+    ready = httpx.get(server.url + "/readyz").json()
+    assert {k: ready[k] for k in ("status", "memory", "chat")} == {"status": "ready", "memory": "ready", "chat": "ready"}
+    assert "ANTHROPIC_API_KEY" in ready["messages"], "this server has no Anthropic model server, and says so"
     sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], extra_body={"user_id": "alice"})
     text = httpx.get(server.url + "/metrics").text
     assert 'memlane_requests_total{method="POST",project="default",route="/v1/chat/completions",status="200"} 1' in text
