@@ -181,16 +181,23 @@ def anthropic_stream_error(exc: BaseException) -> dict[str, Any]:
     return {"type": "error", "error": {"type": "api_error", "message": f"internal error mid-stream: {type(exc).__name__}"}}
 
 
-def anthropic_upstream_error_response(exc: anthropic.APIStatusError) -> Response:
-    """An Anthropic-protocol upstream's error: its status and body pass through (credentials
-    scrubbed, its ``retry-after`` kept), but the upstream refusing memlane's own key (401/403)
-    is memlane's 502, as with OpenAI upstreams."""
+def _upstream_error_parts(exc: Any) -> tuple[Any, Any, str]:
+    """An upstream error's JSON body (or None), its ``error`` object (or None) and its message
+    with credentials scrubbed: what both protocols' pass-through answers are built from."""
     try:
         body = exc.response.json()
     except (json.JSONDecodeError, ValueError):
         body = None
     error = body.get("error") if isinstance(body, dict) else None
     message = scrub(str(error.get("message") if isinstance(error, dict) and error.get("message") else exc.message))
+    return body, error, message
+
+
+def anthropic_upstream_error_response(exc: anthropic.APIStatusError) -> Response:
+    """An Anthropic-protocol upstream's error: its status and body pass through (credentials
+    scrubbed, its ``retry-after`` kept), but the upstream refusing memlane's own key (401/403)
+    is memlane's 502, as with OpenAI upstreams."""
+    body, error, message = _upstream_error_parts(exc)
     if exc.status_code in (401, 403):
         return anthropic_envelope(502, f"the upstream model server refused memlane's credentials ({exc.status_code}): {message}; "
                                        "check upstream.anthropic_api_key (or ANTHROPIC_API_KEY) in memlane's config")
@@ -205,12 +212,7 @@ def upstream_error_response(exc: openai.APIStatusError) -> Response:
     (an SDK pointed at memlane raises what it would raise against the model), with credentials
     scrubbed from the message; but the upstream rejecting *memlane's* credentials (401/403) is a
     502 of memlane's own, so a caller can tell it from its memlane key being refused."""
-    try:
-        body = exc.response.json()
-    except (json.JSONDecodeError, ValueError):
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    message = scrub(str(error.get("message") if isinstance(error, dict) and error.get("message") else exc.message))
+    body, error, message = _upstream_error_parts(exc)
     if exc.status_code in (401, 403):
         return envelope(502, f"the upstream model server refused memlane's credentials ({exc.status_code}): {message}; "
                              "check the upstream api_key in memlane's config", code="upstream_auth_failed")

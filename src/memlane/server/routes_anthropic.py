@@ -13,19 +13,16 @@ pipeline every protocol takes (``EmbeddedBackend.arun`` with the Messages adapte
 
 from __future__ import annotations
 
-import logging
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, Mapping
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from memlane.proxy.fields import MemlaneFields
 from memlane.proxy.protocols import MESSAGES
-from memlane.server.errors import AnthropicErrors, APIError, StreamAborted, anthropic_stream_error
+from memlane.server.errors import AnthropicErrors, APIError, anthropic_stream_error
 from memlane.server.limits import Limits
-from memlane.server.routes_openai import json_body
-
-log = logging.getLogger("memlane.server")
+from memlane.server.routes_openai import event_stream, json_body
 
 #: the caller's headers that go on to the model server (the API version and beta features it asks for)
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
@@ -82,23 +79,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         result = await projects.client(project).forward(MESSAGES, for_the_sdk(request, body), ours)
         if not body.get("stream"):
             return JSONResponse(result.to_dict(mode="json", exclude_unset=True, warnings=False))
-        metadata = getattr(result, "metadata", None)
-
-        async def events() -> AsyncIterator[bytes]:
-            first = True
-            try:
-                async for event in result:
-                    data = event.to_dict(mode="json", exclude_unset=True, warnings=False)
-                    if first and metadata is not None:
-                        data = MESSAGES.with_stream_metadata(data, metadata.model_dump(mode="json", exclude_none=True))
-                    first = False
-                    yield MESSAGES.sse(data)
-            except Exception as exc:  # noqa: BLE001 - reported in-band, then the response is aborted
-                log.warning("stream to the caller aborted: %s: %s", type(exc).__name__, exc)
-                yield MESSAGES.sse(anthropic_stream_error(exc))
-                raise StreamAborted() from exc
-
-        return StreamingResponse(events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+        return event_stream(MESSAGES, result, anthropic_stream_error)
 
     @api.post("/v1/messages/count_tokens", summary="Count a message's tokens (passed through to the model server)")
     async def count_tokens(request: Request, project: str = Depends(auth.anthropic)) -> Response:

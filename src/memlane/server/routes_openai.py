@@ -48,6 +48,31 @@ def split_request(protocol: ChatProtocol, body: dict[str, Any]) -> dict[str, Any
     return request
 
 
+def event_stream(protocol: ChatProtocol, result: Any, error_event: Callable[[BaseException], dict[str, Any]]) -> StreamingResponse:
+    """A stream's events on the wire as they come, the first carrying memlane's metadata; a
+    stream that breaks after it began ends with ``error_event`` and an aborted response (never
+    a clean end that would look complete). Every protocol's route answers streams with it."""
+    metadata = getattr(result, "metadata", None)
+
+    async def events() -> AsyncIterator[bytes]:
+        first = True
+        try:
+            async for event in result:
+                data = event.to_dict(mode="json", exclude_unset=True, warnings=False)
+                if first and metadata is not None:
+                    data = protocol.with_stream_metadata(data, metadata.model_dump(mode="json", exclude_none=True))
+                first = False
+                yield protocol.sse(data)
+        except Exception as exc:  # noqa: BLE001 - reported in-band, then the response is aborted
+            log.warning("stream to the caller aborted: %s: %s", type(exc).__name__, exc)
+            yield protocol.sse(error_event(exc))
+            raise StreamAborted() from exc
+        if protocol.done:
+            yield protocol.done
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+
+
 def forward(protocol: ChatProtocol, auth: Any, projects: Any, limits: Limits) -> Callable[..., Awaitable[Response]]:
     """The route of one protocol: memlane's fields out of the body (or headers) into typed
     values, the rest to the pipeline, the answer (JSON or the event stream) back as it came."""
@@ -67,24 +92,7 @@ def forward(protocol: ChatProtocol, auth: Any, projects: Any, limits: Limits) ->
         result = await projects.client(project).forward(protocol, split_request(protocol, body), ours)
         if not stream:
             return JSONResponse(result.to_dict(mode="json", exclude_unset=True))
-        metadata = getattr(result, "metadata", None)
-
-        async def events() -> AsyncIterator[bytes]:
-            first = True
-            try:
-                async for event in result:
-                    data = event.to_dict(mode="json", exclude_unset=True)
-                    if first and metadata is not None:
-                        data = protocol.with_stream_metadata(data, metadata.model_dump(mode="json", exclude_none=True))
-                    first = False
-                    yield protocol.sse(data)
-            except Exception as exc:  # noqa: BLE001 - reported in-band, then the response is aborted
-                log.warning("stream to the caller aborted: %s: %s", type(exc).__name__, exc)
-                yield protocol.sse(protocol.stream_error(stream_error(exc)))
-                raise StreamAborted() from exc
-            yield protocol.done
-
-        return StreamingResponse(events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+        return event_stream(protocol, result, lambda exc: protocol.stream_error(stream_error(exc)))
 
     return route
 
