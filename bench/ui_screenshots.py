@@ -37,7 +37,7 @@ QUESTIONS = [
 def statements_are_facts(req: ScriptedRequest) -> Reply | None:
     """Extraction learns the user's statements (not their questions); reconcile adds what is new."""
     if req.stage == "extract":
-        said = req.last_user_text.partition("user: ")[2].splitlines()[0] if "user: " in req.last_user_text else ""
+        said = (req.said_by("user") or [""])[0]
         return Reply.json({"facts": [s.strip() for s in re.findall(r"[^.?!]+\.", said) if s.strip()]})
     if req.stage == "reconcile":
         known = {m["text"] for m in req.reconcile_payload["existing_memories"]}

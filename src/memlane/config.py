@@ -114,6 +114,10 @@ class OutboxConfig(_Strict):
     #: Failed attempts after which an exchange is set aside as dead (kept, listed, re-queueable
     #: with ``memlane outbox requeue``); errors retrying cannot fix set it aside at once.
     max_attempts: int = Field(default=8, ge=1)
+    #: Attempts after which an exchange whose answers the memory model keeps getting wrong
+    #: (unusable JSON even after the repair round) is set aside as dead, with the answer in its
+    #: reason: asking the same model the same question again rarely helps.
+    max_unusable_attempts: int = Field(default=2, ge=1)
     #: Learner threads per client. Each takes the oldest exchange of a scope nobody is working
     #: on, so one slow exchange holds up only its own scope.
     workers: int = Field(default=2, ge=1, le=32)
@@ -139,6 +143,13 @@ class InferenceConfig(_Strict):
     #: Extraction calls one exchange may take; beyond ``max_chunks * max_input_chars`` the oldest
     #: part of the exchange is left out (and logged).
     max_chunks: int = Field(default=4, ge=1, le=64)
+    #: Extracted facts longer than this are dropped (counted as ``too_long``): a fact is a
+    #: sentence, and a model that runs on is not stating one.
+    max_fact_chars: int = Field(default=400, ge=20)
+    #: Drop extracted facts that come from the assistant's turns rather than the user's
+    #: (suggestions, general knowledge), that are questions, or that copy the prompt's example
+    #: (memlane.engine.fact_check). Off keeps every fact the model gives.
+    check_facts: bool = True
 
 
 class ServerConfig(_Strict):

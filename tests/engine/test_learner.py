@@ -24,7 +24,7 @@ def exchange(user: str, text: str) -> dict[str, Any]:
 
 def facts_from_text(req: ScriptedRequest) -> Reply:
     if req.stage == "extract":
-        said = req.last_user_text.split("user: ", 1)[1].splitlines()[0]
+        said = req.said_by("user")[0]
         return Reply.json({"facts": [said]}, delay=3 if "slow" in said else 0)
     return Reply.json({"memory": [{"id": "0", "text": f, "event": "ADD"} for f in req.reconcile_payload["new_facts"]]})
 
@@ -121,3 +121,41 @@ def test_learning_does_not_wait_forever_for_a_busy_foreground(memory: Memory, up
             assert wait_until(lambda: memories(memory, "alice") == ["I keep bees"], 10)
         finally:
             learner.stop()
+
+
+def test_the_learner_counts_the_facts_it_dropped_by_reason(memory: Memory, upstream: ScriptedUpstream) -> None:
+    def suggesting(req: ScriptedRequest) -> Reply:
+        if req.stage == "extract":
+            return Reply.json({"facts": ["Has a dog named Pepper", "Beagles love long walks", "Should I buy a harness?"]})
+        return Reply.json({"memory": [{"id": "9", "text": f, "event": "ADD"} for f in req.reconcile_payload["new_facts"]]})
+
+    upstream.handler = suggesting
+    memory.enqueue({"scope": {"user_id": "alice"}, "metadata": {}, "model": "m", "messages": [
+        {"role": "user", "content": "My dog Pepper needs a walk. Should I buy a harness?"},
+        {"role": "assistant", "content": "Beagles love long walks!"}]})
+    learner = Learner(memory, FAST)
+    try:
+        assert learner.flush(timeout=30)
+        status = learner.status()
+    finally:
+        learner.stop()
+    assert status["dropped"] == {"suggestion": 1, "question": 1} and status["events"]["ADD"] == 1
+    assert memories(memory, "alice") == ["Has a dog named Pepper"]
+
+
+def test_an_exchange_whose_answers_stay_unusable_is_set_aside_after_two_attempts(memory: Memory, upstream: ScriptedUpstream) -> None:
+    """A model that cannot give the contract's JSON is not asked again and again (issue 25 saw
+    attempts 1, 2, 3 ... of 8): after ``outbox.max_unusable_attempts`` the exchange is dead,
+    with the model's answer in its reason."""
+    upstream.handler = lambda req: Reply.text("Sure! Here are the facts: Likes tea")
+    memory.store.outbox.put(exchange("alice", "I like tea"))
+    learner = Learner(memory, FAST)
+    try:
+        assert learner.flush(timeout=30)
+        status = learner.status()
+    finally:
+        learner.stop()
+    assert status["dead"] == 1 and status["failed_attempts"] == 2 and status["dead_lettered"] == 1
+    assert "invalid JSON twice" in status["worker_last_error"]
+    assert len(upstream.chat_requests("extract")) == 2 and len(upstream.chat_requests("repair")) == 2, \
+        "two attempts, each with its one repair round"

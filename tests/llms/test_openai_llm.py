@@ -5,8 +5,12 @@ from __future__ import annotations
 import pytest
 
 from memlane import ConfigError, LLMError
+from memlane.engine import prompts
 from memlane.llms.openai import OpenAILLM
 from memlane.testing import Reply, ScriptedUpstream
+
+HI = [{"role": "user", "content": "hi"}]
+FACTS = prompts.extraction_task(200)
 
 
 def test_json_mode_and_options_reach_the_server(upstream: ScriptedUpstream) -> None:
@@ -37,3 +41,52 @@ def test_server_errors_become_llm_errors(upstream: ScriptedUpstream, status: int
 def test_unknown_option_is_named() -> None:
     with pytest.raises(ConfigError, match="llm.config.temprature"):
         OpenAILLM({"temprature": 0.2})
+
+
+def test_a_task_asks_for_its_json_schema_and_sizes_max_tokens(upstream: ScriptedUpstream) -> None:
+    llm = OpenAILLM({"base_url": upstream.url, "api_key": "k", "model": "m-1"})
+    upstream.queue(Reply.json({"facts": []}))
+    llm.complete_json(HI, task=FACTS)
+    body = upstream.requests[-1].json
+    assert body["response_format"] == {"type": "json_schema", "json_schema": {"name": "memory_facts", "schema": prompts.FACTS_SCHEMA, "strict": True}}
+    assert body["max_tokens"] == FACTS.max_tokens
+    capped = OpenAILLM({"base_url": upstream.url, "api_key": "k", "max_tokens": 50})
+    upstream.queue(Reply.json({"facts": []}))
+    capped.complete_json(HI, task=FACTS)
+    assert upstream.requests[-1].json["max_tokens"] == 50, "the config's max_tokens caps every task"
+
+
+@pytest.mark.parametrize("refusal", [
+    "response_format json_schema is not supported by this server",  # vLLM without guided decoding, older llama.cpp
+    "Unsupported value: 'response_format.type' does not support 'json_schema' with this model.",  # OpenAI, older models
+])
+def test_a_server_refusing_json_schema_is_asked_with_json_mode_then_plain_text_and_remembered(
+        upstream: ScriptedUpstream, refusal: str, caplog: pytest.LogCaptureFixture) -> None:
+    llm = OpenAILLM({"base_url": upstream.url, "api_key": "k", "model": "small"})
+    upstream.queue(Reply.error(400, refusal), Reply.error(400, "response_format is not supported"), Reply.json({"facts": ["Likes tea"]}))
+    with caplog.at_level("WARNING", logger="memlane.llm"):
+        assert llm.complete_json(HI, task=FACTS) == '{"facts": ["Likes tea"]}'
+    kinds = [r.json.get("response_format", {}).get("type") for r in upstream.requests]
+    assert kinds == ["json_schema", "json_object", None]
+    assert [r.getMessage() for r in caplog.records if "refused response_format" in r.getMessage()].__len__() == 2
+    upstream.requests.clear()
+    upstream.queue(Reply.json({"facts": []}))
+    llm.complete_json(HI, task=FACTS)  # remembered: no more refused calls for this model
+    assert [r.json.get("response_format") for r in upstream.requests] == [None]
+    assert llm.format_for("other-model") == "json_schema", "remembered per model"
+
+
+def test_other_bad_requests_are_not_taken_for_a_refused_format(upstream: ScriptedUpstream) -> None:
+    llm = OpenAILLM({"base_url": upstream.url, "api_key": "k", "model": "m"})
+    upstream.queue(Reply.error(400, "This model's maximum context length is 4096 tokens"))
+    with pytest.raises(LLMError, match="maximum context length"):
+        llm.complete_json(HI, task=FACTS)
+    assert len(upstream.requests) == 1 and llm.format_for("m") == "json_schema"
+
+
+def test_a_pinned_response_format_is_kept_even_when_refused(upstream: ScriptedUpstream) -> None:
+    llm = OpenAILLM({"base_url": upstream.url, "api_key": "k", "response_format": "json_object"})
+    upstream.queue(Reply.error(400, "response_format is not supported"))
+    with pytest.raises(LLMError):
+        llm.complete_json(HI, task=FACTS)
+    assert [r.json["response_format"] for r in upstream.requests] == [{"type": "json_object"}]

@@ -42,7 +42,7 @@ def test_async_restaurant_scenario_and_streaming(tmp_path: Path, upstream: Scrip
             assert text == "Streaming works."
             assert stream.metadata is not None
             assert await client.flush(timeout=30)
-            assert "assistant: Streaming works." in upstream.chat_requests("extract")[-1].last_user_text
+            assert "Streaming works." in upstream.chat_requests("extract")[-1].said_by("assistant")
 
             with pytest.raises(openai.RateLimitError):
                 await client.chat.completions.create(messages=[{"role": "user", "content": "x"}], model="m", user_id="alice")

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from memlane.server.keys import KeyStore
-from memlane.testing import ScriptedUpstream
+from memlane.testing import Reply, ScriptedUpstream
 from memlane.testing.live_server import LiveServer
 
 
@@ -239,6 +239,28 @@ def test_recent_chats_show_the_query_the_injected_memories_and_what_was_learnt(s
     alices = html.unescape(api.get("/ui/chats", params={"user_id": "alice"}).text)
     assert "I love Indian food" in alices and "Bob's own question" not in alices
     assert "Bob's own question" in html.unescape(api.get("/ui/chats").text)
+
+
+def test_recent_chats_show_the_facts_learning_dropped_and_why(server: LiveServer, upstream: ScriptedUpstream) -> None:
+    """A small model's extraction handed back the assistant's suggestion and a question beside
+    the user's fact: the chat's card says what was learnt and what was dropped, and why."""
+    from tests.threads import wait_until
+
+    def suggesting(req):  # type: ignore[no-untyped-def]
+        if req.stage == "extract":
+            return Reply.json({"facts": ["Loves hiking", "Golden Gate Park trails are a good place to go", "Where can I hike?"]})
+        return Reply.text("Golden Gate Park trails are a good place to go.")
+
+    upstream.handler = suggesting
+    api = httpx.Client(base_url=server.url)
+    chat = {"model": "m", "user_id": "carol", "messages": [{"role": "user", "content": "I love hiking. Where can I hike?"}]}
+    assert api.post("/v1/chat/completions", json=chat).status_code == 200
+    assert wait_until(lambda: "dropped" in api.get("/ui/chats").text, 30)
+    page = html.unescape(api.get("/ui/chats").text)
+    assert "ADD" in page and "Loves hiking" in page
+    assert "dropped: suggestion · Golden Gate Park trails are a good place to go" in page
+    assert "dropped: question · Where can I hike?" in page
+    assert [m["memory"] for m in api.get("/v1/memories", params={"user_id": "carol"}).json()["results"]] == ["Loves hiking"]
 
 
 def readings(page: str) -> list[list[str]]:

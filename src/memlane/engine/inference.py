@@ -1,7 +1,8 @@
 """The two LLM stages of ``add(infer=True)``: strict parsing, one repair round, nothing guessed.
 
 An answer that is not the contract's JSON is sent back once with the parse error; a second bad
-answer is an ``LLMResponseError`` (the outbox retries it later), never a half-applied guess.
+answer is an ``LLMResponseError`` (the learner sets the exchange aside as dead, with the answer
+in its reason), never a half-applied guess.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Callable, TypeVar
 
 from memlane.engine import prompts
 from memlane.errors import LLMResponseError
-from memlane.llms.base import LLM
+from memlane.llms.base import LLM, JSONTask
 
 log = logging.getLogger("memlane.inference")
 
@@ -52,6 +53,9 @@ def parse_facts(raw: str) -> list[str]:
         raise ValueError('the object has no "facts" list')
     out: list[str] = []
     for index, fact in enumerate(facts):
+        if isinstance(fact, dict) and len(fact) == 1:
+            # {"fact": "..."}: what small models write in JSON mode, unambiguous enough to take
+            (fact,) = fact.values()
         if not isinstance(fact, str):
             raise ValueError(f"facts[{index}] is not a string")
         if fact.strip() and fact.strip() not in out:
@@ -90,9 +94,12 @@ def ask(
     shape: str,
     *,
     model: str | None = None,
+    task: JSONTask | None = None,
 ) -> T:
-    """One call in JSON mode; on a bad answer, one repair call; then give up loudly."""
-    raw = llm.complete_json(messages, model=model)
+    """One call asking for ``task``'s JSON; on a bad answer, one repair call; then give up
+    loudly (``LLMResponseError``: the learner sets the exchange aside rather than asking the
+    same model the same question again and again)."""
+    raw = llm.complete_json(messages, model=model, task=task)
     try:
         return parse(raw)
     except ValueError as first:
@@ -102,7 +109,7 @@ def ask(
             {"role": "assistant", "content": raw},
             {"role": "user", "content": prompts.REPAIR_PROMPT.format(error=first, shape=shape)},
         ]
-        raw = llm.complete_json(retry, model=model)
+        raw = llm.complete_json(retry, model=model, task=task)
         try:
             return parse(raw)
         except ValueError as second:
@@ -112,14 +119,16 @@ def ask(
 
 
 def extract_facts(llm: LLM, system_prompt: str, conversation: str, *, model: str | None = None) -> list[str]:
-    return ask(llm, prompts.extraction_messages(system_prompt, conversation), parse_facts, prompts.FACTS_SHAPE, model=model)
+    return ask(llm, prompts.extraction_messages(system_prompt, conversation), parse_facts, prompts.FACTS_SHAPE, model=model,
+               task=prompts.extraction_task(len(conversation)))
 
 
 def reconcile(
     llm: LLM, system_prompt: str, existing: list[dict[str, str]], facts: list[str], *, model: str | None = None
 ) -> list[Decision]:
     return ask(
-        llm, prompts.reconcile_messages(system_prompt, existing, facts), parse_decisions, prompts.MEMORY_SHAPE, model=model
+        llm, prompts.reconcile_messages(system_prompt, existing, facts), parse_decisions, prompts.MEMORY_SHAPE, model=model,
+        task=prompts.reconcile_task(len(existing), len(facts)),
     )
 
 

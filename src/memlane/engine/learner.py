@@ -23,7 +23,7 @@ import openai
 
 from memlane.config import OutboxConfig
 from memlane.engine.memory import Memory
-from memlane.errors import ConfigError, ValidationError
+from memlane.errors import ConfigError, LLMResponseError, ValidationError
 from memlane.engine.timing import Timings
 from memlane.stores.outbox import LeaseLost, OutboxItem, owner_id
 
@@ -54,6 +54,8 @@ class LearnerCounters:
     last_error: str | None = None
     last_error_at: float | None = None
     events: dict[str, int] = field(default_factory=lambda: {"ADD": 0, "UPDATE": 0, "DELETE": 0})
+    #: extracted facts not learnt, by reason (memlane.engine.fact_check)
+    dropped: dict[str, int] = field(default_factory=dict)
 
 
 #: the shortest pause between two claims that found nothing
@@ -121,7 +123,7 @@ class Learner:
     def _learn(self, item: OutboxItem) -> None:
         started = time.perf_counter()
         try:
-            applied = self.memory.learn(item)
+            learnt = self.memory.learn(item)
         except LeaseLost:
             self.counters.lease_lost += 1
             log.warning("outbox item %s was taken over by another worker; this attempt is discarded", item.id)
@@ -130,11 +132,14 @@ class Learner:
         else:
             self.timings.tell("learn", time.perf_counter() - started)
             if self.on_learned is not None:
-                self.on_learned(item.id, [{"event": a.event, "memory": a.record.memory, "id": a.record.id,
-                                           "previous": a.previous_memory} for a in applied if a.event != "NONE"])
+                self.on_learned(item.id, [*({"event": a.event, "memory": a.record.memory, "id": a.record.id,
+                                             "previous": a.previous_memory} for a in learnt.applied if a.event != "NONE"),
+                                          *(d.to_dict() for d in learnt.dropped)])
             self.counters.learned += 1
-            for a in applied:
+            for a in learnt.applied:
                 self.counters.events[a.event] = self.counters.events.get(a.event, 0) + 1
+            for d in learnt.dropped:
+                self.counters.dropped[d.reason] = self.counters.dropped.get(d.reason, 0) + 1
 
     def _failed(self, item: OutboxItem, exc: Exception) -> None:
         self.counters.failed_attempts += 1
@@ -142,9 +147,11 @@ class Learner:
         self.counters.last_error_at = time.time()
         attempt = item.attempts + 1
         permanent = is_permanent(exc)
-        if permanent or attempt >= self.settings.max_attempts:
+        unusable = isinstance(exc, LLMResponseError) and attempt >= self.settings.max_unusable_attempts
+        if permanent or unusable or attempt >= self.settings.max_attempts:
             self.counters.dead_lettered += 1
-            why = "an error retrying cannot fix" if permanent else f"{attempt} failed attempts"
+            why = ("an error retrying cannot fix" if permanent else
+                   f"{attempt} attempts whose answers the memory model got wrong" if unusable else f"{attempt} failed attempts")
             log.error("outbox item %s set aside as dead after %s (memlane outbox requeue puts it back): %s",
                       item.id, why, self.counters.last_error)
             self.memory.store.outbox.retry(item.id, self.counters.last_error, 0.0, dead=True)
@@ -197,6 +204,7 @@ class Learner:
             "dead_lettered": c.dead_lettered,
             "lease_lost": c.lease_lost,
             "events": dict(c.events),
+            "dropped": dict(c.dropped),
             "worker_last_error": c.last_error,
             "worker_alive": any(t.is_alive() for t in self._threads),
         }

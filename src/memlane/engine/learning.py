@@ -12,12 +12,14 @@ recalls in flight go first (memlane.engine.foreground).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from memlane.config import MemlaneConfig
 from memlane.engine import inference, prompts
+from memlane.engine.fact_check import Dropped, FactCheck
 from memlane.engine.foreground import Foreground
 from memlane.engine.identity import content_hash, new_record
 from memlane.engine.messages import normalize_messages, transcript
@@ -34,6 +36,15 @@ SIMILAR_PER_FACT = 5
 MAX_EXISTING_SHOWN = 40
 
 
+@dataclass
+class Learnt:
+    """What learning from one exchange did: the store changes, and the extracted facts that
+    were not learnt, each with why (memlane.engine.fact_check)."""
+
+    applied: list[Applied] = field(default_factory=list)
+    dropped: list[Dropped] = field(default_factory=list)
+
+
 class Learning:
     """Learns into one store with one memory LLM, embedding with the engine's ``embed``."""
 
@@ -45,7 +56,7 @@ class Learning:
         self.foreground = foreground
         self._embed = embed
 
-    def learn(self, item: OutboxItem) -> list[Applied]:
+    def learn(self, item: OutboxItem) -> Learnt:
         """Learn from one outbox exchange (``Memory.learn``); the config's memory model, when it
         names one, wins over the chat's."""
         payload = item.payload
@@ -59,12 +70,14 @@ class Learning:
     def add_inferred(
         self, turns: list[dict[str, Any]], scope: Scope, meta: dict[str, Any], prompt: str | None,
         actor: str | None, llm_model: str | None, *, outbox: OutboxItem | None = None, when: str | None = None,
-    ) -> list[Applied]:
-        """Extract, reconcile, apply: ``add(infer=True)``, and each outbox exchange (``outbox``)."""
-        def nothing_learnt() -> list[Applied]:
+    ) -> Learnt:
+        """Extract, check, reconcile, apply: ``add(infer=True)``, and each outbox exchange (``outbox``)."""
+        learnt = Learnt()
+
+        def nothing_learnt() -> Learnt:
             if outbox is not None:
                 self.store.outbox.done(outbox)
-            return []
+            return learnt
 
         conversation = transcript(turns)
         if not conversation.strip():
@@ -80,6 +93,10 @@ class Learning:
                         " x inference.max_chunks = %d)", len(conversation), dropped, limits.max_input_chars * limits.max_chunks)
         facts = list(dict.fromkeys(
             fact for piece in pieces for fact in inference.extract_facts(self.llm, extraction_prompt, piece, model=llm_model)))
+        if limits.check_facts:
+            facts, learnt.dropped = FactCheck(turns, max_chars=limits.max_fact_chars).split(facts)
+            for d in learnt.dropped:
+                log.info("extracted fact not learnt (%s): %r", d.reason, d.fact[:200])
         if not facts:
             return nothing_learnt()
         def chats_first() -> None:  # background learning waits for recalls in flight
@@ -100,7 +117,8 @@ class Learning:
             if not changes:
                 return nothing_learnt()
             chats_first()
-            return self.store.apply(changes, actor_id=actor, outbox_done=outbox)
+            learnt.applied = self.store.apply(changes, actor_id=actor, outbox_done=outbox)
+            return learnt
 
     def _similar_existing(self, scope: Scope, facts: list[str], vectors: np.ndarray,
                           between: Callable[[], None] = lambda: None) -> list[MemoryRecord]:

@@ -24,7 +24,7 @@ from memlane.embedders.base import Embedder
 from memlane.engine import transfer
 from memlane.engine.foreground import Foreground
 from memlane.engine.identity import content_hash, new_record
-from memlane.engine.learning import Learning
+from memlane.engine.learning import Learning, Learnt
 from memlane.engine.messages import normalize_messages
 from memlane.engine.recall import Recall, SearchRequest
 from memlane.engine.validation import (check_encodable, check_limit, check_max_limit, check_metadata, check_text,
@@ -131,7 +131,7 @@ class Memory:
         turns = self._checked_turns(messages, stored=not infer)
         actor = next((m.get("name") for m in turns if m["role"] == "user" and m.get("name")), None)
         if infer:
-            applied = self._learning.add_inferred(turns, scope, meta, prompt, actor, llm_model, when=when)
+            applied = self._learning.add_inferred(turns, scope, meta, prompt, actor, llm_model, when=when).applied
         else:
             applied = self._add_verbatim(turns, scope, meta, actor, when=when)
         return {"results": [self._applied_dict(a) for a in applied if a.event != "NONE"]}
@@ -186,9 +186,10 @@ class Memory:
         with self.store.scope_lock(scope):
             return self.store.apply(changes, actor_id=actor)
 
-    def learn(self, item: OutboxItem) -> list[Applied]:
+    def learn(self, item: OutboxItem) -> Learnt:
         """Learn from one outbox exchange; the item leaves the outbox in the commit that applies
-        what was learnt (or on its own when there was nothing to learn), never before."""
+        what was learnt (or on its own when there was nothing to learn), never before. Says
+        what changed and which extracted facts were dropped, and why."""
         return self._learning.learn(item)
 
     # -- search and reads ----------------------------------------------------------------------

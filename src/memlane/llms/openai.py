@@ -2,24 +2,41 @@
 
 from __future__ import annotations
 
+import logging
 import threading
-from typing import Any
+from typing import Any, Literal
+
+import openai
 
 from memlane.config import validate_section
 from memlane.errors import LLMError, MemlaneError
+from memlane.llms.base import JSONTask
 from memlane.openai_compat import EndpointOptions, build_client
 
+log = logging.getLogger("memlane.llm")
+
 DEFAULT_MODEL = "gpt-4.1-nano"
+
+#: How an answer's shape is asked for, strongest first: a server that refuses one is asked the
+#: next way (and remembered, per model, for the life of the client).
+FORMATS = ("json_schema", "json_object", "text")
+#: words in a 400/422 that say the server refused the ``response_format`` rather than the call
+_FORMAT_REFUSAL = ("response_format", "json_schema", "json schema", "schema", "grammar", "structured", "guided")
 
 
 class Options(EndpointOptions):
     model: str = DEFAULT_MODEL
     temperature: float = 0.0
+    #: a cap on every memory call's answer; each call also sets its own from its task's size
     max_tokens: int | None = None
     timeout: float = 120.0
     #: The outbox retries a failed exchange with backoff; SDK retries underneath would multiply it.
     max_retries: int = 0
-    #: Some servers reject ``response_format``; the strict parser still checks the JSON.
+    #: How answers are constrained: ``auto`` asks for the task's JSON schema, then JSON mode,
+    #: then plain text, stepping down when a server refuses one (logged once); the strict
+    #: parser checks every answer whatever was asked.
+    response_format: Literal["auto", "json_schema", "json_object", "text"] = "auto"
+    #: ``false`` is ``response_format: text`` (kept from before ``response_format`` existed)
     json_mode: bool = True
 
 
@@ -37,6 +54,8 @@ class OpenAILLM:
         self._client: Any = None
         self._lock = threading.Lock()
         self._in_flight = 0
+        #: per model: the strongest format its server has not refused
+        self._formats: dict[str, str] = {}
 
     @property
     def client(self) -> Any:
@@ -56,16 +75,52 @@ class OpenAILLM:
             client, self._client = self._client, None
         client.close()
 
-    def complete_json(self, messages: list[dict[str, Any]], *, model: str | None = None) -> str:
-        kwargs: dict[str, Any] = {
-            "model": model or self.options.model,
-            "messages": messages,
-            "temperature": self.options.temperature,
-        }
-        if self.options.json_mode:
+    def format_for(self, model: str) -> str:
+        """The ``response_format`` kind the next call for ``model`` asks for."""
+        if not self.options.json_mode:
+            return "text"
+        if self.options.response_format != "auto":
+            return self.options.response_format
+        return self._formats.get(model, FORMATS[0])
+
+    def _refused(self, model: str, kind: str, exc: Exception) -> bool:
+        """Whether ``exc`` is the server refusing ``kind``; if so, step down (logged once)."""
+        if kind == "text" or self.options.response_format != "auto":
+            return False
+        if not isinstance(exc, (openai.BadRequestError, openai.UnprocessableEntityError)):
+            return False
+        if not any(word in str(exc).lower() for word in _FORMAT_REFUSAL):
+            return False
+        following = FORMATS[FORMATS.index(kind) + 1]
+        with self._lock:
+            self._formats[model] = following
+        log.warning("the memory model server refused response_format %s for %r (%s); asking with %s from now on",
+                    kind, model, str(exc)[:200], following)
+        return True
+
+    def complete_json(self, messages: list[dict[str, Any]], *, model: str | None = None,
+                      task: JSONTask | None = None) -> str:
+        model = model or self.options.model
+        while True:
+            kind = self.format_for(model)
+            if kind == "json_schema" and task is None:
+                kind = "json_object"
+            try:
+                return self._call(messages, model, kind, task)
+            except LLMError as exc:
+                if not self._refused(model, kind, exc.__cause__ or exc):
+                    raise
+
+    def _call(self, messages: list[dict[str, Any]], model: str, kind: str, task: JSONTask | None) -> str:
+        kwargs: dict[str, Any] = {"model": model, "messages": messages, "temperature": self.options.temperature}
+        if kind == "json_schema" and task is not None:
+            kwargs["response_format"] = {"type": "json_schema",
+                                         "json_schema": {"name": task.name, "schema": task.schema, "strict": True}}
+        elif kind == "json_object":
             kwargs["response_format"] = {"type": "json_object"}
-        if self.options.max_tokens:
-            kwargs["max_tokens"] = self.options.max_tokens
+        caps = [n for n in (self.options.max_tokens, task.max_tokens if task else None) if n]
+        if caps:
+            kwargs["max_tokens"] = min(caps)
         with self._lock:
             self._in_flight += 1
         try:
@@ -80,4 +135,7 @@ class OpenAILLM:
                 self._in_flight -= 1
         if not resp.choices:
             raise LLMError("memory LLM answered with no choices")
-        return resp.choices[0].message.content or ""
+        choice = resp.choices[0]
+        if choice.finish_reason == "length":
+            log.warning("the memory model's answer for %r was cut at max_tokens=%s", model, kwargs.get("max_tokens"))
+        return choice.message.content or ""

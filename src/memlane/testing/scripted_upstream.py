@@ -121,6 +121,26 @@ class ScriptedRequest:
         return ""
 
     @property
+    def transcript(self) -> list[tuple[str, str]]:
+        """An extraction request's conversation as ``(role, text)`` turns: each line of the
+        prompt is a role written by memlane and the turn's text as a JSON string."""
+        if self.stage != "extract":
+            return []
+        turns = []
+        for line in self.last_user_text.splitlines():
+            role, sep, quoted = line.partition(": ")
+            if sep and role.isalpha() and quoted.startswith('"'):
+                try:
+                    turns.append((role, json.loads(quoted)))
+                except ValueError:  # a chunk cut inside a long turn: its text as it stands
+                    turns.append((role, quoted.strip('"')))
+        return turns
+
+    def said_by(self, role: str) -> list[str]:
+        """The texts of an extraction request's turns of ``role`` (``user``, ``assistant``)."""
+        return [text for who, text in self.transcript if who == role]
+
+    @property
     def stage(self) -> str:
         """Which memlane memory stage this chat request is: extract, reconcile, or chat."""
         text = self.last_user_text
@@ -647,7 +667,7 @@ def first_sentence_facts(req: ScriptedRequest) -> Reply | None:
     """For benchmarks with learning on: each exchange teaches the first sentence of its first
     user turn (real text, so reconcile sees real neighbours); reconcile adds what is new."""
     if req.stage == "extract":
-        said = req.last_user_text.partition("user: ")[2].splitlines()
+        said = req.said_by("user")
         sentence = re.split(r"(?<=[.!?])\s", said[0].strip(), maxsplit=1)[0] if said and said[0].strip() else ""
         return Reply.json({"facts": [sentence[:300]] if sentence else []})
     if req.stage == "reconcile":

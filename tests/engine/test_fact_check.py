@@ -1,0 +1,95 @@
+"""The check after the memory model: what a small model hands back that is not a fact about the user.
+
+The cases are the answers Qwen2.5-Coder-1.5B gave in issue 25's trials, on its conversations.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+
+from memlane import Memory
+from memlane.engine import fact_check
+from memlane.engine.fact_check import FactCheck
+from memlane.testing import Reply, ScriptedUpstream
+
+SEED = "I love Indian food but I cannot eat pizza since I'm allergic to cheese."
+SUGGESTED = ("There are many delicious Indian dishes without cheese: try chana masala or dal makhani. You can order "
+             "them at a nearby Indian restaurant or online food delivery service like Zomato or Swiggy.")
+
+
+def check(user: str, assistant: str | None = None) -> FactCheck:
+    turns = [{"role": "user", "content": user}] + ([{"role": "assistant", "content": assistant}] if assistant else [])
+    return FactCheck(turns, max_chars=400)
+
+
+@pytest.mark.parametrize("fact", ["Loves Indian food", "Is allergic to cheese", "Cannot eat pizza", "Can't eat pizza because of a cheese allergy"])
+def test_what_the_user_said_is_kept(fact: str) -> None:
+    assert check(SEED, SUGGESTED).reason(fact) is None
+
+
+@pytest.mark.parametrize("fact", [
+    "You can try them at a nearby Indian restaurant or online food delivery service like Zomato or Swiggy",
+    "Try chana masala or dal makhani",
+    "Orders from Zomato",
+])
+def test_the_assistants_suggestions_are_dropped(fact: str) -> None:
+    assert check(SEED, SUGGESTED).reason(fact) == fact_check.SUGGESTION
+
+
+def test_general_knowledge_the_assistant_stated_is_dropped_and_the_users_dog_kept() -> None:
+    c = check("I adopted a beagle named Pepper last week!", "Congratulations! Beagles love long walks and sniffing games.")
+    assert c.reason("Beagles love long walks") == fact_check.SUGGESTION
+    assert c.reason("Adopted a beagle named Pepper") is None
+
+
+def test_a_suggestion_the_user_took_up_is_theirs() -> None:
+    c = FactCheck([{"role": "assistant", "content": "You could try chana masala."},
+                   {"role": "user", "content": "Yes, I'll cook chana masala on Friday."}], max_chars=400)
+    assert c.reason("Will cook chana masala on Friday") is None
+
+
+def test_a_paraphrase_sharing_no_word_with_anyone_is_kept() -> None:
+    assert check("I'm vegetarian.", "Great, lots of options then.").reason("Does not eat meat") is None
+
+
+def test_questions_runaways_placeholders_and_the_prompts_example_are_dropped() -> None:
+    c = check(SEED, SUGGESTED)
+    assert c.reason("What can the user eat instead?") == fact_check.QUESTION
+    assert c.reason("Loves Indian food " * 40) == fact_check.TOO_LONG
+    assert c.reason("ADD|UPDATE|DELETE|NONE") == fact_check.MALFORMED
+    assert c.reason("...") == fact_check.MALFORMED
+    assert c.reason('{"facts": ["x"]}') == fact_check.MALFORMED
+    assert c.reason("Moved to Denver") == fact_check.EXAMPLE
+    assert c.reason("Has a sister named Maya") == fact_check.EXAMPLE
+    assert check("My sister Maya lives in Denver.").reason("Has a sister named Maya") is None, "unless it is this user's"
+
+
+def test_an_agents_own_turns_are_not_checked_as_suggestions() -> None:
+    """A conversation of the assistant alone (mem0's agent memories) has no user words to hold
+    its facts against: they are kept."""
+    c = FactCheck([{"role": "assistant", "content": "I answer in French and keep replies short."}], max_chars=400)
+    assert c.reason("Answers in French") is None
+
+
+def suggestions_too(req: Any) -> Reply:
+    if req.stage == "extract":
+        return Reply.json({"facts": ["Is allergic to cheese", "Loves Indian food",
+                                     "You can try them at a nearby Indian restaurant or online food delivery service like Zomato or Swiggy",
+                                     "What dishes have no cheese?"]})
+    return Reply.text(SUGGESTED)
+
+
+def test_learning_keeps_the_users_facts_and_says_what_it_dropped_and_why(memory: Memory, upstream: ScriptedUpstream) -> None:
+    upstream.handler = suggestions_too
+    result = memory.add([{"role": "user", "content": SEED}, {"role": "assistant", "content": SUGGESTED}], user_id="alice")
+    assert sorted(r["memory"] for r in result["results"]) == ["Is allergic to cheese", "Loves Indian food"]
+    assert sorted(r["memory"] for r in memory.get_all(user_id="alice")["results"]) == ["Is allergic to cheese", "Loves Indian food"]
+
+
+def test_the_check_can_be_turned_off(make_memory: Callable[..., Memory], upstream: ScriptedUpstream) -> None:
+    memory = make_memory(inference={"check_facts": False})
+    upstream.handler = suggestions_too
+    result = memory.add([{"role": "user", "content": SEED}, {"role": "assistant", "content": SUGGESTED}], user_id="alice")
+    assert len(result["results"]) == 4
