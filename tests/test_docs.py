@@ -44,7 +44,7 @@ def test_the_cli_reference_is_current() -> None:
 
 def test_the_readme_links_a_page_per_face() -> None:
     readme = (DOCS.parent / "README.md").read_text()
-    for page in ("client.md", "server.md", "cli.md", "configuration.md", "migrating-from-mem0.md"):
+    for page in ("client.md", "server.md", "cli.md", "configuration.md", "local-models.md", "migrating-from-mem0.md"):
         assert (DOCS / page).exists() and f"docs/{page}" in readme, page
 
 

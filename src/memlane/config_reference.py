@@ -24,7 +24,7 @@ PROVIDERS = {
                 "mem0's names for OpenAI-compatible servers are read as `openai` with their address: `ollama` "
                 "(`ollama_base_url`), `lmstudio` (`lmstudio_base_url`), `vllm` (`vllm_base_url`), `together`, "
                 "`huggingface` with `huggingface_base_url` (TEI), `litellm` (a LiteLLM proxy's `base_url`)",
-    "llm": "`openai`: any OpenAI-compatible server (`model`, `base_url`, `api_key`, `timeout`, `max_retries`, `json_mode`); "
+    "llm": "`openai`: any OpenAI-compatible server (`model`, `base_url`, `api_key`, `timeout`, `max_retries`, `max_tokens` (a cap; each call sizes its own), `response_format`: `auto` (a JSON schema, then JSON mode, then plain text when the server refuses; see docs/local-models.md), `json_schema`, `json_object` or `text`); "
            "mem0's names for OpenAI-compatible servers are read as `openai` with their address and key: `ollama` "
            "(`ollama_base_url`, default http://localhost:11434), `lmstudio` (`lmstudio_base_url`), `vllm` (`vllm_base_url`, "
            "`VLLM_BASE_URL`), `groq` (`GROQ_API_KEY`), `together` (`TOGETHER_API_KEY`), `deepseek` (`DEEPSEEK_API_KEY`), "

@@ -56,7 +56,7 @@ def test_the_seed_scenario_through_responses_on_the_embedded_client(make_client:
 def test_a_stream_passes_events_through_and_is_learnt_from(make_client: Callable[..., Memlane], upstream: ScriptedUpstream) -> None:
     upstream.handler = lambda req: restaurant_llm(req) if req.stage != "chat" else Reply.text("Great, I will remember you love Indian food.")
     client = make_client()
-    stream = client.responses.create(model="m", input="Recommend a cuisine for me.", user_id="alice", stream=True)
+    stream = client.responses.create(model="m", input="I love Indian food. Recommend a dish for me.", user_id="alice", stream=True)
     kinds = [event.type for event in stream]
     assert kinds[0] == "response.created" and kinds[-1] == "response.completed" and "response.output_text.delta" in kinds
     assert stream.metadata.exchange_id
