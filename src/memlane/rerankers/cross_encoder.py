@@ -29,7 +29,9 @@ _lock = threading.Lock()
 class Options(RerankerOptions):
     #: the CrossEncoder model folder (``config.json``, weights, tokenizer)
     model: str
+    #: (query, memory) pairs scored per forward pass
     batch_size: int = Field(default=32, ge=1)
+    #: torch device (``cpu``; ``cuda`` where torch has one)
     device: str = "cpu"
     #: tokens per (query, memory) pair; longer pairs are cut
     max_length: int = Field(default=256, ge=8)

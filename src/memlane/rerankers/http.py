@@ -40,6 +40,7 @@ class Options(RerankerOptions):
     api_key: str | None = None
     #: the reranker model the server serves (vLLM, Jina and Cohere need it; TEI ignores it)
     model: str | None = None
+    #: ``rerank``: Cohere's request and answer (Jina, vLLM, llama.cpp, Infinity); ``tei``: TEI's native ``/rerank``
     protocol: Literal["rerank", "tei"] = "rerank"
     #: how the server's scores map to [0, 1]: ``probability`` (Cohere, Jina, vLLM, Infinity,
     #: TEI by default), ``logit`` (llama.cpp's raw scores), ``auto``: a sigmoid only when a

@@ -38,7 +38,7 @@ class Options(RerankerOptions):
     model: str | None = None
     #: characters of each memory shown to the model (longer ones are cut)
     max_chars: int = Field(default=1000, ge=20)
-    #: replaces the system prompt above (it must still ask for the same JSON answer)
+    #: replaces memlane's system prompt (``memlane.rerankers.llm.SYSTEM_PROMPT``); it must ask for the same JSON answer
     prompt: str | None = None
     timeout: float = Field(default=10.0, gt=0)
 
