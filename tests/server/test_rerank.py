@@ -45,6 +45,12 @@ def test_the_rest_search_is_reranked_unless_it_says_rerank_false(make_server: Ca
     bad = httpx.post(server.url + "/v1/memories/search", json={**body, "rerank": "maybe"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "rerank"
 
+    from memlane import Memlane
+
+    with Memlane(api_key="unused-without-keys", host=server.url) as hosted:  # the hosted client's search says the same
+        assert hosted.memory.search("what can't I eat?", user_id="alice")["results"] == hits
+        assert hosted.memory.search("what can't I eat?", user_id="alice", rerank=False)["results"] == fused.json()["results"]
+
 
 def test_mem0_memory_client_rerank_uses_the_reranker(make_server: Callable[..., LiveServer], reranker_server: ScriptedReranker,
                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
