@@ -145,6 +145,16 @@ def test_top_n_bounds_what_is_sent_and_threshold_reads_the_reranked_score(make_m
     assert [h["memory"] for h in kept] == ["I am allergic to cheese", "My favourite cuisine is Indian"]
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_wide_top_n_reaches_past_the_bonus_pool(make_memory: Callable[..., Memory], reranker_server: ScriptedReranker) -> None:
+    """The speaker/time/alignment bonuses look at max(3 x limit, 30) candidates; a larger top_n
+    still gets that many sent."""
+    memory = make_memory(reranker=http_reranker(reranker_server, top_n=40))
+    memory.add([f"Food note {i}: tried dish number {i}" for i in range(45)], user_id="alice", infer=False)
+    assert len(memory.search("Which food did I try?", user_id="alice", limit=5)["results"]) == 5
+    assert len(reranker_server.requests[-1].json["documents"]) == 40
+
+
 @pytest.mark.parametrize(("config", "message"), [
     ({"provider": "http", "config": {"base_url": "http://x", "bogus": 1}}, "unknown config key 'reranker.config.bogus'"),
     ({"provider": "http", "config": {}}, "reranker.config.base_url"),

@@ -88,7 +88,8 @@ class Recall:
         records: dict[Any, MemoryRecord] = {}
         words = shipped_word_vectors() if settings.alignment_weight else None
         if words is not None or period is not None or (settings.speaker_bonus and may_name_someone(query)):
-            pool = ranked[: max(3 * n, 30)]  # what a bonus can lift into the top n
+            reach = self.reranking.window(n) if self.reranking is not None and request.rerank is not False else 0
+            pool = ranked[: max(3 * n, 30, reach)]  # what a bonus can lift into the top n (or the reranker's window)
             records = self.store.fetch([r.key for r in pool])
             aligned = None
             if words is not None:
