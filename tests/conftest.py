@@ -15,7 +15,7 @@ from memlane import Memory
 from memlane.server.app import create_app
 from memlane.server.keys import KeyStore
 from memlane.server.limits import Limits
-from memlane.testing import ScriptedUpstream
+from memlane.testing import ScriptedReranker, ScriptedUpstream
 from memlane.testing.live_server import LiveServer
 from tests.scenarios import BACKENDS, client_config, engine_config, restaurant_llm
 
@@ -84,6 +84,20 @@ def upstream(_upstream_server: ScriptedUpstream) -> Iterator[ScriptedUpstream]:
     _upstream_server.clear()
     yield _upstream_server
     _upstream_server.clear()
+
+
+@pytest.fixture(scope="session")
+def _reranker_server() -> Iterator[ScriptedReranker]:
+    with ScriptedReranker() as server:
+        yield server
+
+
+@pytest.fixture
+def reranker_server(_reranker_server: ScriptedReranker) -> Iterator[ScriptedReranker]:
+    """The scripted ``/v1/rerank`` server, with its default rule and no script for each test."""
+    _reranker_server.clear()
+    yield _reranker_server
+    _reranker_server.clear()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ FORBIDDEN = {
     "stores": ("memlane.engine", "memlane.proxy", "memlane.server", "memlane.cli"),
     "embedders": ("memlane.engine", "memlane.stores", "memlane.proxy", "memlane.server", "memlane.cli"),
     "llms": ("memlane.engine", "memlane.stores", "memlane.proxy", "memlane.server", "memlane.cli"),
+    "rerankers": ("memlane.engine", "memlane.stores", "memlane.proxy", "memlane.server", "memlane.cli"),
     "engine": ("memlane.proxy", "memlane.server", "memlane.cli"),
     "proxy": ("memlane.server", "memlane.cli", "memlane.stores"),
 }

@@ -218,6 +218,13 @@ class MemlaneConfig(_Strict):
     #: its vector space), else the static model shipped with memlane (``model2vec``)
     embedder: ProviderSection | None = None
     llm: ProviderSection = Field(default_factory=lambda: ProviderSection(provider="openai"))
+    #: Re-orders each search's fused top candidates (``config.top_n`` of them, at least the
+    #: search's limit): ``http`` (a ``/v1/rerank`` server: TEI, Infinity, vLLM, llama.cpp, Jina,
+    #: Cohere), ``cross_encoder`` (a local sentence-transformers CrossEncoder folder) or ``llm``
+    #: (the memory LLM scores them in one call). None: no reranking. A reranker that fails or
+    #: times out never fails a search: the fused order is kept, and that is counted and logged.
+    #: No reranker model ships with memlane (docs/rerankers.md)
+    reranker: ProviderSection | None = None
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)

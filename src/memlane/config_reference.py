@@ -7,6 +7,7 @@ Each section's docstring and each key's type and default come from ``memlane.con
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import re
 from typing import Any
@@ -30,7 +31,13 @@ PROVIDERS = {
            "`VLLM_BASE_URL`), `groq` (`GROQ_API_KEY`), `together` (`TOGETHER_API_KEY`), `deepseek` (`DEEPSEEK_API_KEY`), "
            "`litellm` (a LiteLLM proxy's `base_url`); `azure_openai` is an error that spells the `openai` section for "
            "Azure's v1 API",
+    "reranker": "none by default; `http` (a `/rerank` server: TEI, Infinity, vLLM, llama.cpp, Jina, Cohere), `cross_encoder` "
+                "(a local sentence-transformers CrossEncoder folder, `memlane[minilm]`), `llm` (the memory LLM); their keys "
+                "are below, and docs/rerankers.md says how each is used",
 }
+
+#: the reranker providers whose options get a table of their own
+RERANKERS = {"http": "memlane.rerankers.http", "cross_encoder": "memlane.rerankers.cross_encoder", "llm": "memlane.rerankers.llm"}
 
 
 def _comments(model: type[BaseModel]) -> dict[str, str]:
@@ -58,13 +65,16 @@ def _type(annotation: Any) -> str:
 def _default(field: Any) -> str:
     if field.default_factory is not None:
         return "(section)" if isinstance(field.default_factory(), BaseModel) else repr(field.default_factory())
-    return repr(field.default)
+    return "(required)" if field.is_required() else repr(field.default)
 
 
-def _section(name: str, model: type[BaseModel]) -> list[str]:
-    doc = inspect.getdoc(model) or ""
+def _section(name: str, model: type[BaseModel], doc: str | None = None) -> list[str]:
+    doc = inspect.getdoc(model) or "" if doc is None else doc
     lines = [f"## `{name}`", "", doc, "", "| key | type | default | what it does |", "|---|---|---|---|"]
-    notes = _comments(model)
+    notes: dict[str, str] = {}
+    for cls in reversed(model.__mro__):  # a provider's Options inherit keys (and their comments) from a base
+        if inspect.isclass(cls) and issubclass(cls, BaseModel) and cls.__module__.startswith("memlane."):
+            notes.update(_comments(cls))
     for key, field in model.model_fields.items():
         lines.append(f"| `{key}` | `{_type(field.annotation)}` | `{_default(field)}` | {notes.get(key, '')} |")
     return lines + [""]
@@ -87,6 +97,9 @@ def render() -> str:
         if inspect.isclass(annotation) and issubclass(annotation, BaseModel) and annotation.__module__ == config_module.__name__ \
                 and annotation.__name__ != "ProviderSection":
             lines += _section(key, annotation)
+    for name, module in RERANKERS.items():
+        options = importlib.import_module(module).Options
+        lines += _section(f"reranker: {name}", options, f"`reranker: {{provider: {name}, config: {{...}}}}`.")
     return "\n".join(lines).rstrip() + "\n"
 
 

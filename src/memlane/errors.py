@@ -20,6 +20,8 @@ translated into this tree where they cross into the engine.
     ├── EmbedderError          the embedder failed (503)
     ├── LLMError               the memory LLM failed or answered something unusable (502)
     │   └── LLMResponseError   invalid JSON / wrong shape, even after one repair attempt
+    ├── RerankerError          a reranker failed, timed out or answered something unusable (502;
+    │                          recall never raises it: it falls back to the fused order)
     └── UpstreamError          the chat model server answered something that is not OpenAI's shape (502)
 """
 
@@ -112,6 +114,14 @@ class LLMResponseError(LLMError):
     pass
 
 
+class RerankerError(MemlaneError):
+    """A reranker failed. Raised by reranker providers; the engine catches it and keeps the
+    fused order (memlane.engine.reranking), so a search never fails for it."""
+
+    http_status = 502
+    code = "reranker_error"
+
+
 class UpstreamError(MemlaneError):
     http_status = 502
     code = "upstream_error"
@@ -130,6 +140,7 @@ __all__ = [
     "MemlaneError",
     "NotFoundError",
     "OutboxFullError",
+    "RerankerError",
     "ScopeError",
     "StoreError",
     "UpstreamError",

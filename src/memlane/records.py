@@ -79,11 +79,19 @@ class SearchHit:
     #: The two signals behind ``score``, kept for benchmarks and debugging.
     dense: float | None = None
     keyword: float | None = None
+    #: Set when a reranker ordered the results: ``score`` is then the reranker's relevance (in
+    #: [0, 1], what the order and ``threshold`` follow) and this is the fused hybrid score it had.
+    hybrid_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         record = self.record.to_dict()
         # score right after memory, as mem0 orders it
-        return {"id": record.pop("id"), "memory": record.pop("memory"), "score": round(float(self.score), 6), **record}
+        out = {"id": record.pop("id"), "memory": record.pop("memory"), "score": round(float(self.score), 6)}
+        if self.hybrid_score is not None:
+            # mem0's name for a reranker's score, beside the fused score it replaced
+            out["rerank_score"] = out["score"]
+            out["hybrid_score"] = round(float(self.hybrid_score), 6)
+        return {**out, **record}
 
 
 @dataclass

@@ -23,7 +23,7 @@ from typing import Any, Callable, Literal, Mapping
 
 from memlane.errors import ConfigError
 
-Kind = Literal["vector_store", "embedder", "llm"]
+Kind = Literal["vector_store", "embedder", "llm", "reranker"]
 
 _BUILTIN: dict[str, dict[str, str]] = {
     "vector_store": {
@@ -40,6 +40,12 @@ _BUILTIN: dict[str, dict[str, str]] = {
     },
     "llm": {
         "openai": "memlane.llms.openai:OpenAILLM",
+    },
+    #: applied to a search's fused top candidates (memlane.engine.reranking); none by default
+    "reranker": {
+        "http": "memlane.rerankers.http:HTTPReranker",
+        "cross_encoder": "memlane.rerankers.cross_encoder:CrossEncoderReranker",
+        "llm": "memlane.rerankers.llm:LLMReranker",
     },
 }
 
@@ -123,6 +129,19 @@ _NOT_COMPATIBLE = {
 }
 
 
+#: mem0's reranker providers, and the memlane section that does the same (memlane's rerankers speak
+#: a protocol, not a vendor: see docs/rerankers.md)
+_MEM0_RERANKERS = {
+    "cohere": "{provider: http, config: {base_url: https://api.cohere.com/v2, api_key: <COHERE_API_KEY>, model: rerank-v3.5}}",
+    "zero_entropy": "{provider: http, config: {base_url: <ZeroEntropy's rerank API>, api_key: ..., model: ...}}",
+    "openai_compatible": "{provider: http, config: {base_url: <the server's /v1 address>, model: ...}}",
+    "tei": "{provider: http, config: {base_url: <the TEI server>, protocol: tei}}",
+    "huggingface": "{provider: cross_encoder, config: {model: <a local CrossEncoder model folder>}}",
+    "sentence_transformer": "{provider: cross_encoder, config: {model: <a local CrossEncoder model folder>}}",
+    "llm_reranker": "{provider: llm} (the memory LLM scores the candidates)",
+}
+
+
 def _azure_equivalent(kind: Kind, options: Mapping[str, Any]) -> str:
     """The ``openai`` section that reaches the same Azure deployment, through Azure OpenAI's v1
     API (OpenAI-compatible since August 2025); memlane has no Azure-specific client."""
@@ -141,7 +160,7 @@ def openai_equivalent(kind: Kind, provider: str, options: Mapping[str, Any]) -> 
     OpenAI-compatible server becomes ``openai`` with that server's ``base_url`` and key; every
     other name is returned unchanged (a registered plugin keeps its name)."""
     options = dict(options)
-    if kind == "vector_store" or provider in _registered[kind]:
+    if kind in ("vector_store", "reranker") or provider in _registered[kind]:
         return provider, options
     if provider == "azure_openai":
         raise ConfigError(_azure_equivalent(kind, options), param=f"{kind}.provider")
@@ -185,6 +204,9 @@ def get_factory(kind: Kind, name: str) -> Callable[..., Any]:
     if name in _registered[kind]:
         return _registered[kind][name]
     target = _BUILTIN[kind].get(name)
+    if target is None and kind == "reranker" and name in _MEM0_RERANKERS:
+        raise ConfigError(f"reranker provider {name!r} is mem0's; memlane's equivalent is {_MEM0_RERANKERS[name]}",
+                          param="reranker.provider")
     if target is None:
         mem0 = sorted(set(MEM0_COMPATIBLE.get(kind, {})) - set(providers(kind)))
         also = f" (and mem0's names for OpenAI-compatible servers: {', '.join(mem0)})" if mem0 else ""

@@ -27,6 +27,7 @@ from memlane.engine.identity import content_hash, new_record
 from memlane.engine.learning import Learning, Learnt
 from memlane.engine.messages import normalize_messages
 from memlane.engine.recall import Recall, SearchRequest
+from memlane.engine.reranking import Reranking
 from memlane.engine.validation import (check_encodable, check_limit, check_max_limit, check_metadata, check_text,
                                        check_timestamp, resolve_scope)
 from memlane.errors import NotFoundError, ValidationError
@@ -71,11 +72,15 @@ class Memory:
         self.embedder: Embedder = registry.get_factory("embedder", self.embedder_section.provider)(
             self.embedder_section.config, **context)
         self.llm: LLM = registry.get_factory("llm", cfg.llm.provider)(cfg.llm.config, **context)
+        #: the configured reranker as a search step (None: searches keep the fused order)
+        self.reranking = None if cfg.reranker is None else Reranking(
+            registry.get_factory("reranker", cfg.reranker.provider)(cfg.reranker.config, llm=self.llm, **context),
+            cfg.reranker.provider)
         self._bound = False
         self._bind_lock = threading.Lock()
         #: recalls in flight; background learning waits for them (see memlane.engine.foreground)
         self.foreground = Foreground()
-        self._recall = Recall(self.store, self._embed, cfg, self.foreground)
+        self._recall = Recall(self.store, self._embed, cfg, self.foreground, self.reranking)
         self._learning = Learning(self.store, self.llm, self._embed, cfg, self.foreground)
 
     @classmethod
@@ -100,6 +105,11 @@ class Memory:
             self._embed(["warm up"])
         except Exception as exc:  # noqa: BLE001
             log.warning("embedder warm-up failed; recall will retry on each call: %s", exc)
+        if self.reranking is not None:
+            try:
+                self.reranking.warm_up()  # a local cross-encoder loads now, not in the first search
+            except Exception as exc:  # noqa: BLE001
+                log.warning("reranker warm-up failed; searches keep the fused order until it works: %s", exc)
 
     # -- add -----------------------------------------------------------------------------------
 
@@ -205,9 +215,16 @@ class Memory:
         limit: int | None = None,
         top_k: int | None = None,
         threshold: float | None = None,
+        rerank: bool | None = None,
     ) -> dict[str, Any]:
-        """Hybrid search within a scope; ``{"results": [{... "score"}]}``, best first."""
-        request = SearchRequest(query, user_id, agent_id, run_id, filters, limit, top_k, threshold)
+        """Hybrid search within a scope; ``{"results": [{... "score"}]}``, best first.
+
+        With a reranker configured (``reranker`` section) its relevance is each result's
+        ``score``, repeated as ``rerank_score`` beside the fused ``hybrid_score``; ``rerank=False``
+        keeps the fused order for this search (``True`` without a reranker changes nothing)."""
+        if rerank is not None and not isinstance(rerank, bool):
+            raise ValidationError(f"rerank must be true or false, got {rerank!r}", param="rerank")
+        request = SearchRequest(query, user_id, agent_id, run_id, filters, limit, top_k, threshold, rerank)
         return {"results": [h.to_dict() for h in self.search_hits(request)]}
 
     def search_hits(self, request: SearchRequest, *, timings: dict[str, float] | None = None) -> list[SearchHit]:
@@ -401,6 +418,13 @@ class Memory:
             "changes_today": {event: changes.get(event, 0) for event in ("ADD", "UPDATE", "DELETE")},
         }
 
+    def rerank_stats(self) -> dict[str, Any]:
+        """How the reranker did: ``reranked``, ``rerank_fallbacks`` (searches that kept the fused
+        order because it failed or timed out), ``last_rerank_error``; zeros without one."""
+        if self.reranking is None:
+            return {"reranked": 0, "rerank_fallbacks": 0, "last_rerank_error": None}
+        return self.reranking.stats()
+
     def ping(self) -> int:
         """A round trip to the store (readiness checks); returns how many memories it holds."""
         return self.store.count()
@@ -416,6 +440,8 @@ class Memory:
         self._bound = False
 
     def close(self) -> None:
+        if self.reranking is not None:
+            self.reranking.close()
         self.store.close()
 
     def __enter__(self) -> Memory:

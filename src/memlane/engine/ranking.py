@@ -26,6 +26,8 @@ class Ranked:
     score: float
     dense: float | None
     keyword: float | None
+    #: the fused score, once a reranker's relevance replaced it as ``score`` (engine/reranking.py)
+    hybrid: float | None = None
 
 
 def fuse(found: Candidates, settings: RetrievalConfig) -> list[Ranked]:

@@ -3,7 +3,9 @@
 The query is embedded (concurrent searches share one model call), the store runs its filtered
 hybrid search, and the candidates are fused into one score (memlane.engine.ranking). Bonuses for
 a period the query names, a speaker it may name, and word alignment can lift a memory only from
-the pool just below the cut, so they never cost a second search. While a recall runs,
+the pool just below the cut, so they never cost a second search. A configured reranker then
+re-orders the fused top candidates (memlane.engine.reranking; its failure keeps the fused
+order). While a recall runs,
 background learning waits (memlane.engine.foreground): chats come first.
 """
 
@@ -21,6 +23,7 @@ from memlane.embedders.batching import QueryBatcher
 from memlane.engine.alignment import alignment, shipped_word_vectors
 from memlane.engine.foreground import Foreground
 from memlane.engine.ranking import boosted, fuse, may_name_someone
+from memlane.engine.reranking import Reranking
 from memlane.engine.validation import check_encodable, check_max_limit, resolve_limit, resolve_scope
 from memlane.errors import ValidationError
 from memlane.query.filters import Filter
@@ -41,6 +44,8 @@ class SearchRequest:
     limit: int | None = None
     top_k: int | None = None
     threshold: float | None = None
+    #: None: rerank when a reranker is configured; False: keep the fused order this once
+    rerank: bool | None = None
 
 
 class Recall:
@@ -48,8 +53,9 @@ class Recall:
     is read at every search, so a change to it takes effect on the next one."""
 
     def __init__(self, store: MemoryStore, embed: Callable[[Sequence[str]], np.ndarray], config: MemlaneConfig,
-                 foreground: Foreground) -> None:
+                 foreground: Foreground, reranking: Reranking | None = None) -> None:
         self.store = store
+        self.reranking = reranking
         self.config = config
         self.foreground = foreground
         self._queries = QueryBatcher(embed)
@@ -82,20 +88,30 @@ class Recall:
         records: dict[Any, MemoryRecord] = {}
         words = shipped_word_vectors() if settings.alignment_weight else None
         if words is not None or period is not None or (settings.speaker_bonus and may_name_someone(query)):
-            pool = ranked[: max(3 * n, 30)]  # what a bonus can lift into the top n
+            reach = self.reranking.window(n) if self.reranking is not None and request.rerank is not False else 0
+            pool = ranked[: max(3 * n, 30, reach)]  # what a bonus can lift into the top n (or the reranker's window)
             records = self.store.fetch([r.key for r in pool])
             aligned = None
             if words is not None:
                 present = [r.key for r in pool if r.key in records]
                 aligned = dict(zip(present, alignment(query, [records[k].memory for k in present], words)))
             ranked = boosted(pool, records, query, period, settings, aligned)
+        rerank_s = None
+        if self.reranking is not None and request.rerank is not False and ranked:
+            reranking = time.perf_counter()
+            missing = [r.key for r in ranked[: self.reranking.window(n)] if r.key not in records]
+            records = {**records, **self.store.fetch(missing)} if missing else records
+            ranked = self.reranking.apply(query, ranked, records, n)  # a failure keeps the fused order
+            rerank_s = time.perf_counter() - reranking
         ranked = [r for r in ranked if threshold is None or r.score >= threshold][:n]
         if not records:
             records = self.store.fetch([r.key for r in ranked])
         if timings is not None:
             timings["embed_ms"] = (embedded - started) * 1000
-            timings["search_ms"] = (time.perf_counter() - embedded) * 1000
-        return [SearchHit(records[r.key], r.score, r.dense, r.keyword) for r in ranked if r.key in records]
+            timings["search_ms"] = (time.perf_counter() - embedded - (rerank_s or 0.0)) * 1000
+            if rerank_s is not None:
+                timings["rerank_ms"] = rerank_s * 1000
+        return [SearchHit(records[r.key], r.score, r.dense, r.keyword, r.hybrid) for r in ranked if r.key in records]
 
     def _latest_time(self, scope: Scope) -> _dt.datetime | None:
         """When the scope's latest memory is from: what "last week" in a query counts back from.

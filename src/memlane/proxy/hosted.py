@@ -159,8 +159,9 @@ class MemoryRequests:
     @staticmethod
     def search(query: str, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
                filters: Mapping[str, Any] | None = None, limit: int | None = None, top_k: int | None = None,
-               threshold: float | None = None) -> tuple[str, str, dict[str, Any]]:
-        body = {"query": query, **_scope(user_id, agent_id, run_id), "filters": filters, "limit": limit, "top_k": top_k, "threshold": threshold}
+               threshold: float | None = None, rerank: bool | None = None) -> tuple[str, str, dict[str, Any]]:
+        body = {"query": query, **_scope(user_id, agent_id, run_id), "filters": filters, "limit": limit, "top_k": top_k, "threshold": threshold,
+                "rerank": rerank}
         return "POST", "/v1/memories/search", {"json": _dropping_none(body)}
 
     @staticmethod

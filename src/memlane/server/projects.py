@@ -132,7 +132,7 @@ class Projects:
         for name, client in self.loaded():
             if only is not None and name != only:
                 continue
-            stats = vars(client.stats)
+            stats = {**vars(client.stats), **client.memory.sync.rerank_stats()}  # the engine's reranker counts too
             try:
                 outbox = client.outbox_status()
             except Exception:  # noqa: BLE001 - metrics must render even if a store is down

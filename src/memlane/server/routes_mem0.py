@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from memlane.query.filters import SCOPE_FIELDS
 from memlane.server.errors import APIError
 from memlane.server.limits import Limits
-from memlane.server.routes_memories import update_memory
+from memlane.server.routes_memories import rerank_warning, update_memory
 from memlane.server.routes_openai import json_body
 
 ENTITY_TYPES = {"user": "user_id", "agent": "agent_id", "run": "run_id"}
@@ -76,15 +76,17 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
 
     @api.post("/v3/memories/search/", summary="mem0 search")
     @api.post("/v2/memories/search/", summary="mem0 search (older clients)")
-    async def search(request: Request, project: str = Depends(auth)) -> dict[str, Any]:
+    async def search(request: Request, response: Response, project: str = Depends(auth)) -> dict[str, Any]:
         body = await json_body(request)
         query = body.get("query")
         filters = _filters(body)
         top_k, limit = body.get("top_k"), body.get("limit")
         limits.check_limit(top_k, "top_k")
         limits.check_limit(limit)
+        # mem0's rerank: the configured reranker (on unless false); without one, a warning header
+        rerank_warning(engine(project), body.get("rerank"), response)
         return await projects.run(project, engine(project).search, query, filters=filters, limit=limit, top_k=top_k,
-                                  threshold=body.get("threshold"))
+                                  threshold=body.get("threshold"), rerank=body.get("rerank"))
 
     @api.get("/v1/memories/{memory_id}/", summary="mem0 get")
     async def get(memory_id: str, project: str = Depends(auth)) -> dict[str, Any]:

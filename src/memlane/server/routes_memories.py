@@ -8,7 +8,7 @@ import json
 import time
 from typing import Any, Iterator
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,6 +43,21 @@ class SearchBody(_ScopedBody):
     limit: int | None = None
     top_k: int | None = None
     threshold: float | None = None
+    #: false keeps the fused order for this search; true (or unset) reranks when a reranker is configured
+    rerank: bool | None = None
+
+
+#: the header that says a search's ``rerank: true`` changed nothing
+WARNING_HEADER = "X-Memlane-Warning"
+
+
+def rerank_warning(engine: Any, rerank: Any, response: Response) -> None:
+    """``rerank: true`` on a server with no reranker is ignored, and the answer says so in a
+    header (the body keeps the engine's shape); a ``rerank`` that is not a boolean is a 400."""
+    if rerank is not None and not isinstance(rerank, bool):
+        raise APIError(400, f"rerank must be true or false, got {rerank!r}", param="rerank", code="invalid_request")
+    if rerank and getattr(engine, "reranking", None) is None:
+        response.headers[WARNING_HEADER] = "rerank ignored: this server has no reranker configured (docs/rerankers.md)"
 
 
 class ExchangeBody(_Body):
@@ -113,11 +128,13 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
                                filters=parse_filters_param(filters))
 
     @api.post("/search", summary="Hybrid search within a scope")
-    async def search(body: SearchBody, project: str = Depends(auth)) -> dict[str, Any]:
+    async def search(body: SearchBody, response: Response, project: str = Depends(auth)) -> dict[str, Any]:
         limits.check_limit(body.limit)
         limits.check_limit(body.top_k, "top_k")
+        rerank_warning(engine(project), body.rerank, response)
         return await projects.run(project, engine(project).search, body.query, user_id=body.user_id, agent_id=body.agent_id,
-                               run_id=body.run_id, filters=body.filters, limit=body.limit, top_k=body.top_k, threshold=body.threshold)
+                               run_id=body.run_id, filters=body.filters, limit=body.limit, top_k=body.top_k, threshold=body.threshold,
+                               rerank=body.rerank)
 
     @api.get("/export", summary="Export memories with their history as JSONL (one memory per line)",
              response_class=StreamingResponse)
