@@ -269,8 +269,8 @@ def _handler_for(server: LocalModelServer) -> type[BaseHTTPRequestHandler]:
                 status, body = 200, {"status": "ok"}
             else:
                 status, body = 404, error_body(f"no route GET {path}", code="not_found")
+            server._record(ModelCall("GET", path, None, status, time.perf_counter() - started))  # before the caller can look
             self._send(status, json.dumps(body).encode())
-            server._record(ModelCall("GET", path, None, status, time.perf_counter() - started))
 
         def do_POST(self) -> None:
             started = time.perf_counter()
@@ -286,15 +286,15 @@ def _handler_for(server: LocalModelServer) -> type[BaseHTTPRequestHandler]:
                     status, answer = server.chat_completion(body)
                 else:
                     status, answer = 404, error_body(f"no route POST {path}", code="not_found")
-            stream = isinstance(body, dict) and body.get("stream") is True
-            if status == 200 and stream:
+            choice = (answer.get("choices") or [{}])[0] if status == 200 else {}
+            text = (choice.get("message") or {}).get("content") or "" if status == 200 else answer["error"]["message"]
+            # recorded before the answer goes: a caller that has its answer finds its call counted
+            server._record(ModelCall("POST", path, body, status, time.perf_counter() - started, text,
+                                     choice.get("finish_reason") if status == 200 else None))
+            if status == 200 and isinstance(body, dict) and body.get("stream") is True:
                 usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 self._send(200, _stream_body(answer, usage), "text/event-stream")
             else:
                 self._send(status, json.dumps(answer).encode())
-            choice = (answer.get("choices") or [{}])[0] if status == 200 else {}
-            text = (choice.get("message") or {}).get("content") or "" if status == 200 else answer["error"]["message"]
-            server._record(ModelCall("POST", path, body, status, time.perf_counter() - started, text,
-                                     choice.get("finish_reason") if status == 200 else None))
 
     return Handler
