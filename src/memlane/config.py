@@ -145,7 +145,7 @@ class InferenceConfig(_Strict):
     max_chunks: int = Field(default=4, ge=1, le=64)
     #: Extracted facts longer than this are dropped (counted as ``too_long``): a fact is a
     #: sentence, and a model that runs on is not stating one.
-    max_fact_chars: int = Field(default=400, ge=20)
+    max_fact_chars: int = Field(default=300, ge=20)
     #: Drop extracted facts that come from the assistant's turns rather than the user's
     #: (suggestions, general knowledge), that are questions, or that copy the prompt's example
     #: (memlane.engine.fact_check). Off keeps every fact the model gives.

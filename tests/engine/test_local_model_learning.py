@@ -18,15 +18,16 @@ from typing import Any, Iterator
 import pytest
 
 from memlane import LLMError, Memory
-from memlane.config import OutboxConfig
+from memlane.config import InferenceConfig, OutboxConfig
 from memlane.engine.learner import Learner
 from memlane.testing.local_model import LocalModelServer, find_smollm2, unavailable_reason
 
 REASON = unavailable_reason()
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420), pytest.mark.skipif(REASON is not None, reason=REASON or "")]
 
-#: Longest memory a learnt fact may be: a fact is one short statement about the user.
-MAX_FACT_CHARS = 300
+#: Longest memory a learnt fact may be: a fact is one short statement about the user (the
+#: default bound of the check after the model).
+MAX_FACT_CHARS = InferenceConfig().max_fact_chars
 #: Model calls one extraction chunk may take: extract, its repair, reconcile, its repair.
 CALLS_PER_ATTEMPT = 4
 #: the shape's placeholders and JSON that a small model copies into its facts
