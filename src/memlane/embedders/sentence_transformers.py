@@ -63,15 +63,20 @@ def resolve_model_path(model: str) -> str:
     )
 
 
+def hub_offline() -> None:
+    """Before transformers is imported: models load from local folders only (nothing may
+    download at run time), quietly, without the tokenizers' own thread pool."""
+    for name, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false"),
+                        ("HF_HUB_DISABLE_PROGRESS_BARS", "1")):
+        os.environ.setdefault(name, value)
+
+
 def load_model(path: str, device: str, threads: int | None = None) -> Any:
     """Load a sentence-transformers model once per process and share it."""
     key = (path, device)
     with _lock:
         if key not in _models:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            hub_offline()
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError:

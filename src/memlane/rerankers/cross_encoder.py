@@ -11,7 +11,6 @@ the folder's config names.
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,6 +18,7 @@ from typing import Any, Sequence
 from pydantic import Field
 
 from memlane.config import validate_section
+from memlane.embedders.sentence_transformers import hub_offline
 from memlane.errors import ConfigError, RerankerError
 from memlane.rerankers.base import RerankerOptions
 
@@ -46,10 +46,7 @@ def _load(path: str, device: str, max_length: int, threads: int | None) -> Any:
     key = (path, device)
     with _lock:
         if key not in _models:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            hub_offline()
             try:
                 from sentence_transformers import CrossEncoder
             except ImportError:
