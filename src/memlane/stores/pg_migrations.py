@@ -139,6 +139,6 @@ def m009_scope_versions_and_changes(store: PgVectorStore, conn: Any) -> None:
     memories each version changed (see SQLite's m002 and m012): an in-process keyword index
     knows when another instance wrote to its scope and re-reads just those memories."""
     s = store.s
-    execute_all(conn, f"""CREATE TABLE {s}.scope_versions (key text PRIMARY KEY, version bigint NOT NULL, rewrites bigint NOT NULL DEFAULT 0);
-        CREATE TABLE {s}.scope_changes (key text NOT NULL, version bigint NOT NULL, row_key bigint NOT NULL,
+    execute_all(conn, f"""CREATE TABLE IF NOT EXISTS {s}.scope_versions (key text PRIMARY KEY, version bigint NOT NULL, rewrites bigint NOT NULL DEFAULT 0);
+        CREATE TABLE IF NOT EXISTS {s}.scope_changes (key text NOT NULL, version bigint NOT NULL, row_key bigint NOT NULL,
             PRIMARY KEY (key, version, row_key))""")

@@ -201,6 +201,6 @@ def m012_scope_changes(db: sqlite3.Connection) -> None:
     that bumps the version: an in-process keyword index catches up from it (re-reading those
     rows) instead of rebuilding a scope's whole index after another process wrote to it."""
     execute_all(db, """
-        CREATE TABLE scope_changes (key TEXT NOT NULL, version INTEGER NOT NULL, row_key INTEGER NOT NULL,
+        CREATE TABLE IF NOT EXISTS scope_changes (key TEXT NOT NULL, version INTEGER NOT NULL, row_key INTEGER NOT NULL,
             PRIMARY KEY (key, version, row_key)) WITHOUT ROWID
         """)
