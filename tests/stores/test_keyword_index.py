@@ -64,10 +64,12 @@ def fresh(memory: Memory, query: str, **scope: str) -> dict[str, float]:
 @pytest.fixture
 def fts5_reference(tmp_path: Path) -> Callable[[list[str]], dict[str, dict[str, float]]]:
     """The previous scorer: the SQLite store's FTS5 query (``keyword_index_mb: 0``) over the
-    given memories, one scope, added as one conversation."""
+    given memories, one scope, added as one conversation, with every query term (the FTS5 query
+    leaves out common ones by default, for its speed; the index scores them all)."""
 
     def scores(memories: list[str]) -> dict[str, dict[str, float]]:
-        config = {"vector_store": {"provider": "sqlite", "config": {"path": str(tmp_path / "fts5.db"), "keyword_index_mb": 0}}}
+        config = {"vector_store": {"provider": "sqlite", "config": {"path": str(tmp_path / "fts5.db"), "keyword_index_mb": 0,
+                                                                  "common_term_share": 0}}}
         with Memory(config) as m:
             m.delete_all(user_id="alice")
             m.add(memories, user_id="alice", infer=False)

@@ -10,7 +10,8 @@ table: this against FTS5, ``bm25s`` and ``tantivy``).
 What it computes is FTS5's ``bm25()`` exactly as the SQLite store called it (k1 1.2, b 0.75, the
 memory text weighted 1, its conversation context ``context_weight``, the document length counting
 every token of both plus one per scope id, as the FTS table's scope column did; the same query
-terms, ``memlane.query.tokens``' stems), with the statistics (documents, average length,
+terms, ``memlane.query.tokens``' stems; every one of them: the FTS5 query left out the commonest
+for speed, which costs this index little), with the statistics (documents, average length,
 document frequency) of the scope searched rather than of the whole table: a user's ranking does
 not depend on other users' memories, and one scope's index needs nothing outside it.
 
@@ -150,20 +151,6 @@ class ScopeKeywords:
         terms = sum(len(t) for t in self._doc_terms if t)
         return int(postings + 120 * terms + 200 * len(self._keys) + self._length.nbytes * 2)
 
-    def selected(self, stems: list[str], share: float, max_terms: int, keep: int = 2) -> list[str]:
-        """``stems`` without those most of the scope holds (the rarest ``keep`` always stay), at
-        most ``max_terms`` of the rarest (0: no limit): the SQLite store's rule for FTS5 queries,
-        on this scope's counts."""
-        if share <= 0 or len(stems) <= keep:
-            return stems
-        total = self.documents
-        counts = [self._df.get(s, 0) for s in stems]
-        by_rarity = sorted(range(len(stems)), key=lambda i: counts[i])
-        kept = {i for i in by_rarity if counts[i] <= share * total} | set(by_rarity[:keep])
-        if max_terms:
-            kept = set(sorted(kept, key=lambda i: counts[i])[: max(max_terms, keep)])
-        return [s for i, s in enumerate(stems) if i in kept]
-
     def search(self, stems: list[str], k: int, *, allowed: np.ndarray | None = None) -> dict[Hashable, float]:
         """The ``k`` best memories holding any of ``stems`` (one per query word, in order, as
         the FTS5 query's phrases) by BM25, higher is better; ``allowed``: only these keys."""
@@ -196,8 +183,9 @@ class ScopeKeywords:
             cut = np.partition(-scores[found], k - 1)[k - 1]
             found = found[-scores[found] <= cut]
         keys = self._keys_array()[found]
-        order = np.lexsort((keys, -scores[found]))[:k]
-        return {self._keys[int(found[i])]: float(scores[found[i]]) for i in order}
+        best = scores[found]
+        order = np.lexsort((keys, -best))[:k]
+        return dict(zip(keys[order].tolist(), best[order].tolist()))
 
     def _keys_array(self) -> np.ndarray:
         if self._key_array is None:

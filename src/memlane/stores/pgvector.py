@@ -72,11 +72,6 @@ class Options(BaseModel):
     #: Weight of neighbouring-turn context against the memory text in BM25, as the SQLite
     #: store's (the full-text fallback, ``keyword_index_mb: 0``, maps it to a tsvector label)
     context_weight: float = 1.0
-    #: keyword search leaves out query terms held by more than this share of the scope (see the
-    #: SQLite store's option of the same name); 0 keeps every term
-    common_term_share: float = 0.2
-    #: keyword search uses at most this many query terms, the rarest (0: no limit)
-    max_query_terms: int = 6
     #: In-process keyword index per scope (BM25, as the SQLite store scores it;
     #: memlane.stores.keyword_index), LRU bounded in bytes; 0: PostgreSQL's ts_rank query
     keyword_index_mb: int = 128

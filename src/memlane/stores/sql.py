@@ -186,9 +186,8 @@ class SQLStore(ConversationContext):
             where, params = self._where(scope, filters, exact_scope=exact_scope)
             rows = conn.execute(f"SELECT m.{self.key} AS k FROM {self._t('memories')} m WHERE {where}", params).fetchall()
             allowed = np.fromiter((r["k"] for r in rows), dtype=np.int64, count=len(rows))
-        with entry.lock:
-            kept = entry.selected(stems, self.options.common_term_share, self.options.max_query_terms)
-            return entry.search(kept, candidates, allowed=allowed)
+        with entry.lock:  # every term: see the SQLite store's ``common_term_share``
+            return entry.search(stems, candidates, allowed=allowed)
 
     def _keyword_entry(self, conn: Any, scope: Scope, exact_scope: bool) -> ScopeKeywords:
         """The scope's index at the version ``conn`` sees (or newer): caught up from the change

@@ -56,19 +56,21 @@ class Options(BaseModel):
     #: and SQLite's page cache, per connection (one connection per thread that uses the store).
     mmap_mb: int = 256
     cache_mb: int = 16
-    #: keyword search leaves out query terms held by more than this share of all memories
+    #: The FTS5 query (``keyword_index_mb: 0``) leaves out query terms held by more than this share of all memories
     #: (keeping at least the two rarest): they cost a bm25 score for nearly every memory of a
     #: scope and carry little signal. Measured: a search on 10k real-text memories 10.3 -> 5.3 ms,
     #: LoCoMo dev hybrid recall@10 0.739 -> 0.740 (0.1: 3.7 ms but 0.730). 0 keeps every term.
     common_term_share: float = 0.2
-    #: keyword search uses at most this many query terms, the rarest (0: no limit). A long chat
+    #: The FTS5 query uses at most this many query terms, the rarest (0: no limit). A long chat
     #: message has 10-15 terms whose doclists together cover most of a scope, and every memory
     #: they match costs a bm25 score. Measured: 6 terms, a search's keyword query on 10k
     #: real-text memories 3.9 -> 2.2 ms; LoCoMo dev hybrid recall@10 0.740 either way (4: 0.725).
     max_query_terms: int = 6
     #: In-process keyword index per scope (BM25 as FTS5 scores it, without scoring every match
     #: one row at a time; memlane.stores.keyword_index), LRU bounded in bytes; 0: the FTS5 query.
-    #: Measured on 10k memories sharing a small vocabulary: a search 15.5 -> ~2 ms (bench/README.md).
+    #: It scores every query term (the two rules above are the FTS5 query's: common terms cost
+    #: the index little; LoCoMo dev recall@10 0.791 with every term, 0.786 with the rules on a
+    #: scope's counts). Measured: bench/results/keyword_scoring.md.
     keyword_index_mb: int = 128
 
 
@@ -369,12 +371,12 @@ class SQLiteStore(SQLStore):
                 sims = matrix @ np.asarray(query_vector, dtype=np.float32).reshape(-1)
                 k = min(candidates, len(rowids))
                 top = np.argpartition(-sims, k - 1)[:k] if k < len(rowids) else np.arange(len(rowids))
-                dense = {int(rowids[i]): float(sims[i]) for i in top}
+                dense = dict(zip(rowids[top].tolist(), sims[top].tolist()))
                 if keyword:  # keyword hits outside the dense top-k still get their cosine
                     extra = np.fromiter(keyword.keys() - dense.keys(), dtype=np.int64)
-                    for rowid, pos in zip(extra, np.searchsorted(rowids, extra)):
-                        if pos < len(rowids) and rowids[pos] == rowid:  # (an index a newer write reached may hold more)
-                            dense[int(rowid)] = float(sims[pos])
+                    pos = np.minimum(np.searchsorted(rowids, extra), len(rowids) - 1)
+                    held = rowids[pos] == extra  # (an index that a newer write reached may hold more)
+                    dense.update(zip(extra[held].tolist(), sims[pos[held]].tolist()))
             out.dense, out.keyword = dense, keyword
         return out
 
