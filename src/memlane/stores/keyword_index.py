@@ -73,6 +73,7 @@ class ScopeKeywords:
         self._tokens = 0.0
         self._dead = 0
         self._norm: np.ndarray | None = None
+        self._parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # stem -> _saturated's answer
         self._key_array: np.ndarray | None = None
 
     # -- changes ----------------------------------------------------------------------------
@@ -104,6 +105,7 @@ class ScopeKeywords:
             postings.append(slot, f)
             self._df[t] = self._df.get(t, 0) + 1
         self._norm = self._key_array = None
+        self._parts = {}
 
     def remove(self, key: Hashable) -> None:
         slot = self._slot_of.pop(key, None)
@@ -117,6 +119,7 @@ class ScopeKeywords:
             self._df[t] -= 1
         self._dead += 1
         self._norm = self._key_array = None
+        self._parts = {}
         if self._dead > 1000 and self._dead > len(self._slot_of):
             self._compact()
 
@@ -158,34 +161,48 @@ class ScopeKeywords:
         if not stems or not docs or k <= 0:
             return {}
         n_slots = len(self._keys)
-        if self._norm is None:
-            avgdl = self._tokens / docs
-            self._norm = K1 * (1 - B + B * self._length[:n_slots] / avgdl)
-        norm = self._norm
         scores = np.zeros(n_slots, np.float64)
         matched = np.zeros(n_slots, bool)
         for stem in stems:
-            postings = self._postings.get(stem)
             df = self._df.get(stem, 0)
-            if postings is None or df == 0:
+            if df == 0:
                 continue
             idf = math.log((docs - df + 0.5) / (df + 0.5))
             if idf <= 0.0:
                 idf = 1e-6
-            slots, weights = postings.slots[: postings.n], postings.weights[: postings.n]
-            scores[slots] += idf * ((weights * (K1 + 1.0)) / (weights + norm[slots]))
+            slots, saturated = self._saturated(stem)
+            scores[slots] += idf * saturated
             matched[slots] = True
         matched &= self._alive[:n_slots]
         found = np.flatnonzero(matched)
+        keys = self._keys_array()
         if allowed is not None and len(found):
-            found = found[np.isin(self._keys_array()[found], allowed)]
-        if len(found) > k:  # the k best, ties at the cut broken by key as an ordered query would
-            cut = np.partition(-scores[found], k - 1)[k - 1]
-            found = found[-scores[found] <= cut]
-        keys = self._keys_array()[found]
+            found = found[np.isin(keys[found], allowed)]
+        if len(found) > k:  # the k best; ties at the cut go to the smallest keys, as an ordered query's
+            negative = -scores[found]
+            cut = np.partition(negative, k - 1)[k - 1]
+            better, tied = found[negative < cut], found[negative == cut]
+            need = k - len(better)
+            if len(tied) > need:
+                tied = tied[np.argpartition(keys[tied], need - 1)[:need]]
+            found = np.concatenate([better, tied])
         best = scores[found]
-        order = np.lexsort((keys, -best))[:k]
-        return dict(zip(keys[order].tolist(), best[order].tolist()))
+        order = np.lexsort((keys[found], -best))
+        return dict(zip(keys[found[order]].tolist(), best[order].tolist()))
+
+    def _saturated(self, stem: str) -> tuple[np.ndarray, np.ndarray]:
+        """The term's slots and BM25's term-frequency part for each, ``f (k1 + 1) / (f + k1 (1
+        - b + b D / avgdl))``: kept until a change moves the average length or the postings."""
+        postings = self._postings[stem]
+        cached = self._parts.get(stem)
+        if cached is not None and len(cached[0]) == postings.n:
+            return cached
+        if self._norm is None:
+            self._norm = K1 * (1 - B + B * self._length[: len(self._keys)] / (self._tokens / self.documents))
+        slots, weights = postings.slots[: postings.n], postings.weights[: postings.n]
+        part = (slots, (weights * (K1 + 1.0)) / (weights + self._norm[slots]))
+        self._parts[stem] = part
+        return part
 
     def _keys_array(self) -> np.ndarray:
         if self._key_array is None:
