@@ -107,6 +107,47 @@ class ScopeKeywords:
         self._norm = self._key_array = None
         self._parts = {}
 
+    def put_many(self, docs: Sequence[tuple[Hashable, Sequence[str], Sequence[str], int]]) -> None:
+        """``put`` for each of ``docs``; into an empty index, with each term's postings built in
+        one go (a 10k-memory scope: ~9x faster than one ``put`` at a time)."""
+        if self._slot_of:
+            for doc in docs:
+                self.put(*doc)
+            return
+        self.clear()
+        w = self.context_weight
+        slots_of: dict[str, list[int]] = {}
+        weights_of: dict[str, list[float]] = {}
+        lengths: list[float] = []
+        for slot, (key, memory, context, ids) in enumerate(docs):
+            terms: dict[str, float] = {}
+            for t in memory:
+                terms[t] = terms.get(t, 0.0) + 1.0
+            for t in context:
+                terms[t] = terms.get(t, 0.0) + w
+            for t, f in terms.items():
+                found = slots_of.get(t)
+                if found is None:
+                    slots_of[t], weights_of[t] = [slot], [f]
+                else:
+                    found.append(slot)
+                    weights_of[t].append(f)
+            lengths.append(float(len(memory) + len(context) + ids))
+            self._slot_of[key] = slot
+            self._keys.append(key)
+            self._doc_terms.append(terms)
+        for t, slots in slots_of.items():
+            postings = self._postings[t] = _Postings()
+            postings.slots, postings.weights = np.array(slots, np.int64), np.array(weights_of[t], np.float64)
+            postings.n = len(slots)
+            self._df[t] = len(slots)
+        size = max(16, len(lengths))
+        self._length = np.zeros(size, np.float64)
+        self._length[: len(lengths)] = lengths
+        self._alive = np.zeros(size, bool)
+        self._alive[: len(lengths)] = True
+        self._tokens = float(sum(lengths))
+
     def remove(self, key: Hashable) -> None:
         slot = self._slot_of.pop(key, None)
         if slot is None:

@@ -240,8 +240,7 @@ class SQLStore(ConversationContext):
     @staticmethod
     def _put_rows(entry: ScopeKeywords, rows: list[tuple[Any, str, str, int]]) -> None:
         tokens = fts5_tokens().tokens_of([text for _, memory, context, _ in rows for text in (memory, context)])
-        for i, (key, _, _, ids) in enumerate(rows):
-            entry.put(key, tokens[2 * i], tokens[2 * i + 1], ids)
+        entry.put_many([(key, tokens[2 * i], tokens[2 * i + 1], ids) for i, (key, _, _, ids) in enumerate(rows)])
 
     def _make_outbox(self, **dialect: Any) -> SQLOutbox:
         return SQLOutbox(self._t("outbox"), self._write, mark=self.mark, read=self._read, **dialect)
