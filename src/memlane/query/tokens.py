@@ -22,7 +22,8 @@ import sqlite3
 import threading
 from typing import Iterable, Sequence
 
-_ASCII_WORD = re.compile(r"[a-z0-9]+")
+#: an ASCII text's tokens, before stemming, are exactly this pattern's matches in its lower case
+ASCII_WORD = re.compile(r"[a-z0-9]+")
 #: distinct words (and non-ASCII stretches) remembered; past this the memo starts again
 MAX_REMEMBERED = 500_000
 
@@ -55,11 +56,11 @@ class FTS5Tokens:
     def _parts(text: str) -> list[str]:
         """ASCII words, and non-ASCII stretches marked with a leading NUL (FTS5 tokenises those)."""
         if text.isascii():
-            return _ASCII_WORD.findall(text.lower())
+            return ASCII_WORD.findall(text.lower())
         parts: list[str] = []
         for stretch in text.split():
             if stretch.isascii():
-                parts.extend(_ASCII_WORD.findall(stretch.lower()))
+                parts.extend(ASCII_WORD.findall(stretch.lower()))
             else:
                 parts.append("\x00" + stretch)
         return parts

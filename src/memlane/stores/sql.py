@@ -24,7 +24,7 @@ from memlane.query.tokens import fts5_tokens
 from memlane.records import HistoryEvent, MemoryRecord, Scope
 from memlane.stores.base import scope_where
 from memlane.stores.conversation import ConversationContext
-from memlane.stores.keyword_index import KeywordIndexes, ScopeKeywords
+from memlane.stores.keyword_index import Context, KeywordIndexes, ScopeKeywords
 from memlane.stores.outbox import SQLOutbox
 
 #: a catch-up reads at most this many scope versions of the change journal; further behind, the
@@ -219,28 +219,41 @@ class SQLStore(ConversationContext):
             where, params = self._where(scope, None, exact_scope=exact_scope)
             clause, values = self._in(f"m.{self.key}", keys)
             found = self._keyword_rows(conn, f"{where} AND {clause}", params + values)
-            present = {k for k, *_ in found}
+            present = {row[0] for row in found}
             for key in keys:
                 if key not in present:
                     entry.remove(key)
-            self._put_rows(entry, found)
+            for key, memory, context, ids, _ in found:
+                entry.put(key, memory, context, ids)
         return True
 
     def _rebuild(self, conn: Any, entry: ScopeKeywords, scope: Scope, exact_scope: bool) -> None:
+        """The scope's index from its rows. A context that is its neighbours' texts joined (as
+        ``ConversationContext`` writes them) is indexed from their tokens, not tokenised again."""
         where, params = self._where(scope, None, exact_scope=exact_scope)
-        entry.clear()
-        self._put_rows(entry, self._keyword_rows(conn, where, params))
+        rows = sorted(self._keyword_rows(conn, where, params), key=lambda r: (r[4], r[0]))
+        contexts: list[Context] = []
+        for i, (_, _, context, _, scope_key) in enumerate(rows):
+            before = i - 1 if i and rows[i - 1][4] == scope_key else None
+            after = i + 1 if i + 1 < len(rows) and rows[i + 1][4] == scope_key else None
+            if not context:
+                contexts.append(())
+            elif before is not None and after is not None and context == f"{rows[before][1]} {rows[after][1]}":
+                contexts.append((before, after))
+            elif before is not None and context == rows[before][1]:
+                contexts.append((before,))
+            elif after is not None and context == rows[after][1]:
+                contexts.append((after,))
+            else:
+                contexts.append(context)
+        entry.build([r[0] for r in rows], [r[1] for r in rows], contexts, [r[3] for r in rows])
 
-    def _keyword_rows(self, conn: Any, where: str, params: list[Any]) -> list[tuple[Any, str, str, int]]:
-        rows = conn.execute(f"SELECT m.{self.key} AS k, m.memory, m.context, m.user_id, m.agent_id, m.run_id"
+    def _keyword_rows(self, conn: Any, where: str, params: list[Any]) -> list[tuple[Any, str, str, int, str]]:
+        """``(key, memory, context, scope id count, scope_key)`` of the memories ``where`` selects."""
+        rows = conn.execute(f"SELECT m.{self.key} AS k, m.memory, m.context, m.user_id, m.agent_id, m.run_id, m.scope_key"
                             f" FROM {self._t('memories')} m WHERE {where}", params).fetchall()
         return [(r["k"], r["memory"], r["context"] or "", (r["user_id"] is not None) + (r["agent_id"] is not None)
-                 + (r["run_id"] is not None)) for r in rows]
-
-    @staticmethod
-    def _put_rows(entry: ScopeKeywords, rows: list[tuple[Any, str, str, int]]) -> None:
-        tokens = fts5_tokens().tokens_of([text for _, memory, context, _ in rows for text in (memory, context)])
-        entry.put_many([(key, tokens[2 * i], tokens[2 * i + 1], ids) for i, (key, _, _, ids) in enumerate(rows)])
+                 + (r["run_id"] is not None), r["scope_key"]) for r in rows]
 
     def _make_outbox(self, **dialect: Any) -> SQLOutbox:
         return SQLOutbox(self._t("outbox"), self._write, mark=self.mark, read=self._read, **dialect)
