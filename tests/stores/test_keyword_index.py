@@ -195,3 +195,22 @@ def test_writes_from_another_process_reach_the_index(make_memory: Callable[..., 
     expected = CORPUS[:2] + ["The grinder was repaired under warranty, no refund"] + CORPUS[3:7] + CORPUS[8:] \
         + ["Asked the shop about a refund for stale beans"]
     assert after == fts5_reference(expected)
+
+
+def test_many_rewrites_compact_the_index_to_what_a_fresh_build_scores() -> None:
+    from memlane.stores.keyword_index import ScopeKeywords
+
+    texts = {k: f"{CORPUS[k % len(CORPUS)]} number {k}" for k in range(1, 1501)}
+    index = ScopeKeywords(0.5)
+    index.build(list(texts), list(texts.values()), ["coffee context"] * len(texts), [1] * len(texts))
+    for k in [*range(1, 1501), *range(1, 301)]:  # each rewrite leaves a dead slot until the index compacts
+        texts[k] = f"rewritten {CORPUS[(k + 3) % len(CORPUS)]} café {k} {k % 7}"
+        index.put(k, texts[k], "coffee context", 1)
+    index.remove(1500)
+    del texts[1500]
+    assert len(index._keys) < 1500 + 1800, "compacted"
+    fresh = ScopeKeywords(0.5)
+    fresh.build(list(texts), list(texts.values()), ["coffee context"] * len(texts), [1] * len(texts))
+    for query in (["grinder", "refund"], ["cafe", "coffe"], ["rewritten", "number", "1499"]):
+        got, want = index.search(query, 50), fresh.search(query, 50)
+        assert {k: round(v, 9) for k, v in got.items()} == {k: round(v, 9) for k, v in want.items()}
