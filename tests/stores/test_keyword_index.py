@@ -135,6 +135,29 @@ def test_a_dropped_or_evicted_index_is_rebuilt_from_the_store(make_memory: Calla
     assert "Asked the shop about a refund for stale beans" in squeezed[QUERIES[-1]]
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "pgvector"], indirect=True)
+def test_a_big_scope_is_built_in_the_background_and_searched_meanwhile(make_memory: Callable[..., Memory], tmp_path: Path,
+                                                                       store_config: Any, fts5_reference: Any) -> None:
+    import time
+
+    section = store_config(tmp_path / "big.db")
+    section["config"]["keyword_index_inline_rows"] = 3  # ten memories count as a big scope here
+    memory = make_memory(tmp_path / "big.db", vector_store=section)
+    memory.add(CORPUS, user_id="alice", infer=False)
+    meanwhile = keyword_scores(memory, QUERIES[0], user_id="alice")
+    assert "The refund for the broken grinder arrived in May" in meanwhile, "the full-text query answers meanwhile"
+    entry = indexes(memory)._entries[(False, "alice", None, None)]
+    assert memory.store._builder is not None, "built by the store's builder thread"  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while (entry.building or entry.version is None) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert entry.version is not None and entry.documents == len(CORPUS)
+    assert {q: keyword_scores(memory, q, user_id="alice") for q in QUERIES} == fts5_reference(CORPUS)
+    memory.add(["Asked the shop about a refund for stale beans"], user_id="alice", infer=False)
+    assert "Asked the shop about a refund for stale beans" in keyword_scores(memory, QUERIES[-1], user_id="alice")
+    assert entry.documents == len(CORPUS) + 1, "caught up inline from the journal, not rebuilt"
+
+
 WRITER = """
 import json, sys
 from memlane import Memory

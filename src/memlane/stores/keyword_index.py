@@ -71,6 +71,8 @@ class ScopeKeywords:
         self.context_weight = float(context_weight)
         self.version: int | None = None
         self.lock = threading.Lock()
+        #: queued for (or being) built in the background; searches use the full-text query meanwhile
+        self.building = False
         self.clear()
 
     def clear(self) -> None:

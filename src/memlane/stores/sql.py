@@ -11,6 +11,9 @@ and keeps only what is truly its own (search, writes with their indexes, migrati
 from __future__ import annotations
 
 import json
+import logging
+import queue
+import threading
 import uuid
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Iterator, Sequence
@@ -34,6 +37,9 @@ JOURNAL_KEEP = 512
 #: a write touching more memories than this journals only that it happened (a big import): the
 #: indexes of its scopes are rebuilt rather than caught up row by row
 JOURNAL_MAX_ROWS = 2000
+
+
+log = logging.getLogger(__name__)
 
 
 def version_keys(user_id: str | None, agent_id: str | None, run_id: str | None) -> list[str]:
@@ -90,6 +96,10 @@ class SQLStore(ConversationContext):
     #: the in-process keyword indexes (``memlane.stores.keyword_index``); None: the store's own
     #: full-text query scores keywords
     _keywords: KeywordIndexes | None = None
+    #: the thread that builds big scopes' indexes, and its queue
+    _builder: threading.Thread | None = None
+    _builder_lock = threading.Lock()
+    _builds: queue.Queue[Any]
 
     # -- what a subclass supplies ------------------------------------------------------------
 
@@ -182,6 +192,8 @@ class SQLStore(ConversationContext):
             return {}
         stems = [t for tokens in fts5_tokens().tokens_of(words) for t in tokens]
         entry = self._keyword_entry(conn, scope, exact_scope)
+        if entry is None:
+            return None
         if filters is not None and allowed is None:
             where, params = self._where(scope, filters, exact_scope=exact_scope)
             rows = conn.execute(f"SELECT m.{self.key} AS k FROM {self._t('memories')} m WHERE {where}", params).fetchall()
@@ -189,23 +201,69 @@ class SQLStore(ConversationContext):
         with entry.lock:  # every term: see the SQLite store's ``common_term_share``
             return entry.search(stems, candidates, allowed=allowed)
 
-    def _keyword_entry(self, conn: Any, scope: Scope, exact_scope: bool) -> ScopeKeywords:
+    def _keyword_entry(self, conn: Any, scope: Scope, exact_scope: bool) -> ScopeKeywords | None:
         """The scope's index at the version ``conn`` sees (or newer): caught up from the change
-        journal when it is complete since the index's version, else rebuilt from the rows."""
+        journal when it is complete since the index's version, else rebuilt from the rows; for
+        a scope of more than ``keyword_index_inline_rows`` memories, rebuilt in the background
+        (a 10k-memory real-text scope: ~0.6 s) and None until then."""
         assert self._keywords is not None
         first = version_keys(scope.user_id, scope.agent_id, scope.run_id)[0]  # every change in scope bumps it
         row = conn.execute(self._sql("SELECT version FROM {t}scope_versions WHERE key = ?"), (first,)).fetchone()
         current = int(row["version"]) if row else 0
         cache_key = (exact_scope, scope.user_id, scope.agent_id, scope.run_id)
         entry = self._keywords.entry(cache_key)
+        if entry.building:
+            return None
         with entry.lock:
             if entry.version is not None and entry.version >= current:
                 return entry  # current, or newer than this snapshot (another thread caught it up)
-            if entry.version is None or current - entry.version > MAX_CATCH_UP or not self._catch_up(conn, entry, scope, exact_scope, first, current):
+            if entry.version is not None and current - entry.version <= MAX_CATCH_UP \
+                    and self._catch_up(conn, entry, scope, exact_scope, first, current):
+                entry.version = current
+            elif self._scope_size(conn, scope, exact_scope) <= self.options.keyword_index_inline_rows:
                 self._rebuild(conn, entry, scope, exact_scope)
-            entry.version = current
+                entry.version = current
+            else:  # a big scope: built beside the searches, which use the full-text query meanwhile
+                entry.building = True
+                self._build_later(cache_key, entry, scope, exact_scope)
+                return None
         self._keywords.account(cache_key, entry)
         return entry
+
+    def _scope_size(self, conn: Any, scope: Scope, exact_scope: bool) -> int:
+        """The scope's memories, counted up to just past ``keyword_index_inline_rows``."""
+        where, params = self._where(scope, None, exact_scope=exact_scope)
+        limit = int(self.options.keyword_index_inline_rows) + 1
+        return int(conn.execute(f"SELECT count(*) AS n FROM (SELECT 1 FROM {self._t('memories')} m WHERE {where} LIMIT {limit}) x",
+                                params).fetchone()["n"])
+
+    def _build_later(self, cache_key: Any, entry: ScopeKeywords, scope: Scope, exact_scope: bool) -> None:
+        """Queue a scope's index for the store's builder thread (started on first use)."""
+        with self._builder_lock:
+            if self._builder is None or not self._builder.is_alive():
+                self._builder = threading.Thread(target=self._build_loop, name="memlane-keyword-index", daemon=True)
+                self._builder.start()
+            self._builds.put((cache_key, entry, scope, exact_scope))
+
+    def _build_loop(self) -> None:
+        """Build queued indexes one at a time, each from one read of its scope: the version first,
+        then the rows (rows newer than the version are read again by the next catch-up)."""
+        assert self._keywords is not None
+        while True:
+            cache_key, entry, scope, exact_scope = self._builds.get()
+            try:
+                with self._read("building a keyword index") as conn:
+                    first = version_keys(scope.user_id, scope.agent_id, scope.run_id)[0]
+                    row = conn.execute(self._sql("SELECT version FROM {t}scope_versions WHERE key = ?"), (first,)).fetchone()
+                    with entry.lock:
+                        self._rebuild(conn, entry, scope, exact_scope)
+                        entry.version = int(row["version"]) if row else 0
+                self._keywords.account(cache_key, entry)
+            except Exception as exc:  # noqa: BLE001 - the next search of the scope queues it again
+                log.warning("building the keyword index of a scope failed: %s", exc)
+                entry.version = None
+            finally:
+                entry.building = False
 
     def _catch_up(self, conn: Any, entry: ScopeKeywords, scope: Scope, exact_scope: bool, first: str, current: int) -> bool:
         """Re-read the memories the journal lists since ``entry.version``; False if it has a gap."""
