@@ -130,7 +130,8 @@ def main() -> None:
         sys.path.insert(0, str(ROOT / "bench"))
         import keyword_scoring
 
-        sys.argv = [sys.argv[0], "--cases", "unselective", "--queries", str(args.queries)]
+        sys.argv = [sys.argv[0], "--cases", "unselective", "--queries", str(args.queries),
+                    "--out", str(ROOT / "bench" / "results" / "search_latency_unselective.md")]
         keyword_scoring.main()
         return
     if args.backends:
