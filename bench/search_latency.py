@@ -6,7 +6,8 @@ Cases: 1k, 10k, 100k memories in one scope; 1M memories spread over 1k scopes (1
 
     python bench/search_latency.py [--sizes 1000,10000,100000] [--million] [--queries 200]
 
-With ``--backends sqlite,pgvector,qdrant`` it measures those stores instead (through
+With ``--unselective`` it measures the SYNTHETIC store of memories sharing a small vocabulary
+(bench/keyword_scoring.py). With ``--backends sqlite,pgvector,qdrant`` it measures those stores instead (through
 ``backend_latency.py``: clustered vectors, dense recall@10 of each store's vector search
 against exact cosine in the same run) and writes ``results/search_latency_backends.md``:
 
@@ -121,7 +122,18 @@ def main() -> None:
     parser.add_argument("--backends", help="e.g. sqlite,pgvector,qdrant: compare stores (see the module docstring)")
     parser.add_argument("--million-backends", default="sqlite,pgvector",
                         help="stores for the 1M case (qdrant's local mode scans every point in Python)")
+    parser.add_argument("--unselective", action="store_true",
+                        help="SYNTHETIC 10k memories from a 56-word vocabulary: Memory.search with the FTS5 query against the"
+                             " in-process keyword index (bench/keyword_scoring.py's case)")
     args = parser.parse_args()
+    if args.unselective:
+        sys.path.insert(0, str(ROOT / "bench"))
+        import keyword_scoring
+
+        sys.argv = [sys.argv[0], "--cases", "unselective", "--queries", str(args.queries),
+                    "--out", str(ROOT / "bench" / "results" / "search_latency_unselective.md")]
+        keyword_scoring.main()
+        return
     if args.backends:
         compare_backends(args)
         return

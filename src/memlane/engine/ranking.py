@@ -7,6 +7,7 @@ keyword index is strong.
 
 from __future__ import annotations
 
+import heapq
 import re
 from dataclasses import dataclass, replace
 from typing import Hashable, Mapping
@@ -30,8 +31,9 @@ class Ranked:
     hybrid: float | None = None
 
 
-def fuse(found: Candidates, settings: RetrievalConfig) -> list[Ranked]:
-    """Score every candidate and sort, best first.
+def fuse(found: Candidates, settings: RetrievalConfig, limit: int | None = None) -> list[Ranked]:
+    """Score every candidate and sort, best first; ``limit``: only the best that many (the
+    same first ones; a search reads only a prefix, and building the rest cost it ~0.2 ms).
 
     ``weighted``: ``(1-w) * max(cosine, 0) + w * bm25 / max_bm25``. The dense part is absolute,
     so ``threshold`` keeps a stable meaning; the keyword part is scaled by the best keyword
@@ -51,9 +53,12 @@ def fuse(found: Candidates, settings: RetrievalConfig) -> list[Ranked]:
             d = max(found.dense.get(key) or 0.0, 0.0)
             k = found.keyword.get(key, 0.0) / best if best > 0 else 0.0
             scores[key] = (1.0 - w) * d + w * k
-    ranked = [Ranked(key, score, found.dense.get(key), found.keyword.get(key)) for key, score in scores.items()]
-    ranked.sort(key=lambda r: (-r.score, str(r.key)))
-    return ranked
+    def order(key: Hashable) -> tuple[float, str]:
+        return -scores[key], str(key)
+
+    best_keys = sorted(scores, key=order) if limit is None or limit >= len(scores) else heapq.nsmallest(limit, scores, key=order)
+    dense, keyword = found.dense, found.keyword
+    return [Ranked(key, scores[key], dense.get(key), keyword.get(key)) for key in best_keys]
 
 
 def may_name_someone(query: str) -> bool:

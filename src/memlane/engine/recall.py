@@ -83,13 +83,14 @@ class Recall:
         embedded = time.perf_counter()
         settings = self.config.retrieval
         found = self.store.search(scope, parsed, vector, query, max(settings.candidates, n))
-        ranked = fuse(found, settings)
+        reach = self.reranking.window(n) if self.reranking is not None and request.rerank is not False else 0
+        pool_size = max(3 * n, 30, reach)  # what a bonus can lift into the top n (or the reranker's window)
+        ranked = fuse(found, settings, limit=pool_size)  # only ever read up to the pool (or n <= pool)
         period = period_in(query, lambda: self._latest_time(scope)) if settings.time_bonus else None
         records: dict[Any, MemoryRecord] = {}
         words = shipped_word_vectors() if settings.alignment_weight else None
         if words is not None or period is not None or (settings.speaker_bonus and may_name_someone(query)):
-            reach = self.reranking.window(n) if self.reranking is not None and request.rerank is not False else 0
-            pool = ranked[: max(3 * n, 30, reach)]  # what a bonus can lift into the top n (or the reranker's window)
+            pool = ranked[:pool_size]
             records = self.store.fetch([r.key for r in pool])
             aligned = None
             if words is not None:

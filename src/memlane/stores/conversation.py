@@ -58,10 +58,12 @@ class ConversationContext:
             f" ORDER BY {self.key} {order} LIMIT 2"), (scope_key, key)).fetchall()
         return rows[-1]["k"] if rows else key
 
-    def _refresh_contexts(self, conn: Any, positions: Iterable[tuple[str, Any]]) -> None:
+    def _refresh_contexts(self, conn: Any, positions: Iterable[tuple[str, Any]]) -> set[tuple[str, Any]]:
         """Recompute the context of the memories at and around each touched position: one read
         of each scope's stretch from two memories before the first position to two after the
-        last (a batch of adds is one stretch), then an update where a context changed."""
+        last (a batch of adds is one stretch), then an update where a context changed. Returns
+        the ``(scope_key, key)`` of the memories whose context changed."""
+        changed: set[tuple[str, Any]] = set()
         by_scope: dict[str, set[Any]] = {}
         for scope_key, key in positions:
             by_scope.setdefault(scope_key, set()).add(key)
@@ -82,3 +84,5 @@ class ConversationContext:
                 context = " ".join(n["memory"] for n in around if close_in_time(n["created_at"], row["created_at"]))
                 if (context or None) != (row["context"] or None):
                     self._set_context(conn, row["k"], row["memory"], context or None)
+                    changed.add((scope_key, row["k"]))
+        return changed

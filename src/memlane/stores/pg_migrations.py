@@ -131,3 +131,14 @@ def m008_outbox_bounds_and_learnt(store: PgVectorStore, conn: Any) -> None:
         CREATE TABLE {s}.outbox_learnt (id text PRIMARY KEY, idempotency_key text, learnt_at double precision NOT NULL);
         CREATE INDEX outbox_learnt_key ON {s}.outbox_learnt (idempotency_key) WHERE idempotency_key IS NOT NULL;
         CREATE INDEX outbox_learnt_time ON {s}.outbox_learnt (learnt_at)""")
+
+
+@migration
+def m009_scope_versions_and_changes(store: PgVectorStore, conn: Any) -> None:
+    """A version per user/agent/run id, bumped by every write that touches it, and which
+    memories each version changed (see SQLite's m002 and m012): an in-process keyword index
+    knows when another instance wrote to its scope and re-reads just those memories."""
+    s = store.s
+    execute_all(conn, f"""CREATE TABLE IF NOT EXISTS {s}.scope_versions (key text PRIMARY KEY, version bigint NOT NULL, rewrites bigint NOT NULL DEFAULT 0);
+        CREATE TABLE IF NOT EXISTS {s}.scope_changes (key text NOT NULL, version bigint NOT NULL, row_key bigint NOT NULL,
+            PRIMARY KEY (key, version, row_key))""")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
 import re
 import threading
 import uuid
@@ -36,7 +37,8 @@ from memlane.stores.outbox import OutboxItem
 from memlane.stores.scope_locks import ScopeLocks
 from memlane.stores.pg_filters import compile_filter
 from memlane.stores.pg_migrations import migrate
-from memlane.stores.sql import SQLStore, mapped_errors, record_from_row
+from memlane.stores.keyword_index import KeywordIndexes
+from memlane.stores.sql import SQLStore, mapped_errors, record_from_row, version_keys
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _VECTOR_SCOPE_COLUMNS = "user_id text, agent_id text, run_id text, scope_key text NOT NULL"
@@ -68,7 +70,16 @@ class Options(BaseModel):
     #: ``maintenance_work_mem`` for building the HNSW index after a bulk load; a build whose graph
     #: outgrows it gets much slower (1M 384-dim vectors need about 2 GB)
     index_build_memory_mb: int = 1024
-    context_weight: float = 0.4
+    #: Weight of neighbouring-turn context against the memory text in BM25, as the SQLite
+    #: store's (the full-text fallback, ``keyword_index_mb: 0``, maps it to a tsvector label)
+    context_weight: float = 1.0
+    #: In-process keyword index per scope (BM25, as the SQLite store scores it;
+    #: memlane.stores.keyword_index), LRU bounded in bytes; 0: PostgreSQL's ts_rank query
+    keyword_index_mb: int = 128
+    #: A scope's index is built inline, in the search that needs it, up to this many memories;
+    #: a bigger scope's in the background (a 10k-memory real-text scope: ~0.6 s here), its
+    #: searches using the full-text query until it is ready.
+    keyword_index_inline_rows: int = 2000
 
 
 def _lock_key(scope: Scope) -> int:
@@ -111,6 +122,10 @@ class PgVectorStore(SQLStore):
         self._held = threading.local()
         #: in-process locks per scope, dropped when unused (the advisory lock is the cross-process one)
         self._scope_locks = ScopeLocks(None)
+        mb = o.keyword_index_mb
+        self._keywords = KeywordIndexes(mb * 1024 * 1024, o.context_weight) if mb > 0 else None
+        self._builds = queue.Queue()
+        self._builder_lock = threading.Lock()
         self._bootstrap()
         self._pool = ConnectionPool(self._conninfo, min_size=o.min_connections, max_size=o.max_connections,
                                     kwargs={"row_factory": dict_row, "autocommit": False}, configure=self._configure,
@@ -285,7 +300,12 @@ class PgVectorStore(SQLStore):
                 touched |= self._touched_by(conn, results[-1], before)
             results.extend(self._add_many(conn, adds, actor_id))
             touched |= self._positions(conn, [a.record.id for a in results if a.event == "ADD"])
-            self._refresh_contexts(conn, touched)
+            touched |= self._refresh_contexts(conn, touched)
+            changed = [a for a in results if a.event != "NONE"]
+            ids_of = {a.record.scope.key: version_keys(a.record.user_id, a.record.agent_id, a.record.run_id) for a in changed}
+            keys = {k for ks in ids_of.values() for k in ks}
+            self._bump(conn, keys, set())
+            self._journal(conn, keys, touched, ids_of)
             if track_sync:
                 touched = sorted({a.record.id for a in results if a.event != "NONE"})
                 conn.cursor().executemany(f"INSERT INTO {self.s}.vector_sync (memory_id) VALUES (%s) ON CONFLICT DO NOTHING",
@@ -374,10 +394,15 @@ class PgVectorStore(SQLStore):
         with self._tx("deleting memories") as conn:
             ids = [r["id"] for r in conn.execute(f"SELECT m.id FROM {self.s}.memories m WHERE {where}", params)]
             positions = self._positions(conn, ids)
+            ids_of: dict[str, list[str]] = {}
             for done, memory_id in enumerate(ids, 1):
-                self._delete(conn, Change("DELETE", MemoryRecord(id=memory_id, memory="", hash="")), actor_id)
+                gone = self._delete(conn, Change("DELETE", MemoryRecord(id=memory_id, memory="", hash="")), actor_id)
+                ids_of[gone.record.scope.key] = version_keys(gone.record.user_id, gone.record.agent_id, gone.record.run_id)
                 tell_progress(progress, done, len(ids))
-            self._refresh_contexts(conn, positions)
+            refreshed = self._refresh_contexts(conn, positions)
+            keys = {k for ks in ids_of.values() for k in ks}
+            self._bump(conn, keys, keys)
+            self._journal(conn, keys, positions | refreshed, ids_of)
         return len(ids)
 
     def reset(self) -> None:
@@ -385,7 +410,12 @@ class PgVectorStore(SQLStore):
         with self._tx("resetting the store") as conn:
             # the vectors table stays (other instances may be searching it); it is emptied with its
             # memories and rebuilt at the next bind, possibly for another model
-            conn.execute(f"TRUNCATE {s}.memories, {s}.history, {s}.outbox, {s}.store_info, {s}.vector_sync, {s}.outbox_learnt CASCADE")
+            conn.execute(f"TRUNCATE {s}.memories, {s}.history, {s}.outbox, {s}.store_info, {s}.vector_sync, {s}.outbox_learnt,"
+                         f" {s}.scope_changes CASCADE")
+            # versions only ever grow, so no in-process index from before the reset matches again
+            conn.execute(f"UPDATE {s}.scope_versions SET version = version + 1, rewrites = rewrites + 1")
+        if self._keywords is not None:
+            self._keywords.clear()
         self._dims = None
 
     # -- reads ---------------------------------------------------------------------------------------
@@ -396,7 +426,8 @@ class PgVectorStore(SQLStore):
                            *, exact_scope: bool = False) -> dict[Any, float]:
         where, params = self._where(scope, filters, exact_scope=exact_scope)
         with self._tx("searching memories") as conn:
-            return self._keyword(conn, where, params, query_text, candidates)
+            found = self._indexed_keywords(conn, scope, filters, query_text, candidates, exact_scope=exact_scope)
+            return found if found is not None else self._keyword(conn, where, params, query_text, candidates)
 
     def _keyword(self, conn: Any, where: str, params: list[Any], query_text: str, candidates: int) -> dict[Any, float]:
         terms = query_terms(query_text)
@@ -433,7 +464,8 @@ class PgVectorStore(SQLStore):
             rows = conn.execute(f"SELECT m.rid, 1 - ({vec} <=> %s) AS sim FROM {source} WHERE {where} ORDER BY {order} LIMIT %s",
                                 [q, *params, q, candidates]).fetchall()
             out.dense = {r["rid"]: float(r["sim"]) for r in rows}
-            out.keyword = self._keyword(conn, where, params, query_text, candidates)
+            found = self._indexed_keywords(conn, scope, filters, query_text, candidates, exact_scope=exact_scope)
+            out.keyword = found if found is not None else self._keyword(conn, where, params, query_text, candidates)
             if out.keyword:
                 missing = [rid for rid in out.keyword if rid not in out.dense]
                 if missing:  # keyword hits outside the dense top-k still get their cosine

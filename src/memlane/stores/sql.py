@@ -11,6 +11,9 @@ and keeps only what is truly its own (search, writes with their indexes, migrati
 from __future__ import annotations
 
 import json
+import logging
+import queue
+import threading
 import uuid
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Iterator, Sequence
@@ -19,10 +22,29 @@ import numpy as np
 
 from memlane.errors import EmbedderMismatchError, StoreError
 from memlane.query.filters import Filter
+from memlane.query.keywords import query_terms
+from memlane.query.tokens import fts5_tokens
 from memlane.records import HistoryEvent, MemoryRecord, Scope
 from memlane.stores.base import scope_where
 from memlane.stores.conversation import ConversationContext
+from memlane.stores.keyword_index import Context, KeywordIndexes, ScopeKeywords
 from memlane.stores.outbox import SQLOutbox
+
+#: a catch-up reads at most this many scope versions of the change journal; further behind, the
+#: index is rebuilt (the journal keeps ``JOURNAL_KEEP`` versions a key, pruned every 64)
+MAX_CATCH_UP = 256
+JOURNAL_KEEP = 512
+#: a write touching more memories than this journals only that it happened (a big import): the
+#: indexes of its scopes are rebuilt rather than caught up row by row
+JOURNAL_MAX_ROWS = 2000
+
+
+log = logging.getLogger(__name__)
+
+
+def version_keys(user_id: str | None, agent_id: str | None, run_id: str | None) -> list[str]:
+    """The ``scope_versions`` keys of a memory (or of a search scope): one per id it has."""
+    return [f"{p}:{v}" for p, v in (("u", user_id), ("a", agent_id), ("r", run_id)) if v]
 
 
 @contextmanager
@@ -71,6 +93,13 @@ class SQLStore(ConversationContext):
     _dims: int | None = None
     #: the store's validated options (``embedding_model_dims`` is checked at bind)
     options: Any
+    #: the in-process keyword indexes (``memlane.stores.keyword_index``); None: the store's own
+    #: full-text query scores keywords
+    _keywords: KeywordIndexes | None = None
+    #: the thread that builds big scopes' indexes, and its queue
+    _builder: threading.Thread | None = None
+    _builder_lock = threading.Lock()
+    _builds: queue.Queue[Any]
 
     # -- what a subclass supplies ------------------------------------------------------------
 
@@ -118,6 +147,171 @@ class SQLStore(ConversationContext):
         if applied.event == "DELETE" or (applied.event == "UPDATE" and applied.previous_memory != applied.record.memory):
             return before
         return set()
+
+    # -- versions and the change journal: what keeps in-process indexes in step -------------------
+
+    def _bump(self, conn: Any, keys: set[str], rewritten: set[str]) -> None:
+        """Version every touched scope key; count a rewrite where a vector changed or went away."""
+        conn.cursor().executemany(self._sql(
+            "INSERT INTO {t}scope_versions AS sv (key, version, rewrites) VALUES (?, 1, ?)"
+            " ON CONFLICT (key) DO UPDATE SET version = sv.version + 1, rewrites = sv.rewrites + excluded.rewrites"),
+            [(k, int(k in rewritten)) for k in sorted(keys | rewritten)])
+
+    def _journal(self, conn: Any, keys: set[str], rows: set[tuple[str, Any]], ids_of: dict[str, list[str]]) -> None:
+        """After ``_bump`` in the same transaction: note, under each bumped key's new version,
+        the memories whose keyword text (memory or context) changed. ``rows`` are their
+        ``(scope_key, key)``; ``ids_of`` maps a scope_key to its version keys. Every bumped
+        version gets a row (key 0: nothing to re-read), so a reader can tell a complete journal
+        from a gap (a reset, a pruned stretch, a big import) and rebuild instead."""
+        if not keys:
+            return
+        clause, params = self._in("key", sorted(keys))
+        versions = {r["key"]: int(r["version"]) for r in conn.execute(
+            f"SELECT key, version FROM {self._t('scope_versions')} WHERE {clause}", params).fetchall()}
+        entries = {(k, versions[k], 0) for k in keys if k in versions}
+        if len(rows) <= JOURNAL_MAX_ROWS:
+            for scope_key, row in rows:
+                entries.update((k, versions[k], row) for k in ids_of.get(scope_key, ()) if k in versions)
+        conn.cursor().executemany(self._sql("INSERT INTO {t}scope_changes (key, version, row_key) VALUES (?, ?, ?)"
+                                            " ON CONFLICT DO NOTHING"), sorted(entries))
+        old = [(k, v - JOURNAL_KEEP) for k, v in versions.items() if v % 64 == 0 and v > JOURNAL_KEEP]
+        if old:
+            conn.cursor().executemany(self._sql("DELETE FROM {t}scope_changes WHERE key = ? AND version <= ?"), old)
+
+    # -- keyword scoring from the in-process index ----------------------------------------------
+
+    def _indexed_keywords(self, conn: Any, scope: Scope, filters: Filter | None, query_text: str, candidates: int, *,
+                          exact_scope: bool, allowed: np.ndarray | None = None) -> dict[Any, float] | None:
+        """BM25 candidates from the scope's in-process index, brought up to date first; None
+        when there is none (turned off, or a scope with no id): the caller queries its own
+        full-text index. ``allowed``: the keys that pass ``filters``, when the caller has them."""
+        if self._keywords is None or scope.is_empty():
+            return None
+        words = query_terms(query_text)
+        if not words:
+            return {}
+        stems = [t for tokens in fts5_tokens().tokens_of(words) for t in tokens]
+        entry = self._keyword_entry(conn, scope, exact_scope)
+        if entry is None:
+            return None
+        if filters is not None and allowed is None:
+            where, params = self._where(scope, filters, exact_scope=exact_scope)
+            rows = conn.execute(f"SELECT m.{self.key} AS k FROM {self._t('memories')} m WHERE {where}", params).fetchall()
+            allowed = np.fromiter((r["k"] for r in rows), dtype=np.int64, count=len(rows))
+        with entry.lock:  # every term: see the SQLite store's ``common_term_share``
+            return entry.search(stems, candidates, allowed=allowed)
+
+    def _keyword_entry(self, conn: Any, scope: Scope, exact_scope: bool) -> ScopeKeywords | None:
+        """The scope's index at the version ``conn`` sees (or newer): caught up from the change
+        journal when it is complete since the index's version, else rebuilt from the rows; for
+        a scope of more than ``keyword_index_inline_rows`` memories, rebuilt in the background
+        (a 10k-memory real-text scope: ~0.6 s) and None until then."""
+        assert self._keywords is not None
+        first = version_keys(scope.user_id, scope.agent_id, scope.run_id)[0]  # every change in scope bumps it
+        row = conn.execute(self._sql("SELECT version FROM {t}scope_versions WHERE key = ?"), (first,)).fetchone()
+        current = int(row["version"]) if row else 0
+        cache_key = (exact_scope, scope.user_id, scope.agent_id, scope.run_id)
+        entry = self._keywords.entry(cache_key)
+        if entry.building:
+            return None
+        with entry.lock:
+            if entry.version is not None and entry.version >= current:
+                return entry  # current, or newer than this snapshot (another thread caught it up)
+            if entry.version is not None and current - entry.version <= MAX_CATCH_UP \
+                    and self._catch_up(conn, entry, scope, exact_scope, first, current):
+                entry.version = current
+            elif self._scope_size(conn, scope, exact_scope) <= self.options.keyword_index_inline_rows:
+                self._rebuild(conn, entry, scope, exact_scope)
+                entry.version = current
+            else:  # a big scope: built beside the searches, which use the full-text query meanwhile
+                entry.building = True
+                self._build_later(cache_key, entry, scope, exact_scope)
+                return None
+        self._keywords.account(cache_key, entry)
+        return entry
+
+    def _scope_size(self, conn: Any, scope: Scope, exact_scope: bool) -> int:
+        """The scope's memories, counted up to just past ``keyword_index_inline_rows``."""
+        where, params = self._where(scope, None, exact_scope=exact_scope)
+        limit = int(self.options.keyword_index_inline_rows) + 1
+        return int(conn.execute(f"SELECT count(*) AS n FROM (SELECT 1 FROM {self._t('memories')} m WHERE {where} LIMIT {limit}) x",
+                                params).fetchone()["n"])
+
+    def _build_later(self, cache_key: Any, entry: ScopeKeywords, scope: Scope, exact_scope: bool) -> None:
+        """Queue a scope's index for the store's builder thread (started on first use)."""
+        with self._builder_lock:
+            if self._builder is None or not self._builder.is_alive():
+                self._builder = threading.Thread(target=self._build_loop, name="memlane-keyword-index", daemon=True)
+                self._builder.start()
+            self._builds.put((cache_key, entry, scope, exact_scope))
+
+    def _build_loop(self) -> None:
+        """Build queued indexes one at a time, each from one read of its scope: the version first,
+        then the rows (rows newer than the version are read again by the next catch-up)."""
+        assert self._keywords is not None
+        while True:
+            cache_key, entry, scope, exact_scope = self._builds.get()
+            try:
+                with self._read("building a keyword index") as conn:
+                    first = version_keys(scope.user_id, scope.agent_id, scope.run_id)[0]
+                    row = conn.execute(self._sql("SELECT version FROM {t}scope_versions WHERE key = ?"), (first,)).fetchone()
+                    with entry.lock:
+                        self._rebuild(conn, entry, scope, exact_scope)
+                        entry.version = int(row["version"]) if row else 0
+                self._keywords.account(cache_key, entry)
+            except Exception as exc:  # noqa: BLE001 - the next search of the scope queues it again
+                log.warning("building the keyword index of a scope failed: %s", exc)
+                entry.version = None
+            finally:
+                entry.building = False
+
+    def _catch_up(self, conn: Any, entry: ScopeKeywords, scope: Scope, exact_scope: bool, first: str, current: int) -> bool:
+        """Re-read the memories the journal lists since ``entry.version``; False if it has a gap."""
+        assert entry.version is not None
+        rows = conn.execute(self._sql("SELECT version, row_key FROM {t}scope_changes WHERE key = ? AND version > ?"),
+                            (first, entry.version)).fetchall()
+        if len({int(r["version"]) for r in rows if int(r["version"]) <= current}) != current - entry.version:
+            return False
+        keys = sorted({r["row_key"] for r in rows if r["row_key"]})
+        if keys:
+            where, params = self._where(scope, None, exact_scope=exact_scope)
+            clause, values = self._in(f"m.{self.key}", keys)
+            found = self._keyword_rows(conn, f"{where} AND {clause}", params + values)
+            present = {row[0] for row in found}
+            for key in keys:
+                if key not in present:
+                    entry.remove(key)
+            for key, memory, context, ids, _ in found:
+                entry.put(key, memory, context, ids)
+        return True
+
+    def _rebuild(self, conn: Any, entry: ScopeKeywords, scope: Scope, exact_scope: bool) -> None:
+        """The scope's index from its rows. A context that is its neighbours' texts joined (as
+        ``ConversationContext`` writes them) is indexed from their tokens, not tokenised again."""
+        where, params = self._where(scope, None, exact_scope=exact_scope)
+        rows = sorted(self._keyword_rows(conn, where, params), key=lambda r: (r[4], r[0]))
+        contexts: list[Context] = []
+        for i, (_, _, context, _, scope_key) in enumerate(rows):
+            before = i - 1 if i and rows[i - 1][4] == scope_key else None
+            after = i + 1 if i + 1 < len(rows) and rows[i + 1][4] == scope_key else None
+            if not context:
+                contexts.append(())
+            elif before is not None and after is not None and context == f"{rows[before][1]} {rows[after][1]}":
+                contexts.append((before, after))
+            elif before is not None and context == rows[before][1]:
+                contexts.append((before,))
+            elif after is not None and context == rows[after][1]:
+                contexts.append((after,))
+            else:
+                contexts.append(context)
+        entry.build([r[0] for r in rows], [r[1] for r in rows], contexts, [r[3] for r in rows])
+
+    def _keyword_rows(self, conn: Any, where: str, params: list[Any]) -> list[tuple[Any, str, str, int, str]]:
+        """``(key, memory, context, scope id count, scope_key)`` of the memories ``where`` selects."""
+        rows = conn.execute(f"SELECT m.{self.key} AS k, m.memory, m.context, m.user_id, m.agent_id, m.run_id, m.scope_key"
+                            f" FROM {self._t('memories')} m WHERE {where}", params).fetchall()
+        return [(r["k"], r["memory"], r["context"] or "", (r["user_id"] is not None) + (r["agent_id"] is not None)
+                 + (r["run_id"] is not None), r["scope_key"]) for r in rows]
 
     def _make_outbox(self, **dialect: Any) -> SQLOutbox:
         return SQLOutbox(self._t("outbox"), self._write, mark=self.mark, read=self._read, **dialect)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
 import sqlite3
 import threading
 import uuid
@@ -34,7 +35,8 @@ from memlane.records import MemoryRecord, Scope, utc_now
 from memlane.stores.base import Applied, Candidates, Change, Progress, tell_progress
 from memlane.stores.outbox import OutboxItem
 from memlane.stores.scope_locks import ScopeLocks, remove_per_scope_files
-from memlane.stores.sql import SQLStore, mapped_errors, record_from_row
+from memlane.stores.keyword_index import KeywordIndexes
+from memlane.stores.sql import SQLStore, mapped_errors, record_from_row, version_keys as _version_keys
 from memlane.stores.sqlite_filters import compile_filter
 from memlane.stores.sqlite_migrations import migrate
 from memlane.stores.vector_cache import ScopeVectors, VectorCache
@@ -55,24 +57,30 @@ class Options(BaseModel):
     #: and SQLite's page cache, per connection (one connection per thread that uses the store).
     mmap_mb: int = 256
     cache_mb: int = 16
-    #: keyword search leaves out query terms held by more than this share of all memories
+    #: The FTS5 query (``keyword_index_mb: 0``) leaves out query terms held by more than this share of all memories
     #: (keeping at least the two rarest): they cost a bm25 score for nearly every memory of a
     #: scope and carry little signal. Measured: a search on 10k real-text memories 10.3 -> 5.3 ms,
     #: LoCoMo dev hybrid recall@10 0.739 -> 0.740 (0.1: 3.7 ms but 0.730). 0 keeps every term.
     common_term_share: float = 0.2
-    #: keyword search uses at most this many query terms, the rarest (0: no limit). A long chat
+    #: The FTS5 query uses at most this many query terms, the rarest (0: no limit). A long chat
     #: message has 10-15 terms whose doclists together cover most of a scope, and every memory
     #: they match costs a bm25 score. Measured: 6 terms, a search's keyword query on 10k
     #: real-text memories 3.9 -> 2.2 ms; LoCoMo dev hybrid recall@10 0.740 either way (4: 0.725).
     max_query_terms: int = 6
+    #: In-process keyword index per scope (BM25 as FTS5 scores it, without scoring every match
+    #: one row at a time; memlane.stores.keyword_index), LRU bounded in bytes; 0: the FTS5 query.
+    #: It scores every query term (the two rules above are the FTS5 query's: common terms cost
+    #: the index little; LoCoMo dev recall@10 0.791 with every term, 0.786 with the rules on a
+    #: scope's counts). Measured: bench/results/keyword_scoring.md.
+    keyword_index_mb: int = 128
+    #: A scope's index is built inline, in the search that needs it, up to this many memories;
+    #: a bigger scope's in the background (a 10k-memory real-text scope: ~0.6 s here), its
+    #: searches using the full-text query until it is ready.
+    keyword_index_inline_rows: int = 2000
 
 
 def _scope_token(field: str, value: str) -> str:
     return field[0] + hashlib.sha1(value.encode()).hexdigest()[:20]
-
-
-def _version_keys(user_id: str | None, agent_id: str | None, run_id: str | None) -> list[str]:
-    return [f"{p}:{v}" for p, v in (("u", user_id), ("a", agent_id), ("r", run_id)) if v]
 
 
 def _scope_tokens(record: MemoryRecord) -> str:
@@ -114,6 +122,10 @@ class SQLiteStore(SQLStore):
         self._dims: int | None = None
         self._vectors = VectorCache(self.options.vector_cache_mb * 1024 * 1024)
         self._term_counts: dict[str, tuple[int, int]] = {}  # stem -> (memories holding it, max rowid then)
+        mb = self.options.keyword_index_mb
+        self._keywords = KeywordIndexes(mb * 1024 * 1024, self.options.context_weight) if mb > 0 else None
+        self._builds = queue.Queue()
+        self._builder_lock = threading.Lock()
         self._keeper = self._connect()  # keeps an in-memory database alive; runs migrations
         with _mapped("migrating the schema"):
             migrate(self._keeper)
@@ -215,28 +227,21 @@ class SQLiteStore(SQLStore):
                 before = self._positions(db, [change.record.id]) if change.event != "ADD" else set()
                 results.append(handler(db, change, actor_id))
                 touched |= self._touched_by(db, results[-1], before)
-            self._refresh_contexts(db, touched)
+            touched |= self._refresh_contexts(db, touched)
             if track_sync:
                 db.executemany("INSERT OR IGNORE INTO vector_sync (memory_id) VALUES (?)",
                                [(i,) for i in sorted({a.record.id for a in results if a.event != "NONE"})])
             changed = [a for a in results if a.event != "NONE"]
             rewritten = [a for a in changed if a.event == "DELETE" or (a.event == "UPDATE" and a.previous_memory != a.record.memory)]
-            self._bump(db, {k for a in changed for k in _version_keys(a.record.user_id, a.record.agent_id, a.record.run_id)},
-                       {k for a in rewritten for k in _version_keys(a.record.user_id, a.record.agent_id, a.record.run_id)})
+            ids_of = {a.record.scope.key: _version_keys(a.record.user_id, a.record.agent_id, a.record.run_id) for a in changed}
+            keys = {k for ks in ids_of.values() for k in ks}
+            self._bump(db, keys, {k for a in rewritten for k in _version_keys(a.record.user_id, a.record.agent_id, a.record.run_id)})
+            self._journal(db, keys, touched, ids_of)
         return results
 
     def _set_context(self, conn: sqlite3.Connection, key: Any, memory: str, context: str | None) -> None:
         conn.execute("UPDATE memories SET context = ? WHERE rowid = ?", (context, key))
         conn.execute("UPDATE memories_fts SET context = ? WHERE rowid = ?", (context or "", key))
-
-    @staticmethod
-    def _bump(db: sqlite3.Connection, keys: set[str], rewritten: set[str]) -> None:
-        """Version every touched scope key; count a rewrite where a vector changed or went away."""
-        db.executemany(
-            "INSERT INTO scope_versions (key, version, rewrites) VALUES (?, 1, ?)"
-            " ON CONFLICT (key) DO UPDATE SET version = version + 1, rewrites = rewrites + excluded.rewrites",
-            [(k, int(k in rewritten)) for k in sorted(keys | rewritten)],
-        )
 
     def _add(self, db: sqlite3.Connection, change: Change, actor_id: str | None) -> Applied:
         r = change.record
@@ -308,13 +313,15 @@ class SQLiteStore(SQLStore):
         with self._write("deleting memories") as db:
             ids = [row[0] for row in db.execute(f"SELECT m.id FROM memories m WHERE {where}", params)]
             positions = self._positions(db, ids)
-            touched: set[str] = set()
+            ids_of: dict[str, list[str]] = {}
             for done, memory_id in enumerate(ids, 1):
                 gone = self._delete(db, Change("DELETE", MemoryRecord(id=memory_id, memory="", hash="")), actor_id)
-                touched.update(_version_keys(gone.record.user_id, gone.record.agent_id, gone.record.run_id))
+                ids_of[gone.record.scope.key] = _version_keys(gone.record.user_id, gone.record.agent_id, gone.record.run_id)
                 tell_progress(progress, done, len(ids))
-            self._refresh_contexts(db, positions)
+            refreshed = self._refresh_contexts(db, positions)
+            touched = {k for ks in ids_of.values() for k in ks}
             self._bump(db, touched, touched)
+            self._journal(db, touched, positions | refreshed, ids_of)
         return len(ids)
 
     def bulk_load(self) -> ContextManager[None]:
@@ -323,11 +330,14 @@ class SQLiteStore(SQLStore):
 
     def reset(self) -> None:
         with self._write("resetting the store") as db:
-            for table in ("memories", "vectors", "memories_fts", "history", "store_info", "outbox", "outbox_learnt", "vector_sync"):
+            for table in ("memories", "vectors", "memories_fts", "history", "store_info", "outbox", "outbox_learnt", "vector_sync",
+                          "scope_changes"):
                 db.execute(f"DELETE FROM {table}")
             # versions only ever grow, so no cached matrix from before the reset can match again
             db.execute("UPDATE scope_versions SET version = version + 1, rewrites = rewrites + 1")
         self._vectors.clear()
+        if self._keywords is not None:
+            self._keywords.clear()
         self._dims = None
 
     # -- reads ---------------------------------------------------------------------------------
@@ -358,18 +368,22 @@ class SQLiteStore(SQLStore):
                 matching = np.fromiter((r[0] for r in db.execute(f"SELECT m.rowid FROM memories m WHERE {where}", params)), dtype=np.int64)
                 positions = np.searchsorted(cached.rowids, np.sort(matching))
                 rowids, matrix = cached.rowids[positions], cached.matrix[positions]
-            keyword = self._keyword(db, scope, where, params, query_text, candidates,
-                                    tokens_suffice=filters is None and not exact_scope)
+            keyword = self._indexed_keywords(db, scope, filters, query_text, candidates, exact_scope=exact_scope,
+                                             allowed=None if filters is None else rowids)
+            if keyword is None:
+                keyword = self._keyword(db, scope, where, params, query_text, candidates,
+                                        tokens_suffice=filters is None and not exact_scope)
             dense: dict[int, float] = {}
             if len(rowids):
                 sims = matrix @ np.asarray(query_vector, dtype=np.float32).reshape(-1)
                 k = min(candidates, len(rowids))
                 top = np.argpartition(-sims, k - 1)[:k] if k < len(rowids) else np.arange(len(rowids))
-                dense = {int(rowids[i]): float(sims[i]) for i in top}
+                dense = dict(zip(rowids[top].tolist(), sims[top].tolist()))
                 if keyword:  # keyword hits outside the dense top-k still get their cosine
                     extra = np.fromiter(keyword.keys() - dense.keys(), dtype=np.int64)
-                    for rowid, pos in zip(extra, np.searchsorted(rowids, extra)):
-                        dense[int(rowid)] = float(sims[pos])
+                    pos = np.minimum(np.searchsorted(rowids, extra), len(rowids) - 1)
+                    held = rowids[pos] == extra  # (an index that a newer write reached may hold more)
+                    dense.update(zip(extra[held].tolist(), sims[pos[held]].tolist()))
             out.dense, out.keyword = dense, keyword
         return out
 
@@ -379,6 +393,9 @@ class SQLiteStore(SQLStore):
                            *, exact_scope: bool = False) -> dict[Any, float]:
         where, params = self._where(scope, filters, exact_scope=exact_scope)
         with self._snapshot("searching memories") as db:
+            found = self._indexed_keywords(db, scope, filters, query_text, candidates, exact_scope=exact_scope)
+            if found is not None:
+                return found
             return self._keyword(db, scope, where, params, query_text, candidates,
                                  tokens_suffice=filters is None and not exact_scope)
 

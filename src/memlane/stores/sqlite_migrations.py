@@ -193,3 +193,14 @@ def m011_outbox_bounds_and_learnt(db: sqlite3.Connection) -> None:
         CREATE INDEX outbox_learnt_key ON outbox_learnt (idempotency_key) WHERE idempotency_key IS NOT NULL;
         CREATE INDEX outbox_learnt_time ON outbox_learnt (learnt_at)
         """)
+
+
+@migration
+def m012_scope_changes(db: sqlite3.Connection) -> None:
+    """Which memories each scope version changed (their text or context), written by the write
+    that bumps the version: an in-process keyword index catches up from it (re-reading those
+    rows) instead of rebuilding a scope's whole index after another process wrote to it."""
+    execute_all(db, """
+        CREATE TABLE IF NOT EXISTS scope_changes (key TEXT NOT NULL, version INTEGER NOT NULL, row_key INTEGER NOT NULL,
+            PRIMARY KEY (key, version, row_key)) WITHOUT ROWID
+        """)
