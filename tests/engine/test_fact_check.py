@@ -93,3 +93,36 @@ def test_the_check_can_be_turned_off(make_memory: Callable[..., Memory], upstrea
     upstream.handler = suggestions_too
     result = memory.add([{"role": "user", "content": SEED}, {"role": "assistant", "content": SUGGESTED}], user_id="alice")
     assert len(result["results"]) == 4
+
+
+def test_advice_and_the_answer_to_the_users_question_are_not_the_users_facts() -> None:
+    """Issue 25's 1.5B model turned the user's questions and the assistant's answers into facts."""
+    seattle = check("What's the weather usually like in Seattle in November?", "Seattle in November is cool and rainy, with highs around 10°C.")
+    assert seattle.reason("Seattle in November is cool and rainy") == fact_check.ANSWER
+    sugar = check("I have type 1 diabetes. Remind me, what is a normal fasting blood sugar?",
+                  "For most adults, a normal fasting level is between 70 and 99 mg/dL.")
+    assert sugar.reason("Normal fasting blood sugar is between 70 and 99 mg/dL") == fact_check.ANSWER
+    assert sugar.reason("Has type 1 diabetes") is None, "the user's own fact beside the question is kept"
+    visit = check("Do you think I should visit her in summer or autumn?", "Autumn is quieter and cooler.")
+    assert visit.reason("Should visit her in autumn") == fact_check.SUGGESTION
+    assert check("How do I make a pivot table in Excel?", "Select your data...").reason("How to make a pivot table in Excel") == fact_check.QUESTION
+    hounds = check("Actually, Pepper is a basset hound, not a beagle.", "Basset hounds are calm dogs. They do well in apartments.")
+    assert hounds.reason("Basset hounds are calm dogs") == fact_check.SUGGESTION
+    assert hounds.reason("Pepper is a basset hound") is None
+
+
+@pytest.mark.parametrize("fact", ["Good morning!", "Haha thanks", "You're sweet", "Thanks, glad to help"])
+def test_pleasantries_are_small_talk(fact: str) -> None:
+    assert check("Good morning! Haha thanks, you're sweet.", "Anytime!").reason(fact) in (fact_check.SMALL_TALK, fact_check.SUGGESTION)
+
+
+def test_the_users_birthday_and_age_are_kept() -> None:
+    c = check("I turned 40 yesterday!", "Happy birthday! Forty is a great milestone; maybe plan a weekend getaway.")
+    assert c.reason("Turned 40 yesterday") is None and c.reason("Is 40 years old") is None
+    assert c.reason("Plan a weekend getaway") == fact_check.SUGGESTION
+
+
+def test_a_fact_naming_the_users_thing_in_the_assistants_word_is_kept_after_a_question() -> None:
+    c = check("I have a pup named Pepper, which food is best for him?", "For a dog like Pepper, a puppy formula is best.")
+    assert c.reason("Has a dog named Pepper") is None
+    assert c.reason("Puppy formula is best") == fact_check.ANSWER

@@ -139,7 +139,7 @@ def test_the_learner_counts_the_facts_it_dropped_by_reason(memory: Memory, upstr
         status = learner.status()
     finally:
         learner.stop()
-    assert status["dropped"] == {"suggestion": 1, "question": 1} and status["events"]["ADD"] == 1
+    assert status["dropped"] == {"answer": 1, "question": 1} and status["events"]["ADD"] == 1
     assert memories(memory, "alice") == ["Has a dog named Pepper"]
 
 

@@ -258,7 +258,7 @@ def test_recent_chats_show_the_facts_learning_dropped_and_why(server: LiveServer
     assert wait_until(lambda: "dropped" in api.get("/ui/chats").text, 30)
     page = html.unescape(api.get("/ui/chats").text)
     assert "ADD" in page and "Loves hiking" in page
-    assert "dropped: suggestion · Golden Gate Park trails are a good place to go" in page
+    assert "dropped: answer · Golden Gate Park trails are a good place to go" in page
     assert "dropped: question · Where can I hike?" in page
     assert [m["memory"] for m in api.get("/v1/memories", params={"user_id": "carol"}).json()["results"]] == ["Loves hiking"]
 

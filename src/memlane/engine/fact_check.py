@@ -8,11 +8,14 @@ learns it back. So every extracted fact is checked against the conversation it c
 words, before it can reach the store; what is dropped is counted with its reason and shown where
 learning is shown (the learner's status, the recall log, ``/ui/chats``).
 
-The word test is deliberately one-sided: a fact is dropped as the assistant's only when most of
-its content words occur in the assistant's turns and not in the user's, and more of them do so
-than occur in the user's. A paraphrase of the user ("Does not eat meat" from "I'm vegetarian")
-shares words with neither and is kept; a suggestion the user took up ("I'll try the chana
-masala") has its words in the user's turn and is kept.
+The word tests are one-sided: a fact is dropped as the assistant's when at least half of its
+content words occur in the assistant's turns and not in the user's (and no fewer than occur in
+the user's), or when it is written as advice ("Should ...", "Try ..."); when the user asked a
+question, a fact holding more than a third of its words, or a number, only the answer used
+restates the answer (general knowledge: "Seattle in November is cool and rainy"). A paraphrase of the user ("Does not eat meat" from
+"I'm vegetarian") shares words with neither and is kept; a suggestion the user took up ("I'll
+try the chana masala") has its words in the user's turn and is kept. Questions ("How to make a
+pivot table") and pleasantries ("Good morning", "Haha thanks") are not facts either.
 """
 
 from __future__ import annotations
@@ -26,18 +29,31 @@ from memlane.query.keywords import STOPWORDS
 
 #: why a fact was not learnt
 SUGGESTION = "suggestion"
+#: the assistant's answer to the user's question, restated (general knowledge)
+ANSWER = "answer"
+SMALL_TALK = "small_talk"
 QUESTION = "question"
 TOO_LONG = "too_long"
 MALFORMED = "malformed"
 EXAMPLE = "example"
-REASONS = (SUGGESTION, QUESTION, TOO_LONG, MALFORMED, EXAMPLE)
+REASONS = (SUGGESTION, ANSWER, SMALL_TALK, QUESTION, TOO_LONG, MALFORMED, EXAMPLE)
 
-_WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
+#: content words of three letters or more, and numbers (an answer's "70 to 99" is its own)
+_WORD = re.compile(r"[^\W\d_]{3,}|\d+", re.UNICODE)
+#: how advice starts, and how a question does: neither is a fact about the user
+_ADVICE = re.compile(r"^(?:should|try|consider|could|might|maybe|perhaps|you|your|let's|don't forget)\b", re.IGNORECASE)
+_QUESTION_WORD = re.compile(r"^(?:how|what|why|when|where|who|whom|which|whether)\b", re.IGNORECASE)
+#: the words greetings, thanks and pleasantries are made of
+SMALL_TALK_WORDS = frozenset("""hello hey good morning afternoon evening night thank thanks haha lol sweet welcome bye
+    goodbye nice great cool okay sure yes yeah sorry please cheers awesome glad happy kind lovely help anytime""".split())
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 #: what a model copies from a prompt's description of the answer instead of answering
 _PLACEHOLDER = re.compile(r"ADD\s*\|\s*UPDATE|UPDATE\s*\|\s*DELETE|^\W*(?:fact|\.\.\.|…|text|string)\W*$", re.IGNORECASE)
 #: a share of a fact's words: "most of them"
 MOST = 0.5
+#: after a question, a fact with more than this share of words only the answer used restates it
+#: (one word in three is the model naming the user's thing in the assistant's word: "dog" for "pup")
+ANSWERED = 1 / 3
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,7 @@ def roots(text: str) -> set[str]:
     return {root(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS}
 
 
+_SMALL_TALK_ROOTS = {root(w) for w in SMALL_TALK_WORDS}
 _EXAMPLE_ROOTS = roots(" ".join((*prompts.EXAMPLE_TURNS, *prompts.EXAMPLE_FACTS, *prompts.STYLE_FACTS)))
 
 
@@ -75,6 +92,8 @@ class FactCheck:
         said_by_assistant = set().union(*(roots(t["content"]) for t in turns if t.get("role") == "assistant"))
         #: words only the assistant used
         self.assistant_only = said_by_assistant - self.user
+        #: the user asked something: a fact holding words only the answer used restates the answer
+        self.asked = any(t.get("role") == "user" and "?" in t["content"] for t in turns)
         #: words of the prompt's example that this conversation never uses
         self.example_only = _EXAMPLE_ROOTS - self.user - said_by_assistant
 
@@ -85,17 +104,24 @@ class FactCheck:
             return MALFORMED
         if len(text) > self.max_chars:
             return TOO_LONG
-        if text.endswith("?"):
+        if text.endswith("?") or _QUESTION_WORD.match(text):
             return QUESTION
         words = roots(text)
         if not words:
             return None
+        if words <= _SMALL_TALK_ROOTS:
+            return SMALL_TALK
         if len(words & self.example_only) / len(words) >= MOST:
             return EXAMPLE
         if self.user:  # (a conversation of the assistant's turns alone is an agent's memory: no test)
+            if _ADVICE.match(text):
+                return SUGGESTION
+            answered = words & self.assistant_only
+            if self.asked and (len(answered) / len(words) > ANSWERED or any(w.isdigit() for w in answered)):
+                return ANSWER
             from_user = len(words & self.user) / len(words)
             from_assistant = len(words & self.assistant_only) / len(words)
-            if from_assistant >= MOST and from_assistant > from_user:
+            if from_assistant >= MOST and from_assistant >= from_user:
                 return SUGGESTION
         return None
 
