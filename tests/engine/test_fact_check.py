@@ -126,3 +126,11 @@ def test_a_fact_naming_the_users_thing_in_the_assistants_word_is_kept_after_a_qu
     c = check("I have a pup named Pepper, which food is best for him?", "For a dog like Pepper, a puppy formula is best.")
     assert c.reason("Has a dog named Pepper") is None
     assert c.reason("Puppy formula is best") == fact_check.ANSWER
+
+
+def test_a_fact_sharing_words_with_the_prompts_example_is_not_taken_for_a_copy() -> None:
+    """The example speaks of a half marathon and the style line of work: a user's own race and
+    job are not copies of them (the scripted ideal lost both before)."""
+    assert check("The race got moved to April, by the way.", "Thanks for the update!").reason("The half marathon is in April") is None
+    assert check("I started as a data analyst at a startup in Austin.", "Congrats!").reason("Works in Austin") is None
+    assert check("Hi!", "Hello!").reason("Is training for a half marathon in May") == fact_check.EXAMPLE

@@ -111,8 +111,8 @@ class FactCheck:
             return None
         if words <= _SMALL_TALK_ROOTS:
             return SMALL_TALK
-        if len(words & self.example_only) / len(words) >= MOST:
-            return EXAMPLE
+        if words <= _EXAMPLE_ROOTS and len(words & self.example_only) / len(words) >= MOST:
+            return EXAMPLE  # (a copy is made of the example's words only: "Works in Austin" is not one)
         if self.user:  # (a conversation of the assistant's turns alone is an agent's memory: no test)
             if _ADVICE.match(text):
                 return SUGGESTION
