@@ -28,6 +28,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from memlane.testing.loop_thread import LoopThread
+
 Scorer = Callable[[str, str], float]
 
 
@@ -87,9 +89,7 @@ class ScriptedReranker:
         self.requests: list[RerankRequest] = []
         self._queue: deque[RerankReply] = deque()
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: asyncio.AbstractServer | None = None
-        self._thread: threading.Thread | None = None
+        self._loop_thread = LoopThread(self._handle, "scripted-reranker")
 
     @property
     def url(self) -> str:
@@ -131,36 +131,11 @@ class ScriptedReranker:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> ScriptedReranker:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            self._server = loop.run_until_complete(asyncio.start_server(self._handle, self.host, self.port))
-            self.port = self._server.sockets[0].getsockname()[1]
-            ready.set()
-            loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="scripted-reranker", daemon=True)
-        self._thread.start()
-        ready.wait(10)
+        self.port = self._loop_thread.start(self.host, self.port)
         return self
 
     def stop(self) -> None:
-        loop, server = self._loop, self._server
-        if loop is None or server is None:
-            return
-
-        async def shutdown() -> None:
-            server.close()
-            await server.wait_closed()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-        self._loop = self._server = None
+        self._loop_thread.stop()
 
     def __enter__(self) -> ScriptedReranker:
         return self.start()

@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from memlane.testing import messages_wire, responses_wire
+from memlane.testing.loop_thread import LoopThread
 from memlane.testing.sse import Event, Piece, encode, stream_pieces
 from memlane.testing.turns import Protocol, Turn, turns_of
 
@@ -262,9 +263,7 @@ class ScriptedUpstream:
         #: each open connection: its last request, and whether it is still being answered
         self._connections: dict[int, OpenConnection] = {}
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: asyncio.AbstractServer | None = None
-        self._thread: threading.Thread | None = None
+        self._loop_thread = LoopThread(self._serve, "scripted-upstream")
 
     # -- scripting -----------------------------------------------------------------------------
 
@@ -334,42 +333,11 @@ class ScriptedUpstream:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> ScriptedUpstream:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            self._server = loop.run_until_complete(asyncio.start_server(self._serve, self.host, self.port))
-            self.port = self._server.sockets[0].getsockname()[1]
-            ready.set()
-            loop.run_forever()
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="scripted-upstream", daemon=True)
-        self._thread.start()
-        ready.wait(10)
+        self.port = self._loop_thread.start(self.host, self.port)
         return self
 
     def stop(self) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-
-        async def shutdown() -> None:
-            assert self._server is not None
-            self._server.close()
-            current = asyncio.current_task()
-            tasks = [t for t in asyncio.all_tasks() if t is not current]
-            for task in tasks:  # open keep-alive connections
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            loop.stop()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), loop)
-        if self._thread:
-            self._thread.join(5)
-        self._loop = None
+        self._loop_thread.stop()
 
     def __enter__(self) -> ScriptedUpstream:
         return self.start()
