@@ -111,7 +111,8 @@ def test_a_full_slow_lane_refuses_at_once_on_every_way_in_and_holds_no_quick_thr
     add("left", b, timeout=0.5)  # queued behind it, then gone: its place in the queue is given back
     queued = threading.Thread(target=add, args=("queued", b))
     queued.start()
-    time.sleep(0.3)
+    lanes = server.server.config.app.state.projects.lanes  # (waiting on the lane itself, not a fixed sleep: a busy CI machine took longer)
+    assert wait_until(lambda: lanes.status("globex").get("slow_queued") == 1, 10), lanes.status("globex")
 
     refused = httpx.post(server.url + "/v1/memories", headers=b, json=tea)
     assert refused.status_code == 429 and refused.headers["retry-after"].isdigit(), refused.text
