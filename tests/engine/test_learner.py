@@ -34,6 +34,16 @@ def memory(make_memory: Callable[..., Memory], fast_embedder_config: dict[str, A
     return make_memory(embedder=fast_embedder_config)
 
 
+def learn_everything(memory: Memory) -> dict[str, Any]:
+    """Run a learner until the outbox is drained; its status then."""
+    learner = Learner(memory, FAST)
+    try:
+        assert learner.flush(timeout=30)
+        return learner.status()
+    finally:
+        learner.stop()
+
+
 def memories(memory: Memory, user: str) -> list[str]:
     return sorted(r["memory"] for r in memory.get_all(user_id=user)["results"])
 
@@ -133,12 +143,7 @@ def test_the_learner_counts_the_facts_it_dropped_by_reason(memory: Memory, upstr
     memory.enqueue({"scope": {"user_id": "alice"}, "metadata": {}, "model": "m", "messages": [
         {"role": "user", "content": "My dog Pepper needs a walk. Should I buy a harness?"},
         {"role": "assistant", "content": "Beagles love long walks!"}]})
-    learner = Learner(memory, FAST)
-    try:
-        assert learner.flush(timeout=30)
-        status = learner.status()
-    finally:
-        learner.stop()
+    status = learn_everything(memory)
     assert status["dropped"] == {"answer": 1, "question": 1} and status["events"]["ADD"] == 1
     assert memories(memory, "alice") == ["Has a dog named Pepper"]
 
@@ -149,12 +154,7 @@ def test_an_exchange_whose_answers_stay_unusable_is_set_aside_after_two_attempts
     with the model's answer in its reason."""
     upstream.handler = lambda req: Reply.text("Sure! Here are the facts: Likes tea")
     memory.store.outbox.put(exchange("alice", "I like tea"))
-    learner = Learner(memory, FAST)
-    try:
-        assert learner.flush(timeout=30)
-        status = learner.status()
-    finally:
-        learner.stop()
+    status = learn_everything(memory)
     assert status["dead"] == 1 and status["failed_attempts"] == 2 and status["dead_lettered"] == 1
     assert "invalid JSON twice" in status["worker_last_error"]
     assert len(upstream.chat_requests("extract")) == 2 and len(upstream.chat_requests("repair")) == 2, \
