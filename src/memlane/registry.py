@@ -37,6 +37,7 @@ _BUILTIN: dict[str, dict[str, str]] = {
         "sentence_transformers": "memlane.embedders.sentence_transformers:SentenceTransformerEmbedder",
         "huggingface": "memlane.embedders.sentence_transformers:SentenceTransformerEmbedder",
         "openai": "memlane.embedders.openai:OpenAIEmbedder",
+        "onnx": "memlane.embedders.onnx:OnnxEmbedder",
     },
     "llm": {
         "openai": "memlane.llms.openai:OpenAILLM",

