@@ -21,7 +21,8 @@ PROVIDERS = {
     "vector_store": "`sqlite` (default; `path`), `pgvector` (`dsn` or host/port/user/password/dbname, `schema_name`), "
                     "`qdrant` (`host`+`port`, `url`, `path`, `collection_name`, `records`)",
     "embedder": "none given: the store's own MiniLM if it was built with it, else `model2vec` (the shipped static model); "
-                "`sentence_transformers` (MiniLM, `memlane[minilm]`), `openai` (`model`, `base_url`, `api_key`); "
+                "`sentence_transformers` (MiniLM, `memlane[minilm]`), `onnx` (MiniLM as int8 ONNX without torch, `memlane[onnx]`; "
+                "`path`, `tokenizer`, `threads`), `openai` (`model`, `base_url`, `api_key`); "
                 "mem0's names for OpenAI-compatible servers are read as `openai` with their address: `ollama` "
                 "(`ollama_base_url`), `lmstudio` (`lmstudio_base_url`), `vllm` (`vllm_base_url`), `together`, "
                 "`huggingface` with `huggingface_base_url` (TEI), `litellm` (a LiteLLM proxy's `base_url`)",
