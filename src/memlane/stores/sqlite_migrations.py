@@ -204,3 +204,21 @@ def m012_scope_changes(db: sqlite3.Connection) -> None:
         CREATE TABLE IF NOT EXISTS scope_changes (key TEXT NOT NULL, version INTEGER NOT NULL, row_key INTEGER NOT NULL,
             PRIMARY KEY (key, version, row_key)) WITHOUT ROWID
         """)
+
+
+@migration
+def m013_expiry_and_immutable(db: sqlite3.Connection) -> None:
+    """A memory's lifetime, as mem0's Platform add takes it: its ``expiration_date`` as given,
+    the instant that makes (``expires_at``: searches and lists leave it out after it) and
+    ``immutable`` (reconciliation never rewrites it). History rows may say why (``reason``).
+    The partial indexes hold only memories that expire, so asking whether a scope holds an
+    expired one (every search does) reads a few index entries, never the scope's rows."""
+    execute_all(db, """
+        ALTER TABLE memories ADD COLUMN expiration_date TEXT;
+        ALTER TABLE memories ADD COLUMN expires_at TEXT;
+        ALTER TABLE memories ADD COLUMN immutable INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE history ADD COLUMN reason TEXT;
+        CREATE INDEX IF NOT EXISTS memories_expiry_user ON memories (user_id, expires_at) WHERE expires_at IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS memories_expiry_agent ON memories (agent_id, expires_at) WHERE expires_at IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS memories_expiry_run ON memories (run_id, expires_at) WHERE expires_at IS NOT NULL
+        """)
