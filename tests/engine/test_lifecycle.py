@@ -139,6 +139,25 @@ def test_reconciliation_never_deletes_an_immutable_memory(memory: Memory, upstre
     assert memory.get(veg)["memory"] == "Is vegetarian"
 
 
+def test_an_expired_memory_is_not_reconciled_into(memory: Memory, upstream: ScriptedUpstream) -> None:
+    """Learning sees only live memories: an UPDATE of an expired one would hide the new fact
+    behind the old date."""
+    memory.add("Is staying in Paris", user_id="alice", infer=False, expiration_date=day(-1))
+    memory.add("Likes tea", user_id="alice", infer=False)
+    shown: list[str] = []
+
+    def script(req: Any) -> Reply:
+        if req.stage == "extract":
+            return Reply.json({"facts": ["Is staying in Lyon"]})
+        shown.extend(m["text"] for m in req.reconcile_payload["existing_memories"])
+        return Reply.json({"memory": [{"id": "new", "text": "Is staying in Lyon", "event": "ADD"}]})
+
+    upstream.handler = script
+    memory.add("I'm staying in Lyon now.", user_id="alice")
+    assert shown == ["Likes tea"]
+    assert texts(memory.get_all(user_id="alice")) == {"Likes tea", "Is staying in Lyon"}
+
+
 def test_update_refuses_an_immutable_memory_and_delete_removes_it(memory: Memory) -> None:
     veg = memory.add("Is vegetarian", user_id="alice", infer=False, immutable=True)["results"][0]["id"]
     for change in ({"data": "Eats fish"}, {"metadata": {"a": 1}}, {"expiration_date": day(3)}):

@@ -19,6 +19,7 @@ import numpy as np
 
 from memlane.config import MemlaneConfig
 from memlane.engine import inference, prompts
+from memlane.engine.expiry import visible
 from memlane.engine.fact_check import Dropped, FactCheck
 from memlane.engine.foreground import Foreground
 from memlane.engine.identity import Lifetime, content_hash, new_record
@@ -125,9 +126,10 @@ class Learning:
     def _similar_existing(self, scope: Scope, facts: list[str], vectors: np.ndarray,
                           between: Callable[[], None] = lambda: None) -> list[MemoryRecord]:
         keys: dict[Any, None] = {}
+        live = visible(self.store, scope, None, show_expired=False)  # an expired memory is not reconciled into
         for fact, vector in zip(facts, vectors):
             between()
-            found = self.store.search(scope, None, vector, fact, SIMILAR_PER_FACT * 4, exact_scope=True)
+            found = self.store.search(scope, live, vector, fact, SIMILAR_PER_FACT * 4, exact_scope=True)
             keys.update(dict.fromkeys(r.key for r in fuse(found, self.config.retrieval)[:SIMILAR_PER_FACT]))
         records = self.store.fetch(list(keys)[:MAX_EXISTING_SHOWN])
         return [records[k] for k in keys if k in records]

@@ -63,7 +63,7 @@ def import_records(store: MemoryStore, embed: Callable[[Sequence[str]], np.ndarr
             check_text(item["memory"], "memory", limits.max_memory_chars)
             check_metadata(item.get("metadata"), limits.max_metadata_bytes)
             check_expiration_date(item.get("expiration_date"))
-            check_flag(item.get("immutable", False), "immutable")
+            check_flag(False if item.get("immutable") is None else item["immutable"], "immutable")  # mem0's records say false
             check_encodable(item, "the record")
         except ValidationError as exc:
             raise ValidationError(f"record {index}: {exc.message}", param="records", code=exc.code) from None
@@ -81,7 +81,7 @@ def _import_change(item: Mapping[str, Any], vector: np.ndarray) -> Change:
         id=str(item.get("id") or uuid.uuid4()), memory=text, hash=content_hash(text),
         metadata=check_metadata(item.get("metadata")), user_id=item.get("user_id"), agent_id=item.get("agent_id"),
         run_id=item.get("run_id"), created_at=str(item.get("created_at") or now), updated_at=str(item.get("updated_at") or now),
-        expiration_date=check_expiration_date(item.get("expiration_date")), immutable=bool(item.get("immutable", False)),
+        expiration_date=check_expiration_date(item.get("expiration_date")), immutable=bool(item.get("immutable")),
     )
     history = None
     if isinstance(item.get("history"), list) and item["history"]:

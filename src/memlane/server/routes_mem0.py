@@ -42,7 +42,8 @@ def _infer(body: dict[str, Any]) -> bool:
     return infer
 
 
-#: mem0's search and get_all options the engine takes under the same names
+#: mem0's add, search and get_all options the engine takes under the same names
+ADD_OPTIONS = ("expiration_date", "immutable")
 SEARCH_OPTIONS = ("show_expired", "categories", "reference_date", "keyword_search", "fields", "latest_only")
 LIST_OPTIONS = ("show_expired", "categories", "latest_only")
 
@@ -94,7 +95,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         return await (projects.run_slow if infer else projects.run)(  # infer waits on the memory LLM
             project, engine(project).add, body["messages"], **_scope_kwargs(body), metadata=body.get("metadata"),
             filters=body.get("filters"), infer=infer, timestamp=body.get("timestamp"),
-            expiration_date=body.get("expiration_date"), immutable=body.get("immutable", False),
+            **_options(body, ADD_OPTIONS),
         )
 
     @api.post("/v3/memories/", summary="mem0 get_all")
