@@ -53,6 +53,7 @@ class _Unset:
 
 
 UNSET = _Unset()
+
 #: How the bundled MiniLM is recorded in a store (``SentenceTransformerEmbedder.model_id``).
 MINILM_MODEL_ID = "sentence_transformers/all-MiniLM-L6-v2"
 

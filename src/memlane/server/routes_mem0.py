@@ -17,7 +17,7 @@ from memlane.engine.validation import resolve_scope
 from memlane.query.filters import SCOPE_FIELDS
 from memlane.server.errors import APIError
 from memlane.server.limits import Limits
-from memlane.server.routes_memories import rerank_warning, update_memory
+from memlane.server.routes_memories import SEARCH_OPTIONS, rerank_warning, update_memory
 from memlane.server.routes_openai import json_body
 
 ENTITY_TYPES = {"user": "user_id", "agent": "agent_id", "run": "run_id"}
@@ -42,9 +42,8 @@ def _infer(body: dict[str, Any]) -> bool:
     return infer
 
 
-#: mem0's add, search and get_all options the engine takes under the same names
+#: mem0's add and get_all options the engine takes under the same names (search's: SEARCH_OPTIONS)
 ADD_OPTIONS = ("expiration_date", "immutable")
-SEARCH_OPTIONS = ("show_expired", "categories", "reference_date", "keyword_search", "fields", "latest_only")
 LIST_OPTIONS = ("show_expired", "categories", "latest_only")
 
 
