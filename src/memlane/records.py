@@ -14,6 +14,26 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
 
 
+def expiry_instant(expiration_date: str | None) -> str | None:
+    """The instant a memory with this ``expiration_date`` stops being recalled, as stores keep
+    it (``expires_at``, ISO 8601 UTC, so string order is time order): a date (``YYYY-MM-DD``,
+    as mem0's Platform takes it) counts through that whole day in UTC, so its memory goes at the
+    next midnight; a datetime at that instant. None: it never expires, and so does a value that
+    cannot be read (expiry fails open, as mem0's: a bad date never makes a memory vanish)."""
+    if not expiration_date:
+        return None
+    try:
+        if len(expiration_date) == 10:
+            day = _dt.date.fromisoformat(expiration_date)
+            when = _dt.datetime(day.year, day.month, day.day, tzinfo=_dt.timezone.utc) + _dt.timedelta(days=1)
+        else:
+            when = _dt.datetime.fromisoformat(expiration_date.replace("Z", "+00:00"))
+            when = when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return when.astimezone(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
 @dataclass(frozen=True)
 class Scope:
     """Who a memory belongs to. An add's scope is the exact triple; a search matches given ids."""
@@ -54,13 +74,24 @@ class MemoryRecord:
     run_id: str | None = None
     created_at: str = ""
     updated_at: str = ""
+    #: when it stops being recalled, searched and listed (unless asked for): ``YYYY-MM-DD``
+    #: (through that day, UTC) or an ISO 8601 instant in UTC; None: never (see ``expiry_instant``)
+    expiration_date: str | None = None
+    #: never rewritten by reconciliation (a contradicting fact is added beside it) nor by ``update``
+    immutable: bool = False
 
     @property
     def scope(self) -> Scope:
         return Scope(self.user_id, self.agent_id, self.run_id)
 
+    def expired(self, now: str | None = None) -> bool:
+        """Whether its expiration has passed at ``now`` (ISO 8601 UTC; default the current time)."""
+        instant = expiry_instant(self.expiration_date)
+        return instant is not None and instant <= (now or utc_now())
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The contract's shape; ``expiration_date`` and ``immutable`` only on memories that have them."""
+        out: dict[str, Any] = {
             "id": self.id,
             "memory": self.memory,
             "metadata": dict(self.metadata),
@@ -70,6 +101,11 @@ class MemoryRecord:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
+        if self.expiration_date is not None:
+            out["expiration_date"] = self.expiration_date
+        if self.immutable:
+            out["immutable"] = True
+        return out
 
 
 @dataclass
@@ -103,9 +139,13 @@ class HistoryEvent:
     new_memory: str | None
     actor_id: str | None
     created_at: str
+    #: why, when the event is not what it looks like (an ADD made beside an immutable memory
+    #: that reconciliation would have updated or deleted)
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """mem0's shape; ``reason`` only on events that have one."""
+        out: dict[str, Any] = {
             "id": self.id,
             "memory_id": self.memory_id,
             "event": self.event,
@@ -114,3 +154,6 @@ class HistoryEvent:
             "actor_id": self.actor_id,
             "created_at": self.created_at,
         }
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out

@@ -36,6 +36,20 @@ def test_memories_round_trip_on_the_default_store(isolated_env: Path) -> None:
     assert run("memories", "list", "--user", "alice") == {"results": []}
 
 
+def test_memories_add_takes_an_expiry_and_immutable_and_list_hides_expired(isolated_env: Path) -> None:
+    run("memories", "add", "Has a trial plan", "--user", "alice", "--no-infer", "--expires", "2020-01-31")
+    (veg,) = run("memories", "add", "Is vegetarian", "--user", "alice", "--no-infer", "--immutable")["results"]
+    assert [r["memory"] for r in run("memories", "list", "--user", "alice")["results"]] == ["Is vegetarian"]
+    shown = run("memories", "list", "--user", "alice", "--show-expired")["results"]
+    assert {(r["memory"], r.get("expiration_date"), r.get("immutable")) for r in shown} == {
+        ("Has a trial plan", "2020-01-31", None), ("Is vegetarian", None, True)}
+    assert len(run("memories", "search", "plan", "--user", "alice", "--show-expired")["results"]) == 2
+    refused = CliRunner().invoke(cli, ["memories", "update", veg["id"], "Eats fish"])
+    assert refused.exit_code == 1 and "immutable" in refused.output
+    table = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["memories", "list", "--user", "alice", "--show-expired", "--table"]).output
+    assert "expires 2020-01-31" in table and "immutable" in table
+
+
 def test_infer_uses_the_configured_llm(tmp_path: Path, upstream: ScriptedUpstream) -> None:
     config = tmp_path / "memlane.yaml"
     config.write_text(f"llm:\n  provider: openai\n  config:\n    base_url: {upstream.url}\n    model: scripted-model\n")

@@ -115,3 +115,28 @@ def test_a_server_that_is_down_is_named_by_its_url() -> None:
             client.memory.get_all(user_id="alice")
     with pytest.raises(httpx.ConnectError):
         httpx.get(url)  # (nothing listens there)
+
+
+def test_the_memory_lifecycle_is_the_same_in_both_modes(both: list[Memlane]) -> None:
+    """expiration_date, immutable, show_expired, mem0's search options and delete_users, through
+    the engine (embedded) and through the server's REST API (hosted): same answers, same errors."""
+    import datetime as _dt
+
+    yesterday = _dt.date.today() - _dt.timedelta(days=2)
+    for client in both:
+        memory = client.memory
+        old = memory.add("Had a coupon", user_id="alice", infer=False, expiration_date=yesterday)["results"][0]["id"]
+        veg = memory.add("Is vegetarian", user_id="alice", infer=False, immutable=True)["results"][0]["id"]
+        assert [r["memory"] for r in memory.get_all(user_id="alice")["results"]] == ["Is vegetarian"], client.mode
+        assert len(memory.get_all(user_id="alice", show_expired=True)["results"]) == 2, client.mode
+        hits = memory.search("coupon", user_id="alice", show_expired=True, fields=["memory", "expiration_date"])["results"]
+        assert {"memory": "Had a coupon", "expiration_date": yesterday.isoformat()} in hits, client.mode
+        with pytest.raises(memlane.ValidationError, match="immutable"):
+            memory.update(veg, "Eats fish")
+        with pytest.raises(memlane.ValidationError) as refused:
+            memory.search("coupon", user_id="alice", fields=["colour"])
+        assert refused.value.param == "fields", client.mode
+        memory.update(old, expiration_date=None)
+        assert len(memory.get_all(user_id="alice")["results"]) == 2, client.mode
+        assert memory.delete_users(user_id="alice")["deleted"] == 2, client.mode
+        assert memory.get_all(user_id="alice")["results"] == [], client.mode

@@ -58,6 +58,23 @@ def test_without_keys_the_pages_show_what_memlane_knows(server: LiveServer) -> N
     assert api.get("/ui/memories/no-such-id").status_code == 404
 
 
+def test_the_inspector_lists_expired_memories_marked_expired_and_immutable_ones_marked(server: LiveServer) -> None:
+    """A search and a chat leave an expired memory out; the inspector shows it, saying so."""
+    api = httpx.Client(base_url=server.url)
+    gone = add(api, "Has a trial plan", "alice", expiration_date="2020-01-31")
+    add(api, "Has a museum pass", "alice", expiration_date="2999-12-31")
+    veg = add(api, "Is vegetarian", "alice", immutable=True)
+    listed = api.get("/ui/memories", params={"user_id": "alice"}).text
+    assert "Has a trial plan</a> <span class=\"badge expired\">expired</span>" in listed
+    assert "Has a museum pass</a> <span class=\"muted\">expires 2999-12-31</span>" in listed
+    assert "Is vegetarian</a> <span class=\"badge\">immutable</span>" in listed
+    found = api.get("/ui/memories", params={"user_id": "alice", "q": "trial plan"}).text
+    assert "Has a trial plan" in found and "badge expired" in found
+    page = api.get(f"/ui/memories/{gone}").text
+    assert "2020-01-31" in page and "badge expired" in page
+    assert "immutable" in api.get(f"/ui/memories/{veg}").text and "immutable" not in page
+
+
 def test_memories_are_escaped_not_rendered(server: LiveServer) -> None:
     api = httpx.Client(base_url=server.url)
     add(api, "<script>alert('x')</script> likes tea", "mallory")

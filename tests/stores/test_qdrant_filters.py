@@ -43,3 +43,19 @@ def test_substring_and_negations_take_the_exact_sql_ids() -> None:
 def test_keys_qdrant_would_misread_go_through_sql() -> None:
     _, asked = compiled({"odd[key]": "x", "none": None, "ratio": 0.5})
     assert asked == ["odd[key] eq", "none eq", "ratio eq"]
+
+
+def test_expiry_leaves_out_exactly_the_expired_ids_sql_lists() -> None:
+    from memlane.query.filters import AllOf, Negation, Unexpired
+
+    asked: list[Any] = []
+
+    def sql_ids(condition: Any) -> list[str]:
+        asked.append(condition)
+        return ["gone"]
+
+    tree = AllOf((parse_filters({"category": "food"}), Unexpired("2030-01-01T00:00:00.000000+00:00")))  # type: ignore[arg-type]
+    flt = compile_filter(tree, models, sql_ids, lambda memory_id: f"p-{memory_id}")
+    assert asked == [Negation(Unexpired("2030-01-01T00:00:00.000000+00:00"))], "SQL is asked for the expired ones"
+    native, expiry = flt.must
+    assert expiry.must_not[0].has_id == ["p-gone"] and "metadata.category" in native.model_dump_json()

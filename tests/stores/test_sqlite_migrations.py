@@ -67,3 +67,40 @@ def test_waiting_exchanges_from_before_bounds_are_sized_and_their_state_told(tmp
         assert store.outbox.states([item_id])[item_id].status == "learnt"
     finally:
         store.close()
+
+
+def test_memories_from_before_expiry_open_as_never_expiring_and_not_immutable(tmp_path: Path) -> None:
+    """A version-12 file's memories and history read as before, with no expiry, not immutable,
+    and their history rows without a reason; the file can take both from then on."""
+    import numpy as np
+
+    from memlane.records import MemoryRecord
+    from memlane.stores.base import Change
+
+    path = tmp_path / "old.db"
+    store = SQLiteStore({"path": str(path)})
+    store.bind_embedder("test", 2)
+    (applied,) = store.apply([Change("ADD", MemoryRecord(id="m1", memory="Likes tea", hash="h1", user_id="alice",
+                                                          created_at="2024-01-01T00:00:00+00:00", updated_at="2024-01-01T00:00:00+00:00"),
+                                     np.ones(2, dtype=np.float32))])
+    store.close()
+    with sqlite3.connect(path) as db:
+        for index in ("memories_expiry_user", "memories_expiry_agent", "memories_expiry_run"):
+            db.execute(f"DROP INDEX {index}")
+        for column in ("expiration_date", "expires_at", "immutable"):
+            db.execute(f"ALTER TABLE memories DROP COLUMN {column}")
+        db.execute("ALTER TABLE history DROP COLUMN reason")
+        db.execute("PRAGMA user_version = 12")
+    store = SQLiteStore({"path": str(path)})
+    try:
+        record = store.get("m1")
+        assert record is not None and record.expiration_date is None and record.immutable is False
+        assert [e.to_dict() for e in store.history("m1")][0]["event"] == "ADD" and "reason" not in store.history("m1")[0].to_dict()
+        assert not store.has_expired(Scope(user_id="alice"), "2999-01-01T00:00:00+00:00")
+        (added,) = store.apply([Change("ADD", MemoryRecord(id="m2", memory="Had a coupon", hash="h2", user_id="alice",
+                                                            created_at="2024-01-02T00:00:00+00:00", updated_at="2024-01-02T00:00:00+00:00",
+                                                            expiration_date="2024-01-31"), np.ones(2, dtype=np.float32))])
+        assert store.has_expired(Scope(user_id="alice"), "2024-02-01T00:00:00.000000+00:00")
+        assert not store.has_expired(Scope(user_id="alice"), "2024-01-31T23:59:59.999999+00:00"), "a date counts through its day"
+    finally:
+        store.close()

@@ -29,10 +29,13 @@ def memories() -> None:
 @click.option("--metadata", "-m", help="metadata JSON stored with each memory")
 @click.option("--infer/--no-infer", default=True, show_default=True, help="extract facts with the memory LLM, or store the text verbatim")
 @click.option("--timestamp", help="when the conversation happened: ISO 8601 (2023-05-08T13:56:00Z) or Unix seconds; default now")
+@click.option("--expires", "expiration_date", help="not recalled after this date (YYYY-MM-DD, through that day UTC) or ISO 8601 time")
+@click.option("--immutable", is_flag=True, help="never updated or deleted by later learning (a contradicting fact is added beside)")
 @click.pass_context
 @user_errors
 def add(ctx: click.Context, text: tuple[str, ...], user_id: str | None, agent_id: str | None, run_id: str | None,
-        filters: str | None, metadata: str | None, infer: bool, timestamp: str | None) -> None:
+        filters: str | None, metadata: str | None, infer: bool, timestamp: str | None, expiration_date: str | None,
+        immutable: bool) -> None:
     """Remember TEXT (several arguments are several user turns)."""
     messages = [{"role": "user", "content": t} for t in text]
     when: str | float | None = timestamp
@@ -40,7 +43,8 @@ def add(ctx: click.Context, text: tuple[str, ...], user_id: str | None, agent_id
         when = float(timestamp)
     with open_memory(ctx) as memory:
         echo_json(memory.add(messages, user_id=user_id, agent_id=agent_id, run_id=run_id, timestamp=when,
-                             filters=json_option(filters, "--filters"), metadata=json_option(metadata, "--metadata"), infer=infer))
+                             filters=json_option(filters, "--filters"), metadata=json_option(metadata, "--metadata"), infer=infer,
+                             expiration_date=expiration_date, immutable=immutable))
 
 
 @memories.command("search")
@@ -48,29 +52,31 @@ def add(ctx: click.Context, text: tuple[str, ...], user_id: str | None, agent_id
 @scope_options
 @click.option("--limit", "-n", type=int, default=10, show_default=True)
 @click.option("--threshold", type=float, default=None, help="minimum score")
+@click.option("--show-expired", is_flag=True, help="expired memories too")
 @output_options
 @click.pass_context
 @user_errors
 def search(ctx: click.Context, query: str, user_id: str | None, agent_id: str | None, run_id: str | None,
-           filters: str | None, limit: int, threshold: float | None, as_json: bool | None) -> None:
+           filters: str | None, limit: int, threshold: float | None, show_expired: bool, as_json: bool | None) -> None:
     """Hybrid search for QUERY within a scope, best first, with scores."""
     with open_memory(ctx) as memory:
-        show(memory.search(query, user_id=user_id, agent_id=agent_id, run_id=run_id,
-                           filters=json_option(filters, "--filters"), limit=limit, threshold=threshold), "memories", as_json)
+        show(memory.search(query, user_id=user_id, agent_id=agent_id, run_id=run_id, filters=json_option(filters, "--filters"),
+                           limit=limit, threshold=threshold, show_expired=show_expired), "memories", as_json)
 
 
 @memories.command("list")
 @scope_options
 @click.option("--limit", "-n", type=int, default=100, show_default=True)
+@click.option("--show-expired", is_flag=True, help="expired memories too")
 @output_options
 @click.pass_context
 @user_errors
 def list_(ctx: click.Context, user_id: str | None, agent_id: str | None, run_id: str | None, filters: str | None, limit: int,
-          as_json: bool | None) -> None:
+          show_expired: bool, as_json: bool | None) -> None:
     """List a scope's memories, newest first."""
     with open_memory(ctx) as memory:
-        show(memory.get_all(user_id=user_id, agent_id=agent_id, run_id=run_id,
-                            filters=json_option(filters, "--filters"), limit=limit), "memories", as_json)
+        show(memory.get_all(user_id=user_id, agent_id=agent_id, run_id=run_id, filters=json_option(filters, "--filters"),
+                            limit=limit, show_expired=show_expired), "memories", as_json)
 
 
 @memories.command("show")

@@ -17,6 +17,13 @@ def _when(stamp: Any) -> str:
     return str(stamp or "")[:19].replace("T", " ")
 
 
+def _lifetime(record: dict[str, Any]) -> str:
+    """`` (expires 2030-01-31)``, `` (immutable)``: what a row says about a memory's lifetime."""
+    notes = ([f"expires {record['expiration_date']}"] if record.get("expiration_date") else []) + \
+        (["immutable"] if record.get("immutable") else [])
+    return f" ({', '.join(notes)})" if notes else ""
+
+
 def memories(value: dict[str, Any]) -> Table:
     rows = value.get("results", [])
     scored = any("score" in r for r in rows)
@@ -31,7 +38,7 @@ def memories(value: dict[str, Any]) -> Table:
         cells = [str(r.get("id", ""))]
         if scored:
             cells.append(f"{r.get('score', 0):.3f}")
-        cells += [str(r.get("memory", "")), _scope(r), _when(r.get("created_at"))]
+        cells += [str(r.get("memory", "")) + _lifetime(r), _scope(r), _when(r.get("created_at"))]
         table.add_row(*cells)
     return table
 
@@ -40,7 +47,7 @@ def memory(value: dict[str, Any]) -> Table:
     table = Table(show_header=False, title="memory", title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
-    for key in ("id", "memory", "user_id", "agent_id", "run_id", "created_at", "updated_at"):
+    for key in ("id", "memory", "user_id", "agent_id", "run_id", "created_at", "updated_at", "expiration_date", "immutable"):
         if value.get(key):
             table.add_row(key, str(value[key]))
     if value.get("metadata"):
@@ -57,6 +64,8 @@ def history(value: list[dict[str, Any]]) -> Table:
     for e in value:
         old, new = e.get("old_memory"), e.get("new_memory")
         change = f"{old} -> {new}" if old and new else str(new or old or "")
+        if e.get("reason"):
+            change += f" ({e['reason']})"
         table.add_row(_when(e.get("created_at")), str(e.get("event", "")), change, str(e.get("actor_id") or ""))
     return table
 

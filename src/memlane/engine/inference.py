@@ -30,6 +30,8 @@ class Decision:
     event: str
     text: str
     alias: str | None
+    #: why the decision is not the model's own (memlane.engine.immutable), for the history row
+    reason: str | None = None
 
 
 def _load_object(raw: str) -> dict[str, Any]:

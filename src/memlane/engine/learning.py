@@ -19,9 +19,11 @@ import numpy as np
 
 from memlane.config import MemlaneConfig
 from memlane.engine import inference, prompts
+from memlane.engine.expiry import visible
 from memlane.engine.fact_check import Dropped, FactCheck
 from memlane.engine.foreground import Foreground
-from memlane.engine.identity import content_hash, new_record
+from memlane.engine.identity import Lifetime, content_hash, new_record
+from memlane.engine.immutable import kept_beside
 from memlane.engine.messages import normalize_messages, transcript
 from memlane.engine.ranking import fuse
 from memlane.llms.base import LLM
@@ -70,6 +72,7 @@ class Learning:
     def add_inferred(
         self, turns: list[dict[str, Any]], scope: Scope, meta: dict[str, Any], prompt: str | None,
         actor: str | None, llm_model: str | None, *, outbox: OutboxItem | None = None, when: str | None = None,
+        lifetime: Lifetime | None = None,
     ) -> Learnt:
         """Extract, check, reconcile, apply: ``add(infer=True)``, and each outbox exchange (``outbox``)."""
         learnt = Learnt()
@@ -113,7 +116,7 @@ class Learning:
                 decisions = inference.reconcile(self.llm, system, shown, facts, model=llm_model)
             else:  # nothing to update or delete: every fact is new, no second call needed
                 decisions = [inference.Decision("ADD", fact, None) for fact in facts]
-            changes = self._changes_for(decisions, existing, scope, meta, dict(zip(facts, fact_vectors)), when)
+            changes = self._changes_for(decisions, existing, scope, meta, dict(zip(facts, fact_vectors)), when, lifetime)
             if not changes:
                 return nothing_learnt()
             chats_first()
@@ -123,16 +126,17 @@ class Learning:
     def _similar_existing(self, scope: Scope, facts: list[str], vectors: np.ndarray,
                           between: Callable[[], None] = lambda: None) -> list[MemoryRecord]:
         keys: dict[Any, None] = {}
+        live = visible(self.store, scope, None, show_expired=False)  # an expired memory is not reconciled into
         for fact, vector in zip(facts, vectors):
             between()
-            found = self.store.search(scope, None, vector, fact, SIMILAR_PER_FACT * 4, exact_scope=True)
+            found = self.store.search(scope, live, vector, fact, SIMILAR_PER_FACT * 4, exact_scope=True)
             keys.update(dict.fromkeys(r.key for r in fuse(found, self.config.retrieval)[:SIMILAR_PER_FACT]))
         records = self.store.fetch(list(keys)[:MAX_EXISTING_SHOWN])
         return [records[k] for k in keys if k in records]
 
     def _changes_for(
         self, decisions: list[inference.Decision], existing: list[MemoryRecord], scope: Scope,
-        meta: dict[str, Any], known_vectors: dict[str, np.ndarray], when: str | None = None,
+        meta: dict[str, Any], known_vectors: dict[str, np.ndarray], when: str | None = None, lifetime: Lifetime | None = None,
     ) -> list[Change]:
         """Turn the LLM's decisions into store changes, touching only the memories it was shown.
         New memories carry the conversation's time (``when``); updates are dated now."""
@@ -143,6 +147,8 @@ class Learning:
         pending_hashes = {r.hash for r in existing}
         for d in decisions:
             target = by_alias.get(d.alias or "")
+            if target is not None and target.immutable and d.event in ("UPDATE", "DELETE"):
+                d = kept_beside(d, target)  # an ADD of the new fact beside it (memlane.engine.immutable)
             if d.event == "UPDATE" and target is None:
                 log.info("reconcile: UPDATE of unknown id %r kept as a new memory", d.alias)
                 d = inference.Decision("ADD", d.text, None)
@@ -151,7 +157,7 @@ class Learning:
                 if h in pending_hashes:
                     continue  # exact duplicate of an existing or already-added memory
                 pending_hashes.add(h)
-                changes.append(Change("ADD", new_record(d.text, scope, meta, when or now)))
+                changes.append(Change("ADD", new_record(d.text, scope, meta, when or now, lifetime), reason=d.reason))
             elif d.event == "UPDATE" and target is not None and target.id not in touched:
                 if content_hash(d.text) == target.hash or content_hash(d.text) in pending_hashes:
                     continue

@@ -23,15 +23,19 @@ from memlane.config import MemlaneConfig, ProviderSection, load_config
 from memlane.embedders.base import Embedder
 from memlane.engine import transfer
 from memlane.engine.foreground import Foreground
-from memlane.engine.identity import content_hash, new_record
+from memlane.engine.expiry import visible
+from memlane.engine.identity import Lifetime, content_hash, new_record
+from memlane.engine.immutable import refuse_update
 from memlane.engine.learning import Learning, Learnt
 from memlane.engine.messages import normalize_messages
 from memlane.engine.recall import Recall, SearchRequest
 from memlane.engine.reranking import Reranking
-from memlane.engine.validation import (check_encodable, check_limit, check_max_limit, check_metadata, check_text,
-                                       check_timestamp, resolve_scope)
+from memlane.engine.search_options import categories_filter, check_fields, check_latest_only, project
+from memlane.engine.validation import (check_encodable, check_expiration_date, check_flag, check_limit, check_max_limit,
+                                       check_metadata, check_text, check_timestamp, resolve_scope)
 from memlane.errors import NotFoundError, ValidationError
 from memlane.llms.base import LLM
+from memlane.query.filters import Filter, all_of
 from memlane.records import MemoryRecord, Scope, SearchHit, utc_now
 from memlane.stores.base import Applied, Change, MemoryStore
 from memlane.stores.outbox import ExchangeState, OutboxBounds, OutboxItem
@@ -39,6 +43,17 @@ from memlane.stores.outbox import ExchangeState, OutboxBounds, OutboxItem
 log = logging.getLogger("memlane.memory")
 
 DEFAULT_LIST_LIMIT = 100
+
+
+class _Unset:
+    """The type of ``UNSET``: an argument not given, where ``None`` means something (clear it)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = _Unset()
+
 #: How the bundled MiniLM is recorded in a store (``SentenceTransformerEmbedder.model_id``).
 MINILM_MODEL_ID = "sentence_transformers/all-MiniLM-L6-v2"
 
@@ -126,6 +141,8 @@ class Memory:
         prompt: str | None = None,
         llm_model: str | None = None,
         timestamp: int | float | str | _dt.datetime | None = None,
+        expiration_date: str | _dt.date | None = None,
+        immutable: bool = False,
     ) -> dict[str, Any]:
         """Remember what ``messages`` say; returns ``{"results": [{"id","memory","event",...}]}``.
 
@@ -134,16 +151,23 @@ class Memory:
         keyword context links only turns close in time, and fact extraction resolves relative
         dates ("yesterday") against it. ``llm_model`` overrides the memory LLM's model for this
         call (the proxy passes the chat's own model when the config names none).
+
+        ``expiration_date`` (``YYYY-MM-DD``: through that day, UTC; or an ISO 8601 datetime):
+        the memories this call makes are not recalled, searched or listed after it unless
+        asked for (``show_expired``); ``get`` still returns them. ``immutable``: reconciliation
+        never updates or deletes them (a contradicting fact is added beside), and ``update``
+        refuses to (memlane.engine.immutable).
         """
         scope, _ = resolve_scope(user_id, agent_id, run_id, filters, required="add")
         meta = self._checked_metadata(metadata)
         when = check_timestamp(timestamp)
+        lifetime = Lifetime(check_expiration_date(expiration_date), bool(check_flag(immutable, "immutable")))
         turns = self._checked_turns(messages, stored=not infer)
         actor = next((m.get("name") for m in turns if m["role"] == "user" and m.get("name")), None)
         if infer:
-            applied = self._learning.add_inferred(turns, scope, meta, prompt, actor, llm_model, when=when).applied
+            applied = self._learning.add_inferred(turns, scope, meta, prompt, actor, llm_model, when=when, lifetime=lifetime).applied
         else:
-            applied = self._add_verbatim(turns, scope, meta, actor, when=when)
+            applied = self._add_verbatim(turns, scope, meta, actor, when=when, lifetime=lifetime)
         return {"results": [self._applied_dict(a) for a in applied if a.event != "NONE"]}
 
     def _checked_metadata(self, metadata: Any) -> dict[str, Any]:
@@ -178,7 +202,7 @@ class Memory:
         return out
 
     def _add_verbatim(self, turns: list[dict[str, Any]], scope: Scope, meta: dict[str, Any], actor: str | None,
-                      *, when: str | None = None) -> list[Applied]:
+                      *, when: str | None = None, lifetime: Lifetime | None = None) -> list[Applied]:
         kept = [m for m in turns if m["role"] != "system" and m["content"].strip()]
         if not kept:
             return []
@@ -192,7 +216,7 @@ class Memory:
             # who said it (the message's name, as mem0 records it): recall favours a speaker the query names
             speaker = {"actor_id": message["name"]} if isinstance(message.get("name"), str) and message["name"].strip() else {}
             record_meta = {"role": message["role"], **speaker, **meta, **message.get("metadata", {})}
-            changes.append(Change("ADD", new_record(text, scope, record_meta, now), vector))
+            changes.append(Change("ADD", new_record(text, scope, record_meta, now, lifetime), vector))
         with self.store.scope_lock(scope):
             return self.store.apply(changes, actor_id=actor)
 
@@ -216,16 +240,31 @@ class Memory:
         top_k: int | None = None,
         threshold: float | None = None,
         rerank: bool | None = None,
+        show_expired: bool = False,
+        categories: Sequence[str] | None = None,
+        reference_date: str | int | float | _dt.datetime | None = None,
+        keyword_search: bool | None = None,
+        fields: Sequence[str] | None = None,
+        latest_only: bool | None = None,
     ) -> dict[str, Any]:
         """Hybrid search within a scope; ``{"results": [{... "score"}]}``, best first.
 
         With a reranker configured (``reranker`` section) its relevance is each result's
         ``score``, repeated as ``rerank_score`` beside the fused ``hybrid_score``; ``rerank=False``
-        keeps the fused order for this search (``True`` without a reranker changes nothing)."""
+        keeps the fused order for this search (``True`` without a reranker changes nothing).
+
+        mem0's options: ``show_expired`` (expired memories too), ``categories`` (memories whose
+        ``metadata.categories`` holds one of them), ``reference_date`` (what "last week" in the
+        query counts back from; default the scope's latest memory), ``keyword_search=False``
+        (the dense signal alone; memlane's search is hybrid otherwise), ``fields`` (the keys each
+        result keeps) and ``latest_only`` (accepted: every memory is its latest version here)."""
         if rerank is not None and not isinstance(rerank, bool):
             raise ValidationError(f"rerank must be true or false, got {rerank!r}", param="rerank")
-        request = SearchRequest(query, user_id, agent_id, run_id, filters, limit, top_k, threshold, rerank)
-        return {"results": [h.to_dict() for h in self.search_hits(request)]}
+        check_latest_only(latest_only)
+        keep = check_fields(fields)
+        request = SearchRequest(query, user_id, agent_id, run_id, filters, limit, top_k, threshold, rerank, show_expired=show_expired,
+                                reference_date=reference_date, keyword_search=keyword_search, categories=categories)
+        return {"results": [project(h.to_dict(), keep) for h in self.search_hits(request)]}
 
     def search_hits(self, request: SearchRequest, *, timings: dict[str, float] | None = None) -> list[SearchHit]:
         """``search`` as typed hits (with both signals), for faces and benchmarks; ``timings``
@@ -253,58 +292,77 @@ class Memory:
         limit: int | None = DEFAULT_LIST_LIMIT,
         top_k: int | None = None,
         oldest_first: bool = False,
+        show_expired: bool = False,
+        categories: Sequence[str] | None = None,
+        latest_only: bool | None = None,
     ) -> dict[str, Any]:
         """Memories of a scope, newest first (``oldest_first``: in the order they were said):
-        ``{"results": [...]}``."""
+        ``{"results": [...]}``. Expired ones only with ``show_expired``; ``categories`` and
+        ``latest_only`` as for ``search``."""
         n = top_k if top_k is not None else limit
         if n is not None:
             check_max_limit(check_limit(n), self.config.server.max_limit, top_k=top_k is not None)
         if not isinstance(oldest_first, bool):
             raise ValidationError("oldest_first must be true or false", param="oldest_first")
-        scope, parsed = resolve_scope(user_id, agent_id, run_id, filters, required="get_all")
+        scope, parsed = self._listed(user_id, agent_id, run_id, filters, show_expired, categories, latest_only)
         return {"results": [r.to_dict() for r in self.store.list(scope, parsed, n, oldest_first=oldest_first)]}
+
+    def _listed(self, user_id: str | None, agent_id: str | None, run_id: str | None, filters: Mapping[str, Any] | None,
+                show_expired: bool, categories: Sequence[str] | None, latest_only: bool | None) -> tuple[Scope, Filter | None]:
+        """The scope and the store filter of a list: the caller's, its categories, and expiry."""
+        check_latest_only(latest_only)
+        scope, parsed = resolve_scope(user_id, agent_id, run_id, filters, required="get_all")
+        return scope, visible(self.store, scope, all_of(parsed, categories_filter(categories)), show_expired)
 
     def get_page(
         self, *, page: int, page_size: int, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
-        filters: Mapping[str, Any] | None = None, oldest_first: bool = False,
+        filters: Mapping[str, Any] | None = None, oldest_first: bool = False, show_expired: bool = False,
+        categories: Sequence[str] | None = None, latest_only: bool | None = None,
     ) -> dict[str, Any]:
         """One page of ``get_all`` (``page`` from 1) and how many there are in all: ``{"count",
         "results"}``, reading only that page's rows (mem0's paged ``get_all``, the inspector)."""
         check_limit(page, "page")
         check_limit(page_size, "page_size")
-        scope, parsed = resolve_scope(user_id, agent_id, run_id, filters, required="get_all")
+        scope, parsed = self._listed(user_id, agent_id, run_id, filters, show_expired, categories, latest_only)
         count = self.store.count_where(scope, parsed)
         offset = (page - 1) * page_size
         rows = self.store.list(scope, parsed, page_size, oldest_first=oldest_first, offset=offset) if offset < count else []
         return {"count": count, "results": [r.to_dict() for r in rows]}
 
-    def update(self, memory_id: str, data: str | None = None, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Change a memory's text and/or replace its metadata (``data=None`` keeps the text);
-        returns the record.
+    def update(self, memory_id: str, data: str | None = None, metadata: Mapping[str, Any] | None = None, *,
+               expiration_date: str | _dt.date | None | _Unset = UNSET) -> dict[str, Any]:
+        """Change a memory's text and/or replace its metadata (``data=None`` keeps the text)
+        and/or its ``expiration_date`` (``None`` clears it: the memory is recalled again; not
+        given: kept); returns the record. An immutable memory is refused (a ``ValidationError``
+        naming it): delete it and add the new text instead.
 
         The row is re-read under the scope's lock, and the new text is embedded only when it
         differs from that row: a decision taken on a read made before the lock would write a
         stale text back over a concurrent update (a lost update) or skip a needed embedding.
         """
-        if data is None and metadata is None:
-            raise ValidationError("give the new text (data) and/or metadata", param="data")
+        sets_expiry = not isinstance(expiration_date, _Unset)
+        if data is None and metadata is None and not sets_expiry:
+            raise ValidationError("give the new text (data), metadata and/or expiration_date", param="data")
         if data is not None and (not isinstance(data, str) or not data.strip()):
             raise ValidationError("data must be a non-empty string", param="data")
         if data is not None:
             check_text(data, "data", self.config.server.max_memory_chars)
         new_metadata = None if metadata is None else self._checked_metadata(metadata)
-        scope = self._require(memory_id).scope  # a memory never changes scope
-        with self.store.scope_lock(scope):
+        new_expiry = check_expiration_date(expiration_date) if not isinstance(expiration_date, _Unset) else None
+        record = self._require(memory_id)
+        refuse_update(record)
+        with self.store.scope_lock(record.scope):  # a memory never changes scope
             record = self._require(memory_id)
+            refuse_update(record)
             text = record.memory if data is None else data.strip()
             updated = MemoryRecord(
                 id=record.id, memory=text, hash=content_hash(text),
                 metadata=record.metadata if new_metadata is None else new_metadata,
                 user_id=record.user_id, agent_id=record.agent_id, run_id=record.run_id,
-                created_at=record.created_at, updated_at=utc_now(),
+                created_at=record.created_at, updated_at=utc_now(), expiration_date=new_expiry,
             )
             vector = self._embed([text])[0] if text != record.memory else None
-            (applied,) = self.store.apply([Change("UPDATE", updated, vector)])
+            (applied,) = self.store.apply([Change("UPDATE", updated, vector, sets_expiry=sets_expiry)])
         if applied.event == "NONE":
             raise ValidationError(f"this scope already holds a memory with the text {text!r}", param="data")
         return applied.record.to_dict()
@@ -329,6 +387,18 @@ class Memory:
         scope, parsed = resolve_scope(user_id, agent_id, run_id, filters, required="delete_all")
         self.store.delete_where(scope, parsed, progress=progress)
         return {"message": "Memories deleted successfully!"}
+
+    def delete_users(
+        self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, Any]:
+        """mem0's ``delete_users``: every memory of the user, agent or run given (any of its
+        scopes: a user's memories with every agent), or with none given every memory of the
+        store, in one transaction, each with its DELETE in history. ``{"message", "deleted"}``."""
+        scope, _ = resolve_scope(user_id, agent_id, run_id, None, required=None)
+        deleted = self.store.delete_where(scope, None, progress=progress)
+        message = "Entity deleted successfully." if not scope.is_empty() else "All users, agents, apps and runs deleted."
+        return {"message": message, "deleted": deleted}
 
     def history(self, memory_id: str) -> list[dict[str, Any]]:
         """Every event of one memory, oldest first (also after it was deleted)."""
@@ -480,6 +550,7 @@ class AsyncMemory:
     update = _threaded("update")
     delete = _threaded("delete")
     delete_all = _threaded("delete_all")
+    delete_users = _threaded("delete_users")
     history = _threaded("history")
     reset = _threaded("reset")
     import_records = _threaded("import_records")

@@ -6,7 +6,9 @@ a period the query names, a speaker it may name, and word alignment can lift a m
 the pool just below the cut, so they never cost a second search. A configured reranker then
 re-orders the fused top candidates (memlane.engine.reranking; its failure keeps the fused
 order). While a recall runs,
-background learning waits (memlane.engine.foreground): chats come first.
+background learning waits (memlane.engine.foreground): chats come first. Expired memories are
+filtered inside the store's search (memlane.engine.expiry), and mem0's other options
+(``categories``, ``reference_date``, ``keyword_search``) are read here.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import numpy as np
 from memlane.config import MemlaneConfig
 from memlane.embedders.batching import QueryBatcher
 from memlane.engine.alignment import alignment, shipped_word_vectors
+from memlane.engine.expiry import visible
 from memlane.engine.foreground import Foreground
 from memlane.engine.ranking import boosted, fuse, may_name_someone
 from memlane.engine.reranking import Reranking
-from memlane.engine.validation import check_encodable, check_max_limit, resolve_limit, resolve_scope
+from memlane.engine.search_options import categories_filter, reference_time
+from memlane.engine.validation import check_encodable, check_flag, check_max_limit, resolve_limit, resolve_scope
 from memlane.errors import ValidationError
-from memlane.query.filters import Filter
+from memlane.query.filters import Filter, all_of
 from memlane.query.when import parse_time, period_in
 from memlane.records import MemoryRecord, Scope, SearchHit
 from memlane.stores.base import MemoryStore
@@ -46,6 +50,15 @@ class SearchRequest:
     threshold: float | None = None
     #: None: rerank when a reranker is configured; False: keep the fused order this once
     rerank: bool | None = None
+    #: True: expired memories too (memlane.engine.expiry)
+    show_expired: bool = False
+    #: what relative dates in the query ("last week") count back from: ``YYYY-MM-DD``, ISO 8601
+    #: or Unix seconds (default: the scope's latest memory)
+    reference_date: Any = None
+    #: False: the dense signal alone (mem0's search without ``keyword_search``); None/True: hybrid
+    keyword_search: bool | None = None
+    #: memories whose ``metadata.categories`` holds one of these
+    categories: Sequence[str] | None = None
 
 
 class Recall:
@@ -72,21 +85,27 @@ class Recall:
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
             raise ValidationError(f"threshold must be a number, got {threshold!r}", param="threshold")
         scope, parsed = resolve_scope(request.user_id, request.agent_id, request.run_id, request.filters, required="search")
+        check_flag(request.keyword_search, "keyword_search", optional=True)
+        anchor = reference_time(request.reference_date)
+        parsed = all_of(parsed, categories_filter(request.categories))
         with self.foreground.running():
-            return self._search_hits(request, n, threshold, scope, parsed, timings)
+            parsed = visible(self.store, scope, parsed, request.show_expired)
+            return self._search_hits(request, n, threshold, scope, parsed, timings, anchor)
 
     def _search_hits(self, request: SearchRequest, n: int, threshold: float | None, scope: Scope, parsed: Filter | None,
-                     timings: dict[str, float] | None) -> list[SearchHit]:
+                     timings: dict[str, float] | None, anchor: _dt.datetime | None = None) -> list[SearchHit]:
         query = request.query
         started = time.perf_counter()
         vector = self._queries.embed_one(query)  # concurrent searches share one model call
         embedded = time.perf_counter()
         settings = self.config.retrieval
         found = self.store.search(scope, parsed, vector, query, max(settings.candidates, n))
+        if request.keyword_search is False:
+            found.keyword = {}
         reach = self.reranking.window(n) if self.reranking is not None and request.rerank is not False else 0
         pool_size = max(3 * n, 30, reach)  # what a bonus can lift into the top n (or the reranker's window)
         ranked = fuse(found, settings, limit=pool_size)  # only ever read up to the pool (or n <= pool)
-        period = period_in(query, lambda: self._latest_time(scope)) if settings.time_bonus else None
+        period = period_in(query, anchor or (lambda: self._latest_time(scope))) if settings.time_bonus else None
         records: dict[Any, MemoryRecord] = {}
         words = shipped_word_vectors() if settings.alignment_weight else None
         if words is not None or period is not None or (settings.speaker_bonus and may_name_someone(query)):

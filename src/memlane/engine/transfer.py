@@ -1,7 +1,8 @@
 """Export and import: a store's memories out as records, and such records back into a store.
 
 One record per memory, with its history: the JSONL line format of ``memlane memories export``
-/ ``import`` and the server's export. An export runs oldest first, the order an import writes
+/ ``import`` and the server's export (and of mem0's export jobs, ``/v1/exports/``). Expired
+memories are exported too, with their ``expiration_date``, and immutable ones with ``immutable``. An export runs oldest first, the order an import writes
 them back in, so each conversation is rebuilt in its own order. An import keeps ids, scopes,
 metadata, timestamps and history but embeds the text anew with the importing engine's embedder:
 that is how a store moves to another embedding model.
@@ -17,7 +18,7 @@ import numpy as np
 
 from memlane.config import ServerConfig
 from memlane.engine.identity import content_hash
-from memlane.engine.validation import check_encodable, check_metadata, check_scope_id, check_text
+from memlane.engine.validation import check_encodable, check_expiration_date, check_flag, check_metadata, check_scope_id, check_text
 from memlane.errors import ScopeError, ValidationError
 from memlane.query.filters import SCOPE_FIELDS, Filter
 from memlane.records import HistoryEvent, MemoryRecord, Scope, utc_now
@@ -61,6 +62,8 @@ def import_records(store: MemoryStore, embed: Callable[[Sequence[str]], np.ndarr
                 check_scope_id(field, item.get(field) or None)
             check_text(item["memory"], "memory", limits.max_memory_chars)
             check_metadata(item.get("metadata"), limits.max_metadata_bytes)
+            check_expiration_date(item.get("expiration_date"))
+            check_flag(False if item.get("immutable") is None else item["immutable"], "immutable")  # mem0's records say false
             check_encodable(item, "the record")
         except ValidationError as exc:
             raise ValidationError(f"record {index}: {exc.message}", param="records", code=exc.code) from None
@@ -78,13 +81,14 @@ def _import_change(item: Mapping[str, Any], vector: np.ndarray) -> Change:
         id=str(item.get("id") or uuid.uuid4()), memory=text, hash=content_hash(text),
         metadata=check_metadata(item.get("metadata")), user_id=item.get("user_id"), agent_id=item.get("agent_id"),
         run_id=item.get("run_id"), created_at=str(item.get("created_at") or now), updated_at=str(item.get("updated_at") or now),
+        expiration_date=check_expiration_date(item.get("expiration_date")), immutable=bool(item.get("immutable")),
     )
     history = None
     if isinstance(item.get("history"), list) and item["history"]:
         history = [
             HistoryEvent(id=str(e.get("id") or uuid.uuid4()), memory_id=record.id, event=str(e.get("event", "ADD")),
                          old_memory=e.get("old_memory"), new_memory=e.get("new_memory"), actor_id=e.get("actor_id"),
-                         created_at=str(e.get("created_at") or now))
+                         created_at=str(e.get("created_at") or now), reason=None if e.get("reason") is None else str(e["reason"]))
             for e in item["history"]
         ]
     return Change("ADD", record, vector, history=history)

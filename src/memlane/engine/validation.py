@@ -123,6 +123,44 @@ def check_timestamp(timestamp: Any) -> str | None:
     return when.astimezone(_dt.timezone.utc).isoformat(timespec="microseconds")
 
 
+def check_expiration_date(value: Any, field: str = "expiration_date") -> str | None:
+    """When a memory stops being recalled, as memlane stores it: a date (``YYYY-MM-DD`` text or
+    a ``date``, as mem0's Platform takes it: the memory is kept through that whole day, UTC) or
+    a datetime (ISO 8601 text or a ``datetime``; without a zone, UTC). None: it never expires.
+    A date in the past is taken (an import, or a memory that should not be recalled at all)."""
+    if value is None:
+        return None
+    if isinstance(value, _dt.datetime):
+        when = value
+    elif isinstance(value, _dt.date):
+        return value.isoformat()
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        try:
+            if len(text) == 10:
+                return _dt.date.fromisoformat(text).isoformat()
+            when = _dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ValidationError(f"{field} {value!r:.80} is not a date (YYYY-MM-DD) or an ISO 8601 datetime", param=field) from None
+    else:
+        raise ValidationError(f"{field} must be a date (YYYY-MM-DD) or an ISO 8601 datetime, got {type(value).__name__}", param=field)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.timezone.utc)
+    try:
+        return when.astimezone(_dt.timezone.utc).isoformat(timespec="microseconds")
+    except OverflowError:
+        raise ValidationError(f"{field} {value!r:.80} is out of range", param=field) from None
+
+
+def check_flag(value: Any, field: str, *, optional: bool = False) -> bool | None:
+    """A true/false option (``None`` allowed when ``optional``), else a 400 naming it."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, bool):
+        raise ValidationError(f"{field} must be true or false, got {value!r:.80}", param=field)
+    return value
+
+
 def check_metadata(metadata: Any, max_bytes: int | None = None) -> dict[str, Any]:
     """An object, encodable, and (given ``max_bytes``) no larger than that as JSON."""
     if metadata is None:

@@ -51,6 +51,7 @@ from memlane.errors import (
 from memlane.openai_compat import resolve_endpoint
 from memlane.proxy.addresses import server_address
 from memlane.proxy.embedded import ClientStats, ExchangeTracker
+from memlane.engine.memory import UNSET
 from memlane.engine.timing import Timings
 from memlane.proxy.fields import MemlaneFields
 from memlane.proxy.protocols import CHAT, RESPONSES, ChatProtocol
@@ -142,6 +143,11 @@ def _dropping_none(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
+def _iso(value: Any) -> Any:
+    """A date or datetime travels as ISO 8601; anything else as it is (the server checks it)."""
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
 class MemoryRequests:
     """The engine's methods as REST requests ``(method, path, httpx keyword arguments)``; the
     sync and async hosted memories below send them."""
@@ -149,19 +155,20 @@ class MemoryRequests:
     @staticmethod
     def add(messages: Any, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
             metadata: Mapping[str, Any] | None = None, filters: Mapping[str, Any] | None = None, infer: bool = True,
-            timestamp: Any = None) -> tuple[str, str, dict[str, Any]]:
-        if hasattr(timestamp, "isoformat"):  # a datetime travels as ISO 8601
-            timestamp = timestamp.isoformat()
+            timestamp: Any = None, expiration_date: Any = None, immutable: bool = False) -> tuple[str, str, dict[str, Any]]:
         body = {"messages": messages, **_scope(user_id, agent_id, run_id), "metadata": metadata, "filters": filters, "infer": infer,
-                "timestamp": timestamp}
+                "timestamp": _iso(timestamp), "expiration_date": _iso(expiration_date), "immutable": immutable or None}
         return "POST", "/v1/memories", {"json": _dropping_none(body)}
 
     @staticmethod
     def search(query: str, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
                filters: Mapping[str, Any] | None = None, limit: int | None = None, top_k: int | None = None,
-               threshold: float | None = None, rerank: bool | None = None) -> tuple[str, str, dict[str, Any]]:
+               threshold: float | None = None, rerank: bool | None = None, show_expired: bool = False,
+               categories: Sequence[str] | None = None, reference_date: Any = None, keyword_search: bool | None = None,
+               fields: Sequence[str] | None = None, latest_only: bool | None = None) -> tuple[str, str, dict[str, Any]]:
         body = {"query": query, **_scope(user_id, agent_id, run_id), "filters": filters, "limit": limit, "top_k": top_k, "threshold": threshold,
-                "rerank": rerank}
+                "rerank": rerank, "show_expired": show_expired or None, "categories": categories, "reference_date": _iso(reference_date),
+                "keyword_search": keyword_search, "fields": fields, "latest_only": latest_only}
         return "POST", "/v1/memories/search", {"json": _dropping_none(body)}
 
     @staticmethod
@@ -170,13 +177,19 @@ class MemoryRequests:
 
     @staticmethod
     def get_all(*, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
-                filters: Mapping[str, Any] | None = None, limit: int | None = 100) -> tuple[str, str, dict[str, Any]]:
-        params: dict[str, Any] = {**_scope(user_id, agent_id, run_id), "filters": json.dumps(filters) if filters else None, "limit": limit}
+                filters: Mapping[str, Any] | None = None, limit: int | None = 100, show_expired: bool = False,
+                categories: Sequence[str] | None = None) -> tuple[str, str, dict[str, Any]]:
+        params: dict[str, Any] = {**_scope(user_id, agent_id, run_id), "filters": json.dumps(filters) if filters else None, "limit": limit,
+                                  "show_expired": "true" if show_expired else None, "categories": list(categories) if categories else None}
         return "GET", "/v1/memories", {"params": _dropping_none(params)}
 
     @staticmethod
-    def update(memory_id: str, data: str | None = None, metadata: Mapping[str, Any] | None = None) -> tuple[str, str, dict[str, Any]]:
-        return "PUT", f"/v1/memories/{memory_id}", {"json": _dropping_none({"text": data, "metadata": metadata})}
+    def update(memory_id: str, data: str | None = None, metadata: Mapping[str, Any] | None = None, *,
+               expiration_date: Any = UNSET) -> tuple[str, str, dict[str, Any]]:
+        body = _dropping_none({"text": data, "metadata": metadata})
+        if expiration_date is not UNSET:  # null travels: it clears the expiry
+            body["expiration_date"] = _iso(expiration_date)
+        return "PUT", f"/v1/memories/{memory_id}", {"json": body}
 
     @staticmethod
     def delete(memory_id: str) -> tuple[str, str, dict[str, Any]]:
@@ -189,6 +202,10 @@ class MemoryRequests:
         return "DELETE", "/v1/memories", {"params": _dropping_none(params)}
 
     @staticmethod
+    def delete_users(*, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None) -> tuple[str, str, dict[str, Any]]:
+        return "DELETE", "/v1/users", {"params": _scope(user_id, agent_id, run_id)}
+
+    @staticmethod
     def history(memory_id: str) -> tuple[str, str, dict[str, Any]]:
         return "GET", f"/v1/memories/{memory_id}/history", {}
 
@@ -198,7 +215,7 @@ class MemoryRequests:
         return "POST", "/v1/exchanges", {"json": dict(exchange)}
 
 
-METHODS = ("add", "search", "get", "get_all", "update", "delete", "delete_all", "history", "enqueue")
+METHODS = ("add", "search", "get", "get_all", "update", "delete", "delete_all", "delete_users", "history", "enqueue")
 
 
 def _sending(name: str) -> Callable[..., Any]:
@@ -237,7 +254,7 @@ def _asending(name: str) -> Callable[..., Any]:
 
 class HostedMemory:
     """The engine's methods over the memlane REST API (``add``, ``search``, ``get``, ``get_all``,
-    ``update``, ``delete``, ``delete_all``, ``history``, ``enqueue``: see ``MemoryRequests``)."""
+    ``update``, ``delete``, ``delete_all``, ``delete_users``, ``history``, ``enqueue``: see ``MemoryRequests``)."""
 
     def __init__(self, http: httpx.Client) -> None:
         self._http = http

@@ -66,7 +66,22 @@ class Negation:
     item: Filter
 
 
-Filter = Union[Condition, AllOf, AnyOf, Negation]
+@dataclass(frozen=True)
+class Unexpired:
+    """The memories not expired at ``now`` (ISO 8601 UTC): those without an expiration, or with
+    one after ``now`` (``MemoryRecord.expiration_date``). The engine adds it to a search or a
+    list unless expired memories are asked for; it is never parsed from a caller's filter."""
+
+    now: str
+
+
+Filter = Union[Condition, AllOf, AnyOf, Negation, Unexpired]
+
+
+def all_of(*filters: Filter | None) -> Filter | None:
+    """The filters that are given, all of them (None when none is)."""
+    given = tuple(f for f in filters if f is not None)
+    return None if not given else given[0] if len(given) == 1 else AllOf(given)
 
 
 def _scalar(value: Any, where: str, *, allow_none: bool = True) -> Scalar:

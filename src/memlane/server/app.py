@@ -87,6 +87,7 @@ def create_app(
     app.include_router(routes_openai.router(auth, projects, limits))
     app.include_router(routes_memories.router(auth, projects, limits))
     app.include_router(routes_memories.exchanges_router(auth, projects, limits))
+    app.include_router(routes_memories.users_router(auth, projects))
     app.include_router(routes_mem0.router(auth, projects, limits))
     routes_anthropic.install(app, auth, projects, limits)  # with its error envelope, the outermost middleware
     endpoint = chat_endpoint(cfg.upstream, cfg.llm.config)

@@ -7,14 +7,17 @@ clear error. Same engine, same shapes as the memlane REST API.
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from memlane.engine.validation import resolve_scope
 from memlane.query.filters import SCOPE_FIELDS
 from memlane.server.errors import APIError
 from memlane.server.limits import Limits
-from memlane.server.routes_memories import rerank_warning, update_memory
+from memlane.server.routes_memories import SEARCH_OPTIONS, rerank_warning, update_memory
 from memlane.server.routes_openai import json_body
 
 ENTITY_TYPES = {"user": "user_id", "agent": "agent_id", "run": "run_id"}
@@ -39,6 +42,38 @@ def _infer(body: dict[str, Any]) -> bool:
     return infer
 
 
+#: mem0's add and get_all options the engine takes under the same names (search's: SEARCH_OPTIONS)
+ADD_OPTIONS = ("expiration_date", "immutable")
+LIST_OPTIONS = ("show_expired", "categories", "latest_only")
+
+
+def _options(body: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """The options the body gives (mem0's client sends only those that are set)."""
+    return {name: body[name] for name in names if body.get(name) is not None}
+
+
+def export_id(filters: dict[str, Any]) -> str:
+    """An export's id: its filters, encoded. An export is the memories its filters select when
+    it is fetched (memlane keeps no copy), so the id holds all it needs, on any instance."""
+    raw = json.dumps(filters, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return "memexp_" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def export_filters(memory_export_id: Any) -> dict[str, Any]:
+    """The filters an ``export_id`` holds; a 404 for an id this server did not make."""
+    try:
+        if not isinstance(memory_export_id, str) or not memory_export_id.startswith("memexp_"):
+            raise ValueError
+        encoded = memory_export_id[len("memexp_"):]
+        filters = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+        if not isinstance(filters, dict):
+            raise ValueError
+        return filters
+    except (ValueError, UnicodeDecodeError):
+        raise APIError(404, f"no memory export {str(memory_export_id)[:80]!r} (create one with create_memory_export)",
+                       param="memory_export_id", code="export_not_found") from None
+
+
 def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     api = APIRouter(tags=["mem0 compatibility"])
 
@@ -59,6 +94,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         return await (projects.run_slow if infer else projects.run)(  # infer waits on the memory LLM
             project, engine(project).add, body["messages"], **_scope_kwargs(body), metadata=body.get("metadata"),
             filters=body.get("filters"), infer=infer, timestamp=body.get("timestamp"),
+            **_options(body, ADD_OPTIONS),
         )
 
     @api.post("/v3/memories/", summary="mem0 get_all")
@@ -67,7 +103,8 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
                       page_size: int = Query(100, ge=1)) -> dict[str, Any]:
         body = await json_body(request)
         limits.check_limit(page_size, "page_size")
-        found = await projects.run(project, engine(project).get_page, filters=_filters(body), page=page, page_size=page_size)
+        found = await projects.run(project, engine(project).get_page, filters=_filters(body), page=page, page_size=page_size,
+                                   **_options(body, LIST_OPTIONS))
         # path-relative links: built from the Host header they would point wherever the caller says
         here = request.url.path
         nxt = f"{here}?page={page + 1}&page_size={page_size}" if page * page_size < found["count"] else None
@@ -86,7 +123,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         # mem0's rerank: the configured reranker (on unless false); without one, a warning header
         rerank_warning(engine(project), body.get("rerank"), response)
         return await projects.run(project, engine(project).search, query, filters=filters, limit=limit, top_k=top_k,
-                                  threshold=body.get("threshold"), rerank=body.get("rerank"))
+                                  threshold=body.get("threshold"), rerank=body.get("rerank"), **_options(body, SEARCH_OPTIONS))
 
     @api.get("/v1/memories/{memory_id}/", summary="mem0 get")
     async def get(memory_id: str, project: str = Depends(auth)) -> dict[str, Any]:
@@ -96,7 +133,9 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     async def update(memory_id: str, request: Request, project: str = Depends(auth)) -> dict[str, Any]:
         body = await json_body(request)
         text = body.get("text") if body.get("text") is not None else body.get("data")
-        return await update_memory(projects, project, memory_id, text, body.get("metadata"))
+        # mem0's client sends expiration_date: null to clear it, and leaves it out to keep it
+        expiry = {"expiration_date": body["expiration_date"]} if "expiration_date" in body else None
+        return await update_memory(projects, project, memory_id, text, body.get("metadata"), expiry)
 
     @api.delete("/v1/memories/{memory_id}/", summary="mem0 delete")
     async def delete(memory_id: str, project: str = Depends(auth)) -> dict[str, str]:
@@ -122,7 +161,25 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         field = ENTITY_TYPES.get(entity_type)
         if field is None:
             raise APIError(400, f"entity type must be one of {sorted(ENTITY_TYPES)}", param="entity_type", code="invalid_entity_type")
-        await projects.run_slow(project, engine(project).delete_all, **{field: name})
+        await projects.run_slow(project, engine(project).delete_users, **{field: name})
         return {"message": "Entity deleted successfully!"}
+
+    @api.post("/v1/exports/", summary="mem0 create_memory_export: an export of the memories the filters select", status_code=201)
+    async def create_export(request: Request, project: str = Depends(auth)) -> dict[str, Any]:
+        body = await json_body(request)
+        if body.get("schema") is None:
+            raise APIError(400, "schema is required (mem0's export schema; memlane exports the memories themselves, see "
+                                "docs/migrating-from-mem0.md)", param="schema", code="invalid_request")
+        filters = _filters(body)
+        resolve_scope(None, None, None, filters, required=None)  # a bad filter is a 400 now, not when it is fetched
+        return {"id": export_id(filters), "message": "Memory export ready: fetch it with get_memory_export(memory_export_id=...)"}
+
+    @api.post("/v1/exports/get/", summary="mem0 get_memory_export: the memories (with their history) of an export")
+    async def get_export(request: Request, project: str = Depends(auth)) -> dict[str, Any]:
+        body = await json_body(request)
+        given = body.get("memory_export_id")
+        filters = export_filters(given) if given is not None else _filters(body)
+        records = await projects.run_slow(project, lambda: list(engine(project).export(filters=filters)))
+        return {"id": given or export_id(filters), "status": "completed", "count": len(records), "results": records}
 
     return api

@@ -36,6 +36,10 @@ class AddBody(_ScopedBody):
     #: checked by the engine, whose error names the field (a union here would answer "timestamp.int")
     timestamp: Any = Field(None, description="When the conversation happened: Unix seconds (as mem0's Platform add takes it)"
                                                 " or ISO 8601 text; default now", json_schema_extra={"type": ["number", "string", "null"]})
+    expiration_date: Any = Field(None, description="The memories made are not recalled, searched or listed after it (unless "
+                                 "show_expired): YYYY-MM-DD (through that day, UTC) or an ISO 8601 datetime",
+                                 json_schema_extra={"type": ["string", "null"]})
+    immutable: bool = Field(False, description="reconciliation never updates or deletes the memories made, and PUT refuses to")
 
 
 class SearchBody(_ScopedBody):
@@ -45,7 +49,18 @@ class SearchBody(_ScopedBody):
     threshold: float | None = None
     #: false keeps the fused order for this search; true (or unset) reranks when a reranker is configured
     rerank: bool | None = None
+    show_expired: bool = Field(False, description="expired memories too")
+    categories: list[str] | None = Field(None, description="memories whose metadata.categories holds one of these")
+    reference_date: Any = Field(None, description="what relative dates in the query (\"last week\") count back from: YYYY-MM-DD,"
+                                " ISO 8601 or Unix seconds; default the scope's latest memory",
+                                json_schema_extra={"type": ["string", "number", "null"]})
+    keyword_search: bool | None = Field(None, description="false: the dense signal alone (the search is hybrid otherwise)")
+    fields: list[str] | None = Field(None, description="the keys each result keeps")
+    latest_only: bool | None = Field(None, description="accepted: every memory is its latest version (updates rewrite in place)")
 
+
+#: mem0's search options beyond the query, scope, limit, threshold and rerank, by their engine names
+SEARCH_OPTIONS = ("show_expired", "categories", "reference_date", "keyword_search", "fields", "latest_only")
 
 #: the header that says a search's ``rerank: true`` changed nothing
 WARNING_HEADER = "X-Memlane-Warning"
@@ -73,6 +88,8 @@ class UpdateBody(_Body):
     text: str | None = None
     data: str | None = None
     metadata: dict[str, Any] | None = None
+    expiration_date: Any = Field(None, description="a new expiration (YYYY-MM-DD or ISO 8601); null clears it; absent keeps it",
+                                 json_schema_extra={"type": ["string", "null"]})
 
 
 def parse_filters_param(raw: str | None) -> dict[str, Any] | None:
@@ -89,12 +106,15 @@ def parse_filters_param(raw: str | None) -> dict[str, Any] | None:
     return value
 
 
-async def update_memory(projects: Any, project: str, memory_id: str, text: str | None, metadata: dict[str, Any] | None) -> Any:
-    """PUT semantics shared with the mem0 routes: new text and/or metadata; metadata alone keeps
-    the text (the engine reads it under the scope lock, so a concurrent text update is never lost)."""
-    if text is None and metadata is None:
-        raise APIError(400, "give text (or data) and/or metadata", param="text", code="nothing_to_update")
-    return await projects.run(project, projects.engine(project).update, memory_id, text, metadata=metadata)
+async def update_memory(projects: Any, project: str, memory_id: str, text: str | None, metadata: dict[str, Any] | None,
+                        expiry: dict[str, Any] | None = None) -> Any:
+    """PUT semantics shared with the mem0 routes: new text and/or metadata and/or expiry;
+    metadata alone keeps the text (the engine reads it under the scope lock, so a concurrent
+    text update is never lost). ``expiry``: ``{"expiration_date": value}`` when the body named
+    it (null clears it), else None (kept)."""
+    if text is None and metadata is None and expiry is None:
+        raise APIError(400, "give text (or data), metadata and/or expiration_date", param="text", code="nothing_to_update")
+    return await projects.run(project, projects.engine(project).update, memory_id, text, metadata=metadata, **(expiry or {}))
 
 
 def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
@@ -108,16 +128,18 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         run = projects.run_slow if body.infer else projects.run  # infer waits on the memory LLM
         return await run(project, engine(project).add, body.messages, user_id=body.user_id, agent_id=body.agent_id,
                                run_id=body.run_id, metadata=body.metadata, filters=body.filters, infer=body.infer,
-                               timestamp=body.timestamp)
+                               timestamp=body.timestamp, expiration_date=body.expiration_date, immutable=body.immutable)
 
     @api.get("", summary="List a scope's memories, newest first")
     async def list_memories(
         project: str = Depends(auth), user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
         filters: str | None = Query(None, description="filter JSON"), limit: int = Query(100, ge=1),
+        show_expired: bool = Query(False, description="expired memories too"),
+        categories: list[str] | None = Query(None, description="memories whose metadata.categories holds one of these (repeat it)"),
     ) -> dict[str, Any]:
         limits.check_limit(limit)
         return await projects.run(project, engine(project).get_all, user_id=user_id, agent_id=agent_id, run_id=run_id,
-                               filters=parse_filters_param(filters), limit=limit)
+                               filters=parse_filters_param(filters), limit=limit, show_expired=show_expired, categories=categories)
 
     @api.delete("", summary="Delete every memory of a scope")
     async def delete_scope(
@@ -134,7 +156,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         rerank_warning(engine(project), body.rerank, response)
         return await projects.run(project, engine(project).search, body.query, user_id=body.user_id, agent_id=body.agent_id,
                                run_id=body.run_id, filters=body.filters, limit=body.limit, top_k=body.top_k, threshold=body.threshold,
-                               rerank=body.rerank)
+                               rerank=body.rerank, **body.model_dump(include=set(SEARCH_OPTIONS)))
 
     @api.get("/export", summary="Export memories with their history as JSONL (one memory per line)",
              response_class=StreamingResponse)
@@ -171,7 +193,8 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     @api.put("/{memory_id}", summary="Change a memory's text and/or metadata")
     async def update(memory_id: str, body: UpdateBody, project: str = Depends(auth)) -> dict[str, Any]:
         text = body.text if body.text is not None else body.data
-        return await update_memory(projects, project, memory_id, text, body.metadata)
+        expiry = {"expiration_date": body.expiration_date} if "expiration_date" in body.model_fields_set else None
+        return await update_memory(projects, project, memory_id, text, body.metadata, expiry)
 
     @api.delete("/{memory_id}", summary="Delete one memory (its history stays)")
     async def delete(memory_id: str, project: str = Depends(auth)) -> dict[str, str]:
@@ -180,6 +203,18 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     @api.get("/{memory_id}/history", summary="Every change of one memory, oldest first")
     async def history(memory_id: str, project: str = Depends(auth)) -> list[dict[str, Any]]:
         return await projects.run(project, engine(project).history, memory_id)
+
+    return api
+
+
+def users_router(auth: Any, projects: Any) -> APIRouter:
+    api = APIRouter(prefix="/v1/users", tags=["memories"])
+
+    @api.delete("", summary="Delete every memory of a user, agent or run (any of its scopes), or with none given of every one")
+    async def delete_users(project: str = Depends(auth), user_id: str | None = None, agent_id: str | None = None,
+                           run_id: str | None = None) -> dict[str, Any]:
+        return await projects.run_slow(project, projects.engine(project).delete_users, user_id=user_id, agent_id=agent_id,
+                                       run_id=run_id)
 
     return api
 

@@ -15,6 +15,9 @@ Writing a store: implement ``MemoryStore`` below and register a factory
   databases, processes; the engine holds it around every read-modify-write.
 - ``search``: filters applied inside the store, before the candidate cut; keys are the
   store's own and come back through ``fetch``. ``exact_scope`` restricts to the exact triple.
+- Expiry: a record's ``expiration_date`` is stored with its instant (``expiry_instant``); the
+  engine filters it at read time with the ``Unexpired`` filter node, only for scopes that
+  ``has_expired`` says hold an expired memory (no background job deletes anything).
 - ``outbox``: the durable queue (``memlane.stores.outbox.Outbox``) on the same database, so
   the commit above can include it; SQL stores reuse ``SQLOutbox``.
 - ``bulk_load()``: a context for large imports (a store may rebuild an index once at the end);
@@ -55,6 +58,12 @@ class Change:
     vector: np.ndarray | None = None
     #: For an ADD that restores an exported memory: its history, written instead of a new ADD.
     history: list[HistoryEvent] | None = None
+    #: Why, for the change's history row (an ADD made beside an immutable memory).
+    reason: str | None = None
+    #: For an UPDATE: the record's ``expiration_date`` replaces the stored one. Otherwise an
+    #: UPDATE keeps the memory's expiry (reconciliation rewrites a text, not its lifetime), and
+    #: ``immutable`` is only ever set by the ADD.
+    sets_expiry: bool = False
 
 
 @dataclass
@@ -133,6 +142,11 @@ class MemoryStore(Protocol):
                      progress: Progress | None = None) -> int:
         """Delete every memory of the scope matching the filters in one transaction;
         ``progress(done, total)`` every ``PROGRESS_EVERY`` memories and at the end."""
+        ...
+
+    def has_expired(self, scope: Scope, now: str) -> bool:
+        """Whether the scope holds a memory whose expiry instant is at or before ``now`` (one
+        indexed probe: every search and list asks it before adding the ``Unexpired`` filter)."""
         ...
 
     def count(self) -> int: ...

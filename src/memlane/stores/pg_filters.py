@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from memlane.query.filters import AllOf, AnyOf, Condition, Filter, Negation
+from memlane.query.filters import AllOf, AnyOf, Condition, Filter, Negation, Unexpired
 
 _COLUMNS = {
     "user_id": "m.user_id", "agent_id": "m.agent_id", "run_id": "m.run_id", "created_at": "m.created_at",
@@ -86,6 +86,8 @@ def compile_filter(node: Filter) -> tuple[str, list[Any]]:
     if isinstance(node, Negation):
         sql, params = compile_filter(node.item)
         return f"NOT ({sql})", params
+    if isinstance(node, Unexpired):  # byte order, as the partial indexes on expires_at keep it
+        return '(m.expires_at IS NULL OR m.expires_at COLLATE "C" > %s)', [node.now]
     assert isinstance(node, (AllOf, AnyOf))
     parts = [compile_filter(item) for item in node.items]
     joiner = " AND " if isinstance(node, AllOf) else " OR "

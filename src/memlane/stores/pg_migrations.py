@@ -142,3 +142,17 @@ def m009_scope_versions_and_changes(store: PgVectorStore, conn: Any) -> None:
     execute_all(conn, f"""CREATE TABLE IF NOT EXISTS {s}.scope_versions (key text PRIMARY KEY, version bigint NOT NULL, rewrites bigint NOT NULL DEFAULT 0);
         CREATE TABLE IF NOT EXISTS {s}.scope_changes (key text NOT NULL, version bigint NOT NULL, row_key bigint NOT NULL,
             PRIMARY KEY (key, version, row_key))""")
+
+
+@migration
+def m010_expiry_and_immutable(store: PgVectorStore, conn: Any) -> None:
+    """A memory's ``expiration_date``, its ``expires_at`` instant and ``immutable``, and why a
+    history row was written (see SQLite's m013); the partial indexes keep byte order, as the
+    expiry filter compares (``COLLATE "C"``)."""
+    s = store.s
+    execute_all(conn, f"""ALTER TABLE {s}.memories ADD COLUMN IF NOT EXISTS expiration_date text, ADD COLUMN IF NOT EXISTS expires_at text,
+            ADD COLUMN IF NOT EXISTS immutable boolean NOT NULL DEFAULT FALSE;
+        ALTER TABLE {s}.history ADD COLUMN IF NOT EXISTS reason text;
+        CREATE INDEX IF NOT EXISTS memories_expiry_user ON {s}.memories (user_id, expires_at COLLATE "C") WHERE expires_at IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS memories_expiry_agent ON {s}.memories (agent_id, expires_at COLLATE "C") WHERE expires_at IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS memories_expiry_run ON {s}.memories (run_id, expires_at COLLATE "C") WHERE expires_at IS NOT NULL""")

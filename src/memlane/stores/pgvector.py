@@ -31,7 +31,7 @@ from memlane.config import validate_section
 from memlane.errors import ConfigError, NotFoundError, StoreError
 from memlane.query.filters import Filter
 from memlane.query.keywords import query_terms
-from memlane.records import MemoryRecord, Scope, utc_now
+from memlane.records import MemoryRecord, Scope, expiry_instant, utc_now
 from memlane.stores.base import Applied, Candidates, Change, Progress, tell_progress
 from memlane.stores.outbox import OutboxItem
 from memlane.stores.scope_locks import ScopeLocks
@@ -323,11 +323,13 @@ class PgVectorStore(SQLStore):
         if fresh:
             with conn.cursor() as cur:
                 cur.executemany(
-                    f"INSERT INTO {s}.memories (id, memory, hash, scope_key, user_id, agent_id, run_id, metadata, created_at, updated_at, tsv)"
-                    f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, {self._tsv_sql()})"
+                    f"INSERT INTO {s}.memories (id, memory, hash, scope_key, user_id, agent_id, run_id, metadata, created_at, updated_at,"
+                    f" expiration_date, expires_at, immutable, tsv)"
+                    f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, {self._tsv_sql()})"
                     " ON CONFLICT (scope_key, hash) DO NOTHING RETURNING rid, id",
                     [(c.record.id, c.record.memory, c.record.hash, c.record.scope.key, c.record.user_id, c.record.agent_id, c.record.run_id,
                       json.dumps(c.record.metadata, ensure_ascii=False), c.record.created_at, c.record.updated_at,
+                      c.record.expiration_date, expiry_instant(c.record.expiration_date), c.record.immutable,
                       c.record.memory, "") for c in fresh],
                     returning=True,
                 )
@@ -346,11 +348,11 @@ class PgVectorStore(SQLStore):
             for c in inserted:
                 r = c.record
                 if c.history is None:
-                    history.append((str(uuid.uuid4()), r.id, "ADD", None, r.memory, actor_id, r.created_at))
+                    history.append((str(uuid.uuid4()), r.id, "ADD", None, r.memory, actor_id, r.created_at, c.reason))
                 else:
-                    history.extend((e.id, r.id, e.event, e.old_memory, e.new_memory, e.actor_id, e.created_at) for e in c.history)
-            conn.cursor().executemany(f"INSERT INTO {s}.history (id, memory_id, event, old_memory, new_memory, actor_id, created_at)"
-                                      " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING", history)
+                    history.extend((e.id, r.id, e.event, e.old_memory, e.new_memory, e.actor_id, e.created_at, e.reason) for e in c.history)
+            conn.cursor().executemany(f"INSERT INTO {s}.history (id, memory_id, event, old_memory, new_memory, actor_id, created_at, reason)"
+                                      " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING", history)
         out = []
         for c in changes:
             if c.record.id in rids:
@@ -371,12 +373,13 @@ class PgVectorStore(SQLStore):
                              (old["scope_key"], r.hash, r.id)).fetchone()
         if clash is not None:
             return Applied("NONE", record_from_row(old))
-        conn.execute(f"UPDATE {s}.memories SET memory = %s, hash = %s, metadata = %s::jsonb, updated_at = %s,"
-                     f" tsv = {self._tsv_sql()} WHERE rid = %s",
-                     (r.memory, r.hash, json.dumps(r.metadata, ensure_ascii=False), r.updated_at, r.memory, old["context"] or "", old["rid"]))
+        conn.execute(f"UPDATE {s}.memories SET memory = %s, hash = %s, metadata = %s::jsonb, updated_at = %s, expiration_date = %s,"
+                     f" expires_at = %s, tsv = {self._tsv_sql()} WHERE rid = %s",
+                     (r.memory, r.hash, json.dumps(r.metadata, ensure_ascii=False), r.updated_at, *self._lifetime_after_update(change, old),
+                      r.memory, old["context"] or "", old["rid"]))
         if r.memory != old["memory"]:
             conn.execute(f"UPDATE {s}.vectors SET embedding = %s WHERE rid = %s", (self._check_vector(change.vector), old["rid"]))
-        self._history(conn, r.id, "UPDATE", old["memory"], r.memory, actor_id, r.updated_at)
+        self._history(conn, r.id, "UPDATE", old["memory"], r.memory, actor_id, r.updated_at, change.reason)
         r.created_at = old["created_at"]
         return Applied("UPDATE", r, previous_memory=old["memory"])
 

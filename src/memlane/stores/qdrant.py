@@ -446,6 +446,9 @@ class QdrantStore:
         """Nothing to rebuild at the end of a large import here."""
         return nullcontext()
 
+    def has_expired(self, scope: Scope, now: str) -> bool:
+        return self.records.has_expired(scope, now)
+
     def count(self) -> int:
         return self.records.count()
 

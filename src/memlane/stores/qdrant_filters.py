@@ -5,7 +5,8 @@ integers and booleans, numeric ranges, AND/OR/NOT), so a filter narrows the HNSW
 inside Qdrant instead of after its top-k cut. Conditions Qdrant cannot express the same way
 (substring ``contains``/``icontains``, string ordering, ``exists``, ``None`` and float
 equality, record fields other than the scope and the id) become a ``HasId`` over the ids the
-SQL store says match that one condition, so they still apply before the cut.
+SQL store says match that one condition, so they still apply before the cut. Expiry
+(``Unexpired``) is a ``must_not`` ``HasId`` over the expired memories SQL lists.
 
 Qdrant matches a list-valued field when any element matches, where the SQL stores compare the
 whole value: a native condition can only match more than SQL. That is harmless where it is
@@ -19,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from memlane.query.filters import AllOf, AnyOf, Condition, Filter, Negation
+from memlane.query.filters import AllOf, AnyOf, Condition, Filter, Negation, Unexpired
 
 #: payload keys Qdrant parses without surprises (``a.b`` nests; brackets and quotes would not)
 _KEY_PART = re.compile(r"^[A-Za-z0-9_\-]+$")
@@ -85,6 +86,8 @@ def compile_filter(node: Filter, models: Any, sql_ids: Callable[[Filter], list[s
         return native if isinstance(native, m.Filter) else m.Filter(must=[native])
     if isinstance(node, Negation):
         return m.Filter(must_not=[compile_filter(node.item, m, sql_ids, point_id, negated=not negated)])
+    if isinstance(node, Unexpired):  # every memory but the (few) expired ones, which SQL lists exactly
+        return m.Filter(must_not=[m.HasIdCondition(has_id=[point_id(i) for i in sql_ids(Negation(node))])])
     assert isinstance(node, (AllOf, AnyOf))
     parts = [compile_filter(item, m, sql_ids, point_id, negated=negated) for item in node.items]
     return m.Filter(must=parts) if isinstance(node, AllOf) else m.Filter(should=parts)

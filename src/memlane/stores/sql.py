@@ -24,7 +24,7 @@ from memlane.errors import EmbedderMismatchError, StoreError
 from memlane.query.filters import Filter
 from memlane.query.keywords import query_terms
 from memlane.query.tokens import fts5_tokens
-from memlane.records import HistoryEvent, MemoryRecord, Scope
+from memlane.records import HistoryEvent, MemoryRecord, Scope, expiry_instant
 from memlane.stores.base import scope_where
 from memlane.stores.conversation import ConversationContext
 from memlane.stores.keyword_index import Context, KeywordIndexes, ScopeKeywords
@@ -67,6 +67,7 @@ def record_from_row(row: Any) -> MemoryRecord:
         metadata=json.loads(metadata) if isinstance(metadata, str) else dict(metadata or {}),
         user_id=row["user_id"], agent_id=row["agent_id"], run_id=row["run_id"],
         created_at=row["created_at"], updated_at=row["updated_at"],
+        expiration_date=row["expiration_date"], immutable=bool(row["immutable"]),
     )
 
 
@@ -324,9 +325,20 @@ class SQLStore(ConversationContext):
             raise StoreError(f"vector has {v.shape[0]} dims, the store holds {self._dims}")
         return v
 
-    def _history(self, conn: Any, memory_id: str, event: str, old: str | None, new: str | None, actor_id: str | None, when: str) -> None:
-        conn.execute(self._sql("INSERT INTO {t}history (id, memory_id, event, old_memory, new_memory, actor_id, created_at)"
-                               " VALUES (?, ?, ?, ?, ?, ?, ?)"), (str(uuid.uuid4()), memory_id, event, old, new, actor_id, when))
+    def _history(self, conn: Any, memory_id: str, event: str, old: str | None, new: str | None, actor_id: str | None, when: str,
+                 reason: str | None = None) -> None:
+        conn.execute(self._sql("INSERT INTO {t}history (id, memory_id, event, old_memory, new_memory, actor_id, created_at, reason)"
+                               " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"), (str(uuid.uuid4()), memory_id, event, old, new, actor_id, when, reason))
+
+    @staticmethod
+    def _lifetime_after_update(change: Any, old: Any) -> tuple[str | None, str | None]:
+        """``(expiration_date, expires_at)`` an UPDATE leaves: the record's when it sets the
+        expiry (``Change.sets_expiry``), else the stored ones; the record is told what stays."""
+        r = change.record
+        if not change.sets_expiry:
+            r.expiration_date = old["expiration_date"]
+        r.immutable = bool(old["immutable"])
+        return r.expiration_date, expiry_instant(r.expiration_date)
 
     # -- embedder binding ----------------------------------------------------------------------
 
@@ -383,6 +395,13 @@ class SQLStore(ConversationContext):
         with self._read("counting memories") as conn:
             return int(conn.execute(f"SELECT count(*) AS n FROM {self._t('memories')} m WHERE {where}", params).fetchone()["n"])
 
+    def has_expired(self, scope: Scope, now: str) -> bool:
+        where, params = self._where(scope, None)
+        with self._read("looking for expired memories") as conn:
+            row = conn.execute(f"SELECT 1 AS x FROM {self._t('memories')} m WHERE m.expires_at{self.text_order} <= {self.mark}"
+                               f" AND {where} LIMIT 1", [now, *params]).fetchone()
+        return row is not None
+
     def count(self) -> int:
         with self._read("counting memories") as conn:
             return int(conn.execute(self._sql("SELECT count(*) AS n FROM {t}memories")).fetchone()["n"])
@@ -404,9 +423,9 @@ class SQLStore(ConversationContext):
 
     def history(self, memory_id: str) -> list[HistoryEvent]:
         with self._read("reading history") as conn:
-            rows = conn.execute(self._sql("SELECT id, memory_id, event, old_memory, new_memory, actor_id, created_at"
+            rows = conn.execute(self._sql("SELECT id, memory_id, event, old_memory, new_memory, actor_id, created_at, reason"
                                           " FROM {t}history WHERE memory_id = ? ORDER BY seq"), (memory_id,)).fetchall()
-        return [HistoryEvent(**{k: r[k] for k in ("id", "memory_id", "event", "old_memory", "new_memory", "actor_id", "created_at")})
+        return [HistoryEvent(**{k: r[k] for k in ("id", "memory_id", "event", "old_memory", "new_memory", "actor_id", "created_at", "reason")})
                 for r in rows]
 
     def fetch(self, keys: Sequence[Any]) -> dict[Any, MemoryRecord]:

@@ -31,7 +31,7 @@ from memlane.files import private_dir, private_file
 from memlane.errors import NotFoundError
 from memlane.query.filters import Filter
 from memlane.query.keywords import query_terms
-from memlane.records import MemoryRecord, Scope, utc_now
+from memlane.records import MemoryRecord, Scope, expiry_instant, utc_now
 from memlane.stores.base import Applied, Candidates, Change, Progress, tell_progress
 from memlane.stores.outbox import OutboxItem
 from memlane.stores.scope_locks import ScopeLocks, remove_per_scope_files
@@ -249,10 +249,11 @@ class SQLiteStore(SQLStore):
             return Applied("NONE", r)  # an import of a memory this store already holds
         cur = db.execute(
             "INSERT INTO memories (id, memory, hash, scope_key, user_id, agent_id, run_id, metadata,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " created_at, updated_at, expiration_date, expires_at, immutable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (scope_key, hash) DO NOTHING",
             (r.id, r.memory, r.hash, r.scope.key, r.user_id, r.agent_id, r.run_id,
-             json.dumps(r.metadata, ensure_ascii=False), r.created_at, r.updated_at),
+             json.dumps(r.metadata, ensure_ascii=False), r.created_at, r.updated_at,
+             r.expiration_date, expiry_instant(r.expiration_date), int(r.immutable)),
         )
         if cur.rowcount == 0:  # the same text is already in this scope
             existing = self._row_by_hash(db, r.scope, r.hash)
@@ -264,13 +265,13 @@ class SQLiteStore(SQLStore):
             (rowid, r.memory, _scope_tokens(r)),
         )
         if change.history is None:
-            self._history(db, r.id, "ADD", None, r.memory, actor_id, r.created_at)
+            self._history(db, r.id, "ADD", None, r.memory, actor_id, r.created_at, change.reason)
         else:
             for e in change.history:
                 db.execute(
-                    "INSERT OR IGNORE INTO history (id, memory_id, event, old_memory, new_memory, actor_id, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (e.id, r.id, e.event, e.old_memory, e.new_memory, e.actor_id, e.created_at),
+                    "INSERT OR IGNORE INTO history (id, memory_id, event, old_memory, new_memory, actor_id, created_at, reason)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (e.id, r.id, e.event, e.old_memory, e.new_memory, e.actor_id, e.created_at, e.reason),
                 )
         return Applied("ADD", r)
 
@@ -287,13 +288,14 @@ class SQLiteStore(SQLStore):
         if clash is not None:  # the new text already exists as another memory of this scope
             return Applied("NONE", old_record)
         db.execute(
-            "UPDATE memories SET memory = ?, hash = ?, metadata = ?, updated_at = ? WHERE rowid = ?",
-            (r.memory, r.hash, json.dumps(r.metadata, ensure_ascii=False), r.updated_at, old["rowid"]),
+            "UPDATE memories SET memory = ?, hash = ?, metadata = ?, updated_at = ?, expiration_date = ?, expires_at = ? WHERE rowid = ?",
+            (r.memory, r.hash, json.dumps(r.metadata, ensure_ascii=False), r.updated_at, *self._lifetime_after_update(change, old),
+             old["rowid"]),
         )
         if r.memory != old["memory"]:
             db.execute("UPDATE vectors SET embedding = ? WHERE rowid = ?", (self._check_vector(change.vector).tobytes(), old["rowid"]))
             db.execute("UPDATE memories_fts SET memory = ? WHERE rowid = ?", (r.memory, old["rowid"]))
-        self._history(db, r.id, "UPDATE", old["memory"], r.memory, actor_id, r.updated_at)
+        self._history(db, r.id, "UPDATE", old["memory"], r.memory, actor_id, r.updated_at, change.reason)
         r.created_at = old["created_at"]
         return Applied("UPDATE", r, previous_memory=old["memory"])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from memlane.query.filters import AllOf, AnyOf, Condition, Filter, Negation
+from memlane.query.filters import AllOf, AnyOf, Condition, Filter, Negation, Unexpired
 
 _COLUMNS = {
     "user_id": "m.user_id",
@@ -76,6 +76,8 @@ def compile_filter(node: Filter) -> tuple[str, list[Any]]:
     if isinstance(node, Negation):
         sql, params = compile_filter(node.item)
         return f"NOT ({sql})", params
+    if isinstance(node, Unexpired):
+        return "(m.expires_at IS NULL OR m.expires_at > ?)", [node.now]
     parts = [compile_filter(item) for item in node.items]
     joiner = " AND " if isinstance(node, AllOf) else " OR "
     assert isinstance(node, (AllOf, AnyOf))

@@ -22,6 +22,15 @@ def execute_all(db: sqlite3.Connection, script: str) -> None:
             db.execute(statement)
 
 
+def add_columns(db: sqlite3.Connection, table: str, columns: dict[str, str]) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for the columns the table lacks (SQLite has no ``IF NOT
+    EXISTS`` for columns; a file whose version was set back keeps the ones it has)."""
+    present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    for name, kind in columns.items():
+        if name not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
 @migration
 def m001_initial(db: sqlite3.Connection) -> None:
     execute_all(
@@ -203,4 +212,20 @@ def m012_scope_changes(db: sqlite3.Connection) -> None:
     execute_all(db, """
         CREATE TABLE IF NOT EXISTS scope_changes (key TEXT NOT NULL, version INTEGER NOT NULL, row_key INTEGER NOT NULL,
             PRIMARY KEY (key, version, row_key)) WITHOUT ROWID
+        """)
+
+
+@migration
+def m013_expiry_and_immutable(db: sqlite3.Connection) -> None:
+    """A memory's lifetime, as mem0's Platform add takes it: its ``expiration_date`` as given,
+    the instant that makes (``expires_at``: searches and lists leave it out after it) and
+    ``immutable`` (reconciliation never rewrites it). History rows may say why (``reason``).
+    The partial indexes hold only memories that expire, so asking whether a scope holds an
+    expired one (every search does) reads a few index entries, never the scope's rows."""
+    add_columns(db, "memories", {"expiration_date": "TEXT", "expires_at": "TEXT", "immutable": "INTEGER NOT NULL DEFAULT 0"})
+    add_columns(db, "history", {"reason": "TEXT"})
+    execute_all(db, """
+        CREATE INDEX IF NOT EXISTS memories_expiry_user ON memories (user_id, expires_at) WHERE expires_at IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS memories_expiry_agent ON memories (agent_id, expires_at) WHERE expires_at IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS memories_expiry_run ON memories (run_id, expires_at) WHERE expires_at IS NOT NULL
         """)

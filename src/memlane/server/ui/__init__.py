@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from memlane.errors import MemlaneError
+from memlane.records import expiry_instant, utc_now
 from memlane.server.errors import APIError
 from memlane.server.keys import DEFAULT_PROJECT, SESSION_SECONDS
 from memlane.server.metrics import Metrics
@@ -49,7 +50,15 @@ def _utc(when: Any) -> str:
     return str(when or "")[:19].replace("T", " ")
 
 
+def _expired(record: Any) -> bool:
+    """Whether a memory's ``expiration_date`` has passed: the inspector lists expired memories
+    too (a search or a chat does not), marked so."""
+    instant = expiry_instant(record.get("expiration_date"))
+    return instant is not None and instant <= utc_now()
+
+
 _templates.filters["utc"] = _utc
+_templates.tests["expired"] = _expired
 
 
 def router(auth: Any, projects: Any, chat_route: str, *, metrics: Metrics, history: MetricsHistory) -> APIRouter:
@@ -131,12 +140,12 @@ def router(auth: Any, projects: Any, chat_route: str, *, metrics: Metrics, histo
             try:
                 parsed = json.loads(filters) if filters.strip() else None
                 if q.strip():
-                    found = await in_thread(memory.search, q, **scope, filters=parsed, limit=PAGE_SIZE)
+                    found = await in_thread(memory.search, q, **scope, filters=parsed, limit=PAGE_SIZE, show_expired=True)
                     context["rows"] = found["results"]
                 else:
                     # one page's rows and a count, however deep the page (not every row before it)
                     found = await in_thread(memory.get_page, **scope, filters=parsed, page=page_number, page_size=PAGE_SIZE,
-                                            oldest_first=sort == "oldest")
+                                            oldest_first=sort == "oldest", show_expired=True)
                     context["rows"] = found["results"]
                     context["more"] = page_number * PAGE_SIZE < found["count"]
             except json.JSONDecodeError as exc:
