@@ -55,6 +55,10 @@ class Change:
     vector: np.ndarray | None = None
     #: For an ADD that restores an exported memory: its history, written instead of a new ADD.
     history: list[HistoryEvent] | None = None
+    #: For an UPDATE: a new text another memory of the scope already holds fails the whole
+    #: ``apply`` (``ValidationError``, nothing written) instead of leaving this memory as it is
+    #: (``Applied("NONE")``): an all-or-nothing batch edit needs to know before anything commits.
+    strict: bool = False
 
 
 @dataclass
