@@ -113,6 +113,12 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         made = await projects.run(project, engine(project).create_webhook, body.url, body.name, body.event_types, body.is_active)
         return hook(made, project)
 
+    @api.get("/v1/webhooks/deliveries", tags=["webhooks"], summary="Deliveries of every webhook (or one), newest first, with their attempts")
+    async def all_deliveries(project: str = Depends(auth), webhook_id: str | None = None, limit: int = Query(50, ge=1),
+                             status: Literal["pending", "delivered", "dead"] | None = None) -> list[dict[str, Any]]:
+        limits.check_limit(limit)
+        return await projects.run(project, engine(project).webhook_deliveries, webhook_id, status=status, limit=limit)
+
     @api.get("/v1/webhooks/deliveries/{delivery_id}", tags=["webhooks"], summary="One delivery: its body and every attempt")
     async def one_delivery(delivery_id: str, project: str = Depends(auth)) -> dict[str, Any]:
         return await projects.run(project, engine(project).webhooks.delivery, delivery_id)
