@@ -156,8 +156,8 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
 
     @api.post("/api/v1/webhooks/projects/{project_id}/", tags=["mem0 compatibility"], summary="mem0 create_webhook")
     async def mem0_create_webhook(project_id: str, request: Request, project: str = Depends(auth)) -> dict[str, Any]:
-        same_project(project_id, project)
         body = await json_body(request)
+        same_project(project_id, project)
         made = await projects.run(project, engine(project).create_webhook, body.get("url"), body.get("name"), body.get("event_types"),
                                   body.get("is_active", True))
         return hook(made, project)
