@@ -104,3 +104,15 @@ def test_more_than_a_thousand_is_refused_naming_the_count_and_a_thousand_is_one_
     assert len(done["results"]) == 1000
     assert memory.batch_delete([{"memory_id": i} for i in ids])["message"] == "Successfully deleted 1000 memories"
     assert memory.get_all(user_id="alice")["results"] == []
+
+
+def test_the_async_engine_has_them_too(memory: Memory) -> None:
+    import asyncio
+
+    from memlane import AsyncMemory
+
+    (memory_id,) = added(memory, "Likes tea")
+    engine = AsyncMemory(memory=memory)
+    done = asyncio.run(engine.batch_update([{"memory_id": memory_id, "text": "Likes mint tea"}]))
+    assert done["results"][0]["memory"] == "Likes mint tea"
+    assert asyncio.run(engine.batch_delete([memory_id]))["message"] == "Successfully deleted 1 memories"
