@@ -127,6 +127,23 @@ def test_loopback_private_and_link_local_targets_and_other_schemes_are_refused(s
     assert all(h["url"] != url for h in api.get("/v1/webhooks").json())
 
 
+def test_each_delivery_checks_its_target_again(make_server: Callable[..., LiveServer], keys: KeyStore, mem0: Callable[..., Any]) -> None:
+    """A webhook made while private targets were allowed gets nothing once they are not: the
+    address is checked before every attempt, not only when the webhook was made."""
+    key, _ = keys.create("acme")
+    with WebhookReceiver() as receiver:
+        allowing = make_server(keys=keys, server={"webhooks": QUICK})
+        client = mem0(allowing, key)
+        client.create_webhook(url=receiver.url, name="inside", project_id=client.project_id, event_types=["memory_add"])
+        allowing.stop()
+        strict = make_server(keys=keys, server={"webhooks": {**QUICK, "allow_private": False, "max_attempts": 2}})
+        mem0(strict, key).add("Likes tea", user_id="alice", infer=False)
+        assert wait_until(lambda: [d["status"] for d in deliveries(strict, key)] == ["dead"], 30)
+    (dead,) = deliveries(strict, key)
+    assert "127.0.0.1 is a loopback address" in dead["last_error"] and len(dead["attempt_log"]) == 2
+    assert receiver.requests == []
+
+
 def test_mem0s_client_is_told_why_a_target_is_refused(make_server: Callable[..., LiveServer], keys: KeyStore,
                                                        mem0: Callable[..., Any]) -> None:
     key, _ = keys.create("acme")

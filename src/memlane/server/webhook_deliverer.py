@@ -80,14 +80,17 @@ class WebhookDeliverer:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._slots = threading.Semaphore(settings.workers)
-        self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="memlane-webhook")
-        self._http = httpx.Client(timeout=settings.timeout_seconds, follow_redirects=False, trust_env=False,
-                                  headers={"User-Agent": f"memlane-webhooks/{__version__}"})
+        #: made by ``start`` (an app that never starts, like one built for its OpenAPI document, holds none)
+        self._pool: ThreadPoolExecutor | None = None
+        self._http: httpx.Client | None = None
         self._thread: threading.Thread | None = None
         self._failing: dict[str, float] = {}  # project -> when its last claim error was logged
         self.counts = {"delivered": 0, "failed": 0, "dead": 0}
 
     def start(self) -> WebhookDeliverer:
+        self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="memlane-webhook")
+        self._http = httpx.Client(timeout=self.settings.timeout_seconds, follow_redirects=False, trust_env=False,
+                                  headers={"User-Agent": f"memlane-webhooks/{__version__}"})
         self._thread = threading.Thread(target=self._run, name="memlane-webhooks", daemon=True)
         self._thread.start()
         return self
@@ -96,15 +99,18 @@ class WebhookDeliverer:
         """Finish the attempts in flight (each bounded by the timeout), give the leases back."""
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._pool.shutdown(wait=True)
+        if self._thread is None:
+            return
+        self._thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         for name, _ in self.projects.loaded():
             try:
                 self.projects.engine(name).webhooks.release(self.owner)
             except Exception as exc:  # noqa: BLE001 - their leases expire instead
                 log.warning("could not give back the webhook leases of project %s: %s", name, exc)
-        self._http.close()
+        if self._http is not None:
+            self._http.close()
 
     def wake(self) -> None:
         """Look for due deliveries now rather than at the next poll."""
@@ -150,6 +156,7 @@ class WebhookDeliverer:
                 self._slots.release()
                 continue
             claimed = True
+            assert self._pool is not None
             self._pool.submit(self._deliver, name, engine, delivery)
         return claimed
 
@@ -181,6 +188,7 @@ class WebhookDeliverer:
             PROJECT_HEADER: project, **host,
         }
         started = time.monotonic()
+        assert self._http is not None, "start the deliverer first"
         try:
             response = self._http.post(url, content=body, headers=headers, extensions=extensions, auth=auth)
         except httpx.HTTPError as exc:
