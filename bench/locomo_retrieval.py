@@ -119,6 +119,7 @@ def evaluate(questions: list[dict[str, Any]], retrieve: Callable[[dict[str, Any]
 EMBEDDERS = {
     "static": {"provider": "model2vec"},
     "minilm": {"provider": "sentence_transformers"},
+    "onnx": {"provider": "onnx"},
 }
 
 
@@ -192,7 +193,7 @@ def run_variants(memory: Memory, questions: list[dict[str, Any]], variants: list
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default=str(DEFAULT_DATA))
-    parser.add_argument("--embedder", choices=sorted(EMBEDDERS), default="static", help="static (the default) or minilm")
+    parser.add_argument("--embedder", choices=sorted(EMBEDDERS), default="static", help="static (the default), minilm (torch) or onnx (MiniLM int8, no torch)")
     parser.add_argument("--static-path", default=None,
                         help="another static model folder (model2vec save_pretrained + provenance.json) instead of the shipped one")
     parser.add_argument("--out", default=None, help="default: bench/results/locomo_retrieval[_minilm].md")

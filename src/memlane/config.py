@@ -152,6 +152,35 @@ class InferenceConfig(_Strict):
     check_facts: bool = True
 
 
+class WebhooksConfig(_Strict):
+    """Delivery of per-project webhooks (memory add / update / delete): each change is queued
+    in the project's store in the transaction that makes it, then POSTed by a background
+    deliverer in ``memlane serve``, signed, retried with exponential backoff (docs/webhooks.md)."""
+
+    #: Let webhooks target loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local
+    #: (169.254/16, fe80::/10) and other non-public addresses. Off, such a URL is refused with a
+    #: 400 at create/update, and every delivery checks the addresses its host resolves to again
+    #: (a name re-pointed at an inside address later gets nothing).
+    allow_private: bool = False
+    #: Seconds a receiver has to answer one delivery; a slower answer counts as a failed attempt.
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    #: Failed attempts after which a delivery is set aside as dead (kept and listed;
+    #: ``memlane webhooks requeue`` sends it again).
+    max_attempts: int = Field(default=12, ge=1)
+    #: The wait after the first failed attempt; it doubles after each further one (with up to
+    #: a fifth of random jitter), up to ``retry_max_seconds``.
+    retry_base_seconds: float = Field(default=2.0, gt=0)
+    retry_max_seconds: float = Field(default=3600.0, gt=0)
+    #: How often the deliverer looks for due deliveries.
+    poll_seconds: float = Field(default=1.0, gt=0)
+    #: Deliveries sent at once per server process; at most one per webhook at a time, so a slow
+    #: receiver holds one of them, never the others' deliveries.
+    workers: int = Field(default=4, ge=1, le=64)
+    #: Days delivered deliveries (and their attempts) are kept for the inspector and
+    #: ``memlane webhooks deliveries``; dead ones stay until re-queued or their webhook is deleted.
+    delivered_kept_days: float = Field(default=7.0, ge=0)
+
+
 class ServerConfig(_Strict):
     """``memlane serve``: where its keys live, how long shutdown drains, and request limits
     (each refused with a clear 4xx in OpenAI's error envelope)."""
@@ -196,6 +225,8 @@ class ServerConfig(_Strict):
     #: memory calls per project and kind that may wait for one of those threads; beyond that a
     #: call is refused at once with 429 (``rate_limit_error``) and a ``Retry-After``
     project_queue: int = Field(default=64, ge=0, le=100_000)
+    #: per-project webhooks for memory changes: delivery, retries, and which targets are allowed
+    webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
 
     @pydantic.field_validator("cors_origins")
     @classmethod

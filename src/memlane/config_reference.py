@@ -81,6 +81,16 @@ def _section(name: str, model: type[BaseModel], doc: str | None = None) -> list[
     return lines + [""]
 
 
+def _nested_sections(prefix: str, model: type[BaseModel]) -> list[str]:
+    """A section inside a section (``server.webhooks``) gets its own table after its parent's."""
+    lines: list[str] = []
+    for key, field in model.model_fields.items():
+        annotation = field.annotation
+        if inspect.isclass(annotation) and issubclass(annotation, BaseModel) and annotation.__module__ == config_module.__name__:
+            lines += _section(f"{prefix}.{key}", annotation)
+    return lines
+
+
 def render() -> str:
     lines = ["# Configuration reference", "",
              "Generated from `memlane.config` by `python -m memlane.config_reference` (checked by a test). "
@@ -98,6 +108,7 @@ def render() -> str:
         if inspect.isclass(annotation) and issubclass(annotation, BaseModel) and annotation.__module__ == config_module.__name__ \
                 and annotation.__name__ != "ProviderSection":
             lines += _section(key, annotation)
+            lines += _nested_sections(key, annotation)
     for name, module in RERANKERS.items():
         options = importlib.import_module(module).Options
         lines += _section(f"reranker: {name}", options, f"`reranker: {{provider: {name}, config: {{...}}}}`.")

@@ -74,7 +74,7 @@ def test_a_store_from_before_the_scope_columns_is_migrated(pg_uri: str) -> None:
             found = store.search(Scope(user_id=user), None, vector, "", 10)
             assert [r.memory for r in store.fetch(list(found.dense)).values()] == [f"{user}'s fact"]
         with psycopg.connect(pg_uri) as conn:
-            assert conn.execute("SELECT version FROM t_m3.schema_version").fetchone() == (len(MIGRATIONS),)  # the latest
+            assert conn.execute("SELECT version FROM t_m3.schema_version").fetchone() == (len(MIGRATIONS),), "every step ran"
             assert conn.execute("SELECT scope_key, bytes > 0 FROM t_m3.outbox").fetchone() == (Scope(user_id="alice").key, True)
             assert conn.execute("SELECT count(*) FROM t_m3.vectors WHERE scope_key IS NOT NULL").fetchone() == (2,)
     finally:

@@ -15,6 +15,7 @@ from memlane.cli.models import models
 from memlane.cli.outbox import outbox
 from memlane.cli.serve import keys, serve
 from memlane.cli.status import status
+from memlane.cli.webhooks import webhooks
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,6 +44,7 @@ cli.add_command(keys)
 cli.add_command(outbox)
 cli.add_command(models)
 cli.add_command(status)
+cli.add_command(webhooks)
 
 
 def main(argv: list[str] | None = None) -> Any:

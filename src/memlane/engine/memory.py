@@ -27,6 +27,7 @@ from memlane.engine.expiry import visible
 from memlane.engine.identity import Lifetime, content_hash, new_record
 from memlane.engine.immutable import refuse_update
 from memlane.engine.learning import Learning, Learnt
+from memlane.engine.lifecycle import LIFECYCLE_METHODS, LifecycleMethods
 from memlane.engine.messages import normalize_messages
 from memlane.engine.recall import Recall, SearchRequest
 from memlane.engine.reranking import Reranking
@@ -69,8 +70,9 @@ def default_embedder(recorded: str | None) -> ProviderSection:
     return ProviderSection(provider="model2vec")
 
 
-class Memory:
-    """Long-term memory over one store, one embedder and one LLM.
+class Memory(LifecycleMethods):
+    """Long-term memory over one store, one embedder and one LLM (batch edits, feedback and
+    webhooks: memlane.engine.lifecycle).
 
     ``Memory()`` uses the embedded default (SQLite file under ``MEMLANE_HOME``, MiniLM).
     """
@@ -571,6 +573,10 @@ class AsyncMemory:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+for _name in LIFECYCLE_METHODS:  # batch edits, feedback, webhooks: each with await too
+    setattr(AsyncMemory, _name, _threaded(_name))
 
 
 __all__ = ["AsyncMemory", "Memory", "SearchRequest"]

@@ -23,6 +23,7 @@ from memlane.errors import ScopeError, ValidationError
 from memlane.query.filters import SCOPE_FIELDS, Filter
 from memlane.records import HistoryEvent, MemoryRecord, Scope, utc_now
 from memlane.stores.base import Change, MemoryStore
+from memlane.stores.feedback import FEEDBACK_VALUES
 
 #: Imports at least this big go through the store's bulk load.
 BULK_LOAD_ROWS = 5_000
@@ -31,8 +32,13 @@ BULK_LOAD_ROWS = 5_000
 def export_records(store: MemoryStore, scope: Scope, parsed: Filter | None) -> Iterator[dict[str, Any]]:
     """Every memory of ``scope`` (an empty scope: the whole store) matching ``parsed``, with its
     history, oldest first."""
+    feedback = getattr(store, "feedback", None)
     for record in reversed(store.list(scope, parsed, None)):
-        yield {**record.to_dict(), "history": [e.to_dict() for e in store.history(record.id)]}
+        line = {**record.to_dict(), "history": [e.to_dict() for e in store.history(record.id)]}
+        given = feedback.of(record.id) if feedback is not None else []
+        if given:  # mem0's feedback on it, oldest first (restored by an import)
+            line["feedback"] = [f.to_dict() for f in given]
+        yield line
 
 
 def import_records(store: MemoryStore, embed: Callable[[Sequence[str]], np.ndarray], records: Iterable[Mapping[str, Any]],
@@ -50,6 +56,7 @@ def import_records(store: MemoryStore, embed: Callable[[Sequence[str]], np.ndarr
         changes = [_import_change(item, vector) for item, vector in zip(batch, vectors)]
         for applied in store.apply(changes):
             counts["imported" if applied.event == "ADD" else "skipped"] += 1
+        _restore_feedback(store, batch, changes)
         batch.clear()
 
     for index, item in enumerate(records):
@@ -65,6 +72,7 @@ def import_records(store: MemoryStore, embed: Callable[[Sequence[str]], np.ndarr
             check_expiration_date(item.get("expiration_date"))
             check_flag(False if item.get("immutable") is None else item["immutable"], "immutable")  # mem0's records say false
             check_encodable(item, "the record")
+            _check_feedback_rows(item.get("feedback"))
         except ValidationError as exc:
             raise ValidationError(f"record {index}: {exc.message}", param="records", code=exc.code) from None
         batch.append(item)
@@ -72,6 +80,28 @@ def import_records(store: MemoryStore, embed: Callable[[Sequence[str]], np.ndarr
             flush()
     flush()
     return counts
+
+
+def _check_feedback_rows(rows: Any) -> None:
+    if rows is None:
+        return
+    if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
+        raise ValidationError("feedback must be a list of objects", param="feedback")
+    for r in rows:
+        if not isinstance(r.get("id"), str) or not isinstance(r.get("created_at"), str):
+            raise ValidationError("each feedback needs its id and created_at (as an export writes them)", param="feedback")
+        if r.get("feedback") is not None and r.get("feedback") not in FEEDBACK_VALUES:
+            raise ValidationError(f"feedback {r.get('feedback')!r} is not one of {', '.join(FEEDBACK_VALUES)}", param="feedback")
+        if r.get("feedback_reason") is not None and not isinstance(r.get("feedback_reason"), str):
+            raise ValidationError("feedback_reason must be a string", param="feedback")
+
+
+def _restore_feedback(store: MemoryStore, items: Sequence[Mapping[str, Any]], changes: Sequence[Change]) -> None:
+    """Exported feedback rows back with their memory (a row already held is skipped)."""
+    log = getattr(store, "feedback", None)
+    rows = [{**f, "memory_id": change.record.id} for item, change in zip(items, changes) for f in (item.get("feedback") or [])]
+    if log is not None and rows:
+        log.restore(rows)
 
 
 def _import_change(item: Mapping[str, Any], vector: np.ndarray) -> Change:

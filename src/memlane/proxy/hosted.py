@@ -214,8 +214,51 @@ class MemoryRequests:
         """Hand an exchange to the server's outbox (learnt like a chat through the server)."""
         return "POST", "/v1/exchanges", {"json": dict(exchange)}
 
+    # -- batch edits, feedback, webhooks (memlane.engine.lifecycle) ---------------------------------
 
-METHODS = ("add", "search", "get", "get_all", "update", "delete", "delete_all", "delete_users", "history", "enqueue")
+    @staticmethod
+    def batch_update(memories: Sequence[Mapping[str, Any]]) -> tuple[str, str, dict[str, Any]]:
+        return "PUT", "/v1/memories/batch", {"json": {"memories": list(memories)}}
+
+    @staticmethod
+    def batch_delete(memories: Sequence[Mapping[str, Any] | str]) -> tuple[str, str, dict[str, Any]]:
+        return "DELETE", "/v1/memories/batch", {"json": {"memories": list(memories)}}
+
+    @staticmethod
+    def feedback(memory_id: str, feedback: str | None = None, feedback_reason: str | None = None) -> tuple[str, str, dict[str, Any]]:
+        return "POST", f"/v1/memories/{memory_id}/feedback", {"json": {"feedback": feedback, "feedback_reason": feedback_reason}}
+
+    @staticmethod
+    def get_feedback(memory_id: str) -> tuple[str, str, dict[str, Any]]:
+        return "GET", f"/v1/memories/{memory_id}/feedback", {}
+
+    @staticmethod
+    def create_webhook(url: str, name: str | None = None, event_types: Sequence[str] | None = None,
+                       is_active: bool = True) -> tuple[str, str, dict[str, Any]]:
+        body = {"url": url, "name": name, "event_types": list(event_types) if event_types is not None else None, "is_active": is_active}
+        return "POST", "/v1/webhooks", {"json": _dropping_none(body)}
+
+    @staticmethod
+    def get_webhooks() -> tuple[str, str, dict[str, Any]]:
+        return "GET", "/v1/webhooks", {}
+
+    @staticmethod
+    def update_webhook(webhook_id: str, name: str | None = None, url: str | None = None, event_types: Sequence[str] | None = None,
+                       is_active: bool | None = None) -> tuple[str, str, dict[str, Any]]:
+        body = {"url": url, "name": name, "event_types": list(event_types) if event_types is not None else None, "is_active": is_active}
+        return "PUT", f"/v1/webhooks/{webhook_id}", {"json": _dropping_none(body)}
+
+    @staticmethod
+    def delete_webhook(webhook_id: str) -> tuple[str, str, dict[str, Any]]:
+        return "DELETE", f"/v1/webhooks/{webhook_id}", {}
+
+    @staticmethod
+    def webhook_deliveries(webhook_id: str | None = None, *, status: str | None = None, limit: int = 50) -> tuple[str, str, dict[str, Any]]:
+        return "GET", "/v1/webhooks/deliveries", {"params": _dropping_none({"webhook_id": webhook_id, "status": status, "limit": limit})}
+
+
+METHODS = ("add", "search", "get", "get_all", "update", "delete", "delete_all", "delete_users", "history", "enqueue", "batch_update", "batch_delete",
+           "feedback", "get_feedback", "create_webhook", "get_webhooks", "update_webhook", "delete_webhook", "webhook_deliveries")
 
 
 def _sending(name: str) -> Callable[..., Any]:
@@ -254,7 +297,8 @@ def _asending(name: str) -> Callable[..., Any]:
 
 class HostedMemory:
     """The engine's methods over the memlane REST API (``add``, ``search``, ``get``, ``get_all``,
-    ``update``, ``delete``, ``delete_all``, ``delete_users``, ``history``, ``enqueue``: see ``MemoryRequests``)."""
+    ``update``, ``delete``, ``delete_all``, ``delete_users``, ``history``, ``enqueue``, and the batch
+    edits, feedback and webhooks of memlane.engine.lifecycle: see ``MemoryRequests``)."""
 
     def __init__(self, http: httpx.Client) -> None:
         self._http = http

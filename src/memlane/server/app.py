@@ -14,7 +14,7 @@ from memlane import __version__
 from memlane.config import MemlaneConfig, load_config
 from memlane.openai_compat import NO_CHAT_ENDPOINT, chat_endpoint
 from memlane.proxy.protocols.messages import NO_ANTHROPIC_ENDPOINT, anthropic_endpoint
-from memlane.server import errors, routes_anthropic, routes_mem0, routes_memories, routes_openai, ui
+from memlane.server import errors, routes_anthropic, routes_lifecycle, routes_mem0, routes_memories, routes_openai, ui
 from memlane.server.auth import Auth
 from memlane.server.browser_guard import BrowserGuard
 from memlane.server.cpu import one_blas_thread
@@ -25,6 +25,7 @@ from memlane.server.openapi import describe, install_docs
 from memlane.server.metrics import Metrics, Observe
 from memlane.server.metrics_history import MetricsHistory
 from memlane.server.projects import Projects, in_thread
+from memlane.server.webhook_deliverer import WebhookDeliverer
 
 #: seconds /readyz waits for the default store before it answers 503
 READY_SECONDS = 5.0
@@ -54,6 +55,9 @@ def create_app(
     history = MetricsHistory(lambda: metrics.readings(projects.snapshot()), size=cfg.server.metrics_points)
     #: /readyz's own threads: it never waits behind any project's work
     probes = ThreadPoolExecutor(2, thread_name_prefix="memlane-readyz")
+    #: sends the projects' webhook deliveries in the background (server/webhook_deliverer.py)
+    deliverer = WebhookDeliverer(projects, cfg.server.webhooks, known_projects=lambda: [
+        DEFAULT_PROJECT, *sorted({k.project for k in keys.list() if k.revoked_at is None} - {DEFAULT_PROJECT})])
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -61,9 +65,11 @@ def create_app(
         # open the default store now (its learner resumes the outbox) and load the embedder
         await in_thread(projects.engine(DEFAULT_PROJECT).warm_up)
         sampler = asyncio.create_task(history.run(cfg.server.metrics_interval)) if cfg.server.metrics_interval else None
+        deliverer.start()
         yield
         if sampler is not None:
             sampler.cancel()
+        await in_thread(deliverer.stop)  # attempts in flight finish; their leases go back to the queue
         await projects.drain_and_close(drain)  # graceful shutdown drains the outbox
         probes.shutdown(wait=False, cancel_futures=True)
 
@@ -71,6 +77,7 @@ def create_app(
                   description="OpenAI-compatible chat with long-term memory, and the memory REST API.")
     install_docs(app)
     app.state.projects, app.state.keys, app.state.metrics, app.state.history = projects, keys, metrics, history
+    app.state.webhooks = deliverer
     errors.install(app, metrics)
 
     @app.exception_handler(ProjectBusy)
@@ -85,6 +92,7 @@ def create_app(
                        cors_origins=cfg.server.cors_origins)  # outermost: refused before a body is read
     app.add_middleware(ui.SecurityHeaders)  # on every /ui answer, the guard's refusals included
     app.include_router(routes_openai.router(auth, projects, limits))
+    app.include_router(routes_lifecycle.router(auth, projects, limits))  # before /v1/memories/{id}: /v1/memories/batch
     app.include_router(routes_memories.router(auth, projects, limits))
     app.include_router(routes_memories.exchanges_router(auth, projects, limits))
     app.include_router(routes_memories.users_router(auth, projects))

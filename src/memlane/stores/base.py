@@ -64,6 +64,10 @@ class Change:
     #: UPDATE keeps the memory's expiry (reconciliation rewrites a text, not its lifetime), and
     #: ``immutable`` is only ever set by the ADD.
     sets_expiry: bool = False
+    #: For an UPDATE: a new text another memory of the scope already holds fails the whole
+    #: ``apply`` (``ValidationError``, nothing written) instead of leaving this memory as it is
+    #: (``Applied("NONE")``): an all-or-nothing batch edit needs to know before anything commits.
+    strict: bool = False
 
 
 @dataclass

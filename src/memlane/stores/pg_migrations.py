@@ -156,3 +156,30 @@ def m010_expiry_and_immutable(store: PgVectorStore, conn: Any) -> None:
         CREATE INDEX IF NOT EXISTS memories_expiry_user ON {s}.memories (user_id, expires_at COLLATE "C") WHERE expires_at IS NOT NULL;
         CREATE INDEX IF NOT EXISTS memories_expiry_agent ON {s}.memories (agent_id, expires_at COLLATE "C") WHERE expires_at IS NOT NULL;
         CREATE INDEX IF NOT EXISTS memories_expiry_run ON {s}.memories (run_id, expires_at COLLATE "C") WHERE expires_at IS NOT NULL""")
+
+
+@migration
+def m011_feedback_and_webhooks(store: PgVectorStore, conn: Any) -> None:
+    """Feedback on memories, the project's webhooks and their delivery queue with each attempt
+    (see SQLite's m014): deliveries are written in the transaction of the memory change."""
+    s = store.s
+    execute_all(conn, f"""CREATE TABLE IF NOT EXISTS {s}.feedback (
+            seq bigserial PRIMARY KEY, id text NOT NULL UNIQUE, memory_id text NOT NULL, feedback text, feedback_reason text,
+            created_at text NOT NULL);
+        CREATE INDEX IF NOT EXISTS feedback_memory ON {s}.feedback (memory_id, seq);
+        CREATE TABLE IF NOT EXISTS {s}.webhooks (
+            id text PRIMARY KEY, name text NOT NULL, url text NOT NULL, secret text NOT NULL, event_types text NOT NULL,
+            is_active integer NOT NULL DEFAULT 1, created_at text NOT NULL, updated_at text NOT NULL);
+        CREATE TABLE IF NOT EXISTS {s}.webhook_deliveries (
+            seq bigserial PRIMARY KEY, id text NOT NULL UNIQUE, webhook_id text NOT NULL, event text NOT NULL, memory_id text,
+            body text NOT NULL, status text NOT NULL DEFAULT 'pending', attempts integer NOT NULL DEFAULT 0,
+            created_at double precision NOT NULL, next_attempt_at double precision NOT NULL, last_status integer, last_error text,
+            delivered_at double precision, owner text, lease_until double precision);
+        CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON {s}.webhook_deliveries (next_attempt_at, seq) WHERE status = 'pending';
+        CREATE INDEX IF NOT EXISTS webhook_deliveries_leased ON {s}.webhook_deliveries (lease_until) WHERE lease_until IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS webhook_deliveries_hook ON {s}.webhook_deliveries (webhook_id, seq);
+        CREATE INDEX IF NOT EXISTS webhook_deliveries_done ON {s}.webhook_deliveries (delivered_at) WHERE delivered_at IS NOT NULL;
+        CREATE TABLE IF NOT EXISTS {s}.webhook_attempts (
+            seq bigserial PRIMARY KEY, delivery_id text NOT NULL, attempt integer NOT NULL, at double precision NOT NULL,
+            status_code integer, error text, duration_ms double precision);
+        CREATE INDEX IF NOT EXISTS webhook_attempts_delivery ON {s}.webhook_attempts (delivery_id, seq)""")

@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from memlane.config import validate_section
-from memlane.errors import ConfigError, NotFoundError, StoreError
+from memlane.errors import ConfigError, NotFoundError, StoreError, ValidationError
 from memlane.query.filters import Filter
 from memlane.query.keywords import query_terms
 from memlane.records import MemoryRecord, Scope, expiry_instant, utc_now
@@ -192,6 +192,11 @@ class PgVectorStore(SQLStore):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(Scope(run_id="memlane-migrations")),))
             migrate(self, conn)
 
+    def _webhook_dialect(self) -> dict[str, Any]:
+        """Webhook claims skip locked rows and take a transaction lock of their own (as the outbox's)."""
+        key = _lock_key(Scope(run_id="memlane-webhook-claim:" + self.options.schema_name))
+        return {"skip_locked": True, "claim_lock": f"SELECT pg_advisory_xact_lock({key})"}
+
     def _lock_bind(self, conn: Any) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(Scope(run_id="memlane-bind")),))
 
@@ -302,6 +307,7 @@ class PgVectorStore(SQLStore):
             touched |= self._positions(conn, [a.record.id for a in results if a.event == "ADD"])
             touched |= self._refresh_contexts(conn, touched)
             changed = [a for a in results if a.event != "NONE"]
+            self._queue_webhooks(conn, changed)
             ids_of = {a.record.scope.key: version_keys(a.record.user_id, a.record.agent_id, a.record.run_id) for a in changed}
             keys = {k for ks in ids_of.values() for k in ks}
             self._bump(conn, keys, set())
@@ -372,6 +378,9 @@ class PgVectorStore(SQLStore):
         clash = conn.execute(f"SELECT 1 FROM {s}.memories WHERE scope_key = %s AND hash = %s AND id <> %s",
                              (old["scope_key"], r.hash, r.id)).fetchone()
         if clash is not None:
+            if change.strict:
+                raise ValidationError(f"memory {r.id!r}: its scope already holds another memory with the text {r.memory!r}",
+                                      param="memories", code="duplicate_text")
             return Applied("NONE", record_from_row(old))
         conn.execute(f"UPDATE {s}.memories SET memory = %s, hash = %s, metadata = %s::jsonb, updated_at = %s, expiration_date = %s,"
                      f" expires_at = %s, tsv = {self._tsv_sql()} WHERE rid = %s",
@@ -398,10 +407,13 @@ class PgVectorStore(SQLStore):
             ids = [r["id"] for r in conn.execute(f"SELECT m.id FROM {self.s}.memories m WHERE {where}", params)]
             positions = self._positions(conn, ids)
             ids_of: dict[str, list[str]] = {}
+            deleted: list[Applied] = []
             for done, memory_id in enumerate(ids, 1):
                 gone = self._delete(conn, Change("DELETE", MemoryRecord(id=memory_id, memory="", hash="")), actor_id)
                 ids_of[gone.record.scope.key] = version_keys(gone.record.user_id, gone.record.agent_id, gone.record.run_id)
+                deleted.append(gone)
                 tell_progress(progress, done, len(ids))
+            self._queue_webhooks(conn, deleted)
             refreshed = self._refresh_contexts(conn, positions)
             keys = {k for ks in ids_of.values() for k in ks}
             self._bump(conn, keys, keys)
@@ -415,6 +427,7 @@ class PgVectorStore(SQLStore):
             # memories and rebuilt at the next bind, possibly for another model
             conn.execute(f"TRUNCATE {s}.memories, {s}.history, {s}.outbox, {s}.store_info, {s}.vector_sync, {s}.outbox_learnt,"
                          f" {s}.scope_changes CASCADE")
+            conn.execute(f"DELETE FROM {s}.feedback")  # about memories that are gone (webhooks and their queue stay)
             # versions only ever grow, so no in-process index from before the reset matches again
             conn.execute(f"UPDATE {s}.scope_versions SET version = version + 1, rewrites = rewrites + 1")
         if self._keywords is not None:

@@ -454,3 +454,14 @@ class QdrantStore:
 
     def entities(self) -> list[tuple[str, str, int]]:
         return self.records.entities()
+
+    @property
+    def feedback(self) -> Any:
+        """Feedback on memories lives with the records (memlane.stores.feedback)."""
+        return self.records.feedback  # type: ignore[attr-defined]
+
+    @property
+    def webhooks(self) -> Any:
+        """The webhooks and their delivery queue live with the records, so a delivery is queued
+        in the records' transaction (memlane.stores.webhooks)."""
+        return self.records.webhooks  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ and keeps only what is truly its own (search, writes with their indexes, migrati
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import queue
@@ -25,10 +26,12 @@ from memlane.query.filters import Filter
 from memlane.query.keywords import query_terms
 from memlane.query.tokens import fts5_tokens
 from memlane.records import HistoryEvent, MemoryRecord, Scope, expiry_instant
-from memlane.stores.base import scope_where
+from memlane.stores.base import Applied, scope_where
 from memlane.stores.conversation import ConversationContext
+from memlane.stores.feedback import SQLFeedback
 from memlane.stores.keyword_index import Context, KeywordIndexes, ScopeKeywords
 from memlane.stores.outbox import SQLOutbox
+from memlane.stores.webhooks import SQLWebhooks
 
 #: a catch-up reads at most this many scope versions of the change journal; further behind, the
 #: index is rebuilt (the journal keeps ``JOURNAL_KEEP`` versions a key, pruned every 64)
@@ -313,6 +316,24 @@ class SQLStore(ConversationContext):
                             f" FROM {self._t('memories')} m WHERE {where}", params).fetchall()
         return [(r["k"], r["memory"], r["context"] or "", (r["user_id"] is not None) + (r["agent_id"] is not None)
                  + (r["run_id"] is not None), r["scope_key"]) for r in rows]
+
+    # -- feedback and webhooks (memlane.stores.feedback, memlane.stores.webhooks) ------------------
+
+    @functools.cached_property
+    def feedback(self) -> SQLFeedback:
+        return SQLFeedback(self._t("feedback"), self._write, self._read, mark=self.mark)
+
+    @functools.cached_property
+    def webhooks(self) -> SQLWebhooks:
+        return SQLWebhooks(self._t, self._write, self._read, mark=self.mark, **self._webhook_dialect())
+
+    def _webhook_dialect(self) -> dict[str, Any]:
+        """``skip_locked`` / ``claim_lock`` for webhook claims (see ``SQLWebhooks``)."""
+        return {}
+
+    def _queue_webhooks(self, conn: Any, applied: Sequence[Applied]) -> None:
+        """Inside a write's transaction: queue its changes for the project's webhooks."""
+        self.webhooks.enqueue(conn, applied)
 
     def _make_outbox(self, **dialect: Any) -> SQLOutbox:
         return SQLOutbox(self._t("outbox"), self._write, mark=self.mark, read=self._read, **dialect)

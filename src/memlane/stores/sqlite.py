@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from memlane.config import default_db_path, validate_section
 from memlane.files import private_dir, private_file
-from memlane.errors import NotFoundError
+from memlane.errors import NotFoundError, ValidationError
 from memlane.query.filters import Filter
 from memlane.query.keywords import query_terms
 from memlane.records import MemoryRecord, Scope, expiry_instant, utc_now
@@ -232,6 +232,7 @@ class SQLiteStore(SQLStore):
                 db.executemany("INSERT OR IGNORE INTO vector_sync (memory_id) VALUES (?)",
                                [(i,) for i in sorted({a.record.id for a in results if a.event != "NONE"})])
             changed = [a for a in results if a.event != "NONE"]
+            self._queue_webhooks(db, changed)
             rewritten = [a for a in changed if a.event == "DELETE" or (a.event == "UPDATE" and a.previous_memory != a.record.memory)]
             ids_of = {a.record.scope.key: _version_keys(a.record.user_id, a.record.agent_id, a.record.run_id) for a in changed}
             keys = {k for ks in ids_of.values() for k in ks}
@@ -286,6 +287,9 @@ class SQLiteStore(SQLStore):
         ).fetchone()
         old_record = record_from_row(old)
         if clash is not None:  # the new text already exists as another memory of this scope
+            if change.strict:
+                raise ValidationError(f"memory {r.id!r}: its scope already holds another memory with the text {r.memory!r}",
+                                      param="memories", code="duplicate_text")
             return Applied("NONE", old_record)
         db.execute(
             "UPDATE memories SET memory = ?, hash = ?, metadata = ?, updated_at = ?, expiration_date = ?, expires_at = ? WHERE rowid = ?",
@@ -316,10 +320,13 @@ class SQLiteStore(SQLStore):
             ids = [row[0] for row in db.execute(f"SELECT m.id FROM memories m WHERE {where}", params)]
             positions = self._positions(db, ids)
             ids_of: dict[str, list[str]] = {}
+            deleted: list[Applied] = []
             for done, memory_id in enumerate(ids, 1):
                 gone = self._delete(db, Change("DELETE", MemoryRecord(id=memory_id, memory="", hash="")), actor_id)
                 ids_of[gone.record.scope.key] = _version_keys(gone.record.user_id, gone.record.agent_id, gone.record.run_id)
+                deleted.append(gone)
                 tell_progress(progress, done, len(ids))
+            self._queue_webhooks(db, deleted)
             refreshed = self._refresh_contexts(db, positions)
             touched = {k for ks in ids_of.values() for k in ks}
             self._bump(db, touched, touched)
@@ -335,6 +342,7 @@ class SQLiteStore(SQLStore):
             for table in ("memories", "vectors", "memories_fts", "history", "store_info", "outbox", "outbox_learnt", "vector_sync",
                           "scope_changes"):
                 db.execute(f"DELETE FROM {table}")
+            db.execute("DELETE FROM feedback")  # about memories that are gone (webhooks and their queue stay)
             # versions only ever grow, so no cached matrix from before the reset can match again
             db.execute("UPDATE scope_versions SET version = version + 1, rewrites = rewrites + 1")
         self._vectors.clear()

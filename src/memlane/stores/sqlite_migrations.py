@@ -229,3 +229,34 @@ def m013_expiry_and_immutable(db: sqlite3.Connection) -> None:
         CREATE INDEX IF NOT EXISTS memories_expiry_agent ON memories (agent_id, expires_at) WHERE expires_at IS NOT NULL;
         CREATE INDEX IF NOT EXISTS memories_expiry_run ON memories (run_id, expires_at) WHERE expires_at IS NOT NULL
         """)
+
+
+@migration
+def m014_feedback_and_webhooks(db: sqlite3.Connection) -> None:
+    """Feedback on memories (mem0's POSITIVE / NEGATIVE / VERY_NEGATIVE with a reason, every one
+    kept, the latest the current one), the project's webhooks, and their durable delivery queue:
+    a delivery row is written in the transaction that changes the memory (as the outbox is
+    finished in the one that applies what was learnt), so a change is never lost nor announced
+    when it did not happen; each attempt is kept beside it for the inspector and the CLI."""
+    execute_all(db, """
+        CREATE TABLE IF NOT EXISTS feedback (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, memory_id TEXT NOT NULL,
+            feedback TEXT, feedback_reason TEXT, created_at TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS feedback_memory ON feedback (memory_id, seq);
+        CREATE TABLE IF NOT EXISTS webhooks (
+            id TEXT PRIMARY KEY, name TEXT NOT NULL, url TEXT NOT NULL, secret TEXT NOT NULL, event_types TEXT NOT NULL,
+            is_active INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS webhook_deliveries (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, webhook_id TEXT NOT NULL, event TEXT NOT NULL,
+            memory_id TEXT, body TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL, next_attempt_at REAL NOT NULL, last_status INTEGER, last_error TEXT,
+            delivered_at REAL, owner TEXT, lease_until REAL);
+        CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (next_attempt_at, seq) WHERE status = 'pending';
+        CREATE INDEX IF NOT EXISTS webhook_deliveries_leased ON webhook_deliveries (lease_until) WHERE lease_until IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS webhook_deliveries_hook ON webhook_deliveries (webhook_id, seq);
+        CREATE INDEX IF NOT EXISTS webhook_deliveries_done ON webhook_deliveries (delivered_at) WHERE delivered_at IS NOT NULL;
+        CREATE TABLE IF NOT EXISTS webhook_attempts (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, delivery_id TEXT NOT NULL, attempt INTEGER NOT NULL, at REAL NOT NULL,
+            status_code INTEGER, error TEXT, duration_ms REAL);
+        CREATE INDEX IF NOT EXISTS webhook_attempts_delivery ON webhook_attempts (delivery_id, seq)
+        """)

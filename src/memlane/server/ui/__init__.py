@@ -33,6 +33,7 @@ from memlane.server.metrics import Metrics
 from memlane.server.metrics_history import MetricsHistory
 from memlane.server.ui.metrics_page import metrics_context
 from memlane.server.projects import describe_storage, in_thread
+from memlane.server.ui import webhooks_page
 from memlane.server.ui.security import CSRF_COOKIE, SESSION_COOKIE, SecurityHeaders, delete_cookie, read_cookie, set_cookie
 
 __all__ = ["SecurityHeaders", "router"]
@@ -170,11 +171,12 @@ def router(auth: Any, projects: Any, chat_route: str, *, metrics: Metrics, histo
         try:
             record = await in_thread(memory.get, memory_id)
             history = await in_thread(memory.history, memory_id)
+            feedback = await in_thread(memory.get_feedback, memory_id)
         except MemlaneError as exc:
             return render("memories.html", request, project, code=exc.http_status, scope={}, query="", filters="", page=1, sort="newest",
                         rows=None, more=False, error=exc.message, page_url=lambda n: "/ui/memories")
         return render("memory.html", request, project, memory=record, history=history, sources=learnt_from(project, memory_id),
-                      confirm_delete=request.query_params.get("confirm") == "delete")
+                      confirm_delete=request.query_params.get("confirm") == "delete", feedback=feedback)
 
     @ui.post("/memories/{memory_id}/edit")
     async def edit(request: Request, memory_id: str) -> Response:
@@ -223,6 +225,8 @@ def router(auth: Any, projects: Any, chat_route: str, *, metrics: Metrics, histo
         totals = next(iter(metrics.readings(await in_thread(projects.snapshot, project))), None)
         return render("metrics.html", request, project, interval=projects.config.server.metrics_interval,
                       **metrics_context(totals, history.points(project)))
+
+    webhooks_page.install(ui, projects, project_of, render, to_login)
 
     @ui.get("/inspector.css", include_in_schema=False)
     async def stylesheet() -> Response:
