@@ -75,6 +75,31 @@ def test_the_inspector_lists_expired_memories_marked_expired_and_immutable_ones_
     assert "immutable" in api.get(f"/ui/memories/{veg}").text and "immutable" not in page
 
 
+def test_the_overview_searches_every_scope_of_the_project_and_no_other(make_server: Callable[..., LiveServer], tmp_path: Path) -> None:
+    keys = KeyStore(tmp_path / "keys.db")
+    key_a, _ = keys.create("acme")
+    key_b, _ = keys.create("globex")
+    server = make_server(keys=keys)
+    acme = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key_a}"})
+    add(acme, "Is allergic to cheese", "alice")
+    add(acme, "Loves Indian food", "alice")
+    add(acme, "Keeps a cheese shop in Lyon", "bob")
+    add(acme, "Cheese tasting on Friday", "carol", expiration_date="2020-01-01")
+    acme.post("/v1/memories", json={"messages": "Ships cheese weekly", "agent_id": "deliveries", "infer": False}).raise_for_status()
+    add(httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key_b}"}), "Globex cheese secret", "alice")
+
+    browser = httpx.Client(base_url=server.url)
+    log_in(browser, key_a)
+    assert 'action="/ui/search"' in browser.get("/ui").text
+    page = html.unescape(browser.get("/ui/search", params={"q": "cheese"}).text)
+    for text in ("Is allergic to cheese", "Keeps a cheese shop in Lyon", "Ships cheese weekly", "Cheese tasting on Friday"):
+        assert text in page, text
+    assert "Globex" not in page, "another project's memories"
+    assert "badge expired" in page and 'href="/ui/memories?user_id=bob"' in page and 'href="/ui/memories?agent_id=deliveries"' in page
+    assert "of 4 scopes" in page
+    assert "Search the project" in browser.get("/ui/search").text  # no query: the form alone
+
+
 def test_memories_are_escaped_not_rendered(server: LiveServer) -> None:
     api = httpx.Client(base_url=server.url)
     add(api, "<script>alert('x')</script> likes tea", "mallory")

@@ -33,6 +33,12 @@ def test_log_in_find_edit_and_delete_a_memory_in_a_browser(page: Any, make_serve
     assert page.eval_on_selector("header", "h => getComputedStyle(h).backgroundColor") == "rgb(29, 35, 48)"  # the stylesheet
     assert {c["name"] for c in page.context.cookies()} == {"memlane_csrf", "memlane_session"}
     assert key not in str(page.context.cookies()), "the browser holds a session, not the key"
+    page.fill("input[aria-label='search the project']", "cheese")  # every scope of the project at once
+    page.click("button:has-text('Search')")
+    rows = page.locator("table tr").all_inner_texts()
+    assert "Is allergic to cheese" in rows[1] and "user=alice" in rows[1] and "Globex secret" not in page.content()
+    page.screenshot(path=str(tmp_path / "search.png"))
+    page.click("text=Overview")
     page.click("text=alice")  # the scope on the overview
     assert "Loves Indian food" in page.content() and "Globex secret" not in page.content()
 

@@ -39,6 +39,8 @@ from memlane.server.ui.security import CSRF_COOKIE, SESSION_COOKIE, SecurityHead
 __all__ = ["SecurityHeaders", "router"]
 
 PAGE_SIZE = 50
+#: a project-wide search reads this many scopes, the largest first (each is one engine search)
+SEARCH_SCOPES = 200
 _STYLESHEET = (Path(__file__).parent / "static" / "inspector.css").read_bytes()
 
 _templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"]))
@@ -119,6 +121,32 @@ def router(auth: Any, projects: Any, chat_route: str, *, metrics: Metrics, histo
         learner = await in_thread(projects.client(project).outbox_status)
         return render("overview.html", request, project, status=status, scopes=scopes, chat_route=chat_route, learner=learner,
                     store=f"{memory.config.vector_store.provider}: {describe_storage(projects.config, project)}")
+
+    @ui.get("/search", response_class=HTMLResponse)
+    async def project_search(request: Request, q: str = "") -> Response:
+        """The whole project's memories for a query, best first: each scope (the largest
+        ``SEARCH_SCOPES``) searched with the engine's own search, merged by score."""
+        project = project_of(request)
+        if project is None:
+            return to_login()
+        memory = projects.engine(project)
+        rows: list[dict[str, Any]] = []
+        scopes: list[tuple[str, str, int]] = []
+        if q.strip():
+            scopes = sorted(await in_thread(memory.entities), key=lambda e: (-e[2], e[0], e[1]))[:SEARCH_SCOPES]
+
+            def search_all() -> list[dict[str, Any]]:
+                found = [hit for kind, name, _ in scopes
+                         for hit in memory.search(q, **{f"{kind}_id": name}, limit=PAGE_SIZE, show_expired=True)["results"]]
+                unique = {hit["id"]: hit for hit in found}  # a memory of user and agent is in both scopes
+                return sorted(unique.values(), key=lambda hit: -hit["score"])[:PAGE_SIZE]
+
+            try:
+                rows = await in_thread(search_all)
+            except MemlaneError as exc:
+                return render("search.html", request, project, code=exc.http_status, query=q, rows=[], scopes=scopes,
+                              limit=SEARCH_SCOPES, error=exc.message)
+        return render("search.html", request, project, query=q, rows=rows, scopes=scopes, limit=SEARCH_SCOPES, error=None)
 
     @ui.get("/memories", response_class=HTMLResponse)
     async def memories(request: Request, user_id: str = "", agent_id: str = "", run_id: str = "", q: str = "",
