@@ -175,11 +175,13 @@ def extract_batch_facts(llm: LLM, system_prompt: str, conversations: list[str], 
 
 
 def reconcile(
-    llm: LLM, system_prompt: str, existing: list[dict[str, str]], facts: list[str], *, model: str | None = None
+    llm: LLM, system_prompt: str, existing: list[dict[str, str]], facts: list[str], *, model: str | None = None,
+    batched: bool = False,
 ) -> list[Decision]:
+    """``batched``: the facts of several exchanges, in the order they were said (repeats kept)."""
     return ask(
-        llm, prompts.reconcile_messages(system_prompt, existing, facts), parse_decisions, prompts.MEMORY_SHAPE, model=model,
-        task=prompts.reconcile_task(len(existing), len(facts)),
+        llm, prompts.reconcile_messages(system_prompt, existing, facts, batched=batched), parse_decisions, prompts.MEMORY_SHAPE,
+        model=model, task=prompts.reconcile_task(len(existing), len(facts)),
     )
 
 

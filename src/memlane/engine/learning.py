@@ -24,9 +24,10 @@ learner claims them together, and they are learnt with what one at a time gives:
   ``prompts.BATCH_FACT_EXTRACTION_PROMPT``) and gets each one's facts, so each fact is checked
   (memlane.engine.fact_check) against its own exchange's turns only, as one at a time. A custom
   extraction prompt states its own, one-exchange answer: with one, exchanges go one at a time.
-- The batch's facts (exchange order, a repeat once) are embedded in one call, shown to one
-  reconcile call with the scope's memories most like any of them, and applied in one commit
-  that also removes every outbox item of the batch (``apply(..., outbox_done=[...])``).
+- The batch's facts are embedded in one call and shown to one reconcile call, in the order they
+  were said (a fact two exchanges state is shown twice: one at a time it is reconciled twice),
+  with the scope's memories most like any of them; the changes go in one commit that also
+  removes every outbox item of the batch (``apply(..., outbox_done=[...])``).
 - What can differ from one at a time: a fact a later exchange of the same batch corrects is
   decided in the one reconcile pass (the model sees both, oldest first), so history records the
   net change (an ADD of the corrected fact) where one at a time records an ADD, then an UPDATE;
@@ -59,7 +60,7 @@ from memlane.engine.ranking import fuse
 from memlane.llms.base import LLM, JSONTask
 from memlane.records import MemoryRecord, Scope, utc_now
 from memlane.stores.base import Applied, Change, MemoryStore
-from memlane.stores.outbox import OutboxItem
+from memlane.stores.outbox import OutboxDone, OutboxItem
 
 log = logging.getLogger("memlane.memory")
 
@@ -186,8 +187,8 @@ class Learning:
     def learn_batch(self, items: Sequence[OutboxItem], tally: CallTally | None = None) -> list[Learnt]:
         """Learn from several exchanges of one scope together (see the module docstring): what
         each one did, in order. ``items`` must be learnable together (``batch_size_of``)."""
-        if len(items) == 1:
-            return [self.learn(items[0], tally)]
+        if len(items) <= 1:
+            return [self.learn(item, tally) for item in items]
         if batch_size_of(items, self.config) != len(items):
             raise ValueError("these outbox items cannot be learnt together (memlane.engine.learning.batch_size_of)")
         llm = self._llm(tally)
@@ -206,8 +207,11 @@ class Learning:
             facts_of[index], learnt[index].dropped = self._checked(e.turns, facts_of[index])
             for fact in facts_of[index]:
                 origin.setdefault(fact, index)
-        applied = self._reconcile_and_apply(list(origin), first.scope, first.meta, first.when, first.model, llm,
-                                            actor=None, outbox=list(items))
+        # A fact two exchanges state is reconciled twice one at a time; here it is shown twice,
+        # in order ("went to the gym again" twice is two visits, "lives in Denver" twice one fact).
+        said = [fact for facts in facts_of for fact in facts]
+        applied = self._reconcile_and_apply(said, first.scope, first.meta, first.when, first.model, llm,
+                                            actor=None, outbox=list(items), batched=True)
         for a in applied:
             learnt[_reported_for(a, origin, len(exchanges))].applied.append(a)
         return learnt
@@ -249,10 +253,11 @@ class Learning:
 
     def _reconcile_and_apply(
         self, facts: list[str], scope: Scope, meta: dict[str, Any], when: str | None, llm_model: str | None, llm: LLM, *,
-        actor: str | None, outbox: OutboxItem | list[OutboxItem] | None,
+        actor: str | None, outbox: OutboxDone | None, batched: bool = False,
     ) -> list[Applied]:
         """The facts reconciled with the scope's memories most like them and applied; the outbox
-        item(s) leave in that commit, or on their own when there is nothing to change."""
+        item(s) leave in that commit, or on their own when there is nothing to change.
+        ``batched``: the facts of several exchanges, in the order they were said, repeats kept."""
         def nothing_learnt() -> list[Applied]:
             if outbox is not None:
                 self.store.outbox.done(outbox)
@@ -266,16 +271,17 @@ class Learning:
                 self.foreground.wait_idle(self.config.outbox.yield_seconds)
 
         chats_first()
-        fact_vectors = self._embed(facts)
+        distinct = list(dict.fromkeys(facts))
+        fact_vectors = self._embed(distinct)
         with self.store.scope_lock(scope):
-            existing = self._similar_existing(scope, facts, fact_vectors, between=chats_first)
+            existing = self._similar_existing(scope, distinct, fact_vectors, between=chats_first)
             if existing:
                 shown = [{"id": str(i), "text": r.memory} for i, r in enumerate(existing)]
                 system = self.config.custom_update_memory_prompt or prompts.UPDATE_MEMORY_PROMPT
-                decisions = inference.reconcile(llm, system, shown, facts, model=llm_model)
+                decisions = inference.reconcile(llm, system, shown, facts, model=llm_model, batched=batched)
             else:  # nothing to update or delete: every fact is new, no second call needed
-                decisions = [inference.Decision("ADD", fact, None) for fact in facts]
-            changes = self._changes_for(decisions, existing, scope, meta, dict(zip(facts, fact_vectors)), when)
+                decisions = [inference.Decision("ADD", fact, None) for fact in distinct]
+            changes = self._changes_for(decisions, existing, scope, meta, dict(zip(distinct, fact_vectors)), when)
             if not changes:
                 return nothing_learnt()
             chats_first()

@@ -231,11 +231,17 @@ def batch_extraction_messages(system_prompt: str, conversations: list[str]) -> l
     ]
 
 
+#: what a batch's reconcile call adds to its request: the facts come from several exchanges
+BATCH_RECONCILE_NOTE = (" (the new facts come from several exchanges, in the order they were said: a later one may correct"
+                        " an earlier one, and a fact said again was said again)")
+
+
 def reconcile_messages(
-    system_prompt: str, existing: list[dict[str, str]], facts: list[str]
+    system_prompt: str, existing: list[dict[str, str]], facts: list[str], *, batched: bool = False
 ) -> list[dict[str, Any]]:
     payload = json_one_line({"existing_memories": existing, "new_facts": facts}, indent=1)
+    note = BATCH_RECONCILE_NOTE if batched else ""
     return [
         {"role": "system", "content": system_prompt},
-        {"role": "user", "content": f"Reconcile the new facts with the existing memories:\n\n{payload}"},
+        {"role": "user", "content": f"Reconcile the new facts with the existing memories{note}:\n\n{payload}"},
     ]
