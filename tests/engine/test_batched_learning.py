@@ -10,7 +10,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import httpx
+import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from memlane import Memory
 from memlane.config import OutboxConfig
@@ -18,6 +21,8 @@ from memlane.engine import inference
 from memlane.engine.learner import Learner
 from memlane.stores.outbox import LeaseLost
 from memlane.testing import Reply, ScriptedRequest, ScriptedUpstream
+from memlane.testing.live_server import LiveServer
+from tests.threads import wait_until
 
 FAST = OutboxConfig(retry_base_seconds=0.05, retry_max_seconds=0.1, poll_seconds=0.05, workers=1)
 #: when the fixed conversation happened (memlane's stored form of a timestamp)
@@ -99,6 +104,10 @@ def learn_everything(memory: Memory, **settings: Any) -> dict[str, Any]:
         return learner.status()
     finally:
         learner.stop()
+
+
+def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
+    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(text) for s in family.samples]
 
 
 def memories(memory: Memory, user: str = "alice") -> list[str]:
@@ -372,3 +381,19 @@ def test_a_batch_answer_that_is_not_the_contract_is_refused(raw: str, error: str
 def test_one_plain_list_of_facts_for_a_batch_is_unattributed() -> None:
     with pytest.raises(inference.UnattributedFacts):
         inference.parse_batch_facts(json.dumps({"facts": ["Likes tea"]}), 2)
+
+
+def test_the_servers_metrics_count_learnings_llm_calls(make_server: Callable[..., LiveServer], upstream: ScriptedUpstream) -> None:
+    upstream.handler = lambda req: Reply.text("Noted!") if req.stage == "chat" else said_facts(req)
+    server = make_server()
+    sdk = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+    for text in ("Likes tea", "Plays chess", "Keeps bees"):
+        sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": text}], extra_body={"user_id": "alice"})
+
+    def counters() -> dict[str, float]:
+        return {name: value for name, labels, value in samples(httpx.get(server.url + "/metrics").text)
+                if labels.get("project") == "default"}
+
+    assert wait_until(lambda: counters().get("memlane_learned_total") == 3, 30)
+    memory_calls = [r for r in upstream.chat_requests() if r.stage in ("extract", "reconcile", "repair")]
+    assert counters()["memlane_learning_llm_calls_total"] == len(memory_calls) >= 1

@@ -15,11 +15,13 @@ learner claims them together, and they are learnt with what one at a time gives:
   share their metadata, their timestamp (the payload's ``timestamp``, or none) and their memory
   model (the chat's ``model`` when the config names none), and their transcripts together fit
   one extraction call (``inference.max_input_chars``: a batch is never chunked). That is the
-  compatibility rule, chosen over keeping each fact's origin: everything a memory keeps of the
-  exchange it came from (its metadata, its ``created_at`` from the timestamp, its history rows'
-  times) is then the same whichever exchange of the batch a fact came from, so one reconcile
-  pass and one commit lose nothing; the first exchange that differs starts another claim. Chats'
-  exchanges carry no timestamp and one client's metadata, so under load they batch.
+  compatibility rule, chosen over carrying each fact's origin into the store: one reconcile
+  decision can stand for facts of several exchanges, so their metadata or times could not be
+  kept apart; with the rule, everything a memory keeps of the exchange it came from (its
+  metadata, its ``created_at`` from the timestamp, its history rows' times) is the same
+  whichever exchange of the batch it came from, and nothing is lost. The first exchange that
+  differs goes back to the outbox for the next claim. Chats' exchanges carry no timestamp and
+  one client's metadata, so under load they batch.
 - One extraction call shows the exchanges apart and in order ("exchange 1:", "exchange 2:" ...,
   ``prompts.BATCH_FACT_EXTRACTION_PROMPT``) and gets each one's facts, so each fact is checked
   (memlane.engine.fact_check) against its own exchange's turns only, as one at a time. A custom
@@ -28,10 +30,11 @@ learner claims them together, and they are learnt with what one at a time gives:
   were said (a fact two exchanges state is shown twice: one at a time it is reconciled twice),
   with the scope's memories most like any of them; the changes go in one commit that also
   removes every outbox item of the batch (``apply(..., outbox_done=[...])``).
-- What can differ from one at a time: a fact a later exchange of the same batch corrects is
-  decided in the one reconcile pass (the model sees both, oldest first), so history records the
-  net change (an ADD of the corrected fact) where one at a time records an ADD, then an UPDATE;
-  without a payload timestamp a new memory's ``created_at`` is when its batch was learnt. Which
+- What can differ from one at a time: facts of one batch that bear on each other (a later
+  exchange corrects an earlier one, the gym visited twice) are decided in the one reconcile pass
+  (the model sees them all, oldest first), so history records their net change (one ADD of the
+  corrected fact, one UPDATE for both visits) where one at a time records each step; without a
+  payload timestamp a new memory's ``created_at`` is when its batch was learnt. Which
   exchange an applied change is reported for (the recall log) is the one whose fact it matches,
   else the one whose fact shares most words with it.
 - A batch that fails (the model answered one list for all, ``UnattributedFacts``; a bad answer
