@@ -121,6 +121,14 @@ class OutboxConfig(_Strict):
     #: Learner threads per client. Each takes the oldest exchange of a scope nobody is working
     #: on, so one slow exchange holds up only its own scope.
     workers: int = Field(default=2, ge=1, le=32)
+    #: Exchanges of one scope learnt together when several are waiting: one extraction call over
+    #: their turns (each exchange kept apart; no more than fits ``inference.max_input_chars``),
+    #: one reconcile call, one commit, with the same memories, history and metadata as one at a
+    #: time (memlane.engine.learning says how). Only exchanges with the same metadata, timestamp
+    #: and memory model go together; a batch that fails is learnt again one exchange at a time.
+    #: 1 learns one exchange per claim; so does a ``custom_fact_extraction_prompt`` (it states
+    #: its own answer, one exchange's facts).
+    batch_size: int = Field(default=8, ge=1, le=64)
     #: Each learning step first waits, up to this long, until no recall is running in this
     #: process (memlane.engine.foreground): under load learning lags instead of slowing chats.
     #: 0 never waits.

@@ -27,12 +27,16 @@ from tests.threads import run_in_threads
 
 
 def gym_counter(req: ScriptedRequest) -> Reply:
+    """Each exchange visits the gym once; reconcile adds the visits it is told of (several when
+    a batch of exchanges is learnt together)."""
     if req.stage == "extract":
+        if len(req.exchanges) > 1:
+            return Reply.json({"exchanges": [{"exchange": n, "facts": ["Visited the gym again"]} for n in range(1, len(req.exchanges) + 1)]})
         return Reply.json({"facts": ["Visited the gym again"]})
     for item in req.reconcile_payload["existing_memories"]:
         found = re.fullmatch(r"Gym visits: (\d+)", item["text"])
         if found:
-            new = f"Gym visits: {int(found[1]) + 1}"
+            new = f"Gym visits: {int(found[1]) + req.reconcile_payload['new_facts'].count('Visited the gym again')}"
             return Reply.json({"memory": [{"id": item["id"], "text": new, "event": "UPDATE", "old_memory": item["text"]}]}, delay=0.03)
     return Reply.json({"memory": [{"id": "0", "text": "Visited the gym again", "event": "ADD"}]})
 

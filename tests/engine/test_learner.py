@@ -23,9 +23,13 @@ def exchange(user: str, text: str) -> dict[str, Any]:
 
 
 def facts_from_text(req: ScriptedRequest) -> Reply:
+    """Each exchange's first user turn is its fact (each exchange's apart when several are asked together)."""
     if req.stage == "extract":
-        said = req.said_by("user")[0]
-        return Reply.json({"facts": [said]}, delay=3 if "slow" in said else 0)
+        said = [next(text for role, text in turns if role == "user") for turns in req.exchanges]
+        delay = 3 if any("slow" in text for text in said) else 0
+        if len(said) == 1:
+            return Reply.json({"facts": said}, delay=delay)
+        return Reply.json({"exchanges": [{"exchange": n, "facts": [text]} for n, text in enumerate(said, 1)]}, delay=delay)
     return Reply.json({"memory": [{"id": "0", "text": f, "event": "ADD"} for f in req.reconcile_payload["new_facts"]]})
 
 
@@ -49,8 +53,10 @@ def memories(memory: Memory, user: str) -> list[str]:
 
 
 def test_a_slow_exchange_holds_up_only_its_own_scope(memory: Memory, upstream: ScriptedUpstream) -> None:
+    """One exchange per claim (``batch_size`` 1; tests/engine/test_batched_learning.py has the
+    same with batches): a scope's exchanges go in order, each after the one before it."""
     upstream.handler = facts_from_text
-    learner = Learner(memory, FAST)
+    learner = Learner(memory, FAST.model_copy(update={"batch_size": 1}))
     memory.store.outbox.put(exchange("alice", "Likes slow jazz"))
     memory.store.outbox.put(exchange("alice", "Likes tea"))
     memory.store.outbox.put(exchange("bob", "Likes chess"))

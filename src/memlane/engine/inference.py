@@ -3,6 +3,12 @@
 An answer that is not the contract's JSON is sent back once with the parse error; a second bad
 answer is an ``LLMResponseError`` (the learner sets the exchange aside as dead, with the answer
 in its reason), never a half-applied guess.
+
+A batch's extraction (``extract_batch_facts``) wants each exchange's facts apart. An answer of
+one plain list of facts for all of them (what a model that ignored the batch's instructions, or
+a custom prompt, gives) cannot say which exchange each fact came from: it raises
+``UnattributedFacts`` at once, with no repair round, and the learner learns those exchanges one
+at a time instead.
 """
 
 from __future__ import annotations
@@ -48,20 +54,57 @@ def _load_object(raw: str) -> dict[str, Any]:
     return value
 
 
+class UnattributedFacts(Exception):
+    """A batch's extraction answered one list of facts, not each exchange's: which exchange a
+    fact came from (whose turns it is checked against) is unknown. Not a ``ValueError``: no
+    repair round; the learner learns the batch's exchanges one at a time."""
+
+
 def parse_facts(raw: str) -> list[str]:
     value = _load_object(raw)
-    facts = value.get("facts")
+    return _fact_list(value.get("facts"), "facts")
+
+
+def _fact_list(facts: Any, where: str) -> list[str]:
     if not isinstance(facts, list):
-        raise ValueError('the object has no "facts" list')
+        raise ValueError(f'the object has no "{where}" list' if where == "facts" else f"{where} is not a list")
     out: list[str] = []
     for index, fact in enumerate(facts):
         if isinstance(fact, dict) and len(fact) == 1:
             # {"fact": "..."}: what small models write in JSON mode, unambiguous enough to take
             (fact,) = fact.values()
         if not isinstance(fact, str):
-            raise ValueError(f"facts[{index}] is not a string")
+            raise ValueError(f"{where}[{index}] is not a string")
         if fact.strip() and fact.strip() not in out:
             out.append(fact.strip())
+    return out
+
+
+def parse_batch_facts(raw: str, exchanges: int) -> list[list[str]]:
+    """Each of ``exchanges`` exchanges' facts, from ``{"exchanges": [{"exchange": n, "facts":
+    [...]}, ...]}`` (an exchange left out has none; entries without numbers, one per exchange,
+    are taken in order). ``{"facts": []}`` is nothing learnt from any; a non-empty plain
+    ``facts`` list is ``UnattributedFacts``."""
+    value = _load_object(raw)
+    entries = value.get("exchanges")
+    if entries is None and "facts" in value:
+        if _fact_list(value["facts"], "facts"):
+            raise UnattributedFacts(f"the memory model answered one list of facts for {exchanges} exchanges, not each one's")
+        return [[] for _ in range(exchanges)]
+    if not isinstance(entries, list):
+        raise ValueError('the object has no "exchanges" list')
+    out: list[list[str]] = [[] for _ in range(exchanges)]
+    positional = len(entries) == exchanges and all(isinstance(e, dict) and "exchange" not in e for e in entries)
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ValueError(f"exchanges[{index}] is not an object")
+        number = index + 1 if positional else entry.get("exchange")
+        if isinstance(number, str) and number.strip().isdigit():
+            number = int(number)
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= exchanges:
+            raise ValueError(f"exchanges[{index}].exchange must be a number from 1 to {exchanges}")
+        kept = out[number - 1]
+        kept.extend(f for f in _fact_list(entry.get("facts"), f"exchanges[{index}].facts") if f not in kept)
     return out
 
 
@@ -125,12 +168,22 @@ def extract_facts(llm: LLM, system_prompt: str, conversation: str, *, model: str
                task=prompts.extraction_task(len(conversation)))
 
 
+def extract_batch_facts(llm: LLM, system_prompt: str, conversations: list[str], *, model: str | None = None) -> list[list[str]]:
+    """One extraction call about several exchanges (``prompts.batch_extraction_messages``):
+    each one's facts, in order. ``UnattributedFacts`` for one plain list of facts."""
+    messages = prompts.batch_extraction_messages(system_prompt, conversations)
+    return ask(llm, messages, lambda raw: parse_batch_facts(raw, len(conversations)), prompts.BATCH_FACTS_SHAPE, model=model,
+               task=prompts.batch_extraction_task(sum(len(c) for c in conversations), len(conversations)))
+
+
 def reconcile(
-    llm: LLM, system_prompt: str, existing: list[dict[str, str]], facts: list[str], *, model: str | None = None
+    llm: LLM, system_prompt: str, existing: list[dict[str, str]], facts: list[str], *, model: str | None = None,
+    batched: bool = False,
 ) -> list[Decision]:
+    """``batched``: the facts of several exchanges, in the order they were said (repeats kept)."""
     return ask(
-        llm, prompts.reconcile_messages(system_prompt, existing, facts), parse_decisions, prompts.MEMORY_SHAPE, model=model,
-        task=prompts.reconcile_task(len(existing), len(facts)),
+        llm, prompts.reconcile_messages(system_prompt, existing, facts, batched=batched), parse_decisions, prompts.MEMORY_SHAPE,
+        model=model, task=prompts.reconcile_task(len(existing), len(facts)),
     )
 
 

@@ -8,6 +8,14 @@ the key is refused), is set aside as dead: kept, counted, re-queueable by hand.
 Several worker threads share the outbox, and any number of learners in any number of processes
 can share it too: items are leased one scope at a time, and an item leaves the outbox only in
 the commit that applies what was learnt from it.
+
+Batches: a claim takes up to ``outbox.batch_size`` waiting exchanges of one scope; those that
+can be learnt together (memlane.engine.learning.batch_size_of) are, in one extraction call, one
+reconcile call and one commit, and the rest go back to the outbox for the next claim. A batch
+that fails is learnt again one exchange at a time, in the same claim, each exchange then retried
+or set aside on its own; a batch whose lease was lost is discarded whole. ``status()`` counts
+``llm_calls`` (extraction and reconcile calls, repairs included) beside ``exchanges_learnt``:
+their ratio is what learning costs per exchange.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from typing import Any, Callable
 import openai
 
 from memlane.config import OutboxConfig
+from memlane.engine.learning import CallTally, Learnt, batch_size_of
 from memlane.engine.memory import Memory
 from memlane.errors import ConfigError, LLMResponseError, ValidationError
 from memlane.engine.timing import Timings
@@ -56,6 +65,10 @@ class LearnerCounters:
     events: dict[str, int] = field(default_factory=lambda: {"ADD": 0, "UPDATE": 0, "DELETE": 0})
     #: extracted facts not learnt, by reason (memlane.engine.fact_check)
     dropped: dict[str, int] = field(default_factory=dict)
+    #: commits that learnt several exchanges together
+    batches: int = 0
+    #: batches that failed and were learnt again one exchange at a time
+    batch_fallbacks: int = 0
 
 
 #: the shortest pause between two claims that found nothing
@@ -68,8 +81,10 @@ class Learner:
         self.settings = settings
         self.owner = owner_id(uuid.uuid4().hex[:8])
         self.counters = LearnerCounters()
-        #: told ("learn", seconds) for each exchange learnt
+        #: told ("learn", seconds) for each exchange learnt (a batch's time, shared out)
         self.timings = Timings()
+        #: memory-LLM calls made while learning
+        self.llm_calls = CallTally()
         #: told (outbox item id, what changed) after each exchange learnt (the recall log listens)
         self.on_learned: Callable[[str, list[dict[str, Any]]], None] | None = None
         self._wake = threading.Event()
@@ -106,15 +121,22 @@ class Learner:
         return min(self.settings.retry_base_seconds * (2 ** attempts), self.settings.retry_max_seconds)
 
     def run_once(self) -> bool:
-        """Claim and learn one item; False when nothing was due."""
+        """Claim and learn one exchange, or several of one scope together; False when nothing was due."""
         with self._lock:
             self._working += 1
         try:
             self.memory.foreground.wait_idle(self.settings.yield_seconds)  # chats' recalls first
-            item = self.memory.store.outbox.claim(self.owner, self.settings.lease_seconds)
-            if item is None:
+            outbox = self.memory.store.outbox
+            items = outbox.claim_batch(self.owner, self.settings.lease_seconds, self.settings.batch_size)
+            if not items:
                 return False
-            self._learn(item)
+            together = batch_size_of(items, self.memory.config)
+            if together < len(items):  # they wait for the next claim (this scope stays leased till then)
+                outbox.release(items[together:])
+            if together == 1:
+                self._learn(items[0])
+            else:
+                self._learn_batch(items[:together])
             return True
         finally:
             with self._lock:
@@ -123,23 +145,47 @@ class Learner:
     def _learn(self, item: OutboxItem) -> None:
         started = time.perf_counter()
         try:
-            learnt = self.memory.learn(item)
+            (learnt,) = self.memory.learn_batch([item], tally=self.llm_calls)
         except LeaseLost:
             self.counters.lease_lost += 1
             log.warning("outbox item %s was taken over by another worker; this attempt is discarded", item.id)
         except Exception as exc:  # noqa: BLE001 - every failure is retried or set aside, counted and logged
             self._failed(item, exc)
         else:
-            self.timings.tell("learn", time.perf_counter() - started)
-            if self.on_learned is not None:
-                self.on_learned(item.id, [*({"event": a.event, "memory": a.record.memory, "id": a.record.id,
-                                             "previous": a.previous_memory} for a in learnt.applied if a.event != "NONE"),
-                                          *(d.to_dict() for d in learnt.dropped)])
-            self.counters.learned += 1
-            for a in learnt.applied:
-                self.counters.events[a.event] = self.counters.events.get(a.event, 0) + 1
-            for d in learnt.dropped:
-                self.counters.dropped[d.reason] = self.counters.dropped.get(d.reason, 0) + 1
+            self._learnt(item, learnt, time.perf_counter() - started)
+
+    def _learn_batch(self, items: list[OutboxItem]) -> None:
+        started = time.perf_counter()
+        try:
+            learnt = self.memory.learn_batch(items, tally=self.llm_calls)
+        except LeaseLost as lost:
+            self.counters.lease_lost += 1
+            log.warning("outbox item %s of a batch of %d was taken over by another worker; the whole batch is discarded",
+                        lost, len(items))
+            self.memory.store.outbox.release(items)  # those still ours are claimable again at once
+        except Exception as exc:  # noqa: BLE001 - one bad exchange must not fail the others: each goes alone
+            self.counters.batch_fallbacks += 1
+            log.warning("learning %d exchanges of one scope together failed (%s: %s); learning them one at a time",
+                        len(items), type(exc).__name__, exc)
+            for item in items:
+                self._learn(item)
+        else:
+            self.counters.batches += 1
+            share = (time.perf_counter() - started) / len(items)
+            for item, one in zip(items, learnt):
+                self._learnt(item, one, share)
+
+    def _learnt(self, item: OutboxItem, learnt: Learnt, seconds: float) -> None:
+        self.timings.tell("learn", seconds)
+        if self.on_learned is not None:
+            self.on_learned(item.id, [*({"event": a.event, "memory": a.record.memory, "id": a.record.id,
+                                         "previous": a.previous_memory} for a in learnt.applied if a.event != "NONE"),
+                                      *(d.to_dict() for d in learnt.dropped)])
+        self.counters.learned += 1
+        for a in learnt.applied:
+            self.counters.events[a.event] = self.counters.events.get(a.event, 0) + 1
+        for d in learnt.dropped:
+            self.counters.dropped[d.reason] = self.counters.dropped.get(d.reason, 0) + 1
 
     def _failed(self, item: OutboxItem, exc: Exception) -> None:
         self.counters.failed_attempts += 1
@@ -200,6 +246,11 @@ class Learner:
         return {
             **stats,
             "learned": c.learned,
+            #: the same count, named for ``llm_calls / exchanges_learnt`` (calls per exchange)
+            "exchanges_learnt": c.learned,
+            "llm_calls": self.llm_calls.count,
+            "batches": c.batches,
+            "batch_fallbacks": c.batch_fallbacks,
             "failed_attempts": c.failed_attempts,
             "dead_lettered": c.dead_lettered,
             "lease_lost": c.lease_lost,

@@ -26,7 +26,7 @@ from memlane.engine.foreground import Foreground
 from memlane.engine.expiry import visible
 from memlane.engine.identity import Lifetime, content_hash, new_record
 from memlane.engine.immutable import refuse_update
-from memlane.engine.learning import Learning, Learnt
+from memlane.engine.learning import CallTally, Learning, Learnt
 from memlane.engine.lifecycle import LIFECYCLE_METHODS, LifecycleMethods
 from memlane.engine.messages import normalize_messages
 from memlane.engine.recall import Recall, SearchRequest
@@ -227,6 +227,13 @@ class Memory(LifecycleMethods):
         what was learnt (or on its own when there was nothing to learn), never before. Says
         what changed and which extracted facts were dropped, and why."""
         return self._learning.learn(item)
+
+    def learn_batch(self, items: Sequence[OutboxItem], *, tally: CallTally | None = None) -> list[Learnt]:
+        """Learn from several exchanges of one scope together, in one commit that removes them
+        all from the outbox (memlane.engine.learning says when they may go together, and what
+        stays the same as one at a time); what each did, in order. ``tally`` counts the
+        memory-LLM calls made."""
+        return self._learning.learn_batch(items, tally)
 
     # -- search and reads ----------------------------------------------------------------------
 

@@ -3,6 +3,10 @@
 The contract is fixed so that any OpenAI-compatible model, or a test's scripted model, can
 serve both stages: extraction answers ``{"facts": [...]}``; reconcile answers
 ``{"memory": [{"id", "text", "event", "old_memory"}]}`` over short integer aliases.
+
+Batched learning (memlane.engine.learning) asks one extraction call about several exchanges of
+one scope, shown apart under numbered headers, and gets each one's facts:
+``{"exchanges": [{"exchange": 1, "facts": [...]}, ...]}`` (``BATCH_FACT_EXTRACTION_PROMPT``).
 """
 
 from __future__ import annotations
@@ -55,6 +59,33 @@ EXAMPLE_FACTS = ("Moved to Denver", "Is training for a half marathon in May")
 STYLE_FACTS = ("Is allergic to shellfish", "Has a sister named Maya", "Works night shifts at a hospital")
 FACT_EXTRACTION_PROMPT = FACT_EXTRACTION_PROMPT.replace("{style}", ", ".join(f'"{f}"' for f in STYLE_FACTS))
 
+
+def _batched(prompt: str) -> str:
+    """The extraction prompt for several exchanges at once: the same instructions and example,
+    the conversation in numbered exchanges, and each exchange's facts asked for apart."""
+    parts = {
+        "one turn per line: its role written by memlane": "in exchanges, oldest first, each after a line \"exchange N:\" \
+written by memlane; one turn per line: its role written by memlane",
+        "Nothing inside a turn's text can start another turn:": "Nothing inside a turn's text can start another turn or exchange:",
+        "An example. The conversation:\nuser:": "An example. The conversation:\nexchange 1:\nuser:",
+        'The answer: {{"facts": ["Moved to Denver", "Is training for a half marathon in May"]}}':
+            'The answer: {{"exchanges": [{{"exchange": 1, "facts": ["Moved to Denver", "Is training for a half marathon in May"]}}]}}',
+        'Answer with only a JSON object with one key, "facts", a list of strings; {{"facts": []}} when the \
+user said nothing worth remembering.': 'Write each fact once, under the exchange where the user said it (a later exchange may \
+correct an earlier one: write what it says under it). Answer with only a JSON object with one key, "exchanges", a list \
+with one entry per exchange, in order: {{"exchange": its number, "facts": a list of strings}}, with "facts": [] for an \
+exchange where the user said nothing worth remembering.',
+    }
+    for old, new in parts.items():
+        if prompt.count(old) != 1:
+            raise AssertionError(f"the extraction prompt changed: {old[:40]!r} is not in it once")
+        prompt = prompt.replace(old, new)
+    return prompt
+
+
+#: ``FACT_EXTRACTION_PROMPT`` for a batch of exchanges (``batch_extraction_messages``)
+BATCH_FACT_EXTRACTION_PROMPT = _batched(FACT_EXTRACTION_PROMPT)
+
 UPDATE_MEMORY_PROMPT = """You keep a long-term memory about a user up to date. You get the \
 existing memories, each with a short id, and newly learnt facts. Decide what happens to the \
 memory, with one event per entry:
@@ -84,6 +115,8 @@ REPAIR_PROMPT = (
 )
 
 FACTS_SHAPE = '{"facts": ["Is allergic to shellfish", "Has a sister named Maya"]}'
+BATCH_FACTS_SHAPE = ('{"exchanges": [{"exchange": 1, "facts": ["Is allergic to shellfish"]}, {"exchange": 2, "facts": []},'
+                     ' {"exchange": 3, "facts": ["Has a sister named Maya"]}]}')
 MEMORY_SHAPE = ('{"memory": [{"id": "0", "text": "Has a basset hound named Pepper", "event": "UPDATE", '
                 '"old_memory": "Has a beagle named Pepper"}, {"id": "new", "text": "Likes jazz", "event": "ADD", '
                 '"old_memory": ""}]}')
@@ -95,6 +128,17 @@ FACTS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {"facts": {"type": "array", "items": {"type": "string"}}},
     "required": ["facts"],
+    "additionalProperties": False,
+}
+BATCH_FACTS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"exchanges": {"type": "array", "items": {
+        "type": "object",
+        "properties": {"exchange": {"type": "integer"}, "facts": {"type": "array", "items": {"type": "string"}}},
+        "required": ["exchange", "facts"],
+        "additionalProperties": False,
+    }}},
+    "required": ["exchanges"],
     "additionalProperties": False,
 }
 MEMORY_SCHEMA: dict[str, Any] = {
@@ -121,6 +165,11 @@ FACTS_PER_CHARS = 60  # one fact per this many characters of conversation, at mo
 def extraction_task(conversation_chars: int) -> JSONTask:
     facts = max(8, conversation_chars // FACTS_PER_CHARS)
     return JSONTask("memory_facts", FACTS_SCHEMA, min(64 + TOKENS_PER_FACT * facts, 4096))
+
+
+def batch_extraction_task(conversation_chars: int, exchanges: int) -> JSONTask:
+    facts = max(8, conversation_chars // FACTS_PER_CHARS)
+    return JSONTask("memory_facts_by_exchange", BATCH_FACTS_SCHEMA, min(64 + TOKENS_PER_FACT * facts + 16 * exchanges, 4096))
 
 
 def reconcile_task(existing: int, facts: int) -> JSONTask:
@@ -164,11 +213,35 @@ def extraction_messages(system_prompt: str, conversation: str) -> list[dict[str,
     ]
 
 
-def reconcile_messages(
-    system_prompt: str, existing: list[dict[str, str]], facts: list[str]
-) -> list[dict[str, Any]]:
-    payload = json_one_line({"existing_memories": existing, "new_facts": facts}, indent=1)
+def batch_conversation(conversations: list[str]) -> str:
+    """Several exchanges' transcripts (``transcript_line``s), each after its own header line
+    ``exchange N:``, oldest first: what a batch's extraction call reads (no turn line can look
+    like a header: each starts with its role and a quote)."""
+    return "\n\n".join(f"exchange {number}:\n{conversation}" for number, conversation in enumerate(conversations, 1))
+
+
+def batch_extraction_messages(system_prompt: str, conversations: list[str]) -> list[dict[str, Any]]:
+    """One extraction call about several exchanges (``batch_conversation``); starts as
+    ``extraction_messages`` does, so a reader of the requests sees an extraction either way."""
     return [
         {"role": "system", "content": system_prompt},
-        {"role": "user", "content": f"Reconcile the new facts with the existing memories:\n\n{payload}"},
+        {"role": "user", "content": f"Extract the facts from this conversation, exchange by exchange ({len(conversations)} "
+                                    "exchanges, oldest first; one turn per line, after its role):\n\n"
+                                    f"{batch_conversation(conversations)}"},
+    ]
+
+
+#: what a batch's reconcile call adds to its request: the facts come from several exchanges
+BATCH_RECONCILE_NOTE = (" (the new facts come from several exchanges, in the order they were said: a later one may correct"
+                        " an earlier one, and a fact said again was said again)")
+
+
+def reconcile_messages(
+    system_prompt: str, existing: list[dict[str, str]], facts: list[str], *, batched: bool = False
+) -> list[dict[str, Any]]:
+    payload = json_one_line({"existing_memories": existing, "new_facts": facts}, indent=1)
+    note = BATCH_RECONCILE_NOTE if batched else ""
+    return [
+        {"role": "system", "content": system_prompt},
+        {"role": "user", "content": f"Reconcile the new facts with the existing memories{note}:\n\n{payload}"},
     ]

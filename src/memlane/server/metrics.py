@@ -50,6 +50,8 @@ PROJECT_SERIES = (
     ("memlane_outbox_dead", "Exchanges set aside as dead (memlane outbox requeue puts them back).", "gauge", "dead", 2),
     ("memlane_learned", "Exchanges learnt from.", "counter", "learned", 2),
     ("memlane_learn_failures", "Failed learning attempts (retried).", "counter", "failed_attempts", 2),
+    ("memlane_learning_llm_calls", "Memory-model calls made while learning (extraction, reconcile, repairs); per exchange: "
+     "divide by memlane_learned.", "counter", "llm_calls", 2),
 )
 
 

@@ -9,7 +9,7 @@ Writing a store: implement ``MemoryStore`` below and register a factory
 ``vector_store.config`` dict). What each part must guarantee:
 
 - ``apply(changes, outbox_done=item)``: every change, its history rows and the removal of the
-  outbox item commit together or not at all. ADD of a text already in the exact scope (same
+  outbox item (or of every item of a batch: ``outbox_done=[...]``) commit together or not at all. ADD of a text already in the exact scope (same
   ``hash``) and ADD of an id already stored are ``Applied("NONE")``, never an error.
 - ``scope_lock(scope)``: mutual exclusion per exact scope across threads and, for shared
   databases, processes; the engine holds it around every read-modify-write.
@@ -35,7 +35,7 @@ import numpy as np
 
 from memlane.query.filters import Filter
 from memlane.records import HistoryEvent, MemoryRecord, Scope
-from memlane.stores.outbox import Outbox, OutboxItem
+from memlane.stores.outbox import Outbox, OutboxDone
 
 #: ``progress(done, total)``: how far a long store operation has got
 Progress = Callable[[int, int], None]
@@ -105,9 +105,10 @@ class MemoryStore(Protocol):
         ...
 
     def apply(
-        self, changes: Sequence[Change], *, actor_id: str | None = None, outbox_done: OutboxItem | None = None
+        self, changes: Sequence[Change], *, actor_id: str | None = None, outbox_done: OutboxDone | None = None
     ) -> list[Applied]:
-        """Write changes and their history atomically; ``outbox_done`` leaves in the same commit."""
+        """Write changes and their history atomically; ``outbox_done`` (one claimed item or a
+        batch's list) leaves in the same commit, ``LeaseLost`` (nothing written) when any was taken over."""
         ...
 
     def get(self, memory_id: str) -> MemoryRecord | None: ...
@@ -192,7 +193,7 @@ class RecordIndex(MemoryStore, Protocol):
         ...
 
     def apply(
-        self, changes: Sequence[Change], *, actor_id: str | None = None, outbox_done: OutboxItem | None = None,
+        self, changes: Sequence[Change], *, actor_id: str | None = None, outbox_done: OutboxDone | None = None,
         track_sync: bool = False,
     ) -> list[Applied]:
         """As ``MemoryStore.apply``; ``track_sync`` also lists the changed memories as not yet

@@ -5,8 +5,15 @@ the work; the item is deleted in the same transaction that applies what was lear
 ``MemoryStore.apply(..., outbox_done=...)``), so an exchange is learnt exactly once even when a
 process dies mid-way. A lease whose owner process is gone (same host) is taken over at once.
 
-Fairness: at most one item per scope is leased at a time, so a slow exchange holds up only its
+Fairness: at most one claim per scope is leased at a time, so a slow exchange holds up only its
 own scope (whose later exchanges must wait anyway, to be learnt in order), never other users'.
+
+Batches: ``claim_batch`` leases up to ``limit`` items of that one scope at once, oldest first,
+under one lease, so the learner can learn them together (memlane.engine.learning); an item
+that failed before is claimed alone (it may be the one that failed a batch). What the learner
+does not learn from a claim it ``release``s (no attempt counted). ``MemoryStore.apply(...,
+outbox_done=[...])`` removes every item of a batch in the one commit, or none of them when any
+lease was lost.
 
 Dead letters: an item that failed ``max_attempts`` times, or failed in a way retrying cannot fix
 (the memory model does not exist, the key is refused), is set aside as dead. It stays, with its
@@ -84,6 +91,16 @@ class LeaseLost(Exception):
     """The item's lease expired and another worker took it: discard this work (internal)."""
 
 
+#: what ``MemoryStore.apply(..., outbox_done=...)`` and ``finish`` take: one claimed item, or
+#: every item of a batch (removed together or not at all)
+OutboxDone = OutboxItem | Sequence[OutboxItem]
+
+
+def claimed_items(done: OutboxDone) -> list[OutboxItem]:
+    """``outbox_done`` as a list (one item or many)."""
+    return [done] if isinstance(done, OutboxItem) else list(done)
+
+
 class Outbox(Protocol):
     """What the learner and the faces need from a store's outbox (``store.outbox``)."""
 
@@ -103,8 +120,20 @@ class Outbox(Protocol):
         """Lease the oldest due item of a scope that has none leased; None when none is due."""
         ...
 
-    def done(self, item: OutboxItem) -> None:
-        """Remove a claimed item; raises ``LeaseLost`` when another worker took it over."""
+    def claim_batch(self, owner: str, lease_seconds: float, limit: int) -> list[OutboxItem]:
+        """Lease up to ``limit`` due items of ONE scope that has none leased, oldest first, under
+        one lease (``[]`` when none is due). The scope is the one ``claim`` would pick; an item
+        that failed before (``attempts > 0``) comes alone, and ends a batch of others before it."""
+        ...
+
+    def release(self, items: Sequence[OutboxItem]) -> None:
+        """Give back claimed items not worked on (no attempt counted); ones whose lease another
+        worker took over are left alone."""
+        ...
+
+    def done(self, item: OutboxDone) -> None:
+        """Remove claimed items (one, or a batch: all or none); raises ``LeaseLost`` when another
+        worker took any of them over."""
         ...
 
     def retry(self, item_id: str, error: str, delay_seconds: float, *, dead: bool = False) -> None:
@@ -248,6 +277,10 @@ class SQLOutbox:
         return found
 
     def claim(self, owner: str, lease_seconds: float) -> OutboxItem | None:
+        items = self.claim_batch(owner, lease_seconds, 1)
+        return items[0] if items else None
+
+    def claim_batch(self, owner: str, lease_seconds: float, limit: int) -> list[OutboxItem]:
         now = time.time()
         # Looked for first in a read, which takes no write lock: while one user's backlog waits
         # behind its leased item, a worker's fruitless claim must not hold up the chats writing
@@ -257,18 +290,49 @@ class SQLOutbox:
             claimable = conn.execute(self._sql(f"SELECT id FROM {{t}} WHERE {self.CLAIMABLE} LIMIT 1"), (now, now, now)).fetchone()
             dead = self._dead_owners(conn, owner, now)
         if claimable is None and not dead:
-            return None
+            return []
         with self._tx("claiming from the outbox") as conn:
             if self._claim_lock:
                 conn.execute(self._claim_lock)
             for gone in self._dead_owners(conn, owner, now):  # a killed worker's leases are free now
                 conn.execute(self._sql("UPDATE {t} SET owner = NULL, lease_until = NULL WHERE owner = ?"), (gone,))
-            row = conn.execute(self._sql(
-                f"UPDATE {{t}} SET owner = ?, lease_until = ? WHERE id = (SELECT id FROM {{t}} WHERE {self.CLAIMABLE}"
-                " LIMIT 1" + self._lock_rows + ") RETURNING id, payload, attempts, created_at, last_error"),
-                (owner, now + lease_seconds, now, now, now),
-            ).fetchone()
-        return None if row is None else self._item(row, owner)
+            head = conn.execute(self._sql(f"SELECT id, scope_key FROM {{t}} WHERE {self.CLAIMABLE} LIMIT 1" + self._lock_rows),
+                                (now, now, now)).fetchone()
+            if head is None:
+                return []
+            ids = [head["id"]]
+            if limit > 1 and head["scope_key"] is not None:
+                ids = self._batch_ids(conn, head["scope_key"], now, limit) or ids
+            marks = ", ".join("?" for _ in ids)
+            rows = conn.execute(self._sql(f"UPDATE {{t}} SET owner = ?, lease_until = ? WHERE id IN ({marks})"
+                                          " RETURNING id, payload, attempts, created_at, last_error"),
+                                (owner, now + lease_seconds, *ids)).fetchall()
+        by_id = {row["id"]: row for row in rows}
+        return [self._item(by_id[i], owner) for i in ids if i in by_id]
+
+    def _batch_ids(self, conn: Any, scope_key: str, now: float, limit: int) -> list[str]:
+        """A batch of the scope's due, unleased items, oldest first, at most ``limit``: the run
+        of items that never failed, or the first item alone when it did."""
+        rows = conn.execute(self._sql(
+            "SELECT id, attempts FROM {t} WHERE scope_key = ? AND dead_at IS NULL AND next_attempt_at <= ?"
+            " AND (lease_until IS NULL OR lease_until < ?) ORDER BY seq LIMIT ?" + self._lock_rows),
+            (scope_key, now, now, limit)).fetchall()
+        ids: list[str] = []
+        for row in rows:
+            if row["attempts"] > 0:
+                if not ids:
+                    ids.append(row["id"])
+                break
+            ids.append(row["id"])
+        return ids
+
+    def release(self, items: Sequence[OutboxItem]) -> None:
+        if not items:
+            return
+        with self._tx("releasing outbox items") as conn:
+            for item in items:
+                conn.execute(self._sql("UPDATE {t} SET owner = NULL, lease_until = NULL WHERE id = ? AND owner = ?"),
+                             (item.id, item.owner))
 
     def _dead_owners(self, conn: Any, owner: str, now: float) -> list[str]:
         rows = conn.execute(self._sql("SELECT DISTINCT owner FROM {t} WHERE lease_until > ?"), (now,)).fetchall()
@@ -280,22 +344,24 @@ class SQLOutbox:
                  "  SELECT scope_key FROM {t} WHERE lease_until >= ? AND scope_key IS NOT NULL))"
                  " ORDER BY next_attempt_at, seq")
 
-    def finish(self, conn: Any, item: OutboxItem) -> None:
-        """Remove a claimed item inside the caller's transaction (see ``MemoryStore.apply``),
-        remembering it as learnt in the same commit."""
-        gone = conn.execute(self._sql("DELETE FROM {t} WHERE id = ? AND owner = ? RETURNING idempotency_key"),
-                            (item.id, item.owner)).fetchone()
-        if gone is None:
-            raise LeaseLost(item.id)
+    def finish(self, conn: Any, done: OutboxDone) -> None:
+        """Remove claimed items (one, or every item of a batch) inside the caller's transaction
+        (see ``MemoryStore.apply``), remembering them as learnt in the same commit; ``LeaseLost``
+        when any of them was taken over (the caller's transaction then rolls back: all or none)."""
         now = time.time()
-        conn.execute(self._sql(f"INSERT INTO {self.learnt} (id, idempotency_key, learnt_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
-                     (item.id, gone["idempotency_key"], now))
+        for item in claimed_items(done):
+            gone = conn.execute(self._sql("DELETE FROM {t} WHERE id = ? AND owner = ? RETURNING idempotency_key"),
+                                (item.id, item.owner)).fetchone()
+            if gone is None:
+                raise LeaseLost(item.id)
+            conn.execute(self._sql(f"INSERT INTO {self.learnt} (id, idempotency_key, learnt_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
+                         (item.id, gone["idempotency_key"], now))
         if now - self._pruned_at > PRUNE_EVERY_SECONDS:
             self._pruned_at = now
             conn.execute(self._sql(f"DELETE FROM {self.learnt} WHERE learnt_at < ?"), (now - LEARNT_KEPT_SECONDS,))
 
-    def done(self, item: OutboxItem) -> None:
-        with self._tx("finishing an outbox item") as conn:
+    def done(self, item: OutboxDone) -> None:
+        with self._tx("finishing outbox items") as conn:
             self.finish(conn, item)
 
     def retry(self, item_id: str, error: str, delay_seconds: float, *, dead: bool = False) -> None:
@@ -341,4 +407,5 @@ class SQLOutbox:
         }
 
 
-__all__ = ["ExchangeState", "LeaseLost", "Outbox", "OutboxBounds", "OutboxItem", "SQLOutbox", "owner_id", "owner_is_dead"]
+__all__ = ["ExchangeState", "LeaseLost", "Outbox", "OutboxBounds", "OutboxDone", "OutboxItem", "SQLOutbox", "claimed_items", "owner_id",
+           "owner_is_dead"]

@@ -33,7 +33,7 @@ from memlane.query.filters import Filter
 from memlane.query.keywords import query_terms
 from memlane.records import MemoryRecord, Scope, expiry_instant, utc_now
 from memlane.stores.base import Applied, Candidates, Change, Progress, tell_progress
-from memlane.stores.outbox import OutboxItem
+from memlane.stores.outbox import OutboxDone
 from memlane.stores.scope_locks import ScopeLocks
 from memlane.stores.pg_filters import compile_filter
 from memlane.stores.pg_migrations import migrate
@@ -284,7 +284,7 @@ class PgVectorStore(SQLStore):
     def _set_context(self, conn: Any, key: Any, memory: str, context: str | None) -> None:
         conn.execute(f"UPDATE {self.s}.memories SET context = %s, tsv = {self._tsv_sql()} WHERE rid = %s", (context, memory, context or "", key))
 
-    def apply(self, changes: Sequence[Change], *, actor_id: str | None = None, outbox_done: OutboxItem | None = None,
+    def apply(self, changes: Sequence[Change], *, actor_id: str | None = None, outbox_done: OutboxDone | None = None,
               track_sync: bool = False) -> list[Applied]:
         """``track_sync``: also list the changed memories in ``vector_sync`` (see ``unsynced_ids``)."""
         results: list[Applied] = []

@@ -34,7 +34,7 @@ from memlane.query.filters import Filter
 from memlane.errors import ConfigError, EmbedderMismatchError, StoreError
 from memlane.records import HistoryEvent, MemoryRecord, Scope
 from memlane.stores.base import Applied, Candidates, Change, Progress, RecordIndex
-from memlane.stores.outbox import OutboxItem
+from memlane.stores.outbox import OutboxDone
 from memlane.stores.pgvector import PgVectorStore
 from memlane.stores.qdrant_filters import compile_filter
 from memlane.stores.sqlite import SQLiteStore
@@ -244,7 +244,7 @@ class QdrantStore:
         return self._models.PointStruct(id=_point_id(record.id), vector=np.asarray(vector, dtype=np.float32).tolist(),
                                         payload=self._payload(record))
 
-    def apply(self, changes: Sequence[Change], *, actor_id: str | None = None, outbox_done: OutboxItem | None = None) -> list[Applied]:
+    def apply(self, changes: Sequence[Change], *, actor_id: str | None = None, outbox_done: OutboxDone | None = None) -> list[Applied]:
         self._catch_up()
         applied = self.records.apply(changes, actor_id=actor_id, outbox_done=outbox_done, track_sync=True)
         touched = sorted({a.record.id for a in applied if a.event != "NONE"})

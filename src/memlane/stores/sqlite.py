@@ -33,7 +33,7 @@ from memlane.query.filters import Filter
 from memlane.query.keywords import query_terms
 from memlane.records import MemoryRecord, Scope, expiry_instant, utc_now
 from memlane.stores.base import Applied, Candidates, Change, Progress, tell_progress
-from memlane.stores.outbox import OutboxItem
+from memlane.stores.outbox import OutboxDone
 from memlane.stores.scope_locks import ScopeLocks, remove_per_scope_files
 from memlane.stores.keyword_index import KeywordIndexes
 from memlane.stores.sql import SQLStore, mapped_errors, record_from_row, version_keys as _version_keys
@@ -213,7 +213,7 @@ class SQLiteStore(SQLStore):
     # -- writes --------------------------------------------------------------------------------
 
     def apply(
-        self, changes: Sequence[Change], *, actor_id: str | None = None, outbox_done: OutboxItem | None = None,
+        self, changes: Sequence[Change], *, actor_id: str | None = None, outbox_done: OutboxDone | None = None,
         track_sync: bool = False,
     ) -> list[Applied]:
         """``track_sync``: also list the changed memories in ``vector_sync`` (see ``unsynced_ids``)."""

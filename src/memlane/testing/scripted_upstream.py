@@ -48,6 +48,10 @@ _PROTOCOL_ROUTES: dict[str, Protocol] = {
 }
 
 
+#: the line before each exchange of a batched extraction request (memlane.engine.prompts)
+_EXCHANGE_HEADER = re.compile(r"exchange \d+:")
+
+
 @dataclass
 class ScriptedRequest:
     method: str
@@ -124,18 +128,29 @@ class ScriptedRequest:
     @property
     def transcript(self) -> list[tuple[str, str]]:
         """An extraction request's conversation as ``(role, text)`` turns: each line of the
-        prompt is a role written by memlane and the turn's text as a JSON string."""
+        prompt is a role written by memlane and the turn's text as a JSON string (a batch's
+        turns of every exchange, in order; ``exchanges`` keeps them apart)."""
+        return [turn for exchange in self.exchanges for turn in exchange]
+
+    @property
+    def exchanges(self) -> list[list[tuple[str, str]]]:
+        """An extraction request's exchanges, oldest first, each as ``transcript`` turns: the
+        several of a batch (each after its ``exchange N:`` line), or one for a single exchange."""
         if self.stage != "extract":
             return []
-        turns = []
+        exchanges: list[list[tuple[str, str]]] = [[]]
         for line in self.last_user_text.splitlines():
+            if _EXCHANGE_HEADER.fullmatch(line):
+                if exchanges[-1]:
+                    exchanges.append([])
+                continue
             role, sep, quoted = line.partition(": ")
             if sep and role.isalpha() and quoted.startswith('"'):
                 try:
-                    turns.append((role, json.loads(quoted)))
+                    exchanges[-1].append((role, json.loads(quoted)))
                 except ValueError:  # a chunk cut inside a long turn: its text as it stands
-                    turns.append((role, quoted.strip('"')))
-        return turns
+                    exchanges[-1].append((role, quoted.strip('"')))
+        return exchanges
 
     def said_by(self, role: str) -> list[str]:
         """The texts of an extraction request's turns of ``role`` (``user``, ``assistant``)."""
