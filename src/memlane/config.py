@@ -158,6 +158,17 @@ class InferenceConfig(_Strict):
     #: (suggestions, general knowledge), that are questions, or that copy the prompt's example
     #: (memlane.engine.fact_check). Off keeps every fact the model gives.
     check_facts: bool = True
+    #: What to learn and what never to, in your words ("never store health information"), given
+    #: to every extraction; the model marks facts they exclude and those are dropped (counted as
+    #: ``excluded``). A project's own (``update_project``) and an add's win over it.
+    custom_instructions: str | None = None
+    #: The categories extraction files each fact under (stored as ``metadata.categories``, in the
+    #: same call): names, or ``{"name": "what it holds"}`` objects. None: a project's own, else
+    #: mem0's default list when ``assign_categories`` is on, else no categories.
+    custom_categories: list[str | dict[str, str]] | None = None
+    #: Assign mem0's default categories when no list is given (off: a longer answer costs tokens,
+    #: and small models answer it worse; memlane.engine.guidance).
+    assign_categories: bool = False
 
 
 class WebhooksConfig(_Strict):

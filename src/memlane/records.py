@@ -90,7 +90,8 @@ class MemoryRecord:
         return instant is not None and instant <= (now or utc_now())
 
     def to_dict(self) -> dict[str, Any]:
-        """The contract's shape; ``expiration_date`` and ``immutable`` only on memories that have them."""
+        """The contract's shape; ``expiration_date``, ``immutable`` and ``categories`` (mem0's
+        top-level copy of ``metadata.categories``) only on memories that have them."""
         out: dict[str, Any] = {
             "id": self.id,
             "memory": self.memory,
@@ -105,6 +106,8 @@ class MemoryRecord:
             out["expiration_date"] = self.expiration_date
         if self.immutable:
             out["immutable"] = True
+        if isinstance(self.metadata.get("categories"), list):
+            out["categories"] = list(self.metadata["categories"])
         return out
 
 

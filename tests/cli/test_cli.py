@@ -50,6 +50,16 @@ def test_memories_add_takes_an_expiry_and_immutable_and_list_hides_expired(isola
     assert "expires 2020-01-31" in table and "immutable" in table
 
 
+def test_project_sets_and_shows_instructions_and_categories(isolated_env: Path) -> None:
+    assert run("project", "show") == {"custom_instructions": None, "custom_categories": None}
+    run("project", "set", "--instructions", "Never store health information.", "--category", "food", "--category", "travel")
+    assert run("project", "show") == {"custom_instructions": "Never store health information.", "custom_categories": ["food", "travel"]}
+    run("project", "set", "--categories", '[{"food": "diet"}]')
+    assert run("project", "show")["custom_categories"] == [{"food": "diet"}]
+    refused = CliRunner().invoke(cli, ["project", "set", "--categories", "{nope"])
+    assert refused.exit_code != 0 and "--categories" in refused.output
+
+
 def test_infer_uses_the_configured_llm(tmp_path: Path, upstream: ScriptedUpstream) -> None:
     config = tmp_path / "memlane.yaml"
     config.write_text(f"llm:\n  provider: openai\n  config:\n    base_url: {upstream.url}\n    model: scripted-model\n")

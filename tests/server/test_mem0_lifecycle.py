@@ -160,3 +160,23 @@ def test_a_chat_through_the_server_recalls_no_expired_memory(served: tuple[Any, 
     assert recalled == ["Is allergic to cheese"]
     (sent,) = upstream.chat_requests("chat")
     assert "Hotel Nikko" not in str(sent.json["messages"]) and "allergic to cheese" in str(sent.json["messages"])
+
+
+def test_project_instructions_and_categories_through_mem0s_client(served: tuple[Any, LiveServer, str], upstream: ScriptedUpstream) -> None:
+    from tests.engine.test_guidance import NO_HEALTH, labelled_model
+
+    client, server, key = served
+    upstream.handler = labelled_model
+    assert client.get_project() == {"custom_instructions": None, "custom_categories": None}
+    client.update_project(custom_instructions=NO_HEALTH, custom_categories=[{"food": "diet"}])
+    assert client.get_project(fields=["custom_instructions"]) == {"custom_instructions": NO_HEALTH}
+    client.add([{"role": "user", "content": "I'm vegetarian and I have asthma"}], user_id="ana")
+    found = client.get_all(filters={"user_id": "ana"})["results"]
+    assert [(m["memory"], m["categories"]) for m in found] == [("Is vegetarian", ["food"])]
+    client.add([{"role": "user", "content": "I'm flying to Lisbon in June"}], user_id="ben", custom_categories=["travel"])
+    assert client.get_all(filters={"user_id": "ben"})["results"][0]["categories"] == ["travel"]
+    refused = httpx.patch(f"{server.url}/api/v1/orgs/organizations/memlane/projects/acme/", headers={"Authorization": f"Token {key}"},
+                          json={"memory_depth": "deep"})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "memory_depth"
+    other = httpx.get(f"{server.url}/api/v1/orgs/organizations/memlane/projects/globex/", headers={"Authorization": f"Token {key}"})
+    assert other.status_code == 404

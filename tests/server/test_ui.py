@@ -100,6 +100,17 @@ def test_the_overview_searches_every_scope_of_the_project_and_no_other(make_serv
     assert "Search the project" in browser.get("/ui/search").text  # no query: the form alone
 
 
+def test_the_overview_shows_the_projects_instructions_and_categories_and_lists_show_each_memorys(server: LiveServer) -> None:
+    api = httpx.Client(base_url=server.url)
+    assert "none (memlane project set" in api.get("/ui").text
+    api.patch("/v1/project", json={"custom_instructions": "Never store <health> data.", "custom_categories": [{"food": "diet"}, "travel"]}).raise_for_status()
+    overview = api.get("/ui").text
+    assert "Never store &lt;health&gt; data." in overview and '<span class="badge" title="diet">food</span>' in overview
+    assert '<span class="badge">travel</span>' in overview
+    add(api, "Is vegetarian", "ana", metadata={"categories": ["food"]})
+    assert '<span class="badge">food</span>' in api.get("/ui/memories", params={"user_id": "ana"}).text
+
+
 def test_memories_are_escaped_not_rendered(server: LiveServer) -> None:
     api = httpx.Client(base_url=server.url)
     add(api, "<script>alert('x')</script> likes tea", "mallory")

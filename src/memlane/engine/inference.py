@@ -60,27 +60,40 @@ class UnattributedFacts(Exception):
     repair round; the learner learns the batch's exchanges one at a time."""
 
 
-def parse_facts(raw: str) -> list[str]:
+#: what a labelled fact said beside its text (memlane.engine.guidance): ``categories`` as the
+#: model wrote them, ``excluded`` True when the project's instructions rule it out
+Labels = dict[str, dict[str, Any]]
+
+
+def parse_facts(raw: str, labels: Labels | None = None) -> list[str]:
     value = _load_object(raw)
-    return _fact_list(value.get("facts"), "facts")
+    return _fact_list(value.get("facts"), "facts", labels)
 
 
-def _fact_list(facts: Any, where: str) -> list[str]:
+def _fact_list(facts: Any, where: str, labels: Labels | None = None) -> list[str]:
+    """The facts' texts; a labelled fact (``{"text", "categories", "excluded"}``) leaves what it
+    said in ``labels``, under its text."""
     if not isinstance(facts, list):
         raise ValueError(f'the object has no "{where}" list' if where == "facts" else f"{where} is not a list")
     out: list[str] = []
     for index, fact in enumerate(facts):
-        if isinstance(fact, dict) and len(fact) == 1:
+        said: dict[str, Any] = {}
+        if isinstance(fact, dict) and isinstance(fact.get("text"), str):
+            said = {"categories": fact.get("categories"), "excluded": fact.get("excluded") is True}
+            fact = fact["text"]
+        elif isinstance(fact, dict) and len(fact) == 1:
             # {"fact": "..."}: what small models write in JSON mode, unambiguous enough to take
             (fact,) = fact.values()
         if not isinstance(fact, str):
             raise ValueError(f"{where}[{index}] is not a string")
         if fact.strip() and fact.strip() not in out:
             out.append(fact.strip())
+            if labels is not None and said:
+                labels[fact.strip()] = said
     return out
 
 
-def parse_batch_facts(raw: str, exchanges: int) -> list[list[str]]:
+def parse_batch_facts(raw: str, exchanges: int, labels: Labels | None = None) -> list[list[str]]:
     """Each of ``exchanges`` exchanges' facts, from ``{"exchanges": [{"exchange": n, "facts":
     [...]}, ...]}`` (an exchange left out has none; entries without numbers, one per exchange,
     are taken in order). ``{"facts": []}`` is nothing learnt from any; a non-empty plain
@@ -104,7 +117,7 @@ def parse_batch_facts(raw: str, exchanges: int) -> list[list[str]]:
         if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= exchanges:
             raise ValueError(f"exchanges[{index}].exchange must be a number from 1 to {exchanges}")
         kept = out[number - 1]
-        kept.extend(f for f in _fact_list(entry.get("facts"), f"exchanges[{index}].facts") if f not in kept)
+        kept.extend(f for f in _fact_list(entry.get("facts"), f"exchanges[{index}].facts", labels) if f not in kept)
     return out
 
 
@@ -163,17 +176,23 @@ def ask(
             ) from None
 
 
-def extract_facts(llm: LLM, system_prompt: str, conversation: str, *, model: str | None = None) -> list[str]:
-    return ask(llm, prompts.extraction_messages(system_prompt, conversation), parse_facts, prompts.FACTS_SHAPE, model=model,
-               task=prompts.extraction_task(len(conversation)))
+def extract_facts(llm: LLM, system_prompt: str, conversation: str, *, model: str | None = None,
+                  labels: Labels | None = None) -> list[str]:
+    """``labels`` (not None): the prompt asks for labelled facts (``prompts.with_guidance``), and
+    what each said beside its text is left there."""
+    labelled = labels is not None
+    return ask(llm, prompts.extraction_messages(system_prompt, conversation), lambda raw: parse_facts(raw, labels),
+               prompts.LABELLED_FACTS_SHAPE if labelled else prompts.FACTS_SHAPE, model=model,
+               task=prompts.extraction_task(len(conversation), labelled))
 
 
-def extract_batch_facts(llm: LLM, system_prompt: str, conversations: list[str], *, model: str | None = None) -> list[list[str]]:
+def extract_batch_facts(llm: LLM, system_prompt: str, conversations: list[str], *, model: str | None = None,
+                        labels: Labels | None = None) -> list[list[str]]:
     """One extraction call about several exchanges (``prompts.batch_extraction_messages``):
     each one's facts, in order. ``UnattributedFacts`` for one plain list of facts."""
     messages = prompts.batch_extraction_messages(system_prompt, conversations)
-    return ask(llm, messages, lambda raw: parse_batch_facts(raw, len(conversations)), prompts.BATCH_FACTS_SHAPE, model=model,
-               task=prompts.batch_extraction_task(sum(len(c) for c in conversations), len(conversations)))
+    return ask(llm, messages, lambda raw: parse_batch_facts(raw, len(conversations), labels), prompts.BATCH_FACTS_SHAPE, model=model,
+               task=prompts.batch_extraction_task(sum(len(c) for c in conversations), len(conversations), labels is not None))
 
 
 def reconcile(

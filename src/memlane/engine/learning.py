@@ -58,6 +58,7 @@ from memlane.engine import inference, prompts
 from memlane.engine.expiry import visible
 from memlane.engine.fact_check import Dropped, FactCheck, roots
 from memlane.engine.foreground import Foreground
+from memlane.engine.guidance import Guidance, categories_of, resolve
 from memlane.engine.identity import Lifetime, content_hash, new_record
 from memlane.engine.immutable import kept_beside
 from memlane.engine.messages import normalize_messages, transcript
@@ -202,21 +203,27 @@ class Learning:
         learnt = [Learnt() for _ in exchanges]
         facts_of: list[list[str]] = [[] for _ in exchanges]
         shown = [index for index, e in enumerate(exchanges) if e.transcript.strip()]
+        guidance = self.guidance()
+        labels: inference.Labels | None = {} if guidance.labelled else None
         if shown:
-            system = prompts.BATCH_FACT_EXTRACTION_PROMPT.format(today=(first.when or utc_now())[:10])
-            found = inference.extract_batch_facts(llm, system, [exchanges[i].transcript for i in shown], model=first.model)
+            system = prompts.with_guidance(prompts.BATCH_FACT_EXTRACTION_PROMPT.format(today=(first.when or utc_now())[:10]),
+                                           guidance.instructions, guidance.categories)
+            found = inference.extract_batch_facts(llm, system, [exchanges[i].transcript for i in shown], model=first.model,
+                                                  labels=labels)
             for index, facts in zip(shown, found):
                 facts_of[index] = facts
         origin: dict[str, int] = {}  # each fact: the (first) exchange it came from
         for index, e in enumerate(exchanges):
+            facts_of[index], excluded = self._excluded(facts_of[index], labels)
             facts_of[index], learnt[index].dropped = self._checked(e.turns, facts_of[index])
+            learnt[index].dropped[:0] = excluded
             for fact in facts_of[index]:
                 origin.setdefault(fact, index)
         # A fact two exchanges state is reconciled twice one at a time; here it is shown twice,
         # in order ("went to the gym again" twice is two visits, "lives in Denver" twice one fact).
         said = [fact for facts in facts_of for fact in facts]
         applied = self._reconcile_and_apply(said, first.scope, first.meta, first.when, first.model, llm,
-                                            actor=None, outbox=list(items), batched=True)
+                                            actor=None, outbox=list(items), batched=True, categories=self._filed(labels, guidance))
         for a in applied:
             learnt[_reported_for(a, origin, len(exchanges))].applied.append(a)
         return learnt
@@ -233,10 +240,13 @@ class Learning:
     def add_inferred(
         self, turns: list[dict[str, Any]], scope: Scope, meta: dict[str, Any], prompt: str | None,
         actor: str | None, llm_model: str | None, *, outbox: OutboxItem | None = None, when: str | None = None,
-        lifetime: Lifetime | None = None, llm: LLM | None = None,
+        lifetime: Lifetime | None = None, llm: LLM | None = None, guidance: Guidance | None = None,
     ) -> Learnt:
-        """Extract, check, reconcile, apply: ``add(infer=True)``, and each outbox exchange (``outbox``)."""
+        """Extract, check, reconcile, apply: ``add(infer=True)``, and each outbox exchange (``outbox``).
+        ``guidance``: the add's instructions and categories (default: the project's, the config's)."""
         llm = llm or self.llm
+        guidance = guidance or self.guidance()
+        labels: inference.Labels | None = {} if guidance.labelled else None
         learnt = Learnt()
         conversation = transcript(turns)
         facts: list[str] = []
@@ -244,6 +254,7 @@ class Learning:
             extraction_prompt = prompt or self.config.custom_fact_extraction_prompt or prompts.FACT_EXTRACTION_PROMPT.format(
                 today=(when or utc_now())[:10]  # the conversation's own date: relative dates resolve against it
             )
+            extraction_prompt = prompts.with_guidance(extraction_prompt, guidance.instructions, guidance.categories)
             # Extraction reads only the new turns, so it runs outside the scope lock.
             limits = self.config.inference
             pieces, dropped = inference.chunk_conversation(conversation, limits.max_input_chars, limits.max_chunks)
@@ -251,14 +262,41 @@ class Learning:
                 log.warning("exchange of %d characters: the oldest %d were left out of fact extraction (inference.max_input_chars"
                             " x inference.max_chunks = %d)", len(conversation), dropped, limits.max_input_chars * limits.max_chunks)
             facts = list(dict.fromkeys(
-                fact for piece in pieces for fact in inference.extract_facts(llm, extraction_prompt, piece, model=llm_model)))
+                fact for piece in pieces
+                for fact in inference.extract_facts(llm, extraction_prompt, piece, model=llm_model, labels=labels)))
+            facts, excluded = self._excluded(facts, labels)
             facts, learnt.dropped = self._checked(turns, facts)
-        learnt.applied = self._reconcile_and_apply(facts, scope, meta, when, llm_model, llm, actor=actor, outbox=outbox, lifetime=lifetime)
+            learnt.dropped[:0] = excluded
+        learnt.applied = self._reconcile_and_apply(facts, scope, meta, when, llm_model, llm, actor=actor, outbox=outbox, lifetime=lifetime,
+                                                   categories=self._filed(labels, guidance))
         return learnt
+
+    def guidance(self) -> Guidance:
+        """The project's instructions and categories (its store's settings, else the config's)."""
+        return resolve(self.config, self.store.project_settings())
+
+    @staticmethod
+    def _excluded(facts: list[str], labels: inference.Labels | None) -> tuple[list[str], list[Dropped]]:
+        """The facts the model marked as excluded by the instructions, dropped (``excluded``)."""
+        if not labels:
+            return facts, []
+        dropped = [Dropped(f, "excluded") for f in facts if labels.get(f, {}).get("excluded")]
+        for d in dropped:
+            log.info("extracted fact not learnt (excluded by the instructions): %r", d.fact[:200])
+        return [f for f in facts if not labels.get(f, {}).get("excluded")], dropped
+
+    @staticmethod
+    def _filed(labels: inference.Labels | None, guidance: Guidance) -> dict[str, list[str]]:
+        """Each fact's categories, kept to the guidance's names."""
+        if not labels or not guidance.categories:
+            return {}
+        filed = {f: categories_of(said.get("categories"), guidance.categories) for f, said in labels.items()}
+        return {f: c for f, c in filed.items() if c}
 
     def _reconcile_and_apply(
         self, facts: list[str], scope: Scope, meta: dict[str, Any], when: str | None, llm_model: str | None, llm: LLM, *,
         actor: str | None, outbox: OutboxDone | None, batched: bool = False, lifetime: Lifetime | None = None,
+        categories: dict[str, list[str]] | None = None,
     ) -> list[Applied]:
         """The facts reconciled with the scope's memories most like them and applied; the outbox
         item(s) leave in that commit, or on their own when there is nothing to change.
@@ -286,7 +324,8 @@ class Learning:
                 decisions = inference.reconcile(llm, system, shown, facts, model=llm_model, batched=batched)
             else:  # nothing to update or delete: every fact is new, no second call needed
                 decisions = [inference.Decision("ADD", fact, None) for fact in distinct]
-            changes = self._changes_for(decisions, existing, scope, meta, dict(zip(distinct, fact_vectors)), when, lifetime)
+            changes = self._changes_for(decisions, existing, scope, meta, dict(zip(distinct, fact_vectors)), when, lifetime,
+                                        categories or {})
             if not changes:
                 return nothing_learnt()
             chats_first()
@@ -306,9 +345,19 @@ class Learning:
     def _changes_for(
         self, decisions: list[inference.Decision], existing: list[MemoryRecord], scope: Scope,
         meta: dict[str, Any], known_vectors: dict[str, np.ndarray], when: str | None = None, lifetime: Lifetime | None = None,
+        categories: dict[str, list[str]] | None = None,
     ) -> list[Change]:
         """Turn the LLM's decisions into store changes, touching only the memories it was shown.
-        New memories carry the conversation's time (``when``); updates are dated now."""
+        New memories carry the conversation's time (``when``); updates are dated now. A memory
+        made from a filed fact carries its ``categories`` in its metadata (a rewritten text: the
+        categories all the facts share, when they agree)."""
+        filed = categories or {}
+        only = next(iter(filed.values())) if filed and all(c == next(iter(filed.values())) for c in filed.values()) else None
+
+        def meta_for(text: str, base: dict[str, Any]) -> dict[str, Any]:
+            found = filed.get(text) or only
+            return {**base, "categories": found} if found else base
+
         by_alias = {str(i): r for i, r in enumerate(existing)}
         now = utc_now()
         changes: list[Change] = []
@@ -326,14 +375,14 @@ class Learning:
                 if h in pending_hashes:
                     continue  # exact duplicate of an existing or already-added memory
                 pending_hashes.add(h)
-                changes.append(Change("ADD", new_record(d.text, scope, meta, when or now, lifetime), reason=d.reason))
+                changes.append(Change("ADD", new_record(d.text, scope, meta_for(d.text, meta), when or now, lifetime), reason=d.reason))
             elif d.event == "UPDATE" and target is not None and target.id not in touched:
                 if content_hash(d.text) == target.hash or content_hash(d.text) in pending_hashes:
                     continue
                 touched.add(target.id)
                 pending_hashes.add(content_hash(d.text))
                 updated = MemoryRecord(
-                    id=target.id, memory=d.text, hash=content_hash(d.text), metadata={**target.metadata, **meta},
+                    id=target.id, memory=d.text, hash=content_hash(d.text), metadata=meta_for(d.text, {**target.metadata, **meta}),
                     user_id=target.user_id, agent_id=target.agent_id, run_id=target.run_id,
                     created_at=target.created_at, updated_at=now,
                 )

@@ -23,6 +23,7 @@ from memlane.config import MemlaneConfig, ProviderSection, load_config
 from memlane.embedders.base import Embedder
 from memlane.engine import transfer
 from memlane.engine.foreground import Foreground
+from memlane.engine.guidance import check_categories, check_instructions, resolve
 from memlane.engine.expiry import visible
 from memlane.engine.identity import Lifetime, content_hash, new_record
 from memlane.engine.immutable import refuse_update
@@ -145,6 +146,8 @@ class Memory(LifecycleMethods):
         timestamp: int | float | str | _dt.datetime | None = None,
         expiration_date: str | _dt.date | None = None,
         immutable: bool = False,
+        custom_instructions: str | None = None,
+        custom_categories: Sequence[Any] | None = None,
     ) -> dict[str, Any]:
         """Remember what ``messages`` say; returns ``{"results": [{"id","memory","event",...}]}``.
 
@@ -159,18 +162,56 @@ class Memory(LifecycleMethods):
         asked for (``show_expired``); ``get`` still returns them. ``immutable``: reconciliation
         never updates or deletes them (a contradicting fact is added beside), and ``update``
         refuses to (memlane.engine.immutable).
+
+        ``custom_instructions`` / ``custom_categories`` (``infer=True``): what this add's
+        extraction keeps and how it files facts, instead of the project's (``update_project``)
+        and the config's (memlane.engine.guidance).
         """
         scope, _ = resolve_scope(user_id, agent_id, run_id, filters, required="add")
+        guidance = None
+        if custom_instructions is not None or custom_categories is not None:
+            guidance = resolve(self.config, self.store.project_settings(), check_instructions(custom_instructions), custom_categories)
         meta = self._checked_metadata(metadata)
         when = check_timestamp(timestamp)
         lifetime = Lifetime(check_expiration_date(expiration_date), bool(check_flag(immutable, "immutable")))
         turns = self._checked_turns(messages, stored=not infer)
         actor = next((m.get("name") for m in turns if m["role"] == "user" and m.get("name")), None)
         if infer:
-            applied = self._learning.add_inferred(turns, scope, meta, prompt, actor, llm_model, when=when, lifetime=lifetime).applied
+            applied = self._learning.add_inferred(turns, scope, meta, prompt, actor, llm_model, when=when, lifetime=lifetime,
+                                                  guidance=guidance).applied
         else:
             applied = self._add_verbatim(turns, scope, meta, actor, when=when, lifetime=lifetime)
         return {"results": [self._applied_dict(a) for a in applied if a.event != "NONE"]}
+
+    def get_project(self, fields: Sequence[str] | None = None) -> dict[str, Any]:
+        """The project's settings, as mem0's ``get_project`` answers: ``custom_instructions`` and
+        ``custom_categories`` (the project's own, else the config's; None when neither is set)."""
+        own = self.store.project_settings()
+        inference = self.config.inference
+        settings = {"custom_instructions": own.get("custom_instructions", inference.custom_instructions),
+                    "custom_categories": own.get("custom_categories", inference.custom_categories)}
+        if fields:
+            unknown = [f for f in fields if f not in settings]
+            if unknown:
+                raise ValidationError(f"unknown project field {unknown[0]!r}: this store keeps custom_instructions and custom_categories",
+                                      param="fields")
+            return {f: settings[f] for f in fields}
+        return settings
+
+    def update_project(self, *, custom_instructions: str | None = None, custom_categories: Sequence[Any] | None = None) -> dict[str, Any]:
+        """Set the project's instructions and/or categories for every later extraction (kept in
+        the store); an empty string or list clears one, falling back to the config's."""
+        if custom_instructions is None and custom_categories is None:
+            raise ValidationError("update_project needs custom_instructions or custom_categories", param="custom_instructions")
+        settings = self.store.project_settings()
+        if custom_instructions is not None:
+            settings["custom_instructions"] = check_instructions(custom_instructions)
+        if custom_categories is not None:
+            check_categories(custom_categories)
+            settings["custom_categories"] = list(custom_categories) or None
+        settings = {k: v for k, v in settings.items() if v is not None}
+        self.store.set_project_settings(settings)
+        return {"message": "Updated project settings", **self.get_project()}
 
     def _checked_metadata(self, metadata: Any) -> dict[str, Any]:
         return check_metadata(metadata, self.config.server.max_metadata_bytes)
@@ -561,6 +602,8 @@ class AsyncMemory:
     delete_all = _threaded("delete_all")
     delete_users = _threaded("delete_users")
     history = _threaded("history")
+    get_project = _threaded("get_project")
+    update_project = _threaded("update_project")
     reset = _threaded("reset")
     import_records = _threaded("import_records")
     enqueue = _threaded("enqueue")

@@ -155,6 +155,50 @@ MEMORY_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
+#: A labelled fact (memlane.engine.guidance): its text, the categories that fit it, and whether
+#: the project's instructions exclude it.
+LABELLED_FACT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"text": {"type": "string"}, "categories": {"type": "array", "items": {"type": "string"}},
+                   "excluded": {"type": "boolean"}},
+    "required": ["text", "categories", "excluded"],
+    "additionalProperties": False,
+}
+
+
+def _labelled_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with each fact (a string) written as a ``LABELLED_FACT`` object."""
+    if schema.get("type") == "array" and schema.get("items") == {"type": "string"}:
+        return {**schema, "items": LABELLED_FACT}
+    if schema.get("type") == "object":
+        return {**schema, "properties": {k: _labelled_schema(v) for k, v in schema["properties"].items()}}
+    if schema.get("type") == "array":
+        return {**schema, "items": _labelled_schema(schema["items"])}
+    return schema
+
+
+LABELLED_FACTS_SCHEMA = _labelled_schema(FACTS_SCHEMA)
+LABELLED_BATCH_FACTS_SCHEMA = _labelled_schema(BATCH_FACTS_SCHEMA)
+LABELLED_FACTS_SHAPE = '{"facts": [{"text": "Is allergic to shellfish", "categories": ["food", "health"], "excluded": false}]}'
+
+
+def with_guidance(prompt: str, instructions: str | None, categories: dict[str, str]) -> str:
+    """The extraction prompt with a project's instructions and categories: each fact written as
+    an object, the instructions quoted as data (they say what to keep, they are not turns)."""
+    if not instructions and not categories:
+        return prompt
+    parts = ["\n\nWrite each fact as an object instead of a plain string: {\"text\": the fact, \"categories\": "
+             "the names of the categories below that fit it ([] when none does, or when there are none), \"excluded\": "
+             "true when the instructions below say this kind of fact must not be kept, else false}. Write down every fact "
+             "as usual, excluded ones too, marked so: memlane drops them."]
+    if categories:
+        listed = "; ".join(f"{name} ({about})" if about else name for name, about in categories.items())
+        parts.append(f"\n\nCategories: {listed}.")
+    if instructions:
+        parts.append(f"\n\nThe project's instructions about what to keep, as one JSON string: {json_one_line(instructions)}")
+    return prompt + "".join(parts)
+
+
 #: tokens an answer may take: a fact is about 12 tokens, a reconcile entry about 40 (with its
 #: old text); generous, so only a runaway answer is cut
 TOKENS_PER_FACT = 40
@@ -162,14 +206,21 @@ TOKENS_PER_DECISION = 90
 FACTS_PER_CHARS = 60  # one fact per this many characters of conversation, at most
 
 
-def extraction_task(conversation_chars: int) -> JSONTask:
-    facts = max(8, conversation_chars // FACTS_PER_CHARS)
-    return JSONTask("memory_facts", FACTS_SCHEMA, min(64 + TOKENS_PER_FACT * facts, 4096))
+#: a labelled fact's categories and flag, on top of its text
+TOKENS_PER_LABEL = 20
 
 
-def batch_extraction_task(conversation_chars: int, exchanges: int) -> JSONTask:
+def extraction_task(conversation_chars: int, labelled: bool = False) -> JSONTask:
     facts = max(8, conversation_chars // FACTS_PER_CHARS)
-    return JSONTask("memory_facts_by_exchange", BATCH_FACTS_SCHEMA, min(64 + TOKENS_PER_FACT * facts + 16 * exchanges, 4096))
+    per_fact = TOKENS_PER_FACT + (TOKENS_PER_LABEL if labelled else 0)
+    return JSONTask("memory_facts", LABELLED_FACTS_SCHEMA if labelled else FACTS_SCHEMA, min(64 + per_fact * facts, 4096))
+
+
+def batch_extraction_task(conversation_chars: int, exchanges: int, labelled: bool = False) -> JSONTask:
+    facts = max(8, conversation_chars // FACTS_PER_CHARS)
+    per_fact = TOKENS_PER_FACT + (TOKENS_PER_LABEL if labelled else 0)
+    return JSONTask("memory_facts_by_exchange", LABELLED_BATCH_FACTS_SCHEMA if labelled else BATCH_FACTS_SCHEMA,
+                    min(64 + per_fact * facts + 16 * exchanges, 4096))
 
 
 def reconcile_task(existing: int, facts: int) -> JSONTask:

@@ -16,7 +16,7 @@ from memlane.query.when import parse_time
 
 #: the keys a search result can have (``SearchHit.to_dict``); ``fields`` picks among them
 RESULT_FIELDS = ("id", "memory", "score", "rerank_score", "hybrid_score", "metadata", "user_id", "agent_id", "run_id",
-                 "created_at", "updated_at", "expiration_date", "immutable")
+                 "created_at", "updated_at", "expiration_date", "immutable", "categories")
 #: what a result without the key means by its absence (the keys present only on some memories)
 _ABSENT = {"immutable": False}
 #: categories one search may name (each is a condition of the store's filter)

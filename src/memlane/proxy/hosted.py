@@ -155,9 +155,11 @@ class MemoryRequests:
     @staticmethod
     def add(messages: Any, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
             metadata: Mapping[str, Any] | None = None, filters: Mapping[str, Any] | None = None, infer: bool = True,
-            timestamp: Any = None, expiration_date: Any = None, immutable: bool = False) -> tuple[str, str, dict[str, Any]]:
+            timestamp: Any = None, expiration_date: Any = None, immutable: bool = False, custom_instructions: str | None = None,
+            custom_categories: Sequence[Any] | None = None) -> tuple[str, str, dict[str, Any]]:
         body = {"messages": messages, **_scope(user_id, agent_id, run_id), "metadata": metadata, "filters": filters, "infer": infer,
-                "timestamp": _iso(timestamp), "expiration_date": _iso(expiration_date), "immutable": immutable or None}
+                "timestamp": _iso(timestamp), "expiration_date": _iso(expiration_date), "immutable": immutable or None,
+                "custom_instructions": custom_instructions, "custom_categories": list(custom_categories) if custom_categories is not None else None}
         return "POST", "/v1/memories", {"json": _dropping_none(body)}
 
     @staticmethod
@@ -233,6 +235,15 @@ class MemoryRequests:
         return "GET", f"/v1/memories/{memory_id}/feedback", {}
 
     @staticmethod
+    def get_project(fields: Sequence[str] | None = None) -> tuple[str, str, dict[str, Any]]:
+        return "GET", "/v1/project", {"params": {"fields": list(fields)} if fields else {}}
+
+    @staticmethod
+    def update_project(*, custom_instructions: str | None = None, custom_categories: Sequence[Any] | None = None) -> tuple[str, str, dict[str, Any]]:
+        body = {"custom_instructions": custom_instructions, "custom_categories": list(custom_categories) if custom_categories is not None else None}
+        return "PATCH", "/v1/project", {"json": _dropping_none(body)}
+
+    @staticmethod
     def create_webhook(url: str, name: str | None = None, event_types: Sequence[str] | None = None,
                        is_active: bool = True) -> tuple[str, str, dict[str, Any]]:
         body = {"url": url, "name": name, "event_types": list(event_types) if event_types is not None else None, "is_active": is_active}
@@ -258,7 +269,7 @@ class MemoryRequests:
 
 
 METHODS = ("add", "search", "get", "get_all", "update", "delete", "delete_all", "delete_users", "history", "enqueue", "batch_update", "batch_delete",
-           "feedback", "get_feedback", "create_webhook", "get_webhooks", "update_webhook", "delete_webhook", "webhook_deliveries")
+           "feedback", "get_feedback", "get_project", "update_project", "create_webhook", "get_webhooks", "update_webhook", "delete_webhook", "webhook_deliveries")
 
 
 def _sending(name: str) -> Callable[..., Any]:

@@ -24,7 +24,7 @@ ERROR_SCHEMA = {
 _OPEN = {"/healthz", "/readyz"}
 #: routes whose memory calls run in the project's lanes (server/lanes.py), which answer 429 when full
 _LANED = ("/v1/memories", "/v1/exchanges", "/v1/entities", "/v1/users", "/v1/exports", "/v2/", "/v3/", "/v1/batch", "/v1/feedback",
-          "/v1/webhooks", "/api/v1/webhooks")
+          "/v1/webhooks", "/api/v1/webhooks", "/v1/project", "/api/v1/orgs")
 _SCOPE_FIELDS = {"user_id": {"type": "string", "description": "memory scope (or the X-Memlane-User-Id header)"},
                  "agent_id": {"type": "string"}, "run_id": {"type": "string"}}
 #: OpenAI's chat request as memlane reads it: model and messages are checked, every other

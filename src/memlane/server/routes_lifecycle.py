@@ -84,6 +84,21 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         body = await json_body(request)
         return await projects.run_slow(project, engine(project).batch_delete, body.get("memories"))
 
+    # -- project settings (custom instructions and categories: memlane.engine.guidance) -------------
+
+    @api.get("/v1/project", tags=["memories"], summary="This project's custom_instructions and custom_categories")
+    async def get_project(project: str = Depends(auth), fields: list[str] | None = Query(None)) -> dict[str, Any]:
+        return await projects.run(project, engine(project).get_project, fields)
+
+    @api.patch("/v1/project", tags=["memories"], summary="Set this project's custom_instructions and/or custom_categories")
+    async def update_project(request: Request, project: str = Depends(auth)) -> dict[str, Any]:
+        body = await json_body(request)
+        unsupported = sorted(set(body) - {"custom_instructions", "custom_categories"})
+        if unsupported:
+            raise APIError(400, f"{unsupported[0]} is not a project setting (custom_instructions and custom_categories are)",
+                           param=unsupported[0], code="unsupported_setting")
+        return await projects.run(project, engine(project).update_project, **body)
+
     # -- feedback -----------------------------------------------------------------------------------
 
     @api.post("/v1/memories/{memory_id}/feedback", tags=["memories"], summary="Give feedback on a memory (POSITIVE, NEGATIVE, VERY_NEGATIVE)")

@@ -43,7 +43,7 @@ def _infer(body: dict[str, Any]) -> bool:
 
 
 #: mem0's add and get_all options the engine takes under the same names (search's: SEARCH_OPTIONS)
-ADD_OPTIONS = ("expiration_date", "immutable")
+ADD_OPTIONS = ("expiration_date", "immutable", "custom_instructions", "custom_categories")
 LIST_OPTIONS = ("show_expired", "categories", "latest_only")
 
 
@@ -83,6 +83,26 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     @api.get("/v1/ping/", summary="mem0 MemoryClient start-up check")
     async def ping(project: str = Depends(auth)) -> dict[str, Any]:
         return {"status": "ok", "org_id": "memlane", "project_id": project, "user_email": None}
+
+    def own_project(project: str, org_id: str, project_id: str) -> None:
+        if org_id != "memlane" or project_id != project:  # what ping told the client; another project's id is unknown
+            raise APIError(404, f"project {project_id!r} not found", param="project_id", code="not_found")
+
+    @api.get("/api/v1/orgs/organizations/{org_id}/projects/{project_id}/", summary="mem0 get_project")
+    async def get_project(org_id: str, project_id: str, fields: list[str] | None = Query(None),
+                          project: str = Depends(auth)) -> dict[str, Any]:
+        own_project(project, org_id, project_id)
+        return await projects.run(project, engine(project).get_project, fields)
+
+    @api.patch("/api/v1/orgs/organizations/{org_id}/projects/{project_id}/", summary="mem0 update_project")
+    async def update_project(org_id: str, project_id: str, request: Request, project: str = Depends(auth)) -> dict[str, Any]:
+        own_project(project, org_id, project_id)
+        body = await json_body(request)
+        unsupported = sorted(set(body) - {"custom_instructions", "custom_categories"})
+        if unsupported:
+            raise APIError(400, f"{unsupported[0]} is not a project setting here (custom_instructions and custom_categories are)",
+                           param=unsupported[0], code="unsupported_setting")
+        return await projects.run(project, engine(project).update_project, **body)
 
     @api.post("/v3/memories/add/", summary="mem0 add")
     @api.post("/v1/memories/", summary="mem0 add (older clients)")

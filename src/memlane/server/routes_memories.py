@@ -40,6 +40,8 @@ class AddBody(_ScopedBody):
                                  "show_expired): YYYY-MM-DD (through that day, UTC) or an ISO 8601 datetime",
                                  json_schema_extra={"type": ["string", "null"]})
     immutable: bool = Field(False, description="reconciliation never updates or deletes the memories made, and PUT refuses to")
+    custom_instructions: str | None = Field(None, description="infer=true: what this add's extraction keeps (instead of the project's)")
+    custom_categories: list[Any] | None = Field(None, description='infer=true: the categories facts are filed under: names or {"name": "description"}')
 
 
 class SearchBody(_ScopedBody):
@@ -128,7 +130,8 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         run = projects.run_slow if body.infer else projects.run  # infer waits on the memory LLM
         return await run(project, engine(project).add, body.messages, user_id=body.user_id, agent_id=body.agent_id,
                                run_id=body.run_id, metadata=body.metadata, filters=body.filters, infer=body.infer,
-                               timestamp=body.timestamp, expiration_date=body.expiration_date, immutable=body.immutable)
+                               timestamp=body.timestamp, expiration_date=body.expiration_date, immutable=body.immutable,
+                               custom_instructions=body.custom_instructions, custom_categories=body.custom_categories)
 
     @api.get("", summary="List a scope's memories, newest first")
     async def list_memories(

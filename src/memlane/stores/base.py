@@ -100,6 +100,13 @@ class MemoryStore(Protocol):
         """The model recorded by ``bind_embedder``; None for a store not used yet."""
         ...
 
+    def project_settings(self) -> dict[str, Any]:
+        """The project's own settings (``custom_instructions``, ``custom_categories``); {} when unset."""
+        ...
+
+    def set_project_settings(self, settings: dict[str, Any]) -> None:
+        ...
+
     def scope_lock(self, scope: Scope) -> ContextManager[None]:
         """Serialize adds to one exact scope across threads and processes."""
         ...

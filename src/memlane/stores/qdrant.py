@@ -201,6 +201,12 @@ class QdrantStore:
     def embedding_model(self) -> str | None:
         return self.records.embedding_model()
 
+    def project_settings(self) -> dict[str, Any]:
+        return self.records.project_settings()
+
+    def set_project_settings(self, settings: dict[str, Any]) -> None:
+        self.records.set_project_settings(settings)
+
     def bind_embedder(self, model_id: str, dims: int) -> None:
         self.records.bind_embedder(model_id, dims)
         m, name = self._models, self.qoptions.collection_name

@@ -387,6 +387,20 @@ class SQLStore(ConversationContext):
             row = conn.execute(self._sql("SELECT value FROM {t}store_info WHERE key = 'embedding_model'")).fetchone()
         return row["value"] if row else None
 
+    # -- project settings (mem0's get_project / update_project) ---------------------------------
+
+    def project_settings(self) -> dict[str, Any]:
+        """The project's own settings (custom instructions and categories), kept beside its
+        memories so every face of this store (server, CLI, embedded) reads the same."""
+        with self._read("reading the project settings") as conn:
+            row = conn.execute(self._sql("SELECT value FROM {t}store_info WHERE key = 'project_settings'")).fetchone()
+        return dict(json.loads(row["value"])) if row else {}
+
+    def set_project_settings(self, settings: dict[str, Any]) -> None:
+        with self._write("saving the project settings") as conn:
+            conn.execute(self._sql("INSERT INTO {t}store_info (key, value) VALUES ('project_settings', ?) "
+                                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value"), (json.dumps(settings),))
+
     # -- reads ---------------------------------------------------------------------------------
 
     def get(self, memory_id: str) -> MemoryRecord | None:

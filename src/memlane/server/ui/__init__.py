@@ -119,7 +119,9 @@ def router(auth: Any, projects: Any, chat_route: str, *, metrics: Metrics, histo
         status = await in_thread(memory.status)
         scopes = sorted(await in_thread(memory.entities), key=lambda e: (-e[2], e[0], e[1]))[:200]
         learner = await in_thread(projects.client(project).outbox_status)
+        guidance = await in_thread(memory.get_project)
         return render("overview.html", request, project, status=status, scopes=scopes, chat_route=chat_route, learner=learner,
+                      guidance=guidance,
                     store=f"{memory.config.vector_store.provider}: {describe_storage(projects.config, project)}")
 
     @ui.get("/search", response_class=HTMLResponse)
