@@ -85,6 +85,19 @@ def check_categories(value: Any, param: str = "custom_categories") -> dict[str, 
     return out
 
 
+PROJECT_SETTINGS = ("custom_instructions", "custom_categories")
+
+
+def project_update(body: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``update_project`` request's settings; any other (mem0's ``memory_depth``, ...) is
+    refused by name rather than silently dropped."""
+    unsupported = sorted(set(body) - set(PROJECT_SETTINGS))
+    if unsupported:
+        raise ValidationError(f"{unsupported[0]} is not a project setting here ({' and '.join(PROJECT_SETTINGS)} are)",
+                              param=unsupported[0], code="unsupported_setting")
+    return dict(body)
+
+
 def resolve(config: Any, project: Mapping[str, Any], instructions: str | None = None,
             categories: Sequence[Any] | None = None) -> Guidance:
     """The guidance for one add: its own, else the project's, else the config's."""

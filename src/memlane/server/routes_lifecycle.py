@@ -14,6 +14,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from memlane.engine.guidance import project_update
 from memlane.server.errors import APIError
 from memlane.server.limits import Limits
 from memlane.server.routes_openai import json_body
@@ -92,12 +93,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
 
     @api.patch("/v1/project", tags=["memories"], summary="Set this project's custom_instructions and/or custom_categories")
     async def update_project(request: Request, project: str = Depends(auth)) -> dict[str, Any]:
-        body = await json_body(request)
-        unsupported = sorted(set(body) - {"custom_instructions", "custom_categories"})
-        if unsupported:
-            raise APIError(400, f"{unsupported[0]} is not a project setting (custom_instructions and custom_categories are)",
-                           param=unsupported[0], code="unsupported_setting")
-        return await projects.run(project, engine(project).update_project, **body)
+        return await projects.run(project, engine(project).update_project, **project_update(await json_body(request)))
 
     # -- feedback -----------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from memlane.engine.guidance import project_update
 from memlane.engine.validation import resolve_scope
 from memlane.query.filters import SCOPE_FIELDS
 from memlane.server.errors import APIError
@@ -97,12 +98,7 @@ def router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
     @api.patch("/api/v1/orgs/organizations/{org_id}/projects/{project_id}/", summary="mem0 update_project")
     async def update_project(org_id: str, project_id: str, request: Request, project: str = Depends(auth)) -> dict[str, Any]:
         own_project(project, org_id, project_id)
-        body = await json_body(request)
-        unsupported = sorted(set(body) - {"custom_instructions", "custom_categories"})
-        if unsupported:
-            raise APIError(400, f"{unsupported[0]} is not a project setting here (custom_instructions and custom_categories are)",
-                           param=unsupported[0], code="unsupported_setting")
-        return await projects.run(project, engine(project).update_project, **body)
+        return await projects.run(project, engine(project).update_project, **project_update(await json_body(request)))
 
     @api.post("/v3/memories/add/", summary="mem0 add")
     @api.post("/v1/memories/", summary="mem0 add (older clients)")
