@@ -169,6 +169,10 @@ class InferenceConfig(_Strict):
     #: Assign mem0's default categories when no list is given (off: a longer answer costs tokens,
     #: and small models answer it worse; memlane.engine.guidance).
     assign_categories: bool = False
+    #: Ask extraction for a few search keys per fact ("Is allergic to cheese": "food allergy",
+    #: "cannot eat dairy"), stored as ``metadata.search_keys`` and indexed with the fact's
+    #: keyword context (never shown as its text), so a later question in other words finds it.
+    search_keys: bool = False
 
 
 class WebhooksConfig(_Strict):

@@ -20,13 +20,18 @@ NO_HEALTH = "Never store health information. Keep food preferences."
 FOOD = [{"food": "what the user eats and avoids"}, {"travel": "trips"}]
 
 
+def every_fact_new(req: ScriptedRequest) -> Reply:
+    """Reconcile: every new fact is added."""
+    if req.stage != "reconcile":
+        return Reply.text("ok")
+    new = json.loads(req.messages[-1]["content"].split("\n\n", 1)[1])["new_facts"]
+    return Reply.json({"memory": [{"id": "new", "text": fact, "event": "ADD", "old_memory": ""} for fact in new]})
+
+
 def labelled_model(req: ScriptedRequest) -> Reply:
     """A model that files facts and marks the ones the instructions exclude, as asked."""
-    if req.stage == "reconcile":  # every new fact is new
-        new = json.loads(req.messages[-1]["content"].split("\n\n", 1)[1])["new_facts"]
-        return Reply.json({"memory": [{"id": "new", "text": fact, "event": "ADD", "old_memory": ""} for fact in new]})
     if req.stage != "extract":
-        return Reply.text("ok")
+        return every_fact_new(req)
     facts = []
     for said in req.said_by("user"):
         if "vegetarian" in said:
@@ -115,3 +120,32 @@ def test_a_batch_of_exchanges_follows_the_projects_instructions(memory: Memory, 
     assert len(upstream.chat_requests("extract")) == 1, "one extraction for both exchanges"
     assert [(m["memory"], m.get("categories")) for m in memory.get_all(user_id="ana")["results"]] == [("Is vegetarian", ["food"])]
     assert learner.status()["dropped"] == {"excluded": 1}
+
+
+def keyed_model(req: ScriptedRequest) -> Reply:
+    """An extractor that gives each fact a few search keys, as ``inference.search_keys`` asks."""
+    if req.stage != "extract":
+        return every_fact_new(req)
+    facts = []
+    for said in req.said_by("user"):
+        if "cheese" in said:
+            facts.append({"text": "Is allergic to cheese", "categories": [], "excluded": False,
+                          "keys": ["foods to avoid", "can't eat dairy", "foods to avoid"]})
+        if "Indian" in said:
+            facts.append({"text": "Loves Indian cuisine", "categories": [], "excluded": False, "keys": ["favourite dishes"]})
+    return Reply.json({"facts": facts})
+
+
+def test_search_keys_are_indexed_with_the_fact_but_not_its_text(make_memory: Callable[..., Memory], upstream: ScriptedUpstream) -> None:
+    upstream.handler = keyed_model
+    memory = make_memory(inference={"search_keys": True})
+    memory.add("I'm allergic to cheese", user_id="ana")
+    memory.add("I love Indian food", user_id="ana")
+    extraction = upstream.chat_requests("extract")[-1]
+    assert '"keys"' in extraction.messages[0]["content"]
+    assert extraction.json["response_format"]["json_schema"]["schema"]["properties"]["facts"]["items"]["required"][-1] == "keys"
+    allergy = next(m for m in memory.get_all(user_id="ana")["results"] if m["memory"] == "Is allergic to cheese")
+    assert allergy["metadata"]["search_keys"] == ["foods to avoid", "can't eat dairy"]  # repeats dropped
+    found = memory.search("Which foods must I avoid?", user_id="ana", limit=2)["results"]
+    # by its key: the question shares no word with the fact, and without keys the cuisine ranks first
+    assert [m["memory"] for m in found] == ["Is allergic to cheese", "Loves Indian cuisine"]

@@ -46,11 +46,13 @@ class Guidance:
 
     instructions: str | None = None
     categories: dict[str, str] = field(default_factory=dict)
+    #: ask for a few search keys per fact (``inference.search_keys``), indexed with it
+    keys: bool = False
 
     @property
     def labelled(self) -> bool:
-        """Whether facts come back as objects (categories, excluded) rather than strings."""
-        return bool(self.instructions or self.categories)
+        """Whether facts come back as objects (categories, excluded, keys) rather than strings."""
+        return bool(self.instructions or self.categories or self.keys)
 
 
 def check_instructions(value: Any, param: str = "custom_instructions") -> str | None:
@@ -110,7 +112,24 @@ def resolve(config: Any, project: Mapping[str, Any], instructions: str | None = 
         chosen = check_categories(inference.custom_categories, "inference.custom_categories")
     if chosen is None and inference.assign_categories:
         chosen = dict(DEFAULT_CATEGORIES)
-    return Guidance(check_instructions(chosen_instructions), chosen or {})
+    return Guidance(check_instructions(chosen_instructions), chosen or {}, bool(inference.search_keys))
+
+
+#: search keys kept per fact, and characters per key: a key is a short phrase
+MAX_KEYS = 6
+MAX_KEY_CHARS = 60
+
+
+def keys_of(value: Any) -> list[str]:
+    """The search keys a model gave a fact: short distinct phrases, at most ``MAX_KEYS``."""
+    if not isinstance(value, list):
+        return []
+    out: list[str] = []
+    for item in value:
+        key = item.strip() if isinstance(item, str) else ""
+        if key and len(key) <= MAX_KEY_CHARS and key.lower() not in (k.lower() for k in out):
+            out.append(key)
+    return out[:MAX_KEYS]
 
 
 def categories_of(value: Any, known: Mapping[str, str]) -> list[str]:

@@ -79,7 +79,7 @@ def _fact_list(facts: Any, where: str, labels: Labels | None = None) -> list[str
     for index, fact in enumerate(facts):
         said: dict[str, Any] = {}
         if isinstance(fact, dict) and isinstance(fact.get("text"), str):
-            said = {"categories": fact.get("categories"), "excluded": fact.get("excluded") is True}
+            said = {"categories": fact.get("categories"), "excluded": fact.get("excluded") is True, "keys": fact.get("keys")}
             fact = fact["text"]
         elif isinstance(fact, dict) and len(fact) == 1:
             # {"fact": "..."}: what small models write in JSON mode, unambiguous enough to take
@@ -177,22 +177,22 @@ def ask(
 
 
 def extract_facts(llm: LLM, system_prompt: str, conversation: str, *, model: str | None = None,
-                  labels: Labels | None = None) -> list[str]:
+                  labels: Labels | None = None, keys: bool = False) -> list[str]:
     """``labels`` (not None): the prompt asks for labelled facts (``prompts.with_guidance``), and
-    what each said beside its text is left there."""
+    what each said beside its text is left there; ``keys``: with search keys."""
     labelled = labels is not None
-    return ask(llm, prompts.extraction_messages(system_prompt, conversation), lambda raw: parse_facts(raw, labels),
-               prompts.LABELLED_FACTS_SHAPE if labelled else prompts.FACTS_SHAPE, model=model,
-               task=prompts.extraction_task(len(conversation), labelled))
+    shape = prompts.KEYED_FACTS_SHAPE if keys else prompts.LABELLED_FACTS_SHAPE if labelled else prompts.FACTS_SHAPE
+    return ask(llm, prompts.extraction_messages(system_prompt, conversation), lambda raw: parse_facts(raw, labels), shape, model=model,
+               task=prompts.extraction_task(len(conversation), labelled, keys))
 
 
 def extract_batch_facts(llm: LLM, system_prompt: str, conversations: list[str], *, model: str | None = None,
-                        labels: Labels | None = None) -> list[list[str]]:
+                        labels: Labels | None = None, keys: bool = False) -> list[list[str]]:
     """One extraction call about several exchanges (``prompts.batch_extraction_messages``):
     each one's facts, in order. ``UnattributedFacts`` for one plain list of facts."""
     messages = prompts.batch_extraction_messages(system_prompt, conversations)
     return ask(llm, messages, lambda raw: parse_batch_facts(raw, len(conversations), labels), prompts.BATCH_FACTS_SHAPE, model=model,
-               task=prompts.batch_extraction_task(sum(len(c) for c in conversations), len(conversations), labels is not None))
+               task=prompts.batch_extraction_task(sum(len(c) for c in conversations), len(conversations), labels is not None, keys))
 
 
 def reconcile(

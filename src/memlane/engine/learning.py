@@ -58,7 +58,7 @@ from memlane.engine import inference, prompts
 from memlane.engine.expiry import visible
 from memlane.engine.fact_check import Dropped, FactCheck, roots
 from memlane.engine.foreground import Foreground
-from memlane.engine.guidance import Guidance, categories_of, resolve
+from memlane.engine.guidance import Guidance, categories_of, keys_of, resolve
 from memlane.engine.identity import Lifetime, content_hash, new_record
 from memlane.engine.immutable import kept_beside
 from memlane.engine.messages import normalize_messages, transcript
@@ -207,9 +207,9 @@ class Learning:
         labels: inference.Labels | None = {} if guidance.labelled else None
         if shown:
             system = prompts.with_guidance(prompts.BATCH_FACT_EXTRACTION_PROMPT.format(today=(first.when or utc_now())[:10]),
-                                           guidance.instructions, guidance.categories)
+                                           guidance.instructions, guidance.categories, guidance.keys)
             found = inference.extract_batch_facts(llm, system, [exchanges[i].transcript for i in shown], model=first.model,
-                                                  labels=labels)
+                                                  labels=labels, keys=guidance.keys)
             for index, facts in zip(shown, found):
                 facts_of[index] = facts
         origin: dict[str, int] = {}  # each fact: the (first) exchange it came from
@@ -223,7 +223,7 @@ class Learning:
         # in order ("went to the gym again" twice is two visits, "lives in Denver" twice one fact).
         said = [fact for facts in facts_of for fact in facts]
         applied = self._reconcile_and_apply(said, first.scope, first.meta, first.when, first.model, llm,
-                                            actor=None, outbox=list(items), batched=True, categories=self._filed(labels, guidance))
+                                            actor=None, outbox=list(items), batched=True, extras=self._filed(labels, guidance))
         for a in applied:
             learnt[_reported_for(a, origin, len(exchanges))].applied.append(a)
         return learnt
@@ -254,7 +254,7 @@ class Learning:
             extraction_prompt = prompt or self.config.custom_fact_extraction_prompt or prompts.FACT_EXTRACTION_PROMPT.format(
                 today=(when or utc_now())[:10]  # the conversation's own date: relative dates resolve against it
             )
-            extraction_prompt = prompts.with_guidance(extraction_prompt, guidance.instructions, guidance.categories)
+            extraction_prompt = prompts.with_guidance(extraction_prompt, guidance.instructions, guidance.categories, guidance.keys)
             # Extraction reads only the new turns, so it runs outside the scope lock.
             limits = self.config.inference
             pieces, dropped = inference.chunk_conversation(conversation, limits.max_input_chars, limits.max_chunks)
@@ -263,12 +263,12 @@ class Learning:
                             " x inference.max_chunks = %d)", len(conversation), dropped, limits.max_input_chars * limits.max_chunks)
             facts = list(dict.fromkeys(
                 fact for piece in pieces
-                for fact in inference.extract_facts(llm, extraction_prompt, piece, model=llm_model, labels=labels)))
+                for fact in inference.extract_facts(llm, extraction_prompt, piece, model=llm_model, labels=labels, keys=guidance.keys)))
             facts, excluded = self._excluded(facts, labels)
             facts, learnt.dropped = self._checked(turns, facts)
             learnt.dropped[:0] = excluded
         learnt.applied = self._reconcile_and_apply(facts, scope, meta, when, llm_model, llm, actor=actor, outbox=outbox, lifetime=lifetime,
-                                                   categories=self._filed(labels, guidance))
+                                                   extras=self._filed(labels, guidance))
         return learnt
 
     def guidance(self) -> Guidance:
@@ -286,17 +286,24 @@ class Learning:
         return [f for f in facts if not labels.get(f, {}).get("excluded")], dropped
 
     @staticmethod
-    def _filed(labels: inference.Labels | None, guidance: Guidance) -> dict[str, list[str]]:
-        """Each fact's categories, kept to the guidance's names."""
-        if not labels or not guidance.categories:
+    def _filed(labels: inference.Labels | None, guidance: Guidance) -> dict[str, dict[str, list[str]]]:
+        """What each fact's memory keeps in its metadata besides the add's: its ``categories``
+        (kept to the guidance's names) and ``search_keys``."""
+        if not labels:
             return {}
-        filed = {f: categories_of(said.get("categories"), guidance.categories) for f, said in labels.items()}
-        return {f: c for f, c in filed.items() if c}
+        filed: dict[str, dict[str, list[str]]] = {}
+        for fact, said in labels.items():
+            extra = {"categories": categories_of(said.get("categories"), guidance.categories) if guidance.categories else [],
+                     "search_keys": keys_of(said.get("keys")) if guidance.keys else []}
+            extra = {k: v for k, v in extra.items() if v}
+            if extra:
+                filed[fact] = extra
+        return filed
 
     def _reconcile_and_apply(
         self, facts: list[str], scope: Scope, meta: dict[str, Any], when: str | None, llm_model: str | None, llm: LLM, *,
         actor: str | None, outbox: OutboxDone | None, batched: bool = False, lifetime: Lifetime | None = None,
-        categories: dict[str, list[str]] | None = None,
+        extras: dict[str, dict[str, list[str]]] | None = None,
     ) -> list[Applied]:
         """The facts reconciled with the scope's memories most like them and applied; the outbox
         item(s) leave in that commit, or on their own when there is nothing to change.
@@ -325,7 +332,7 @@ class Learning:
             else:  # nothing to update or delete: every fact is new, no second call needed
                 decisions = [inference.Decision("ADD", fact, None) for fact in distinct]
             changes = self._changes_for(decisions, existing, scope, meta, dict(zip(distinct, fact_vectors)), when, lifetime,
-                                        categories or {})
+                                        extras or {})
             if not changes:
                 return nothing_learnt()
             chats_first()
@@ -345,18 +352,17 @@ class Learning:
     def _changes_for(
         self, decisions: list[inference.Decision], existing: list[MemoryRecord], scope: Scope,
         meta: dict[str, Any], known_vectors: dict[str, np.ndarray], when: str | None = None, lifetime: Lifetime | None = None,
-        categories: dict[str, list[str]] | None = None,
+        extras: dict[str, dict[str, list[str]]] | None = None,
     ) -> list[Change]:
         """Turn the LLM's decisions into store changes, touching only the memories it was shown.
         New memories carry the conversation's time (``when``); updates are dated now. A memory
-        made from a filed fact carries its ``categories`` in its metadata (a rewritten text: the
-        categories all the facts share, when they agree)."""
-        filed = categories or {}
-        only = next(iter(filed.values())) if filed and all(c == next(iter(filed.values())) for c in filed.values()) else None
+        made from a labelled fact carries its ``extras`` (categories, search keys) in its
+        metadata; a text reconcile rewrote gets the one fact's when there was one fact."""
+        filed = extras or {}
+        only = next(iter(filed.values())) if len(filed) == 1 else None
 
         def meta_for(text: str, base: dict[str, Any]) -> dict[str, Any]:
-            found = filed.get(text) or only
-            return {**base, "categories": found} if found else base
+            return {**base, **(filed.get(text) or only or {})}
 
         by_alias = {str(i): r for i, r in enumerate(existing)}
         now = utc_now()

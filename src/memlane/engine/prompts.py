@@ -164,33 +164,47 @@ LABELLED_FACT: dict[str, Any] = {
     "required": ["text", "categories", "excluded"],
     "additionalProperties": False,
 }
+#: ``LABELLED_FACT`` with its search keys (``inference.search_keys``)
+KEYED_FACT: dict[str, Any] = {
+    **LABELLED_FACT,
+    "properties": {**LABELLED_FACT["properties"], "keys": {"type": "array", "items": {"type": "string"}}},
+    "required": [*LABELLED_FACT["required"], "keys"],
+}
 
 
-def _labelled_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """``schema`` with each fact (a string) written as a ``LABELLED_FACT`` object."""
+def _labelled_schema(schema: dict[str, Any], fact: dict[str, Any] = LABELLED_FACT) -> dict[str, Any]:
+    """``schema`` with each fact (a string) written as a ``fact`` object."""
     if schema.get("type") == "array" and schema.get("items") == {"type": "string"}:
-        return {**schema, "items": LABELLED_FACT}
+        return {**schema, "items": fact}
     if schema.get("type") == "object":
-        return {**schema, "properties": {k: _labelled_schema(v) for k, v in schema["properties"].items()}}
+        return {**schema, "properties": {k: _labelled_schema(v, fact) for k, v in schema["properties"].items()}}
     if schema.get("type") == "array":
-        return {**schema, "items": _labelled_schema(schema["items"])}
+        return {**schema, "items": _labelled_schema(schema["items"], fact)}
     return schema
 
 
 LABELLED_FACTS_SCHEMA = _labelled_schema(FACTS_SCHEMA)
 LABELLED_BATCH_FACTS_SCHEMA = _labelled_schema(BATCH_FACTS_SCHEMA)
+KEYED_FACTS_SCHEMA = _labelled_schema(FACTS_SCHEMA, KEYED_FACT)
+KEYED_BATCH_FACTS_SCHEMA = _labelled_schema(BATCH_FACTS_SCHEMA, KEYED_FACT)
 LABELLED_FACTS_SHAPE = '{"facts": [{"text": "Is allergic to shellfish", "categories": ["food", "health"], "excluded": false}]}'
+KEYED_FACTS_SHAPE = ('{"facts": [{"text": "Is allergic to shellfish", "categories": [], "excluded": false, '
+                     '"keys": ["food allergy", "cannot eat seafood"]}]}')
 
 
-def with_guidance(prompt: str, instructions: str | None, categories: dict[str, str]) -> str:
-    """The extraction prompt with a project's instructions and categories: each fact written as
-    an object, the instructions quoted as data (they say what to keep, they are not turns)."""
-    if not instructions and not categories:
+def with_guidance(prompt: str, instructions: str | None, categories: dict[str, str], keys: bool = False) -> str:
+    """The extraction prompt with a project's instructions and categories (and, ``keys``, search
+    keys): each fact written as an object, the instructions quoted as data (they say what to
+    keep, they are not turns)."""
+    if not instructions and not categories and not keys:
         return prompt
+    key_part = (", \"keys\": two to four short phrases someone might later search for to find this fact, in other words "
+                "than the fact's own: what kind of fact it is and what it means (\"Is allergic to shellfish\": [\"food "
+                "allergy\", \"cannot eat seafood\"])") if keys else ""
     parts = ["\n\nWrite each fact as an object instead of a plain string: {\"text\": the fact, \"categories\": "
              "the names of the categories below that fit it ([] when none does, or when there are none), \"excluded\": "
-             "true when the instructions below say this kind of fact must not be kept, else false}. Write down every fact "
-             "as usual, excluded ones too, marked so: memlane drops them."]
+             f"true when the instructions below say this kind of fact must not be kept, else false{key_part}}}. Write down "
+             "every fact as usual, excluded ones too, marked so: memlane drops them."]
     if categories:
         listed = "; ".join(f"{name} ({about})" if about else name for name, about in categories.items())
         parts.append(f"\n\nCategories: {listed}.")
@@ -210,17 +224,18 @@ FACTS_PER_CHARS = 60  # one fact per this many characters of conversation, at mo
 TOKENS_PER_LABEL = 20
 
 
-def extraction_task(conversation_chars: int, labelled: bool = False) -> JSONTask:
+def extraction_task(conversation_chars: int, labelled: bool = False, keys: bool = False) -> JSONTask:
     facts = max(8, conversation_chars // FACTS_PER_CHARS)
-    per_fact = TOKENS_PER_FACT + (TOKENS_PER_LABEL if labelled else 0)
-    return JSONTask("memory_facts", LABELLED_FACTS_SCHEMA if labelled else FACTS_SCHEMA, min(64 + per_fact * facts, 4096))
+    per_fact = TOKENS_PER_FACT + (TOKENS_PER_LABEL if labelled else 0) + (TOKENS_PER_LABEL if keys else 0)
+    schema = KEYED_FACTS_SCHEMA if keys else LABELLED_FACTS_SCHEMA if labelled else FACTS_SCHEMA
+    return JSONTask("memory_facts", schema, min(64 + per_fact * facts, 4096))
 
 
-def batch_extraction_task(conversation_chars: int, exchanges: int, labelled: bool = False) -> JSONTask:
+def batch_extraction_task(conversation_chars: int, exchanges: int, labelled: bool = False, keys: bool = False) -> JSONTask:
     facts = max(8, conversation_chars // FACTS_PER_CHARS)
-    per_fact = TOKENS_PER_FACT + (TOKENS_PER_LABEL if labelled else 0)
-    return JSONTask("memory_facts_by_exchange", LABELLED_BATCH_FACTS_SCHEMA if labelled else BATCH_FACTS_SCHEMA,
-                    min(64 + per_fact * facts + 16 * exchanges, 4096))
+    per_fact = TOKENS_PER_FACT + (TOKENS_PER_LABEL if labelled else 0) + (TOKENS_PER_LABEL if keys else 0)
+    schema = KEYED_BATCH_FACTS_SCHEMA if keys else LABELLED_BATCH_FACTS_SCHEMA if labelled else BATCH_FACTS_SCHEMA
+    return JSONTask("memory_facts_by_exchange", schema, min(64 + per_fact * facts + 16 * exchanges, 4096))
 
 
 def reconcile_task(existing: int, facts: int) -> JSONTask:

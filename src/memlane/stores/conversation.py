@@ -2,7 +2,7 @@
 
 A memory's keyword context is the text of its neighbours: the memories written just before and
 just after it in the same exact scope (user, agent and run), when they lie within
-``WINDOW_SECONDS`` of it in time. Measured on LoCoMo, neighbouring turns are the largest single
+``WINDOW_SECONDS`` of it in time, and its own search keys (``metadata.search_keys``). Measured on LoCoMo, neighbouring turns are the largest single
 gain for BM25 (a question's words are often split between a turn and its reply).
 
 The context is derived from the stored order, never from how the memories arrived: turns added
@@ -15,6 +15,7 @@ text), inside the write's own transaction.
 from __future__ import annotations
 
 import bisect
+import json
 from typing import Any, Iterable, Sequence
 
 from memlane.query.when import parse_time
@@ -26,6 +27,18 @@ WINDOW_SECONDS = 3600.0
 def close_in_time(a: str | None, b: str | None) -> bool:
     first, second = parse_time(a), parse_time(b)
     return first is not None and second is not None and abs((first - second).total_seconds()) <= WINDOW_SECONDS
+
+
+def search_keys(metadata: Any) -> list[str]:
+    """A memory's own search keys (``metadata.search_keys``, written by extraction when
+    ``inference.search_keys`` is on): indexed with its context, never shown as its text."""
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except ValueError:
+            return []
+    keys = metadata.get("search_keys") if isinstance(metadata, dict) else None
+    return [k for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
 
 
 class ConversationContext:
@@ -70,7 +83,7 @@ class ConversationContext:
         for scope_key, keys in sorted(by_scope.items()):
             low, high = self._edge(conn, scope_key, min(keys), True), self._edge(conn, scope_key, max(keys), False)
             rows = conn.execute(self._sql(
-                f"SELECT {self.key} AS k, memory, context, created_at FROM {{t}}memories"
+                f"SELECT {self.key} AS k, memory, context, created_at, metadata FROM {{t}}memories"
                 f" WHERE scope_key = ? AND {self.key} >= ? AND {self.key} <= ? ORDER BY {self.key}"), (scope_key, low, high)).fetchall()
             order = [row["k"] for row in rows]
             targets: set[int] = set()
@@ -81,7 +94,8 @@ class ConversationContext:
             for at in sorted(t for t in targets if 0 <= t < len(rows)):
                 row = rows[at]
                 around = [rows[n] for n in (at - 1, at + 1) if 0 <= n < len(rows)]
-                context = " ".join(n["memory"] for n in around if close_in_time(n["created_at"], row["created_at"]))
+                context = " ".join([*(n["memory"] for n in around if close_in_time(n["created_at"], row["created_at"])),
+                                    *search_keys(row["metadata"])])
                 if (context or None) != (row["context"] or None):
                     self._set_context(conn, row["k"], row["memory"], context or None)
                     changed.add((scope_key, row["k"]))
