@@ -85,6 +85,33 @@ def test_log_in_find_edit_and_delete_a_memory_in_a_browser(page: Any, make_serve
     assert refused == [], "every page keeps to its Content-Security-Policy"
 
 
+def test_a_chats_card_shows_what_learning_dropped_and_why_in_a_browser(page: Any, server: LiveServer, upstream: ScriptedUpstream,
+                                                                       tmp_path: Path) -> None:
+    from memlane.testing import Reply
+
+    def suggesting(req):  # type: ignore[no-untyped-def]
+        if req.stage == "extract":
+            return Reply.json({"facts": ["Loves hiking", "Golden Gate Park trails are a good place to go", "Where can I hike?"]})
+        return Reply.text("Golden Gate Park trails are a good place to go.")
+
+    upstream.handler = suggesting
+    chat = {"model": "m", "user_id": "carol", "messages": [{"role": "user", "content": "I love hiking. Where can I hike?"}]}
+    httpx.post(server.url + "/v1/chat/completions", json=chat).raise_for_status()
+    refused = watch_for_refusals(page)
+    deadline = time.monotonic() + 30
+    page.goto(server.url + "/ui/chats")
+    while "dropped" not in page.inner_text("main") and time.monotonic() < deadline:  # learnt in the background
+        time.sleep(0.2)
+        page.reload()
+    card = page.inner_text("main")
+    assert "Loves hiking" in card and "dropped: answer · Golden Gate Park trails are a good place to go" in card
+    assert "dropped: question · Where can I hike?" in card
+    dropped = page.locator("text=dropped: question").first
+    assert dropped.is_visible() and dropped.bounding_box()["height"] > 5  # type: ignore[index]
+    page.screenshot(path=str(tmp_path / "chats.png"))
+    assert refused == []
+
+
 def watch_for_refusals(page: Any) -> list[str]:
     """Chromium's complaints while the test clicks: CSP refusals (a style or image the policy
     blocks) and failed loads; the list fills as pages load."""
