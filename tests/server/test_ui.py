@@ -331,7 +331,7 @@ def test_metrics_chart_this_projects_requests_recall_latency_and_hit_rate(make_s
     keys = KeyStore(tmp_path / "keys.db")
     key_a, _ = keys.create("acme")
     key_b, _ = keys.create("globex")
-    server = make_server(keys=keys, server={"metrics_interval": 0.2})
+    server = make_server(keys=keys, server={"metrics_interval": 1.0})  # 30 readings: 30 s of history, room for a busy machine
     acme = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key_a}"})
     globex = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key_b}"})
     browser = httpx.Client(base_url=server.url)
@@ -348,7 +348,7 @@ def test_metrics_chart_this_projects_requests_recall_latency_and_hit_rate(make_s
     def chats_charted() -> int:
         return sum(int(row[2]) for row in readings(browser.get("/ui/metrics").text))
 
-    assert wait_until(lambda: chats_charted() == 3, 10)  # acme's 3 chats, none of globex's
+    assert wait_until(lambda: chats_charted() == 3, 20)  # acme's 3 chats, none of globex's
     page = html.unescape(browser.get("/ui/metrics").text)
     assert page.count('<svg class="chart"') == 6 and "<rect" in page and "Recall latency. Latest: p50" in page
     rows = readings(page)
