@@ -80,8 +80,6 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int
     Point any OpenAI SDK at it:  OpenAI(base_url="http://127.0.0.1:8765/v1", api_key=KEY)
     and pass the scope with extra_body={"user_id": "alice"} (or the X-Memlane-User-Id header).
     """
-    import uvicorn
-
     from memlane.server.app import create_app
 
     keys = key_store(ctx)
@@ -96,25 +94,66 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int
     from memlane.openai_compat import NO_CHAT_ENDPOINT, chat_endpoint
 
     config = load_config(config_path)
-    app: Any = None
-    if workers == 1:  # the server's own default project opens its store now; its start-up reuses it
-        from memlane.server.keys import DEFAULT_PROJECT
+    learners = None
+    if config.server.learner == "process":  # learning beside the server: started once, whatever --workers
+        from memlane.server.learner_supervisor import LearnerSupervisor
 
-        app = create_app(config_path, keys=keys, require_keys=require_keys, bind_host=host)
-        check_store_opens(lambda: app.state.projects.engine(DEFAULT_PROJECT))
-    else:  # each worker opens its own; the parent only checks that it can
-        from memlane import Memory
+        learners = LearnerSupervisor(config, config_path, log_level=log_level)
+    try:
+        learner_dir = learners.directory if learners is not None else None
+        app: Any = None
+        if workers == 1:  # the server's own default project opens its store now; its start-up reuses it
+            from memlane.server.keys import DEFAULT_PROJECT
 
-        check_store_opens(lambda: Memory(config).close())
-    sock = listening_socket(host, port)  # the store is open; now the port, then the banner
-    port = sock.getsockname()[1]  # --port 0: the free port the system chose
-    shown = f"[{host}]" if ":" in host else host
-    click.echo(f"memlane {'' if keys.any_active() else '(no API keys: open to local callers only) '}serving on http://{shown}:{port}/v1")
-    click.echo(f"  inspector: http://{shown}:{port}/ui   (what memlane knows, in a browser)")
-    if not keys.any_active():
-        click.echo(f"  to require keys: {invoked_as()} keys create   (then send Authorization: Bearer <key>)")
-    endpoint = chat_endpoint(config.upstream, config.llm.config)
-    click.echo(f"  chats go to {endpoint[0] or 'https://api.openai.com/v1'}" if endpoint else f"  memory REST is ready; {NO_CHAT_ENDPOINT}")
+            app = create_app(config_path, keys=keys, require_keys=require_keys, bind_host=host, learner_dir=learner_dir)
+            check_store_opens(lambda: app.state.projects.engine(DEFAULT_PROJECT))
+        else:  # each worker opens its own; the parent only checks that it can
+            from memlane import Memory
+
+            check_store_opens(lambda: Memory(config).close())
+        sock = listening_socket(host, port)  # the store is open; now the port, then the banner
+        port = sock.getsockname()[1]  # --port 0: the free port the system chose
+        shown = f"[{host}]" if ":" in host else host
+        click.echo(f"memlane {'' if keys.any_active() else '(no API keys: open to local callers only) '}serving on http://{shown}:{port}/v1")
+        click.echo(f"  inspector: http://{shown}:{port}/ui   (what memlane knows, in a browser)")
+        if not keys.any_active():
+            click.echo(f"  to require keys: {invoked_as()} keys create   (then send Authorization: Bearer <key>)")
+        endpoint = chat_endpoint(config.upstream, config.llm.config)
+        click.echo(f"  chats go to {endpoint[0] or 'https://api.openai.com/v1'}" if endpoint else f"  memory REST is ready; {NO_CHAT_ENDPOINT}")
+        if learners is not None:
+            click.echo(f"  learning in {config.server.learner_processes} learner process{'es' if config.server.learner_processes > 1 else ''}"
+                       " beside the server (server.learner)")
+        if learners is not None:
+            learners.start()
+            stop_on_signals()
+        serve_until_stopped(app, sock, host, port, log_level, workers, config_path, require_keys, learner_dir)
+    except Stopped:
+        pass
+    finally:
+        if learners is not None:
+            learners.stop()
+
+
+class Stopped(Exception):
+    """SIGTERM or SIGINT arrived again once the server was done with it (uvicorn re-raises it)."""
+
+
+def stop_on_signals() -> None:
+    """After a graceful shutdown uvicorn raises the signal that asked for it again; with the
+    default handler that would end this process before it stops its learner processes."""
+    import signal
+
+    def stopped(*_: Any) -> None:
+        raise Stopped()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stopped)
+
+
+def serve_until_stopped(app: Any, sock: socket.socket, host: str, port: int, log_level: str, workers: int,
+                        config_path: str | None, require_keys: bool, learner_dir: Path | None) -> None:
+    import uvicorn
+
     if app is not None:
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30))
         server.run(sockets=[sock])
@@ -129,6 +168,12 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int
         os.environ["MEMLANE_CONFIG"] = str(Path(config_path).resolve())
     os.environ["MEMLANE_REQUIRE_KEYS"] = "1" if require_keys else "0"
     os.environ["MEMLANE_BIND_HOST"] = host
+    from memlane.server.learner_files import DIR_ENV
+
+    if learner_dir is not None:
+        os.environ[DIR_ENV] = str(learner_dir)
+    else:
+        os.environ.pop(DIR_ENV, None)
     multi = uvicorn.Config("memlane.server.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
                            log_level=log_level, timeout_graceful_shutdown=30)
     if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn took the server's run
