@@ -153,7 +153,8 @@ def test_the_learner_process_starts_with_the_server_and_what_it_learns_is_shown(
         metrics = eventually(page_with(server.url + "/metrics", 'memlane_learned_total{project="default"} 1.0'), "/metrics does not count it")
         assert 'memlane_learning_llm_calls_total{project="default"} 2.0' in metrics  # one extraction, one reconcile
         assert 'memlane_outbox_depth{project="default"} 0' in metrics
-        assert 'memlane_learn_duration_seconds_count{project="default"} 1.0' in metrics  # the learn timings reach the histogram
+        eventually(page_with(server.url + "/metrics", 'memlane_learn_duration_seconds_count{project="default"} 1.0'),
+                   "the learn timing does not reach the histogram")
         overview = httpx.get(server.url + "/ui").text
         assert "learnt since the server started: 1 exchanges" in overview
         chats = eventually(page_with(server.url + "/ui/chats", "Gym visits: 0 → Gym visits: 1"), "/ui/chats does not show what was learnt")

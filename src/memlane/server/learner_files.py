@@ -12,6 +12,11 @@ workers (``MEMLANE_LEARNER_DIR``). For each project, learner process ``i`` keeps
   server worker follows it (``LearntTail``); past ``MAX_LOG_BYTES`` it is renamed to
   ``.1`` and started again, and a follower finishes the old file before opening the new one.
 
+- ``learner.<i>.port``: the loopback UDP port process ``i`` listens on for wake-ups: a chat's
+  server sends the project's name part there when it queues an exchange (``Wakes``), so a
+  lone chat is learnt at once rather than at the next ``outbox.poll_seconds``. A lost
+  datagram costs only that wait.
+
 Files, not a table: they hold only what one server run shows (counters since it started, the
 changes of recent chats), never what the store must keep; the outbox stays the hand-off and
 the record of what was learnt.
@@ -49,12 +54,20 @@ def learnt_path(directory: Path, project: str, index: int) -> Path:
     return directory / f"{project_stem(project)}.{index}.learnt.jsonl"
 
 
+def port_path(directory: Path, index: int) -> Path:
+    """Where learner process ``index`` writes the loopback UDP port it is woken on."""
+    return directory / f"learner.{index}.port"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def write_status(path: Path, counters: dict[str, Any]) -> None:
     """Replace the status file at once (readers see the old one or the new one, never half)."""
-    body = json.dumps({"pid": os.getpid(), "updated_at": time.time(), "counters": counters})
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(body)
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps({"pid": os.getpid(), "updated_at": time.time(), "counters": counters}))
 
 
 def read_status(path: Path) -> dict[str, Any] | None:
@@ -178,3 +191,46 @@ def _parsed(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
                 yield json.loads(line)
             except ValueError:
                 continue
+
+
+class Wakes:
+    """The server's end of the wake-ups: one datagram per queued exchange (at most one per
+    ``EVERY`` seconds and project), to every learner process's current port."""
+
+    EVERY = 0.005
+    #: seconds between two reads of the port files (a restarted process has a new port)
+    PORTS_EVERY = 1.0
+
+    def __init__(self, directory: Path, project: str, processes: int) -> None:
+        import socket
+
+        self._paths = [port_path(directory, i) for i in range(processes)]
+        self._message = project_stem(project).encode()
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._socket.setblocking(False)
+        self._ports: list[int] = []
+        self._ports_at = -self.PORTS_EVERY
+        self._sent_at = 0.0
+
+    def send(self) -> None:
+        now = time.monotonic()
+        if now - self._sent_at < self.EVERY:
+            return
+        self._sent_at = now
+        if now - self._ports_at >= self.PORTS_EVERY or not self._ports:
+            self._ports_at = now
+            ports = []
+            for path in self._paths:
+                try:
+                    ports.append(int(path.read_text()))
+                except (OSError, ValueError):
+                    continue
+            self._ports = ports
+        for port in self._ports:
+            try:
+                self._socket.sendto(self._message, ("127.0.0.1", port))
+            except OSError:
+                continue
+
+    def close(self) -> None:
+        self._socket.close()

@@ -32,7 +32,7 @@ from memlane.config import MemlaneConfig, load_config
 from memlane.engine.learner import Learner
 from memlane.engine.memory import Memory
 from memlane.server.keys import DEFAULT_PROJECT, KeyStore
-from memlane.server.learner_files import LearntLog, learnt_path, read_status, status_path, write_status
+from memlane.server.learner_files import LearntLog, learnt_path, port_path, project_stem, read_status, status_path, write_atomically, write_status
 
 log = logging.getLogger("memlane.learner_process")
 
@@ -47,6 +47,7 @@ class ProjectLearner:
         from memlane.server.projects import project_config
 
         self.project = project
+        self.stem = project_stem(project)
         self.memory = Memory(project_config(config, project))
         self.learner = Learner(self.memory, self.memory.config.outbox)
         self.status_file = status_path(directory, project, index)
@@ -84,6 +85,32 @@ def projects_of(keys: KeyStore) -> list[str]:
     return [DEFAULT_PROJECT, *sorted({k.project for k in keys.list()} - {DEFAULT_PROJECT})]
 
 
+def listen_for_wakes(directory: Path, index: int, learners: dict[str, ProjectLearner], stop: threading.Event) -> None:
+    """Wake a project's learner when its server says it queued an exchange (a UDP datagram
+    naming the project, on a loopback port this process writes in ``directory``)."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.5)
+    write_atomically(port_path(directory, index), str(sock.getsockname()[1]))
+
+    def listen() -> None:
+        with sock:
+            while not stop.is_set():
+                try:
+                    stem = sock.recv(512).decode(errors="replace")
+                except (TimeoutError, socket.timeout):
+                    continue
+                except OSError:
+                    return
+                for one in list(learners.values()):
+                    if one.stem == stem:
+                        one.learner.notify()
+
+    threading.Thread(target=listen, name="memlane-learner-wakes", daemon=True).start()
+
+
 def parent_gone(parent: int | None) -> bool:
     return parent is not None and os.getppid() != parent
 
@@ -98,6 +125,7 @@ def run(config: MemlaneConfig, directory: Path, index: int = 0, *, parent: int |
     learners: dict[str, ProjectLearner] = {}
     refused: set[str] = set()
     rescan_at = 0.0
+    listen_for_wakes(directory, index, learners, stop)
     try:
         while not stop.is_set() and not parent_gone(parent):
             if time.monotonic() >= rescan_at:

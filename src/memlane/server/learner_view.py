@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from memlane.engine.memory import Memory
 from memlane.engine.timing import Timings
-from memlane.server.learner_files import LearntTail, learnt_path, merged_status
+from memlane.server.learner_files import LearntTail, Wakes, learnt_path, merged_status
 
 log = logging.getLogger("memlane.learner_view")
 
@@ -34,6 +34,7 @@ class ProcessLearnerView:
         self.timings = Timings()
         self.on_learned: Callable[[str, list[dict[str, Any]]], None] | None = None
         self._tails = [LearntTail(learnt_path(directory, project, i)) for i in range(processes)]
+        self._wakes = Wakes(directory, project, processes)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -44,7 +45,8 @@ class ProcessLearnerView:
             self._thread.start()
 
     def notify(self) -> None:
-        """Nothing to wake here: the learner processes look at the outbox every ``outbox.poll_seconds``."""
+        """An exchange was queued: wake the learner processes (else they look every ``outbox.poll_seconds``)."""
+        self._wakes.send()
 
     def stop(self, timeout: float | None = 5.0) -> None:
         self._stop.set()
@@ -53,6 +55,7 @@ class ProcessLearnerView:
         self.follow_once()
         for tail in self._tails:
             tail.close()
+        self._wakes.close()
 
     def follow_once(self) -> None:
         for tail in self._tails:
