@@ -96,9 +96,13 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int
     config = load_config(config_path)
     learners = None
     if config.server.learner == "process":  # learning beside the server: started once, whatever --workers
-        from memlane.server.learner_supervisor import LearnerSupervisor
+        from memlane.server.learner_supervisor import LearnerSupervisor, why_not_a_process
 
-        learners = LearnerSupervisor(config, config_path, log_level=log_level)
+        why_not = why_not_a_process(config)
+        if why_not is None:
+            learners = LearnerSupervisor(config, config_path, log_level=log_level)
+        else:
+            click.echo(f"  learning in the server's own threads: {why_not} (server.learner: process needs a shared store)", err=True)
     try:
         learner_dir = learners.directory if learners is not None else None
         app: Any = None

@@ -112,6 +112,12 @@ def merged_status(directory: Path, project: str) -> dict[str, Any]:
     return total
 
 
+def _ends_a_line(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
 class LearntLog:
     """The writing end: one line per exchange learnt, from any of the learner's threads."""
 
@@ -120,6 +126,9 @@ class LearntLog:
         self._max = max_bytes
         self._lock = threading.Lock()
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open; closed by close()
+        if self._file.tell() and not _ends_a_line(path):  # a killed writer's half line ends here
+            self._file.write("\n")
+            self._file.flush()
 
     def append(self, outbox_id: str, changes: list[dict[str, Any]], seconds: float | None) -> None:
         line = json.dumps({"id": outbox_id, "changes": changes, "seconds": seconds}, ensure_ascii=False) + "\n"

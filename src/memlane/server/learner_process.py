@@ -68,9 +68,7 @@ class ProjectLearner:
         self.log.append(outbox_id, changes, getattr(self._seconds, "value", None))
 
     def publish(self) -> None:
-        counters = self.learner.counter_status()
-        counters["worker_alive"] = any(t.is_alive() for t in self.learner._threads)
-        write_status(self.status_file, counters)
+        write_status(self.status_file, self.learner.counter_status())
 
     def stop(self, timeout: float) -> None:
         self.learner.stop(timeout)

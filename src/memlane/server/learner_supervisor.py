@@ -33,6 +33,18 @@ QUICK_DEATH_SECONDS = 5.0
 MAX_BACKOFF = 30.0
 
 
+def why_not_a_process(config: MemlaneConfig) -> str | None:
+    """Why this store cannot be shared with a learner process (then the server learns in its
+    own threads), or None when it can."""
+    store = config.vector_store
+    options = store.config
+    if store.provider == "qdrant" and not (options.get("url") or options.get("host")):
+        return "Qdrant's local mode opens a folder in one process only"
+    if store.provider == "sqlite" and str(options.get("path") or "") == ":memory:":
+        return "an in-memory SQLite store lives in one process"
+    return None
+
+
 class LearnerSupervisor:
     def __init__(self, config: MemlaneConfig, config_path: str | None, *, log_level: str = "info",
                  directory: Path | None = None) -> None:
