@@ -83,7 +83,7 @@ def serve(tmp_path: Path, upstream: ScriptedUpstream, fast_embedder_config: dict
     started: list[subprocess.Popen[str]] = []
 
     @contextmanager
-    def run(*args: str, server: dict[str, Any] | None = None) -> Iterator[Served]:
+    def run(*args: str, server: dict[str, Any] | None = None, seed: bool = True) -> Iterator[Served]:
         config = tmp_path / "memlane.json"
         config.write_text(json.dumps({
             "vector_store": store_config(tmp_path / "served.db"),
@@ -109,7 +109,8 @@ def serve(tmp_path: Path, upstream: ScriptedUpstream, fast_embedder_config: dict
 
         eventually(ready, "the server did not start")
         served = Served(proc, url, env, config)
-        httpx.post(url + "/v1/memories", json={"messages": "Gym visits: 0", "user_id": "alice", "infer": False}).raise_for_status()
+        if seed:
+            httpx.post(url + "/v1/memories", json={"messages": "Gym visits: 0", "user_id": "alice", "infer": False}).raise_for_status()
         yield served
 
     yield run
@@ -223,3 +224,30 @@ def test_a_project_created_after_the_server_started_is_learnt(serve: Any) -> Non
         assert chat(server.url, 1, headers) == 200
         eventually(lambda: visits(server.url, headers) == ["Gym visits: 1"], "the new project's chat was not learnt")
         eventually(page_with(server.url + "/metrics", 'memlane_learned_total{project="acme"} 1.0', headers), "/metrics counts acme's exchange")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_server_killed_mid_load_loses_nothing_and_its_successor_learns_each_exchange_once(
+        serve: Any, upstream: ScriptedUpstream, tmp_path: Path) -> None:
+    import sqlite3
+
+    with serve() as server:
+        eventually(lambda: learner_pids(server.proc.pid), "no learner process")
+        with ThreadPoolExecutor(6) as pool:
+            sent = [pool.submit(chat, server.url, n) for n in range(40)]
+            eventually(lambda: len(upstream.chat_requests("extract")) >= 2, "the learner never started learning")
+            server.proc.kill()  # the server, with chats in flight and exchanges being learnt
+            server.proc.wait(10)
+            answered = sum(1 for f in sent if not f.exception() and f.result() == 200)
+    with serve(seed=False) as again:  # a new server on the same store learns what the old one left
+        def settled() -> int | None:
+            with sqlite3.connect(tmp_path / "served.db") as db:
+                waiting = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+                learnt = db.execute("SELECT count(*) FROM outbox_learnt").fetchone()[0]
+            return learnt if waiting == 0 else None
+
+        learnt = eventually(settled, "the outbox never emptied")
+        (text,) = visits(again.url)
+        assert text == f"Gym visits: {learnt}", "each exchange that reached the outbox was learnt exactly once"
+        assert answered <= learnt <= 40, "every answered chat was learnt from"
