@@ -251,3 +251,37 @@ def test_a_server_killed_mid_load_loses_nothing_and_its_successor_learns_each_ex
         (text,) = visits(again.url)
         assert text == f"Gym visits: {learnt}", "each exchange that reached the outbox was learnt exactly once"
         assert answered <= learnt <= 40, "every answered chat was learnt from"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_memlane_learn_drains_the_outboxes_with_no_server_and_stops_on_ctrl_c(
+        tmp_path: Path, upstream: ScriptedUpstream, fast_embedder_config: dict[str, Any], store_config: Any) -> None:
+    from memlane import Memory
+
+    upstream.handler = gym_counter
+    config = {"vector_store": store_config(tmp_path / "alone.db"), "embedder": fast_embedder_config,
+              "upstream": {"base_url": upstream.url, "api_key": "k", "max_retries": 0},
+              "llm": {"provider": "openai", "config": {"max_retries": 0}}, "outbox": {"poll_seconds": 0.05}}
+    path = tmp_path / "alone.json"
+    path.write_text(json.dumps(config))
+    with Memory(config) as memory:  # exchanges queued by a server that is gone
+        memory.add("Gym visits: 0", user_id="alice", infer=False)
+        for n in range(3):
+            memory.enqueue({"scope": {"user_id": "alice"}, "model": "m",
+                            "messages": [{"role": "user", "content": f"I went to the gym again ({n})"}]})
+    env = {**os.environ, "MEMLANE_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-m", "memlane.cli", "--config", str(path), "learn", "--log-level", "warning"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        def learnt() -> bool:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else "memlane learn died"
+            with Memory(config) as memory:
+                return [m["memory"] for m in memory.get_all(user_id="alice")["results"]] == ["Gym visits: 3"]
+
+        eventually(learnt, "memlane learn did not learn the queued exchanges")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -13,7 +13,7 @@ from memlane.cli.demo import demo
 from memlane.cli.memories import memories
 from memlane.cli.models import models
 from memlane.cli.outbox import outbox
-from memlane.cli.serve import keys, serve
+from memlane.cli.serve import keys, learn, serve
 from memlane.cli.status import status
 from memlane.cli.webhooks import webhooks
 
@@ -41,6 +41,7 @@ cli.add_command(chat)
 cli.add_command(demo)
 cli.add_command(serve)
 cli.add_command(keys)
+cli.add_command(learn)
 cli.add_command(outbox)
 cli.add_command(models)
 cli.add_command(status)

@@ -186,6 +186,43 @@ def serve_until_stopped(app: Any, sock: socket.socket, host: str, port: int, log
         Multiprocess(multi, sockets=[sock]).run()
 
 
+@click.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=None,
+              help="the folder for the status files a server reads (default: a temporary one, removed at exit)")
+@click.option("--index", default=0, show_default=True, type=click.IntRange(0, 31), help="this learner's number among several")
+@click.option("--log-level", default="info", show_default=True)
+@click.pass_context
+@user_errors
+def learn(ctx: click.Context, directory: str | None, index: int, log_level: str) -> None:
+    """Learn from the outbox of every project, in this process, until stopped (Ctrl-C).
+
+    \b
+    What `memlane serve` runs beside itself (server.learner: process). By hand: to drain
+    the outboxes with no server running, or to learn on another machine from a shared
+    PostgreSQL store (several learners share the outboxes through their leases).
+    """
+    import logging
+    import shutil
+    import signal
+    import tempfile
+    import threading
+
+    from memlane.config import load_config
+    from memlane.server.learner_process import run
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    folder = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="memlane-learn-"))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    click.echo(f"learning every project's outbox (status in {folder}); Ctrl-C stops", err=True)
+    try:
+        run(load_config((ctx.obj or {}).get("config_path")), folder, index, stop=stop)
+    finally:
+        if not directory:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 @click.group()
 def keys() -> None:
     """Create, list and revoke API keys (each belongs to a project).

@@ -1,7 +1,7 @@
 """A learner process: ``memlane serve``'s learning, beside the server instead of inside it.
 
-``python -m memlane.server.learner_process --dir DIR [--config PATH] [--index N]`` (what
-``memlane serve`` starts, ``server.learner: process``; ``memlane learn`` runs one by hand).
+``python -m memlane.server.learner_process --dir DIR [--config PATH] [--index N]`` is what
+``memlane serve`` starts (``server.learner: process``); ``memlane learn`` runs the same by hand.
 It opens the same config as the server, and for the default project and every project of the
 keys file (read again every ``server.learner_rescan_seconds``, so a project created later is
 picked up) runs the usual ``Learner`` on that project's store, through its own connections.
