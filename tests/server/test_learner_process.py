@@ -203,8 +203,8 @@ def test_stopping_the_server_stops_its_learner_and_a_killed_server_leaves_none(s
     with serve() as server:
         (learner,) = eventually(lambda: learner_pids(server.proc.pid), "no learner process")
         server.proc.send_signal(signal.SIGTERM)
-        server.proc.wait(60)
-        eventually(lambda: gone(learner), "the learner process outlived its server")
+        assert server.proc.wait(60) == 0, "a clean stop, which stopped its learner itself (SIGTERM, then wait)"
+        assert gone(learner), "the learner process outlived its server"
     with serve() as server:
         (learner,) = eventually(lambda: learner_pids(server.proc.pid), "no learner process")
         server.proc.kill()
