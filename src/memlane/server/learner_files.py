@@ -4,7 +4,8 @@
 workers (``MEMLANE_LEARNER_DIR``). For each project, learner process ``i`` keeps:
 
 - ``<project>.<i>.status.json``: its counters (``Learner.counter_status``), rewritten whole
-  (write, then rename) a few times a second: the server's ``/metrics``, ``/ui`` and outbox
+  (write, then rename) when a counter changed (looked at 4 times a second) and at least every
+  2 s: the server's ``/metrics``, ``/ui`` and outbox
   status add them up over the processes. A restarted process starts from its own last file,
   so "learnt since the server started" keeps growing across a crash.
 - ``<project>.<i>.learnt.jsonl``: one line per exchange learnt, ``{"id", "changes",
@@ -33,7 +34,7 @@ from typing import Any, Iterable
 
 #: a learnt log is renamed to ``.1`` (the previous ``.1`` dropped) past this size
 MAX_LOG_BYTES = 8 * 1024 * 1024
-#: a status file older than this says its process is not alive (it rewrites it 4 times a second)
+#: a status file older than this says its process is not alive (it rewrites it at least every 2 s)
 STALE_SECONDS = 5.0
 #: the environment variable naming the folder
 DIR_ENV = "MEMLANE_LEARNER_DIR"

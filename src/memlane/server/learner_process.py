@@ -36,8 +36,10 @@ from memlane.server.learner_files import LearntLog, learnt_path, port_path, proj
 
 log = logging.getLogger("memlane.learner_process")
 
-#: seconds between two status files
+#: seconds between two looks at the counters (a changed one is published then)
 PUBLISH_SECONDS = 0.25
+#: the longest a status file goes unwritten (learner_files.STALE_SECONDS calls it dead after 5 s)
+HEARTBEAT_SECONDS = 2.0
 
 
 class ProjectLearner:
@@ -58,6 +60,8 @@ class ProjectLearner:
         self._seconds = threading.local()
         self.learner.timings.listen(self._timed)
         self.learner.on_learned = self._learned
+        self._published: dict[str, Any] | None = None
+        self._published_at = 0.0
         self.learner.start()
 
     def _timed(self, stage: str, seconds: float) -> None:
@@ -67,12 +71,18 @@ class ProjectLearner:
     def _learned(self, outbox_id: str, changes: list[dict[str, Any]]) -> None:
         self.log.append(outbox_id, changes, getattr(self._seconds, "value", None))
 
-    def publish(self) -> None:
-        write_status(self.status_file, self.learner.counter_status())
+    def publish(self, *, force: bool = False) -> None:
+        """Rewrite the status file when a counter changed, else every ``HEARTBEAT_SECONDS``
+        (its age tells the server this process is alive): idle projects cost no writes."""
+        counters, now = self.learner.counter_status(), time.monotonic()
+        if not force and counters == self._published and now - self._published_at < HEARTBEAT_SECONDS:
+            return
+        write_status(self.status_file, counters)
+        self._published, self._published_at = counters, now
 
     def stop(self, timeout: float) -> None:
         self.learner.stop(timeout)
-        self.publish()
+        self.publish(force=True)
         self.log.close()
         self.memory.close()
 
