@@ -5,14 +5,12 @@ workers (``MEMLANE_LEARNER_DIR``). For each project, learner process ``i`` keeps
 
 - ``<project>.<i>.status.json``: its counters (``Learner.counter_status``), rewritten whole
   (write, then rename) when a counter changed (looked at 4 times a second) and at least every
-  2 s: the server's ``/metrics``, ``/ui`` and outbox
-  status add them up over the processes. A restarted process starts from its own last file,
+  2 s: the server's ``/metrics``, ``/ui`` and outbox status add them up over the processes. A restarted process starts from its own last file,
   so "learnt since the server started" keeps growing across a crash.
 - ``<project>.<i>.learnt.jsonl``: one line per exchange learnt, ``{"id", "changes",
   "seconds"}``: what the inspector's chats page shows under a chat ("learnt ..."). Every
   server worker follows it (``LearntTail``); past ``MAX_LOG_BYTES`` it is renamed to
   ``.1`` and started again, and a follower finishes the old file before opening the new one.
-
 - ``learner.<i>.port``: the loopback UDP port process ``i`` listens on for wake-ups: a chat's
   server sends the project's name part there when it queues an exchange (``Wakes``), so a
   lone chat is learnt at once rather than at the next ``outbox.poll_seconds``. A lost
