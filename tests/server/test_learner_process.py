@@ -285,3 +285,13 @@ def test_memlane_learn_drains_the_outboxes_with_no_server_and_stops_on_ctrl_c(
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_with_learner_thread_the_server_learns_in_its_own_threads(serve: Any) -> None:
+    with serve(server={"learner": "thread"}) as server:
+        assert chat(server.url, 1) == 200
+        eventually(lambda: visits(server.url) == ["Gym visits: 1"], "the chat was not learnt")
+        assert learner_pids(server.proc.pid) == []
+        eventually(page_with(server.url + "/ui/chats", "Gym visits: 0 → Gym visits: 1"), "/ui/chats shows what was learnt")
