@@ -91,6 +91,66 @@ def wrk(url: str, bodies: Path, seconds: float, connections: int, work: Path) ->
             "errors": float(errors[1]) if errors else 0.0}
 
 
+def metric(url: str, name: str) -> float:
+    """The default project's value of one /metrics series (0 when it is not there yet)."""
+    import httpx
+
+    found = re.search(rf'^{name}{{project="default"}} ([\d.e+-]+)$', httpx.get(url + "/metrics", timeout=30).text, re.M)
+    return float(found[1]) if found else 0.0
+
+
+def drained(url: str, timeout: float = 600) -> float:
+    """Seconds until the default project's outbox is empty (learnt, or set aside as dead)."""
+    started = time.perf_counter()
+    while metric(url, "memlane_outbox_depth") > 0 and time.perf_counter() - started < timeout:
+        time.sleep(0.1)
+    return time.perf_counter() - started
+
+
+def sustained(config: Path, work: Path, bodies: Path, seconds: float, clients: list[int], learners: list[str]) -> list[dict[str, Any]]:
+    """The rate a server can keep up forever: chats answered during a ``seconds`` load, over
+    that load plus the time the learner then needs to empty the outbox; with the backlog at the
+    end of the load and the memory-LLM calls per exchange learnt. Each learner setting gets its
+    own server on the same store, each client count starts from an empty outbox."""
+    rows = []
+    for learner in learners:
+        mode_config = work / f"sustained-{learner}.json"
+        mode_config.write_text(json.dumps({**json.loads(config.read_text()), "server": {"learner": learner}}))
+        serve, url = start_serve(mode_config, work / "home")
+        try:
+            wrk(url + "/v1/chat/completions", bodies, 2, 4, work)  # warm every path
+            drained(url)
+            for connections in clients:
+                learnt0, calls0 = metric(url, "memlane_learned_total"), metric(url, "memlane_learning_llm_calls_total")
+                result = wrk(url + "/v1/chat/completions", bodies, seconds, connections, work)
+                backlog = metric(url, "memlane_outbox_depth")
+                learnt_during = metric(url, "memlane_learned_total") - learnt0
+                drain_s = drained(url)
+                learnt = metric(url, "memlane_learned_total") - learnt0
+                calls = metric(url, "memlane_learning_llm_calls_total") - calls0
+                answered = result["rps"] * seconds
+                row = {"learner": learner, "connections": connections, **result, "answered": answered, "backlog": backlog,
+                       "learnt_during": learnt_during, "drain_s": drain_s, "sustained": answered / (seconds + drain_s),
+                       "calls_per_exchange": calls / learnt if learnt else float("nan")}
+                rows.append(row)
+                print("sustained", row, flush=True)
+        finally:
+            stop([serve])
+    return rows
+
+
+def sustained_table(rows: list[dict[str, Any]], seconds: float, note: str) -> list[str]:
+    lines = [f"Sustained rate: chats answered during a {seconds:.0f} s wrk load, over the load plus the time until the outbox "
+             f"is empty again; one new fact per exchange (scripted memory LLM, `--facts`). {note}.", "",
+             "| learner | clients | answered req/s | p50 ms | p99 ms | non-2xx | learnt during load | backlog at end | drain s "
+             "| **sustained chats/s** | LLM calls / exchange |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['learner']} | {r['connections']} | {r['rps']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['errors']:.0f} "
+                     f"| {r['learnt_during']:.0f} | {r['backlog']:.0f} | {r['drain_s']:.1f} | **{r['sustained']:.0f}** "
+                     f"| {r['calls_per_exchange']:.2f} |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10)
@@ -100,7 +160,13 @@ def main() -> None:
     parser.add_argument("--minilm-store-size", type=int, default=10_000, help="MiniLM embeds ~100 texts/s here: 100k would take 17 min")
     parser.add_argument("--alignment-weight", type=float, default=None, help="retrieval.alignment_weight (default: memlane's)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "server_throughput.md"))
+    parser.add_argument("--sustained", action="store_true",
+                        help="only the sustained rate (answered and learnt), thread vs process learner, static embedder")
+    parser.add_argument("--clients", default="1,8,64")
+    parser.add_argument("--learners", default="thread,process", help="server.learner settings to compare (--sustained)")
     args = parser.parse_args()
+    if args.sustained:
+        return main_sustained(args)
     work = Path(tempfile.mkdtemp(prefix="memlane-throughput-"))
     turns = locomo_turns()
     procs: list[subprocess.Popen] = []
@@ -162,6 +228,33 @@ def main() -> None:
         base = next(x for n, c, m, x in rows if n == name and c == connections and m == "upstream alone")
         lines.append(f"| {name} | {connections} | {mode} | {r['rps']:.0f} | {r['rps'] / base['rps']:.3f}x | {r['p50']:.1f} | {r['p99']:.1f} | {r['errors']:.0f} |")
     Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main_sustained(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="memlane-sustained-"))
+    turns = locomo_turns()
+    up, upstream_url = start_upstream("--facts")
+    try:
+        rng = random.Random(3)
+        bodies = work / "recall.jsonl"
+        bodies.write_text("\n".join(json.dumps({"model": "m", "user_id": "alice", "messages": [{"role": "user", "content": rng.choice(turns)}]})
+                                    for _ in range(2000)) + "\n")
+        embedder = EMBEDDERS["static"]
+        db = work / "static.db"
+        load_s = build_store(db, embedder, turns, args.scope_size, args.store_size)
+        config = work / "static.json"
+        config.write_text(json.dumps({"vector_store": {"provider": "sqlite", "config": {"path": str(db)}}, "embedder": embedder,
+                                      "upstream": {"base_url": upstream_url, "api_key": "k"}}))
+        rows = sustained(config, work, bodies, args.seconds, [int(c) for c in args.clients.split(",")], args.learners.split(","))
+    finally:
+        stop([up])
+    note = (f"Static embedder; {args.store_size:,} real-text memories, {args.scope_size:,} in the recalled scope (loaded in "
+            f"{load_s:.0f} s); {time.strftime('%Y-%m-%d')}")
+    lines = sustained_table(rows, args.seconds, note)
+    out = Path(args.out if args.out != str(ROOT / "bench" / "results" / "server_throughput.md")
+               else ROOT / "bench" / "results" / "server_sustained.md")
+    out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -250,6 +250,19 @@ class ServerConfig(_Strict):
     project_queue: int = Field(default=64, ge=0, le=100_000)
     #: per-project webhooks for memory changes: delivery, retries, and which targets are allowed
     webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
+    #: where ``memlane serve`` learns: ``process`` (learner processes beside the server,
+    #: started, watched and stopped by it; chats never share a CPU or the GIL with learning)
+    #: or ``thread`` (worker threads inside each server process). The embedded client
+    #: (``Memlane()`` without a server) always learns in its own threads
+    learner: Literal["process", "thread"] = "process"
+    #: learner processes ``memlane serve`` starts (``learner: process``), once, whatever
+    #: ``--workers``; each serves every project, sharing the outboxes through their leases
+    learner_processes: int = Field(default=1, ge=1, le=32)
+    #: seconds between two reads of the keys file by a learner process, to pick up projects
+    #: created since it started
+    learner_rescan_seconds: float = Field(default=2.0, gt=0)
+    #: seconds a stopping server gives its learner processes after SIGTERM before killing them
+    learner_stop_seconds: float = Field(default=10.0, ge=0)
 
     @pydantic.field_validator("cors_origins")
     @classmethod

@@ -14,7 +14,7 @@ from memlane.cli.memories import memories
 from memlane.cli.models import models
 from memlane.cli.outbox import outbox
 from memlane.cli.project import project
-from memlane.cli.serve import keys, serve
+from memlane.cli.serve import keys, learn, serve
 from memlane.cli.status import status
 from memlane.cli.webhooks import webhooks
 
@@ -42,6 +42,7 @@ cli.add_command(chat)
 cli.add_command(demo)
 cli.add_command(serve)
 cli.add_command(keys)
+cli.add_command(learn)
 cli.add_command(outbox)
 cli.add_command(project)
 cli.add_command(models)

@@ -80,8 +80,6 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int
     Point any OpenAI SDK at it:  OpenAI(base_url="http://127.0.0.1:8765/v1", api_key=KEY)
     and pass the scope with extra_body={"user_id": "alice"} (or the X-Memlane-User-Id header).
     """
-    import uvicorn
-
     from memlane.server.app import create_app
 
     keys = key_store(ctx)
@@ -96,25 +94,70 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int
     from memlane.openai_compat import NO_CHAT_ENDPOINT, chat_endpoint
 
     config = load_config(config_path)
-    app: Any = None
-    if workers == 1:  # the server's own default project opens its store now; its start-up reuses it
-        from memlane.server.keys import DEFAULT_PROJECT
+    learners = None
+    if config.server.learner == "process":  # learning beside the server: started once, whatever --workers
+        from memlane.server.learner_supervisor import LearnerSupervisor, why_not_a_process
 
-        app = create_app(config_path, keys=keys, require_keys=require_keys, bind_host=host)
-        check_store_opens(lambda: app.state.projects.engine(DEFAULT_PROJECT))
-    else:  # each worker opens its own; the parent only checks that it can
-        from memlane import Memory
+        why_not = why_not_a_process(config)
+        if why_not is None:
+            learners = LearnerSupervisor(config, config_path, log_level=log_level)
+        else:
+            click.echo(f"  learning in the server's own threads: {why_not} (server.learner: process needs a shared store)", err=True)
+    try:
+        learner_dir = learners.directory if learners is not None else None
+        app: Any = None
+        if workers == 1:  # the server's own default project opens its store now; its start-up reuses it
+            from memlane.server.keys import DEFAULT_PROJECT
 
-        check_store_opens(lambda: Memory(config).close())
-    sock = listening_socket(host, port)  # the store is open; now the port, then the banner
-    port = sock.getsockname()[1]  # --port 0: the free port the system chose
-    shown = f"[{host}]" if ":" in host else host
-    click.echo(f"memlane {'' if keys.any_active() else '(no API keys: open to local callers only) '}serving on http://{shown}:{port}/v1")
-    click.echo(f"  inspector: http://{shown}:{port}/ui   (what memlane knows, in a browser)")
-    if not keys.any_active():
-        click.echo(f"  to require keys: {invoked_as()} keys create   (then send Authorization: Bearer <key>)")
-    endpoint = chat_endpoint(config.upstream, config.llm.config)
-    click.echo(f"  chats go to {endpoint[0] or 'https://api.openai.com/v1'}" if endpoint else f"  memory REST is ready; {NO_CHAT_ENDPOINT}")
+            app = create_app(config_path, keys=keys, require_keys=require_keys, bind_host=host, learner_dir=learner_dir)
+            check_store_opens(lambda: app.state.projects.engine(DEFAULT_PROJECT))
+        else:  # each worker opens its own; the parent only checks that it can
+            from memlane import Memory
+
+            check_store_opens(lambda: Memory(config).close())
+        sock = listening_socket(host, port)  # the store is open; now the port, then the banner
+        port = sock.getsockname()[1]  # --port 0: the free port the system chose
+        shown = f"[{host}]" if ":" in host else host
+        click.echo(f"memlane {'' if keys.any_active() else '(no API keys: open to local callers only) '}serving on http://{shown}:{port}/v1")
+        click.echo(f"  inspector: http://{shown}:{port}/ui   (what memlane knows, in a browser)")
+        if not keys.any_active():
+            click.echo(f"  to require keys: {invoked_as()} keys create   (then send Authorization: Bearer <key>)")
+        endpoint = chat_endpoint(config.upstream, config.llm.config)
+        click.echo(f"  chats go to {endpoint[0] or 'https://api.openai.com/v1'}" if endpoint else f"  memory REST is ready; {NO_CHAT_ENDPOINT}")
+        if learners is not None:
+            click.echo(f"  learning in {config.server.learner_processes} learner process{'es' if config.server.learner_processes > 1 else ''}"
+                       " beside the server (server.learner)")
+        if learners is not None:
+            learners.start()
+            stop_on_signals()
+        serve_until_stopped(app, sock, host, port, log_level, workers, config_path, require_keys, learner_dir)
+    except Stopped:
+        pass
+    finally:
+        if learners is not None:
+            learners.stop()
+
+
+class Stopped(Exception):
+    """SIGTERM or SIGINT arrived again once the server was done with it (uvicorn re-raises it)."""
+
+
+def stop_on_signals() -> None:
+    """After a graceful shutdown uvicorn raises the signal that asked for it again; with the
+    default handler that would end this process before it stops its learner processes."""
+    import signal
+
+    def stopped(*_: Any) -> None:
+        raise Stopped()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stopped)
+
+
+def serve_until_stopped(app: Any, sock: socket.socket, host: str, port: int, log_level: str, workers: int,
+                        config_path: str | None, require_keys: bool, learner_dir: Path | None) -> None:
+    import uvicorn
+
     if app is not None:
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30))
         server.run(sockets=[sock])
@@ -129,12 +172,55 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int
         os.environ["MEMLANE_CONFIG"] = str(Path(config_path).resolve())
     os.environ["MEMLANE_REQUIRE_KEYS"] = "1" if require_keys else "0"
     os.environ["MEMLANE_BIND_HOST"] = host
+    from memlane.server.learner_files import DIR_ENV
+
+    if learner_dir is not None:
+        os.environ[DIR_ENV] = str(learner_dir)
+    else:
+        os.environ.pop(DIR_ENV, None)
     multi = uvicorn.Config("memlane.server.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
                            log_level=log_level, timeout_graceful_shutdown=30)
     if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn took the server's run
         Multiprocess(multi, target=uvicorn.Server(multi).run, sockets=[sock]).run()  # type: ignore[call-arg]
     else:
         Multiprocess(multi, sockets=[sock]).run()
+
+
+@click.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=None,
+              help="the folder for the status files a server reads (default: a temporary one, removed at exit)")
+@click.option("--index", default=0, show_default=True, type=click.IntRange(0, 31), help="this learner's number among several")
+@click.option("--log-level", default="info", show_default=True)
+@click.pass_context
+@user_errors
+def learn(ctx: click.Context, directory: str | None, index: int, log_level: str) -> None:
+    """Learn from the outbox of every project, in this process, until stopped (Ctrl-C).
+
+    \b
+    What `memlane serve` runs beside itself (server.learner: process). By hand: to drain
+    the outboxes with no server running, or to learn on another machine from a shared
+    PostgreSQL store (several learners share the outboxes through their leases).
+    """
+    import logging
+    import shutil
+    import signal
+    import tempfile
+    import threading
+
+    from memlane.config import load_config
+    from memlane.server.learner_process import run
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    folder = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="memlane-learn-"))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    click.echo(f"learning every project's outbox (status in {folder}); Ctrl-C stops", err=True)
+    try:
+        run(load_config((ctx.obj or {}).get("config_path")), folder, index, stop=stop)
+    finally:
+        if not directory:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @click.group()

@@ -241,10 +241,12 @@ class Learner:
                 self._idle.wait(0.05 if deadline is None else max(0.0, min(0.05, deadline - time.monotonic())))
 
     def status(self) -> dict[str, Any]:
-        stats = self.memory.store.outbox.stats()
+        return {**self.memory.store.outbox.stats(), **self.counter_status()}
+
+    def counter_status(self) -> dict[str, Any]:
+        """What this learner has done (no store read): what a learner process publishes."""
         c = self.counters
         return {
-            **stats,
             "learned": c.learned,
             #: the same count, named for ``llm_calls / exchanges_learnt`` (calls per exchange)
             "exchanges_learnt": c.learned,
@@ -259,3 +261,15 @@ class Learner:
             "worker_last_error": c.last_error,
             "worker_alive": any(t.is_alive() for t in self._threads),
         }
+
+    def resume_counters(self, published: dict[str, Any]) -> None:
+        """Start counting from what an earlier run published (``counter_status``): a learner
+        process restarted after a crash keeps "learnt since the server started" growing."""
+        c = self.counters
+        c.learned = int(published.get("learned") or 0)
+        self.llm_calls.count = int(published.get("llm_calls") or 0)
+        for name in ("batches", "batch_fallbacks", "failed_attempts", "dead_lettered", "lease_lost"):
+            setattr(c, name, int(published.get(name) or 0))
+        c.events.update({k: int(v) for k, v in (published.get("events") or {}).items()})
+        c.dropped.update({k: int(v) for k, v in (published.get("dropped") or {}).items()})
+        c.last_error = published.get("worker_last_error")

@@ -226,6 +226,15 @@ class AsyncMemlane(_Client):
         self.chat = AsyncChat(self._backend)
         self.responses = AsyncResponses(self._backend)
 
+    @classmethod
+    def on_backend(cls, backend: Backend) -> "AsyncMemlane":
+        """A client on a backend built by the caller (the server's, with its own learner)."""
+        client = cls.__new__(cls)
+        client._backend = backend
+        client.chat = AsyncChat(backend)
+        client.responses = AsyncResponses(backend)
+        return client
+
     async def flush(self, timeout: float | None = None) -> bool:
         return await self._backend.aflush(timeout)
 

@@ -17,7 +17,7 @@ import weakref
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import openai
@@ -189,12 +189,16 @@ class EmbeddedBackend:
     mode = "embedded"
     host: str | None = None
 
-    def __init__(self, config: MemlaneConfig | Mapping[str, Any] | str | None, memory: Memory | None, *, asynchronous: bool) -> None:
+    def __init__(self, config: MemlaneConfig | Mapping[str, Any] | str | None, memory: Memory | None, *, asynchronous: bool,
+                 learner: Callable[[Memory], Any] | None = None) -> None:
+        """``learner``: what learns from this client's outbox, given its engine; by default a
+        ``Learner`` with worker threads in this process. ``memlane serve`` with learner
+        processes passes its ``ProcessLearnerView`` (server/learner_view.py) instead."""
         self.config = memory.config if memory is not None else load_config(config)
         self.engine = memory or Memory(self.config)
         self.memory: Memory | AsyncMemory = AsyncMemory(memory=self.engine) if asynchronous else self.engine
         self.stats = ClientStats()
-        self.learner = Learner(self.engine, self.config.outbox)
+        self.learner = learner(self.engine) if learner is not None else Learner(self.engine, self.config.outbox)
         #: recall, upstream and learning durations, for whoever listens (the server's metrics)
         self.timings = self.learner.timings
         self.recall_log = RecallLog(self.config.server.recall_log)

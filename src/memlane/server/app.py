@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, AsyncIterator, Mapping
 
 from fastapi import Depends, FastAPI
@@ -39,18 +40,21 @@ def create_app(
     drain_seconds: float | None = None,
     require_keys: bool = False,
     bind_host: str | None = None,
+    learner_dir: str | Path | None = None,
 ) -> FastAPI:
     """The server for ``config``; its ``server`` section gives the keys file, the drain time and
     the request limits (the arguments override them, for tests). ``require_keys``: every request
     needs an active key even before one exists (``memlane serve`` sets it for any non-loopback
     bind); keys are also required once any was created. ``bind_host``: the address ``memlane
-    serve`` listens on; a name there is a ``Host`` the server answers to."""
+    serve`` listens on; a name there is a ``Host`` the server answers to. ``learner_dir``:
+    learning is done by learner processes that report there (``memlane serve`` starts them,
+    server/learner_supervisor.py); None: each project learns in this process's threads."""
     cfg = load_config(config)
     keys = keys or KeyStore(cfg.server.keys_file())
     limits = limits or Limits.from_config(cfg.server)
     drain = cfg.server.drain_seconds if drain_seconds is None else drain_seconds
     metrics = Metrics()
-    projects = Projects(cfg, on_client=metrics.watch)
+    projects = Projects(cfg, on_client=metrics.watch, learner_dir=Path(learner_dir) if learner_dir else None)
     auth = Auth(keys, require_keys=require_keys, on_request=metrics.project_request)
     history = MetricsHistory(lambda: metrics.readings(projects.snapshot()), size=cfg.server.metrics_points)
     #: /readyz's own threads: it never waits behind any project's work
@@ -136,8 +140,10 @@ def create_app(
 def app_from_environment() -> FastAPI:
     """The app of one ``memlane serve --workers N`` process: the config from ``MEMLANE_CONFIG``,
     keys required when the parent bound beyond loopback (``MEMLANE_REQUIRE_KEYS``), the address
-    it bound (``MEMLANE_BIND_HOST``)."""
+    it bound (``MEMLANE_BIND_HOST``), the learner processes' folder (``MEMLANE_LEARNER_DIR``)."""
     import os
 
+    from memlane.server.learner_files import DIR_ENV
+
     return create_app(None, require_keys=os.environ.get("MEMLANE_REQUIRE_KEYS") == "1",
-                      bind_host=os.environ.get("MEMLANE_BIND_HOST") or None)
+                      bind_host=os.environ.get("MEMLANE_BIND_HOST") or None, learner_dir=os.environ.get(DIR_ENV) or None)

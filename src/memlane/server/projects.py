@@ -28,6 +28,10 @@ def _tag(project: str) -> str:
     return re.sub(r"[^a-z0-9_]", "_", project.lower())[:20] + "_" + hashlib.sha1(project.encode()).hexdigest()[:8]
 
 
+#: the name part a project's own files and tables carry (the learner processes' files too)
+project_tag = _tag
+
+
 def _beside(path: str | None, project: str) -> str:
     base = Path(path or default_db_path()).expanduser()
     return str(base.with_name(f"{base.stem}.{project}{base.suffix or '.db'}"))
@@ -77,8 +81,13 @@ def describe_storage(config: MemlaneConfig, project: str) -> str:
 
 
 class Projects:
-    def __init__(self, config: MemlaneConfig, *, on_client: Callable[[str, AsyncMemlane], None] | None = None) -> None:
+    def __init__(self, config: MemlaneConfig, *, on_client: Callable[[str, AsyncMemlane], None] | None = None,
+                 learner_dir: Path | None = None) -> None:
+        """``learner_dir``: learning is done by learner processes reporting in that folder
+        (``memlane serve``, ``server.learner: process``); None: each project's client learns
+        in its own threads."""
         self.config = config
+        self.learner_dir = learner_dir
         self._clients: dict[str, AsyncMemlane] = {}
         self._lock = threading.Lock()
         #: told about each project's client when it is made (the metrics listen to its timings)
@@ -93,10 +102,21 @@ class Projects:
                 config = project_config(self.config, project)
                 # the callers' own SDKs retry what fails here: retry once end to end, not 3 x 3
                 upstream = config.upstream.model_copy(update={"max_retries": config.upstream.retries(serving=True)})
-                self._clients[project] = AsyncMemlane(config=config.model_copy(update={"upstream": upstream}))
+                self._clients[project] = self._new_client(project, config.model_copy(update={"upstream": upstream}))
                 if self._on_client is not None:
                     self._on_client(project, self._clients[project])
             return self._clients[project]
+
+    def _new_client(self, project: str, config: MemlaneConfig) -> AsyncMemlane:
+        if self.learner_dir is None:
+            return AsyncMemlane(config=config)
+        from memlane.proxy.embedded import EmbeddedBackend
+        from memlane.server.learner_view import ProcessLearnerView
+
+        directory, processes = self.learner_dir, self.config.server.learner_processes
+        backend = EmbeddedBackend(config, None, asynchronous=True,
+                                  learner=lambda memory: ProcessLearnerView(memory, directory, project, processes))
+        return AsyncMemlane.on_backend(backend)
 
     def engine(self, project: str) -> Memory:
         """The project's engine, for the memory routes (they call it in worker threads)."""

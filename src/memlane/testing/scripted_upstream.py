@@ -646,13 +646,20 @@ class ScriptedUpstream:
             await self._send_json(writer, 200, render.message(), ids)
 
 
+def _first_sentence(said: list[str]) -> list[str]:
+    sentence = re.split(r"(?<=[.!?])\s", said[0].strip(), maxsplit=1)[0] if said and said[0].strip() else ""
+    return [sentence[:300]] if sentence else []
+
+
 def first_sentence_facts(req: ScriptedRequest) -> Reply | None:
     """For benchmarks with learning on: each exchange teaches the first sentence of its first
     user turn (real text, so reconcile sees real neighbours); reconcile adds what is new."""
     if req.stage == "extract":
-        said = req.said_by("user")
-        sentence = re.split(r"(?<=[.!?])\s", said[0].strip(), maxsplit=1)[0] if said and said[0].strip() else ""
-        return Reply.json({"facts": [sentence[:300]] if sentence else []})
+        batch = req.exchanges
+        if len(batch) > 1:  # several exchanges learnt together: each one's own facts
+            return Reply.json({"exchanges": [{"exchange": n, "facts": _first_sentence([t for r, t in turns if r == "user"])}
+                                             for n, turns in enumerate(batch, 1)]})
+        return Reply.json({"facts": _first_sentence(req.said_by("user"))})
     if req.stage == "reconcile":
         known = {m["text"] for m in req.reconcile_payload["existing_memories"]}
         new = [f for f in req.reconcile_payload["new_facts"] if f not in known]
