@@ -5,6 +5,7 @@ another project's reads and the health checks stay fast."""
 
 from __future__ import annotations
 
+import functools
 import statistics
 import threading
 import time
@@ -22,11 +23,11 @@ from tests.threads import run_in_threads, wait_until
 SLOW = 1.5
 
 
-def slow_memory_llm(req: ScriptedRequest) -> Reply:
+def slow_memory_llm(req: ScriptedRequest, delay: float = SLOW) -> Reply:
     if req.stage == "extract":
-        return Reply.json({"facts": ["Likes green tea"]}, delay=SLOW)
+        return Reply.json({"facts": ["Likes green tea"]}, delay=delay)
     if req.stage == "reconcile":
-        return Reply.json({"memory": [{"id": "100", "text": "Likes green tea", "event": "ADD"}]}, delay=SLOW)
+        return Reply.json({"memory": [{"id": "100", "text": "Likes green tea", "event": "ADD"}]}, delay=delay)
     return Reply.text("ok")
 
 
@@ -52,6 +53,7 @@ def test_forty_slow_infer_adds_of_one_project_do_not_slow_another_projects_reads
         # both projects loaded, and A has something to read
         http.post("/v1/memories", headers=a, json={"messages": "I live in Lisbon", "user_id": "alice", "infer": False}).raise_for_status()
         http.get("/v1/memories", headers=b, params={"user_id": "bob"}).raise_for_status()
+        http.get("/readyz").raise_for_status()  # its first answer opens its probe thread's connection (~70 ms idle)
 
         answers: list[httpx.Response] = []
 
@@ -98,7 +100,9 @@ def test_a_full_slow_lane_refuses_at_once_on_every_way_in_and_holds_no_quick_thr
         make_server: Callable[..., LiveServer], tmp_path: Path, upstream: ScriptedUpstream) -> None:
     keys, a, b = two_projects(tmp_path)
     server = make_server(keys=keys, server={"project_slow_threads": 1, "project_queue": 1})
-    upstream.handler = slow_memory_llm
+    # the running add must still be running when the refused one is sent, after the "left" add's
+    # 0.5 s and a busy machine's delays (at 1.5 s a fresh-clone run once saw it finish first)
+    upstream.handler = functools.partial(slow_memory_llm, delay=4.0)
     tea = {"messages": "I like green tea", "user_id": "bob"}
     results: dict[str, int] = {}
 
