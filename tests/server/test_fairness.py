@@ -101,7 +101,7 @@ def test_a_full_slow_lane_refuses_at_once_on_every_way_in_and_holds_no_quick_thr
     keys, a, b = two_projects(tmp_path)
     server = make_server(keys=keys, server={"project_slow_threads": 1, "project_queue": 1})
     # the running add must still be running when the refused one is sent, after the "left" add's
-    # 0.5 s and a busy machine's delays (at 1.5 s a fresh-clone run once saw it finish first)
+    # 0.5 s and a busy machine's delays
     upstream.handler = functools.partial(slow_memory_llm, delay=4.0)
     tea = {"messages": "I like green tea", "user_id": "bob"}
     results: dict[str, int] = {}
@@ -115,10 +115,13 @@ def test_a_full_slow_lane_refuses_at_once_on_every_way_in_and_holds_no_quick_thr
     running = threading.Thread(target=add, args=("running", b))
     running.start()
     assert wait_until(lambda: len(upstream.chat_requests("extract")) == 1, 10)
+    lanes = server.server.config.app.state.projects.lanes  # (waiting on the lane itself, not a fixed sleep: a busy CI machine took longer)
     add("left", b, timeout=0.5)  # queued behind it, then gone: its place in the queue is given back
+    # once the server has noticed: until then "left" still holds the place, and a fresh-clone run
+    # saw the next add refused and the "must be refused" one take the place when it was freed
+    assert wait_until(lambda: lanes.status("globex").get("slow_queued") == 0, 10), lanes.status("globex")
     queued = threading.Thread(target=add, args=("queued", b))
     queued.start()
-    lanes = server.server.config.app.state.projects.lanes  # (waiting on the lane itself, not a fixed sleep: a busy CI machine took longer)
     assert wait_until(lambda: lanes.status("globex").get("slow_queued") == 1, 10), lanes.status("globex")
 
     refused = httpx.post(server.url + "/v1/memories", headers=b, json=tea)
