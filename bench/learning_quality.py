@@ -138,6 +138,18 @@ class Counting:
         return sum(1 for c in self.server.model_calls() if c.status >= 400)
 
 
+def write_calls(server: Any, path: Path) -> None:
+    """The memory calls a local model answered, one JSON line each: what it was asked (the last
+    message) and what it answered, to read why a scope learnt what it did."""
+    if isinstance(server, ScriptedUpstream):
+        return
+    with path.open("w") as out:
+        for call in server.model_calls():
+            if isinstance(call.body, dict) and is_memory_call(call.body):
+                out.write(json.dumps({"asked": call.body["messages"][-1].get("content"), "answer": call.text,
+                                      "finish_reason": call.finish_reason}) + "\n")
+
+
 def is_memory_call(body: dict[str, Any]) -> bool:
     return "response_format" in body or any("new_facts" in str(m.get("content")) for m in body.get("messages", []))
 
@@ -299,6 +311,8 @@ def run(name: str, args: argparse.Namespace, data: dict[str, Any]) -> dict[str, 
         for spec in data["scopes"]:
             if budget is not None and budget <= 0:
                 break
+            if args.scopes and spec["scope"] not in args.scopes.split(","):
+                continue
             for prior in spec.get("prior", []):
                 memory.add([{"role": "user", "content": prior["text"]}], user_id=spec["scope"], infer=False)
             for x in spec["exchanges"]:
@@ -323,6 +337,8 @@ def run(name: str, args: argparse.Namespace, data: dict[str, Any]) -> dict[str, 
                       f"{'  FAILED: ' + error if error else ''}", flush=True)
             outcomes.append(score_scope({**spec, "exchanges": spec["exchanges"][:sum(1 for r in rows if r["scope"] == spec["scope"])]},
                                         memories_of(client, spec["scope"])))
+        if args.calls:
+            write_calls(model.server, Path(args.calls))
         seed = seed_scenario(client, model, data) if not args.skip_chats else None
         parrot = parroting(client, model, data) if not args.skip_chats else None
     finally:
@@ -438,6 +454,8 @@ def main() -> None:
     parser.add_argument("--model", action="append", choices=["scripted", "smollm2", "qwen1.5b"],
                         help="repeatable; default: scripted")
     parser.add_argument("--limit", type=int, help="learn only the first N exchanges")
+    parser.add_argument("--scopes", help="only these scopes, comma-separated (u02,u03): a quick look at a few cases")
+    parser.add_argument("--calls", help="write each memory call (its user message and the model's answer) to this JSONL file")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads (1 is fastest on 2 busy cores)")
     parser.add_argument("--server-max-tokens", type=int, default=256, help="the model server's own answer cap")
     parser.add_argument("--chat-max-tokens", type=int, default=160, help="max_tokens of the seed and parroting chats")

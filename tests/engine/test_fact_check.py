@@ -134,3 +134,23 @@ def test_a_fact_sharing_words_with_the_prompts_example_is_not_taken_for_a_copy()
     assert check("The race got moved to April, by the way.", "Thanks for the update!").reason("The half marathon is in April") is None
     assert check("I started as a data analyst at a startup in Austin.", "Congrats!").reason("Works in Austin") is None
     assert check("Hi!", "Hello!").reason("Is training for a half marathon in May") == fact_check.EXAMPLE
+
+
+def test_the_topic_of_the_users_question_is_not_a_fact_but_what_they_said_around_it_is() -> None:
+    asked = check("What's a good stretching routine after a run?", "Try hamstring stretches and calf raises.")
+    assert asked.reason("Stretching routine after a run") == fact_check.QUESTION
+    told = check("I'm learning Japanese, what apps help?", "Try a flashcard app.")
+    assert told.reason("Is learning Japanese") is None
+    both = check("I run every morning. What's a good stretching routine after a run?", "Try calf raises.")
+    assert both.reason("Runs every morning") is None
+
+
+@pytest.mark.parametrize("fact", ["Loved it", "Has been at it for two years", "Likes them"])
+def test_a_fact_that_says_it_and_little_else_is_vague(fact: str) -> None:
+    c = check("I'm learning Japanese, I've been at it for two years. I loved it from the start.", "That's great!")
+    assert c.reason(fact) == fact_check.VAGUE
+
+
+def test_a_fact_that_names_what_it_stands_for_is_kept() -> None:
+    c = check("I bought a road bike and I ride it to work every day.", "Nice, stay safe out there.")
+    assert c.reason("Bought a road bike and rides it to work daily") is None

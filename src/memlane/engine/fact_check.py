@@ -15,7 +15,10 @@ question, a fact holding more than a third of its words, or a number, only the a
 restates the answer (general knowledge: "Seattle in November is cool and rainy"). A paraphrase of the user ("Does not eat meat" from
 "I'm vegetarian") shares words with neither and is kept; a suggestion the user took up ("I'll
 try the chana masala") has its words in the user's turn and is kept. Questions ("How to make a
-pivot table") and pleasantries ("Good morning", "Haha thanks") are not facts either.
+pivot table"), the topic of the user's own question restated ("Stretching routine after a run"
+from "What's a good stretching routine after a run?"), pleasantries ("Good morning", "Haha
+thanks") and facts that say "it" and little else ("Loved it", "Has been at it for two years":
+read later, nobody knows what "it" was) are not facts either.
 """
 
 from __future__ import annotations
@@ -36,13 +39,21 @@ QUESTION = "question"
 TOO_LONG = "too_long"
 MALFORMED = "malformed"
 EXAMPLE = "example"
-REASONS = (SUGGESTION, ANSWER, SMALL_TALK, QUESTION, TOO_LONG, MALFORMED, EXAMPLE)
+#: "it" or "them" with at most ``VAGUE_WORDS`` content words: what it stands for is lost
+VAGUE = "vague"
+REASONS = (SUGGESTION, ANSWER, SMALL_TALK, QUESTION, TOO_LONG, MALFORMED, EXAMPLE, VAGUE)
+VAGUE_WORDS = 2
 
 #: content words of three letters or more, and numbers (an answer's "70 to 99" is its own)
 _WORD = re.compile(r"[^\W\d_]{3,}|\d+", re.UNICODE)
 #: how advice starts, and how a question does: neither is a fact about the user
 _ADVICE = re.compile(r"^(?:should|try|consider|could|might|maybe|perhaps|you|your|let's|don't forget)\b", re.IGNORECASE)
 _QUESTION_WORD = re.compile(r"^(?:how|what|why|when|where|who|whom|which|whether)\b", re.IGNORECASE)
+#: how a sentence that is a question starts (not "I'm learning Japanese, what helps?": a statement first)
+_ASKS = re.compile(r"^\W*(?:how|what|what's|why|when|where|who|which|can|could|should|would|will|is|are|do|does|did|any|have|has)\b",
+                   re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_REFERENCE = re.compile(r"\b(?:it|them)\b", re.IGNORECASE)
 #: the words greetings, thanks and pleasantries are made of
 SMALL_TALK_WORDS = frozenset("""hello hey good morning afternoon evening night thank thanks haha lol sweet welcome bye
     goodbye nice great cool okay sure yes yeah sorry please cheers awesome glad happy kind lovely help anytime""".split())
@@ -89,6 +100,10 @@ class FactCheck:
     def __init__(self, turns: Sequence[dict[str, Any]], *, max_chars: int) -> None:
         self.max_chars = max_chars
         self.user = set().union(*(roots(t["content"]) for t in turns if t.get("role") == "user"))
+        said = [sentence for t in turns if t.get("role") == "user" for sentence in _SENTENCE_END.split(t["content"].strip())]
+        #: words of the user's questions, and of the rest of what the user said
+        self.user_asked = set().union(*(roots(s) for s in said if s.rstrip().endswith("?") and _ASKS.match(s)))
+        self.user_stated = set().union(*(roots(s) for s in said if not (s.rstrip().endswith("?") and _ASKS.match(s))))
         said_by_assistant = set().union(*(roots(t["content"]) for t in turns if t.get("role") == "assistant"))
         #: words only the assistant used
         self.assistant_only = said_by_assistant - self.user
@@ -111,11 +126,15 @@ class FactCheck:
             return None
         if words <= _SMALL_TALK_ROOTS:
             return SMALL_TALK
+        if _REFERENCE.search(text) and len(words) <= VAGUE_WORDS:
+            return VAGUE
         if words <= _EXAMPLE_ROOTS and len(words & self.example_only) / len(words) >= MOST:
             return EXAMPLE  # (a copy is made of the example's words only: "Works in Austin" is not one)
         if self.user:  # (a conversation of the assistant's turns alone is an agent's memory: no test)
             if _ADVICE.match(text):
                 return SUGGESTION
+            if words <= self.user_asked and len(words & self.user_stated) / len(words) < MOST:
+                return QUESTION  # the user's question, restated as a topic
             answered = words & self.assistant_only
             if self.asked and (len(answered) / len(words) > ANSWERED or any(w.isdigit() for w in answered)):
                 return ANSWER
