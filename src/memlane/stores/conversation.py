@@ -19,6 +19,7 @@ import json
 from typing import Any, Iterable, Sequence
 
 from memlane.query.when import parse_time
+from memlane.stores.sql_text import marks
 
 #: neighbours further apart in time than this are different conversations
 WINDOW_SECONDS = 3600.0
@@ -58,8 +59,7 @@ class ConversationContext:
         """``(scope_key, key)`` of these memories, read before a change moves or removes them."""
         if not memory_ids:
             return set()
-        marks = ", ".join("?" for _ in memory_ids)
-        rows = conn.execute(self._sql(f"SELECT scope_key, {self.key} AS k FROM {{t}}memories WHERE id IN ({marks})"),
+        rows = conn.execute(self._sql(f"SELECT scope_key, {self.key} AS k FROM {{t}}memories WHERE id IN ({marks(memory_ids)})"),
                             list(memory_ids)).fetchall()
         return {(r["scope_key"], r["k"]) for r in rows}
 

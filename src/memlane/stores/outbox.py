@@ -45,6 +45,7 @@ from typing import Any, Callable, Literal, Protocol, Sequence
 
 from memlane.errors import ExchangeTooLargeError, OutboxFullError
 from memlane.records import Scope
+from memlane.stores.sql_text import marks, narrowed
 
 #: how long the id (and idempotency key) of an exchange learnt from is remembered
 LEARNT_KEPT_SECONDS = 24 * 3600
@@ -267,12 +268,12 @@ class SQLOutbox:
         with self._read("reading the outbox") as conn:
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
-                marks = ", ".join("?" for _ in chunk)
-                rows = conn.execute(self._sql(f"SELECT id, dead_at, attempts, last_error FROM {{t}} WHERE id IN ({marks})"), chunk)
+                listed = marks(chunk)
+                rows = conn.execute(self._sql(f"SELECT id, dead_at, attempts, last_error FROM {{t}} WHERE id IN ({listed})"), chunk)
                 for row in rows.fetchall():
                     status: ExchangeStatus = "dead" if row["dead_at"] is not None else "queued"
                     found[row["id"]] = ExchangeState(row["id"], status, int(row["attempts"]), row["last_error"])
-                for row in conn.execute(self._sql(f"SELECT id FROM {self.learnt} WHERE id IN ({marks})"), chunk).fetchall():
+                for row in conn.execute(self._sql(f"SELECT id FROM {self.learnt} WHERE id IN ({listed})"), chunk).fetchall():
                     found.setdefault(row["id"], ExchangeState(row["id"], "learnt"))
         return found
 
@@ -303,8 +304,7 @@ class SQLOutbox:
             ids = [head["id"]]
             if limit > 1 and head["scope_key"] is not None:
                 ids = self._batch_ids(conn, head["scope_key"], now, limit) or ids
-            marks = ", ".join("?" for _ in ids)
-            rows = conn.execute(self._sql(f"UPDATE {{t}} SET owner = ?, lease_until = ? WHERE id IN ({marks})"
+            rows = conn.execute(self._sql(f"UPDATE {{t}} SET owner = ?, lease_until = ? WHERE id IN ({marks(ids)})"
                                           " RETURNING id, payload, attempts, created_at, last_error"),
                                 (owner, now + lease_seconds, *ids)).fetchall()
         by_id = {row["id"]: row for row in rows}
@@ -372,13 +372,10 @@ class SQLOutbox:
                          (error[:2000], now + delay_seconds, now if dead else None, item_id))
 
     def requeue(self, item_ids: Sequence[str] | None = None) -> int:
-        now = time.time()
-        where, params = "dead_at IS NOT NULL", [now]
-        if item_ids is not None:
-            if not item_ids:
-                return 0
-            where += " AND id IN (" + ", ".join("?" for _ in item_ids) + ")"
-            params += list(item_ids)
+        chosen = narrowed("dead_at IS NOT NULL", [time.time()], item_ids)
+        if chosen is None:
+            return 0
+        where, params = chosen
         with self._tx("re-queueing dead outbox items") as conn:
             return int(conn.execute(self._sql(f"UPDATE {{t}} SET dead_at = NULL, attempts = 0, next_attempt_at = ? WHERE {where}"),
                                     params).rowcount)

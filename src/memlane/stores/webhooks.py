@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Literal, Protocol, Sequence
 
 from memlane.stores.base import Applied
+from memlane.stores.sql_text import narrowed
 
 #: mem0's event type of each history event (``memory_add`` ...; mem0's older ``memory:add`` is read too)
 EVENT_TYPES = {"ADD": "memory_add", "UPDATE": "memory_update", "DELETE": "memory_delete"}
@@ -333,12 +334,10 @@ class SQLWebhooks:
 
     def requeue(self, delivery_ids: Sequence[str] | None) -> int:
         """Dead deliveries (all, or these) due again at once, their attempts counted from zero."""
-        where, params = "status = 'dead'", [time.time()]
-        if delivery_ids is not None:
-            if not delivery_ids:
-                return 0
-            where += " AND id IN (" + ", ".join("?" for _ in delivery_ids) + ")"
-            params += list(delivery_ids)
+        chosen = narrowed("status = 'dead'", [time.time()], delivery_ids)
+        if chosen is None:
+            return 0
+        where, params = chosen
         with self._write("re-queueing webhook deliveries") as conn:
             return int(conn.execute(self._sql(f"UPDATE {{d}} SET status = 'pending', attempts = 0, next_attempt_at = ? WHERE {where}"),
                                     params).rowcount)
