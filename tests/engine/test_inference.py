@@ -109,13 +109,24 @@ def test_invalid_json_is_repaired_once(memory: Memory, upstream: ScriptedUpstrea
     assert "could not be used" in repair.last_user_text and "invalid JSON" in repair.last_user_text
 
 
+def test_an_answer_cut_at_max_tokens_learns_its_complete_facts_without_a_repair(memory: Memory, upstream: ScriptedUpstream) -> None:
+    """Qwen2.5-1.5B in issue 25's trials repeated one fact until its answer was cut, and its
+    repair answer copied the prompt's shape: the facts it finished are what it meant."""
+    cut = '{"facts": ["Adopted a beagle named Pepper", "Adopted a beagle named Pepper", "Adopted a beagle named Pe'
+    upstream.queue(Reply.text(cut))
+    result = memory.add("I adopted a beagle named Pepper last week.", user_id="alice")
+    assert [r["memory"] for r in result["results"]] == ["Adopted a beagle named Pepper"]
+    assert len(upstream.chat_requests()) == 1, "no repair round"
+
+
 def test_code_fenced_json_is_accepted(memory: Memory, upstream: ScriptedUpstream) -> None:
     upstream.queue(Reply.text('```json\n{"facts": ["Loves tea"]}\n```'))
     assert [r["memory"] for r in memory.add("I love tea", user_id="alice")["results"]] == ["Loves tea"]
     assert len(upstream.chat_requests()) == 1
 
 
-@pytest.mark.parametrize("bad", ['{"facts": "tea"}', '["tea"]', '{"facts": [1]}', "not json"])
+@pytest.mark.parametrize("bad", ['{"facts": "tea"}', '["tea"]', '{"facts": [1]}', "not json", '{"facts": ["unfinished',
+                                 '{"facts": ["Loves tea"] and more'])
 def test_invalid_twice_is_an_error_and_stores_nothing(memory: Memory, upstream: ScriptedUpstream, bad: str) -> None:
     upstream.queue(Reply.text(bad), Reply.text(bad))
     with pytest.raises(LLMResponseError, match="invalid JSON twice"):

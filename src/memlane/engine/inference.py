@@ -65,8 +65,41 @@ class UnattributedFacts(Exception):
 Labels = dict[str, dict[str, Any]]
 
 
+_CUT_FACTS = re.compile(r'^\s*(?:```(?:json)?\s*)?\{\s*"facts"\s*:\s*\[')
+
+
+def cut_facts(raw: str) -> list[Any] | None:
+    """The complete items of a ``{"facts": [...`` answer cut off before its end (a small model
+    repeating one fact until ``max_tokens``), or None when ``raw`` is not such an answer. Each
+    item is one the model finished; nothing after the cut is guessed."""
+    opening = _CUT_FACTS.match(raw)
+    if opening is None:
+        return None
+    decoder = json.JSONDecoder()
+    items: list[Any] = []
+    at = opening.end()
+    while True:
+        while at < len(raw) and raw[at] in " \t\r\n,":
+            at += 1
+        if at >= len(raw) or raw[at] in "]}":
+            return None  # the list ended: not cut (an answer that is bad in another way)
+        try:
+            item, at = decoder.raw_decode(raw, at)
+        except json.JSONDecodeError:
+            return items if items and raw.rstrip()[-1:] not in "]}" else None
+        items.append(item)
+
+
 def parse_facts(raw: str, labels: Labels | None = None) -> list[str]:
-    value = _load_object(raw)
+    try:
+        value = _load_object(raw)
+    except ValueError:
+        items = cut_facts(raw)
+        if items is None:
+            raise
+        facts = _fact_list(items, "facts", labels)
+        log.warning("memory LLM answer cut after %d complete facts (%d distinct); learning those", len(items), len(facts))
+        return facts
     return _fact_list(value.get("facts"), "facts", labels)
 
 
