@@ -365,7 +365,6 @@ class Learning:
             return {**base, **(filed.get(text) or only or {})}
 
         by_alias = {str(i): r for i, r in enumerate(existing)}
-        decisions = mended(decisions, by_alias)
         now = utc_now()
         changes: list[Change] = []
         touched: set[str] = set()
@@ -406,23 +405,6 @@ class Learning:
             if c.event != "DELETE":
                 c.vector = known_vectors[c.record.memory]
         return changes
-
-
-def mended(decisions: list[inference.Decision], by_alias: dict[str, MemoryRecord]) -> list[inference.Decision]:
-    """Small models' commonest reconcile slip, read as what it means: one UPDATE that leaves a
-    memory's text as it was, beside one ADD of a new fact, names the memory the fact changes
-    ("UPDATE 0: Adopted a beagle named Pepper" + "ADD: Pepper is a basset hound" is the beagle
-    memory updated). An unchanged UPDATE is otherwise a no-op and the corrected memory would stay
-    beside its correction; any other shape is left as the model gave it."""
-    unchanged = [d for d in decisions if d.event == "UPDATE" and d.alias in by_alias
-                 and content_hash(d.text) == by_alias[d.alias].hash]
-    added = [d for d in decisions if d.event == "ADD"]
-    if len(unchanged) != 1 or len(added) != 1:
-        return decisions
-    stale, fact = unchanged[0], added[0]
-    log.info("reconcile: unchanged UPDATE of %r beside ADD %r read as the memory updated", stale.alias, fact.text[:80])
-    merged = inference.Decision("UPDATE", fact.text, stale.alias)
-    return [merged if d is stale else d for d in decisions if d is not fact]
 
 
 def _reported_for(applied: Applied, origin: dict[str, int], exchanges: int) -> int:
