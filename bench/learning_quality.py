@@ -283,8 +283,9 @@ def score_scope(spec: dict[str, Any], stored: list[str]) -> ScopeOutcome:
 
 # -- the run ---------------------------------------------------------------------------------------
 
-def client_for(model: Model, db: Path) -> Memlane:
+def client_for(model: Model, db: Path, inference: dict[str, Any] | None = None) -> Memlane:
     return Memlane({
+        "inference": inference or {},
         "vector_store": {"provider": "sqlite", "config": {"path": str(db)}},
         "upstream": {"base_url": model.server.url, "api_key": "x", "max_retries": 0, "timeout": 600},
         "llm": {"provider": "openai", "config": {"base_url": model.server.url, "api_key": "x", "model": model.model_id,
@@ -302,7 +303,7 @@ def run(name: str, args: argparse.Namespace, data: dict[str, Any]) -> dict[str, 
     model = start_model(name, args, data)
     counting = Counting(model.server)
     workdir = Path(tempfile.mkdtemp(prefix="memlane-learning-"))
-    client = client_for(model, workdir / "memlane.db")
+    client = client_for(model, workdir / "memlane.db", {"confirm_changes": True} if args.confirm_changes else None)
     memory = client.memory
     rows: list[dict[str, Any]] = []
     outcomes: list[ScopeOutcome] = []
@@ -344,7 +345,7 @@ def run(name: str, args: argparse.Namespace, data: dict[str, Any]) -> dict[str, 
     finally:
         client.close()
         model.close()
-    return {"model": name, "rows": rows, "outcomes": outcomes, "seed": seed, "parrot": parrot, "errors": counting.errors()}
+    return {"model": name + (" + confirm_changes" if args.confirm_changes else ""), "rows": rows, "outcomes": outcomes, "seed": seed, "parrot": parrot, "errors": counting.errors()}
 
 
 def seed_scenario(client: Memlane, model: Model, data: dict[str, Any]) -> dict[str, Any]:
@@ -455,6 +456,7 @@ def main() -> None:
                         help="repeatable; default: scripted")
     parser.add_argument("--limit", type=int, help="learn only the first N exchanges")
     parser.add_argument("--scopes", help="only these scopes, comma-separated (u02,u03): a quick look at a few cases")
+    parser.add_argument("--confirm-changes", action="store_true", help="inference.confirm_changes on (memlane.engine.confirm)")
     parser.add_argument("--calls", help="write each memory call (its user message and the model's answer) to this JSONL file")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads (1 is fastest on 2 busy cores)")
     parser.add_argument("--server-max-tokens", type=int, default=256, help="the model server's own answer cap")

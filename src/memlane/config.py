@@ -158,6 +158,11 @@ class InferenceConfig(_Strict):
     #: (suggestions, general knowledge), that are questions, or that copy the prompt's example
     #: (memlane.engine.fact_check). Off keeps every fact the model gives.
     check_facts: bool = True
+    #: After reconcile, ask the memory model once more about each fact it added beside existing
+    #: memories: is the one memory most like it still true? A "no" updates (or deletes) that
+    #: memory (memlane.engine.confirm). For small local models, which often add a correction
+    #: beside the memory it corrects; one more call per such fact.
+    confirm_changes: bool = False
     #: What to learn and what never to, in your words ("never store health information"), given
     #: to every extraction; the model marks facts they exclude and those are dropped (counted as
     #: ``excluded``). A project's own (``update_project``) and an add's win over it.

@@ -40,7 +40,7 @@ class Decision:
     reason: str | None = None
 
 
-def _load_object(raw: str) -> dict[str, Any]:
+def load_object(raw: str) -> dict[str, Any]:
     text = raw.strip()
     fenced = _FENCE.match(text)
     if fenced:  # many local models wrap JSON in a code fence even in JSON mode
@@ -92,7 +92,7 @@ def cut_facts(raw: str) -> list[Any] | None:
 
 def parse_facts(raw: str, labels: Labels | None = None) -> list[str]:
     try:
-        value = _load_object(raw)
+        value = load_object(raw)
     except ValueError:
         items = cut_facts(raw)
         if items is None:
@@ -131,7 +131,7 @@ def parse_batch_facts(raw: str, exchanges: int, labels: Labels | None = None) ->
     [...]}, ...]}`` (an exchange left out has none; entries without numbers, one per exchange,
     are taken in order). ``{"facts": []}`` is nothing learnt from any; a non-empty plain
     ``facts`` list is ``UnattributedFacts``."""
-    value = _load_object(raw)
+    value = load_object(raw)
     entries = value.get("exchanges")
     if entries is None and "facts" in value:
         if _fact_list(value["facts"], "facts"):
@@ -155,7 +155,7 @@ def parse_batch_facts(raw: str, exchanges: int, labels: Labels | None = None) ->
 
 
 def parse_decisions(raw: str) -> list[Decision]:
-    value = _load_object(raw)
+    value = load_object(raw)
     items = value.get("memory")
     if not isinstance(items, list):
         raise ValueError('the object has no "memory" list')

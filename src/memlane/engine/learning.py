@@ -57,6 +57,7 @@ from memlane.config import MemlaneConfig
 from memlane.engine import inference, prompts
 from memlane.engine.expiry import visible
 from memlane.engine.fact_check import Dropped, FactCheck, roots
+from memlane.engine.confirm import confirmed
 from memlane.engine.foreground import Foreground
 from memlane.engine.guidance import Guidance, categories_of, keys_of, resolve
 from memlane.engine.identity import Lifetime, content_hash, new_record
@@ -329,6 +330,9 @@ class Learning:
                 shown = [{"id": str(i), "text": r.memory} for i, r in enumerate(existing)]
                 system = self.config.custom_update_memory_prompt or prompts.UPDATE_MEMORY_PROMPT
                 decisions = inference.reconcile(llm, system, shown, facts, model=llm_model, batched=batched)
+                if self.config.inference.confirm_changes:
+                    decisions = confirmed(llm, decisions, existing, self._embed, model=llm_model,
+                                          max_chars=self.config.inference.max_fact_chars)
             else:  # nothing to update or delete: every fact is new, no second call needed
                 decisions = [inference.Decision("ADD", fact, None) for fact in distinct]
             changes = self._changes_for(decisions, existing, scope, meta, dict(zip(distinct, fact_vectors)), when, lifetime,
