@@ -1,0 +1,48 @@
+"""Names in memories: what answers a question that asks for one.
+
+"What was its name?", "Which books did I share?", "Where did I plan to go?": the answer names
+something (a quoted title, a place, a person) that the question does not. In a chat store the
+turn that opens the topic ("I watched a movie recently and wanted to share it with you", "Today
+I want to talk to you about my travel plans") shares the question's words and meaning as well
+as the turn that answers it ("It's called "Dangal"", "I want to go to Spain"), and, being short
+and on topic, often scores higher; what tells them apart is the name. Measured on MemoryBank dev
+and LoCoMo dev (bench/README.md): R@1 0.609 -> 0.674 on top of the role and day bonuses, LoCoMo
+recall@10 0.791 -> 0.794 (name + timestamp) and 0.749 -> 0.760 (bare dated text).
+
+A name is a quoted phrase or a capitalised word that does not start a sentence; days, months
+and "I" are not names, and a name that many of the candidates share (the user's own name in
+each of the assistant's greetings, a speaker's name in every turn) is the scope's, not an answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Hashable, Sequence
+
+#: a quoted title, or a capitalised word that does not start a sentence
+_QUOTED = re.compile(r"[\"“”]([^\"“”]{2,60})[\"“”]")
+_CAPITAL = re.compile(r"(?<![.!?:\]]\s)(?<!^)(?<![\"“])\b([A-Z][\w'-]+)")
+_WORD = re.compile(r"[\w'-]+")
+#: capitalised, but not names an answer gives: the pronoun, days and months
+_NOT_NAMES = frozenset("i i'm i've i'd i'll monday tuesday wednesday thursday friday saturday sunday january february march"
+                       " april may june july august september october november december".split())
+#: a name found in more than this share of the candidates is the scope's own, not an answer
+COMMON_NAME = 0.2
+
+
+def names_in(text: str) -> set[str]:
+    """The names a text uses, lower-cased: quoted phrases and capitalised words inside a sentence."""
+    found = {m.lower() for m in _QUOTED.findall(text)}
+    found.update(w.lower() for w in _CAPITAL.findall(text))
+    return found - _NOT_NAMES
+
+
+def naming(query: str, keys: Sequence[Hashable], texts: Sequence[str]) -> set[Hashable]:
+    """The keys of the texts that name something the query does not and that few of the
+    candidates name."""
+    asked = {w.lower() for w in _WORD.findall(query)} | {m.lower() for m in _QUOTED.findall(query)}
+    per_text = [names_in(t) - asked for t in texts]
+    found_in = Counter(n for names in per_text for n in names)
+    limit = max(1.0, COMMON_NAME * len(texts))
+    return {key for key, names in zip(keys, per_text) if any(found_in[n] <= limit for n in names)}
