@@ -24,9 +24,10 @@ from typing import Hashable, Sequence
 _QUOTED = re.compile(r"[\"“”]([^\"“”]{2,60})[\"“”]")
 _CAPITAL = re.compile(r"(?<![.!?:\]]\s)(?<!^)(?<![\"“])\b([A-Z][\w'-]+)")
 _WORD = re.compile(r"[\w'-]+")
-#: capitalised, but not names an answer gives: the pronoun, days and months
+#: capitalised, but not names an answer gives: the pronoun, days, months, and the assistant
+#: naming itself ("As an AI, I...")
 _NOT_NAMES = frozenset("i i'm i've i'd i'll monday tuesday wednesday thursday friday saturday sunday january february march"
-                       " april may june july august september october november december".split())
+                       " april may june july august september october november december ai".split())
 #: a name found in more than this share of the candidates is the scope's own, not an answer
 COMMON_NAME = 0.2
 

@@ -49,9 +49,11 @@ def asked_role(question: str) -> Role | None:
     return _first_speaker(question)
 
 
-#: the question asks for a name: "what was its name?", "which books?", "where did I go?", "who
-#: helped me?", "what movie did I watch?" (a wh-word before a noun and its verb)
-_ASKS_NAME = re.compile(r"\b(?:name[ds]?|called|titled?|which|where|who|whom)\b|"
+#: the question asks for a name: "what was its name?", "where did I go?", "who helped me?",
+#: "what movie did I watch?" (a wh-word, a noun, its verb). Not "which": "Which foods must I
+#: avoid?" asks for a kind of thing as often as for a name, and with it the name bonus lifted
+#: "My favourite cuisine is Indian" over the allergy (paraphrase set R@1 0.88 -> 0.80).
+_ASKS_NAME = re.compile(r"\b(?:name[ds]?|called|titled?|where|who|whom)\b|"
                         r"\bwhat (?:[a-z'-]+ ){1,3}(?:did|do|does|was|were|is|are|has|have|had)\b", re.IGNORECASE)
 
 
