@@ -18,3 +18,9 @@ def test_a_name_the_question_has_or_most_candidates_share_does_not_count() -> No
     keys = list(range(len(texts)))
     # "Linda" is in most candidates (the user's own name), "Spain" is in the question
     assert naming("I watched a movie in Spain, what was its name?", keys, texts) == {2}
+
+
+def test_the_scopes_own_name_is_not_an_answer() -> None:
+    texts = ["Hello, my name is Frank. Nice to meet you.", 'You can watch "Home Cooking", a food program.']
+    assert naming("I once recommended a food program to you, what was its name?", [0, 1], texts) == {0, 1}
+    assert naming("I once recommended a food program to you, what was its name?", [0, 1], texts, own=("Frank", None)) == {1}

@@ -10,15 +10,16 @@ and LoCoMo dev (bench/README.md): R@1 0.609 -> 0.674 on top of the role and day 
 recall@10 0.791 -> 0.794 (name + timestamp) and 0.749 -> 0.760 (bare dated text).
 
 A name is a quoted phrase or a capitalised word that does not start a sentence; days, months
-and "I" are not names, and a name that many of the candidates share (the user's own name in
-each of the assistant's greetings, a speaker's name in every turn) is the scope's, not an answer.
+and "I" are not names, and neither the scope's own ids nor a name that many of the candidates
+share (the user's name in each of the assistant's greetings, a speaker's name in every turn) is
+an answer.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Hashable, Sequence
+from typing import Hashable, Iterable, Sequence
 
 #: a quoted title, or a capitalised word that does not start a sentence
 _QUOTED = re.compile(r"[\"“”]([^\"“”]{2,60})[\"“”]")
@@ -39,10 +40,12 @@ def names_in(text: str) -> set[str]:
     return found - _NOT_NAMES
 
 
-def naming(query: str, keys: Sequence[Hashable], texts: Sequence[str]) -> set[Hashable]:
+def naming(query: str, keys: Sequence[Hashable], texts: Sequence[str], own: Iterable[str | None] = ()) -> set[Hashable]:
     """The keys of the texts that name something the query does not and that few of the
-    candidates name."""
+    candidates name. ``own``: the scope's ids (a ``user_id`` is often the user's name: "Hello,
+    my name is Frank" answers no question about a name)."""
     asked = {w.lower() for w in _WORD.findall(query)} | {m.lower() for m in _QUOTED.findall(query)}
+    asked |= {w.lower() for name in own if name for w in _WORD.findall(name)}
     per_text = [names_in(t) - asked for t in texts]
     found_in = Counter(n for names in per_text for n in names)
     limit = max(1.0, COMMON_NAME * len(texts))

@@ -120,7 +120,7 @@ class Recall:
             texts = [records[k].memory for k in present]
             if words is not None:
                 aligned = dict(zip(present, alignment(query, texts, words)))
-            named = naming(query, present, texts) if asks_name else None
+            named = naming(query, present, texts, (scope.user_id, scope.agent_id, scope.run_id)) if asks_name else None
             ranked = boosted(pool, records, query, period, settings, aligned, named)
         rerank_s = None
         if self.reranking is not None and request.rerank is not False and ranked:
