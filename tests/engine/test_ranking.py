@@ -9,8 +9,8 @@ from memlane.query.when import period_in
 from memlane.records import MemoryRecord
 
 
-def record(key: str, text: str, role: str = "user", created_at: str = "2023-05-01T12:00:00+00:00") -> MemoryRecord:
-    return MemoryRecord(id=key, memory=text, hash=key, metadata={"role": role}, user_id="u", created_at=created_at)
+def record(key: str, text: str, role: str | None = "user", created_at: str = "2023-05-01T12:00:00+00:00") -> MemoryRecord:
+    return MemoryRecord(id=key, memory=text, hash=key, metadata={"role": role} if role else {}, user_id="u", created_at=created_at)
 
 
 def order(records: list[MemoryRecord], query: str, settings: RetrievalConfig, named: set[str] | None = None) -> list[str]:
@@ -34,6 +34,10 @@ def test_the_role_the_question_asks_about_comes_first() -> None:
     assert order(records, "What music do I like?", RetrievalConfig()) == ["turn", "reply"]
     assert order(records, "What music do I like?", RetrievalConfig(role_bonus=0)) == ["reply", "turn"]
     assert order(records, "What music did Caroline like?", RetrievalConfig()) == ["reply", "turn"]  # nobody's in particular
+    # a learnt fact has no role: it is the user's
+    learnt = [records[0], record("fact", "Likes rock music", role=None)]
+    assert order(learnt, "What music do I like?", RetrievalConfig()) == ["fact", "reply"]
+    assert order(learnt, "What music do you like?", RetrievalConfig()) == ["reply", "fact"]
 
 
 def test_a_memory_naming_what_the_question_asks_for_gains_the_name_bonus() -> None:

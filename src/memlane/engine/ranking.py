@@ -73,16 +73,17 @@ def boosted(ranked: list[Ranked], records: Mapping[Hashable, MemoryRecord], quer
             named: Collection[Hashable] | None = None) -> list[Ranked]:
     """Re-score candidates with what their records say, best first.
 
-    Role: a memory spoken in the role the question asks about (memlane.query.intent: the
-    assistant's replies for "what did you recommend?", the user's turns for "what did I
-    watch?") gains ``role_bonus``. Day: a memory from the one day the question names gains
-    ``day_bonus`` on top of ``time_bonus``. Name: a memory in ``named`` (it names what a question
-    asking for a name wants, engine/naming.py) gains ``name_bonus``. Speaker: a memory said by someone the question names (its ``actor_id``, the message's
+    Speaker: a memory said by someone the question names (its ``actor_id``, the message's
     ``name`` when it was added) gains ``speaker_bonus``; "what did Caroline paint" is about
     Caroline's own turns more than about turns that mention her. Measured on LoCoMo dev:
     recall@10 0.740 -> 0.775 at 0.2. Time: a memory from the period the question names ("in May
-    2023", "last summer") gains ``time_bonus``. Alignment: ``alignment_weight`` x the memory's
-    term alignment with the question (``aligned``, engine/alignment.py).
+    2023", "last summer") gains ``time_bonus``, and ``day_bonus`` more when that period is one
+    day ("on May 4th"). Role: a memory spoken in the role the question asks about
+    (memlane.query.intent: the assistant's replies for "what did you recommend?", the user's
+    turns for "what did I watch?"; a learnt fact, which has no role, counts as the user's) gains
+    ``role_bonus``. Name: a memory in ``named`` (it names what a question asking for a name
+    wants, engine/naming.py) gains ``name_bonus``. Alignment: ``alignment_weight`` x the
+    memory's term alignment with the question (``aligned``, engine/alignment.py).
     """
     lowered = query.lower()
     role = asked_role(query) if settings.role_bonus else None
@@ -100,7 +101,8 @@ def boosted(ranked: list[Ranked], records: Mapping[Hashable, MemoryRecord], quer
             created = parse_time(record.created_at)
             if period is not None and created is not None and period.contains(created):
                 bonus += settings.time_bonus + (settings.day_bonus if period.one_day else 0.0)
-            if role is not None and record.metadata.get("role") == role:
+            # a memory without a role is a learnt fact: the user's (the fact check drops the assistant's words)
+            if role is not None and (record.metadata.get("role") or "user") == role:
                 bonus += settings.role_bonus
         out.append(replace(r, score=r.score + bonus) if bonus else r)
     out.sort(key=lambda r: (-r.score, str(r.key)))
