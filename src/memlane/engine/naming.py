@@ -6,8 +6,8 @@ turn that opens the topic ("I watched a movie recently and wanted to share it wi
 I want to talk to you about my travel plans") shares the question's words and meaning as well
 as the turn that answers it ("It's called "Dangal"", "I want to go to Spain"), and, being short
 and on topic, often scores higher; what tells them apart is the name. Measured on MemoryBank dev
-and LoCoMo dev (bench/README.md): R@1 0.609 -> 0.674 on top of the role and day bonuses, LoCoMo
-recall@10 0.791 -> 0.794 (name + timestamp) and 0.749 -> 0.760 (bare dated text).
+and LoCoMo dev (bench/README.md): R@1 0.609 -> 0.696 on top of the role and day bonuses, LoCoMo
+recall@10 0.789 -> 0.791 (name + timestamp) and 0.749 -> 0.754 (bare dated text).
 
 A name is a quoted phrase or a capitalised word that does not start a sentence; days, months
 and "I" are not names, and neither the scope's own ids nor a name that many of the candidates

@@ -2,7 +2,8 @@
 
 The query is embedded (concurrent searches share one model call), the store runs its filtered
 hybrid search, and the candidates are fused into one score (memlane.engine.ranking). Bonuses for
-a period the query names, a speaker it may name, and word alignment can lift a memory only from
+a period or day the query names, a speaker it may name, the role it asks about (the user's turns
+or the assistant's replies), a name it asks for, and word alignment can lift a memory only from
 the pool just below the cut, so they never cost a second search. A configured reranker then
 re-orders the fused top candidates (memlane.engine.reranking; its failure keeps the fused
 order). While a recall runs,
