@@ -223,17 +223,21 @@ def main() -> None:
             bm25 = {sid: BM25([text for _, text in d]) for sid, d in docs.items()}
             rows.append(("-", "BM25 baseline (bare BM25 over dated turns, this run)",
                          evaluate(questions, lambda q, k: [docs[q["sample"]][i][0] for i in bm25[q["sample"]].top(q["question"], k)], ks)))
+        none = {"speaker_bonus": 0, "time_bonus": 0, "alignment_weight": 0, "role_bonus": 0, "day_bonus": 0, "name_bonus": 0}
         variants = [
-            ("keyword only (FTS5 porter + conversation context)",
-             RetrievalConfig(keyword_weight=1.0, speaker_bonus=0, time_bonus=0, alignment_weight=0)),
-            (f"dense only ({args.embedder} cosine)", RetrievalConfig(keyword_weight=0.0, speaker_bonus=0, time_bonus=0, alignment_weight=0)),
-            ("weighted 0.5/0.5, no bonus, no alignment", RetrievalConfig(speaker_bonus=0, time_bonus=0, alignment_weight=0)),
-            ("speaker and time bonuses, no alignment (the previous default)", RetrievalConfig(alignment_weight=0)),
+            ("keyword only (FTS5 porter + conversation context)", RetrievalConfig(keyword_weight=1.0, **none)),
+            (f"dense only ({args.embedder} cosine)", RetrievalConfig(keyword_weight=0.0, **none)),
+            ("weighted 0.5/0.5, no bonus, no alignment", RetrievalConfig(**none)),
+            ("speaker and time bonuses, no alignment", RetrievalConfig(alignment_weight=0, role_bonus=0, day_bonus=0, name_bonus=0)),
+            ("speaker and time bonuses, alignment 0.3 (the previous default)", RetrievalConfig(role_bonus=0, day_bonus=0, name_bonus=0)),
             ("default without the speaker bonus", RetrievalConfig(speaker_bonus=0)),
-            ("default without the time bonus", RetrievalConfig(time_bonus=0)),
+            ("default without the time and day bonuses", RetrievalConfig(time_bonus=0, day_bonus=0)),
+            ("default without the day bonus", RetrievalConfig(day_bonus=0)),
+            ("default without the name bonus", RetrievalConfig(name_bonus=0)),
+            ("default without the role bonus", RetrievalConfig(role_bonus=0)),
             ("default with alignment 0.2", RetrievalConfig(alignment_weight=0.2)),
             ("default with alignment 0.4", RetrievalConfig(alignment_weight=0.4)),
-            ("**default** (weighted 0.5/0.5, speaker bonus 0.2, time bonus 0.1, term alignment 0.3)", RetrievalConfig()),
+            ("**default** (weighted 0.5/0.5, speaker 0.2, time 0.1, day 0.4, role 0.2, name 0.2, term alignment 0.3)", RetrievalConfig()),
         ]
         for name, result in run_variants(memory, questions, variants, ks):
             rows.append((mode, name, result))

@@ -8,9 +8,11 @@ each message's metadata; each user is a ``user_id`` scope. A question is answere
 of its evidence groups (alternatives: one exchange from each is needed) has an exchange among the
 first k distinct exchanges of ``search``. Rows: a plain BM25 floor over the exchanges' text, the
 default configuration with the shipped static model and with MiniLM, and each retrieval feature
-off; columns split by where the answer is (the user's turn, the AI's reply, both).
+off; columns split by half (the even questions the role, day and name bonuses were tuned on,
+the odd ones held out) and by where the answer is (the user's turn, the AI's reply, both).
 
     python bench/memorybank_retrieval.py [--out bench/results/memorybank_retrieval.md] [--embedders onnx,minilm]
+        [--misses bench/results/memorybank_misses.md]
 """
 
 from __future__ import annotations
@@ -78,15 +80,18 @@ def answered_at(found: list[str], groups: list[set[str]], k: int) -> bool:
 
 
 def evaluate(qs: list[dict[str, Any]], retrieve: Callable[[dict[str, Any]], list[str]]) -> dict[str, Any]:
+    """R@k over all questions, by where the answer is, and on each half: ``tuned`` (the even
+    questions, in the labels' order, which the new features' weights were chosen on) and
+    ``held`` (the odd ones, reported apart so that over-fitting shows)."""
     hits: dict[tuple[str, int], list[bool]] = defaultdict(list)
     times = []
-    for q in qs:
+    for i, q in enumerate(qs):
         started = time.perf_counter()
         found = list(dict.fromkeys(retrieve(q)))  # distinct exchanges, in rank order
         times.append((time.perf_counter() - started) * 1000)
         for k in KS:
-            hits[("all", k)].append(answered_at(found, q["groups"], k))
-            hits[(q["where"], k)].append(answered_at(found, q["groups"], k))
+            for part in ("all", q["where"], "tuned" if i % 2 == 0 else "held"):
+                hits[(part, k)].append(answered_at(found, q["groups"], k))
     result: dict[str, Any] = {"ms_p50": statistics.median(times), "ms_p95": sorted(times)[int(0.95 * (len(times) - 1))]}
     for (where, k), values in hits.items():
         result[f"{where}@{k}"] = sum(values) / len(values)
@@ -101,24 +106,61 @@ def memlane_retrieve(memory: Memory) -> Callable[[dict[str, Any]], list[str]]:
     return retrieve
 
 
+NO_BONUS = {"speaker_bonus": 0, "time_bonus": 0, "alignment_weight": 0, "role_bonus": 0, "day_bonus": 0, "name_bonus": 0}
 VARIANTS: list[tuple[str, RetrievalConfig]] = [
-    ("keyword only", RetrievalConfig(keyword_weight=1.0, speaker_bonus=0, time_bonus=0, alignment_weight=0)),
-    ("dense only", RetrievalConfig(keyword_weight=0.0, speaker_bonus=0, time_bonus=0, alignment_weight=0)),
+    ("keyword only", RetrievalConfig(keyword_weight=1.0, **NO_BONUS)),
+    ("dense only", RetrievalConfig(keyword_weight=0.0, **NO_BONUS)),
+    ("without role, day and name bonuses (the previous default)", RetrievalConfig(role_bonus=0, day_bonus=0, name_bonus=0)),
+    ("default without the role bonus", RetrievalConfig(role_bonus=0)),
+    ("default without the day bonus", RetrievalConfig(day_bonus=0)),
+    ("default without the name bonus", RetrievalConfig(name_bonus=0)),
     ("default without term alignment", RetrievalConfig(alignment_weight=0)),
     ("default without the time bonus", RetrievalConfig(time_bonus=0)),
-    ("default without the speaker bonus", RetrievalConfig(speaker_bonus=0)),
-    ("default with time bonus 0.2", RetrievalConfig(time_bonus=0.2)),
-    ("default with time bonus 0.3", RetrievalConfig(time_bonus=0.3)),
-    ("**default**", RetrievalConfig()),
+    ("default with role bonus 0.1", RetrievalConfig(role_bonus=0.1)),
+    ("default with role bonus 0.3", RetrievalConfig(role_bonus=0.3)),
+    ("default with day bonus 0.2", RetrievalConfig(day_bonus=0.2)),
+    ("default with name bonus 0.1", RetrievalConfig(name_bonus=0.1)),
+    ("default with name bonus 0.3", RetrievalConfig(name_bonus=0.3)),
+    ("**default** (role 0.2, day 0.4, name 0.2 on the previous default)", RetrievalConfig()),
 ]
 
 
+def misses(memory: Memory, history: dict[str, Any], qs: list[dict[str, Any]]) -> str:
+    """Each question not answered at rank 1 with the memory's current settings: the first
+    three hits (exchange, role, score, text) and the answering exchanges' two turns, to read
+    why (the classification in bench/README.md was made from this listing)."""
+    turns = {(user, exchange_id(day, i)): e for user, data in history.items()
+             for day, exchanges in data["history"].items() for i, e in enumerate(exchanges)}
+    out = []
+    for i, q in enumerate(qs):
+        hits = memory.search(q["question"], user_id=q["user"], limit=SEARCH_LIMIT)["results"]
+        found = list(dict.fromkeys(h["metadata"]["exchange"] for h in hits))
+        if answered_at(found, q["groups"], 1):
+            continue
+        ranks = [next((r + 1 for r, e in enumerate(found) if e in group), None) for group in q["groups"]]
+        out.append(f"### q{i} ({'tuned' if i % 2 == 0 else 'held'}) [{q['user'].strip()}] answer in the {q['where']}; "
+                   f"rank of each evidence group {ranks}: {q['question']}")
+        for h in hits[:3]:
+            out.append(f"- hit {h['metadata']['exchange']} {h['metadata'].get('role')} {h['score']:.3f}: {h['memory'][:160]}")
+        for group in q["groups"]:
+            for key in sorted(group):
+                e = turns[(q["user"], key)]
+                out.append(f"- answer {key}: user: {e['query'][:160]} / assistant: {e['response'][:160]}")
+    return "\n".join(out) + "\n"
+
+
 def run(embedder: dict[str, Any], name: str, history: dict[str, Any], qs: list[dict[str, Any]],
-        variants: list[tuple[str, RetrievalConfig]]) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, list[tuple[str, str]]], str]:
+        variants: list[tuple[str, RetrievalConfig]], misses_out: Path | None = None,
+        ) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, list[tuple[str, str]]], str]:
     workdir = Path(tempfile.mkdtemp(prefix="memlane-memorybank-"))
     memory = Memory({"vector_store": {"provider": "sqlite", "config": {"path": str(workdir / "mb.db")}}, "embedder": embedder})
     try:
         docs, load_s = load(memory, history)
+        if misses_out is not None:
+            for label, settings in (("previous default", RetrievalConfig(role_bonus=0, day_bonus=0, name_bonus=0)), ("default", RetrievalConfig())):
+                memory.config.retrieval = settings
+                with misses_out.open("a") as f:
+                    f.write(f"## {name}, {label}: questions not answered at rank 1\n\n" + misses(memory, history, qs) + "\n")
         rows = []
         for label, settings in variants:
             memory.config.retrieval = settings
@@ -132,14 +174,16 @@ def run(embedder: dict[str, Any], name: str, history: dict[str, Any], qs: list[d
 def table(rows: list[tuple[str, dict[str, Any]]]) -> str:
     base = rows[0][1]
     wheres = [w for w in ("query", "response", "both") if f"{w}@1" in base]
+    halves = [h for h in ("tuned", "held") if f"{h}@1" in base]
     head = ("| method | R@1 | R@3 | R@5 | R@10 | "
+            + " | ".join(f"{h} half R@1 / R@5 (n={base['n_' + h]})" for h in halves) + " | "
             + " | ".join(f"{w} R@1 / R@5 (n={base['n_' + w]})" for w in wheres) + " | search p50 ms | p95 ms |")
-    lines = [head, "|" + "---|" * (7 + len(wheres))]
+    lines = [head, "|" + "---|" * (7 + len(halves) + len(wheres))]
     for name, r in rows:
         cells = [f"{r[f'all@{k}']:.3f}" for k in KS]
         cells[0] += f" ({r['all@1'] / base['all@1']:.2f}x)" if base["all@1"] else ""
         lines.append(f"| {name} | " + " | ".join(cells) + " | "
-                     + " | ".join(f"{r[w + '@1']:.3f} / {r[w + '@5']:.3f}" for w in wheres)
+                     + " | ".join(f"{r[h + '@1']:.3f} / {r[h + '@5']:.3f}" for h in halves + wheres)
                      + f" | {r['ms_p50']:.1f} | {r['ms_p95']:.1f} |")
     return "\n".join(lines)
 
@@ -150,17 +194,20 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "memorybank_retrieval.md"))
     parser.add_argument("--embedders", default="onnx,minilm",
                         help="besides the shipped static model: onnx (MiniLM int8, no torch), minilm (torch); comma-separated")
+    parser.add_argument("--misses", default=None, help="also write each question not answered at rank 1 here (static model)")
     args = parser.parse_args()
+    if args.misses:
+        Path(args.misses).write_text("")
     history = json.loads((Path(args.data) / "memorybank_dev.json").read_text())
     qs = questions(json.loads((Path(args.data) / "memorybank_dev_labels.json").read_text()))
-    rows, docs, note = run({"provider": "model2vec"}, "static", history, qs, VARIANTS)
+    rows, docs, note = run({"provider": "model2vec"}, "static", history, qs, VARIANTS, Path(args.misses) if args.misses else None)
     notes = [note]
     bm25 = {user: BM25([text for _, text in d]) for user, d in docs.items()}
     floor = evaluate(qs, lambda q: [docs[q["user"]][i][0] for i in bm25[q["user"]].top(q["question"], 10)])
     rows.insert(0, ("BM25 floor (plain BM25 over each exchange's two messages, this run)", floor))
     for name in filter(None, args.embedders.split(",")):
         provider, label = {"onnx": ("onnx", "MiniLM int8 ONNX"), "minilm": ("sentence_transformers", "MiniLM torch")}[name]
-        more, _, note = run({"provider": provider}, label, history, qs, VARIANTS[-1:] + VARIANTS[1:2])
+        more, _, note = run({"provider": provider}, label, history, qs, VARIANTS[-1:] + VARIANTS[2:3] + VARIANTS[1:2])
         rows += more
         notes.append(note)
     text = table(rows)

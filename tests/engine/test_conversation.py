@@ -115,3 +115,18 @@ def test_memories_from_the_period_the_question_names_come_first(make_memory: Cal
     for question, place in (("Where did we go hiking in May 2023?", "Alps"), ("Where did we go hiking in August 2023?", "Dolomites"),
                             ("Where did we go hiking last summer?", "Dolomites")):
         assert place in memory.search(question, user_id="alice", limit=1)["results"][0]["memory"], question
+
+
+
+def test_a_question_about_what_you_said_prefers_the_assistants_replies(memory: Memory) -> None:
+    memory.add([{"role": "user", "content": "Hello again, it's been a long day at work today."},
+                {"role": "assistant", "content": "Hello! I'm sorry to hear that. Do you want to talk about it?"}],
+               user_id="luna", infer=False, timestamp="2023-04-27T20:00:00Z")
+    memory.add([{"role": "assistant", "content": "As an AI, I like many types of music and movies myself, such as jazz and science fiction."},
+                {"role": "user", "content": "I mostly listen to rock and pop, those are my favourite types of music."}],
+               user_id="luna", infer=False, timestamp="2023-04-28T20:00:00Z")
+    # the user's turn says "music" twice; the question asks what the assistant said (retrieval.role_bonus)
+    yours = memory.search("What types of music do you like?", user_id="luna", limit=1)["results"][0]
+    assert yours["metadata"]["role"] == "assistant" and "jazz" in yours["memory"]
+    mine = memory.search("What types of music do I like?", user_id="luna", limit=1)["results"][0]
+    assert mine["metadata"]["role"] == "user" and "rock and pop" in mine["memory"]

@@ -62,3 +62,15 @@ def test_a_day_without_a_year_matches_that_day_of_any_year() -> None:
     sixth = period_in("On May 6th, which book did I mention?", ANCHOR)
     assert sixth is not None and sixth.contains(day(2023, 5, 6)) and sixth.contains(day(2019, 5, 6))
     assert not sixth.contains(day(2023, 5, 7)) and not sixth.contains(day(2023, 6, 6))
+
+
+@pytest.mark.parametrize(("question", "one_day"), [
+    ("On May 6th, I read a book. What was its name?", True),
+    ("What did Maria donate on May 3, 2023?", True),
+    ("What did they paint in July 2023?", False),
+    ("When did Melanie go camping in June?", False),
+    ("Where did we eat last week?", False),
+])
+def test_whether_a_period_is_one_day(question: str, one_day: bool) -> None:
+    period = period_in(question, ANCHOR)
+    assert period is not None and period.one_day is one_day

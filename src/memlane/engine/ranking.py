@@ -10,9 +10,10 @@ from __future__ import annotations
 import heapq
 import re
 from dataclasses import dataclass, replace
-from typing import Hashable, Mapping
+from typing import Collection, Hashable, Mapping
 
 from memlane.config import RetrievalConfig
+from memlane.query.intent import asked_role
 from memlane.query.keywords import STOPWORDS
 from memlane.query.when import Period, parse_time
 from memlane.records import MemoryRecord
@@ -68,29 +69,41 @@ def may_name_someone(query: str) -> bool:
 
 
 def boosted(ranked: list[Ranked], records: Mapping[Hashable, MemoryRecord], query: str, period: Period | None,
-            settings: RetrievalConfig, aligned: Mapping[Hashable, float] | None = None) -> list[Ranked]:
+            settings: RetrievalConfig, aligned: Mapping[Hashable, float] | None = None,
+            named: Collection[Hashable] | None = None) -> list[Ranked]:
     """Re-score candidates with what their records say, best first.
 
     Speaker: a memory said by someone the question names (its ``actor_id``, the message's
     ``name`` when it was added) gains ``speaker_bonus``; "what did Caroline paint" is about
     Caroline's own turns more than about turns that mention her. Measured on LoCoMo dev:
     recall@10 0.740 -> 0.775 at 0.2. Time: a memory from the period the question names ("in May
-    2023", "last summer") gains ``time_bonus``. Alignment: ``alignment_weight`` x the memory's
-    term alignment with the question (``aligned``, engine/alignment.py).
+    2023", "last summer") gains ``time_bonus``, and ``day_bonus`` more when that period is one
+    day ("on May 4th"). Role: a memory spoken in the role the question asks about
+    (memlane.query.intent: the assistant's replies for "what did you recommend?", the user's
+    turns for "what did I watch?"; a learnt fact, which has no role, counts as the user's) gains
+    ``role_bonus``. Name: a memory in ``named`` (it names what a question asking for a name
+    wants, engine/naming.py) gains ``name_bonus``. Alignment: ``alignment_weight`` x the
+    memory's term alignment with the question (``aligned``, engine/alignment.py).
     """
     lowered = query.lower()
+    role = asked_role(query) if settings.role_bonus else None
     out = []
     for r in ranked:
         record = records.get(r.key)
         bonus = settings.alignment_weight * aligned.get(r.key, 0.0) if aligned else 0.0
+        if named and r.key in named:
+            bonus += settings.name_bonus
         if record is not None:
             actor = record.metadata.get("actor_id")
             if settings.speaker_bonus and isinstance(actor, str) and actor.strip() \
                     and re.search(rf"\b{re.escape(actor.strip().lower())}\b", lowered):
                 bonus += settings.speaker_bonus
             created = parse_time(record.created_at)
-            if period is not None and settings.time_bonus and created is not None and period.contains(created):
-                bonus += settings.time_bonus
+            if period is not None and created is not None and period.contains(created):
+                bonus += settings.time_bonus + (settings.day_bonus if period.one_day else 0.0)
+            # a memory without a role is a learnt fact: the user's (the fact check drops the assistant's words)
+            if role is not None and (record.metadata.get("role") or "user") == role:
+                bonus += settings.role_bonus
         out.append(replace(r, score=r.score + bonus) if bonus else r)
     out.sort(key=lambda r: (-r.score, str(r.key)))
     return out

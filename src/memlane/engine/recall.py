@@ -2,7 +2,8 @@
 
 The query is embedded (concurrent searches share one model call), the store runs its filtered
 hybrid search, and the candidates are fused into one score (memlane.engine.ranking). Bonuses for
-a period the query names, a speaker it may name, and word alignment can lift a memory only from
+a period or day the query names, a speaker it may name, the role it asks about (the user's turns
+or the assistant's replies), a name it asks for, and word alignment can lift a memory only from
 the pool just below the cut, so they never cost a second search. A configured reranker then
 re-orders the fused top candidates (memlane.engine.reranking; its failure keeps the fused
 order). While a recall runs,
@@ -25,12 +26,14 @@ from memlane.embedders.batching import QueryBatcher
 from memlane.engine.alignment import alignment, shipped_word_vectors
 from memlane.engine.expiry import visible
 from memlane.engine.foreground import Foreground
+from memlane.engine.naming import naming
 from memlane.engine.ranking import boosted, fuse, may_name_someone
 from memlane.engine.reranking import Reranking
 from memlane.engine.search_options import categories_filter, reference_time
 from memlane.engine.validation import check_encodable, check_flag, check_max_limit, resolve_limit, resolve_scope
 from memlane.errors import ValidationError
 from memlane.query.filters import Filter, all_of
+from memlane.query.intent import asks_for_name
 from memlane.query.when import parse_time, period_in
 from memlane.records import MemoryRecord, Scope, SearchHit
 from memlane.stores.base import MemoryStore
@@ -105,17 +108,21 @@ class Recall:
         reach = self.reranking.window(n) if self.reranking is not None and request.rerank is not False else 0
         pool_size = max(3 * n, 30, reach)  # what a bonus can lift into the top n (or the reranker's window)
         ranked = fuse(found, settings, limit=pool_size)  # only ever read up to the pool (or n <= pool)
-        period = period_in(query, anchor or (lambda: self._latest_time(scope))) if settings.time_bonus else None
+        period = period_in(query, anchor or (lambda: self._latest_time(scope))) if settings.time_bonus or settings.day_bonus else None
         records: dict[Any, MemoryRecord] = {}
         words = shipped_word_vectors() if settings.alignment_weight else None
-        if words is not None or period is not None or (settings.speaker_bonus and may_name_someone(query)):
+        asks_name = bool(settings.name_bonus) and asks_for_name(query)
+        if words is not None or period is not None or settings.role_bonus or asks_name \
+                or (settings.speaker_bonus and may_name_someone(query)):
             pool = ranked[:pool_size]
             records = self.store.fetch([r.key for r in pool])
             aligned = None
+            present = [r.key for r in pool if r.key in records]
+            texts = [records[k].memory for k in present]
             if words is not None:
-                present = [r.key for r in pool if r.key in records]
-                aligned = dict(zip(present, alignment(query, [records[k].memory for k in present], words)))
-            ranked = boosted(pool, records, query, period, settings, aligned)
+                aligned = dict(zip(present, alignment(query, texts, words)))
+            named = naming(query, present, texts, (scope.user_id, scope.agent_id, scope.run_id)) if asks_name else None
+            ranked = boosted(pool, records, query, period, settings, aligned, named)
         rerank_s = None
         if self.reranking is not None and request.rerank is not False and ranked:
             reranking = time.perf_counter()

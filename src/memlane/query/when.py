@@ -32,6 +32,13 @@ class Period:
     month: int | None = None
     day: int | None = None
 
+    @property
+    def one_day(self) -> bool:
+        """Whether the period is a single day ("on May 6th", "on 8 May, 2023")."""
+        if self.month is not None:
+            return self.day is not None
+        return self.start is not None and self.end is not None and self.end - self.start <= _dt.timedelta(days=1)
+
     def contains(self, when: _dt.datetime) -> bool:
         if self.month is not None:
             return when.month == self.month and (self.day is None or when.day == self.day)
