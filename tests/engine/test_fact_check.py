@@ -154,3 +154,13 @@ def test_a_fact_that_says_it_and_little_else_is_vague(fact: str) -> None:
 def test_a_fact_that_names_what_it_stands_for_is_kept() -> None:
     c = check("I bought a road bike and I ride it to work every day.", "Nice, stay safe out there.")
     assert c.reason("Bought a road bike and rides it to work daily") is None
+
+
+def test_what_the_user_said_of_someone_else_is_not_the_users_own_fact() -> None:
+    c = check("My son Leo turns six next Saturday and he's obsessed with dinosaurs.", "A dinosaur party would be fun!")
+    assert c.reason("Is obsessed with dinosaurs") == fact_check.SOMEONE_ELSE
+    assert c.reason("Son Leo is obsessed with dinosaurs") is None, "naming him keeps it"
+    assert c.reason("Son Leo turns six next Saturday") is None
+    both = check("My wife and I love hiking, and she's a runner too.", "Nice!")
+    assert both.reason("Loves hiking") is None
+    assert both.reason("Is a runner") == fact_check.SOMEONE_ELSE

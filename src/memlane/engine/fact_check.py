@@ -18,7 +18,9 @@ try the chana masala") has its words in the user's turn and is kept. Questions (
 pivot table"), the topic of the user's own question restated ("Stretching routine after a run"
 from "What's a good stretching routine after a run?"), pleasantries ("Good morning", "Haha
 thanks") and facts that say "it" and little else ("Loved it", "Has been at it for two years":
-read later, nobody knows what "it" was) are not facts either.
+read later, nobody knows what "it" was) are not facts either, nor is what the user said about
+someone else written as the user's own ("Is obsessed with dinosaurs" from "...my son Leo, and
+he's obsessed with dinosaurs": "Son Leo loves dinosaurs" names him and is kept).
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ MALFORMED = "malformed"
 EXAMPLE = "example"
 #: "it" or "them" with at most ``VAGUE_WORDS`` content words: what it stands for is lost
 VAGUE = "vague"
-REASONS = (SUGGESTION, ANSWER, SMALL_TALK, QUESTION, TOO_LONG, MALFORMED, EXAMPLE, VAGUE)
+#: a fact the user told about someone else ("he's ...", "she has ..."), written without them
+SOMEONE_ELSE = "someone_else"
+REASONS = (SUGGESTION, ANSWER, SMALL_TALK, QUESTION, TOO_LONG, MALFORMED, EXAMPLE, VAGUE, SOMEONE_ELSE)
 VAGUE_WORDS = 2
 
 #: content words of three letters or more, and numbers (an answer's "70 to 99" is its own)
@@ -54,6 +58,9 @@ _ASKS = re.compile(r"^\W*(?:how|what|what's|why|when|where|who|which|can|could|s
                    re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _REFERENCE = re.compile(r"\b(?:it|them)\b", re.IGNORECASE)
+#: where a clause ends, and how one about someone else starts
+_CLAUSE_END = re.compile(r"[,;:.!?]|\b(?:and|but|so|because|while)\b", re.IGNORECASE)
+_THIRD_PERSON = re.compile(r"^\W*(?:he|she|they|he's|she's|they're|his|her|their)\b", re.IGNORECASE)
 #: the words greetings, thanks and pleasantries are made of
 SMALL_TALK_WORDS = frozenset("""hello hey good morning afternoon evening night thank thanks haha lol sweet welcome bye
     goodbye nice great cool okay sure yes yeah sorry please cheers awesome glad happy kind lovely help anytime""".split())
@@ -104,6 +111,10 @@ class FactCheck:
         #: words of the user's questions, and of the rest of what the user said
         self.user_asked = set().union(*(roots(s) for s in said if s.rstrip().endswith("?") and _ASKS.match(s)))
         self.user_stated = set().union(*(roots(s) for s in said if not (s.rstrip().endswith("?") and _ASKS.match(s))))
+        clauses = [c for t in turns if t.get("role") == "user" for c in _CLAUSE_END.split(t["content"])]
+        #: words the user said only of someone else ("he's obsessed with dinosaurs")
+        self.of_others = set().union(*(roots(c) for c in clauses if _THIRD_PERSON.match(c)))
+        self.of_others -= set().union(*(roots(c) for c in clauses if not _THIRD_PERSON.match(c)))
         said_by_assistant = set().union(*(roots(t["content"]) for t in turns if t.get("role") == "assistant"))
         #: words only the assistant used
         self.assistant_only = said_by_assistant - self.user
@@ -135,6 +146,8 @@ class FactCheck:
                 return SUGGESTION
             if words <= self.user_asked and len(words & self.user_stated) / len(words) < MOST:
                 return QUESTION  # the user's question, restated as a topic
+            if words <= self.of_others:
+                return SOMEONE_ELSE
             answered = words & self.assistant_only
             if self.asked and (len(answered) / len(words) > ANSWERED or any(w.isdigit() for w in answered)):
                 return ANSWER
