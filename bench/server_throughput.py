@@ -320,9 +320,19 @@ def litellm_proxy(upstream_url: str, work: Path) -> tuple[subprocess.Popen | Non
     log = (work / "litellm.log").open("w")
     proc = subprocess.Popen([str(binary), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"],
                             stdout=log, stderr=subprocess.STDOUT, cwd=work,
-                            env={**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "NO_DOCS": "True"})
+                            env={**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "NO_DOCS": "True",
+                                 # no master key: a loopback benchmark, as memlane's own loopback serve needs none
+                                 "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true"})
     try:
-        wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=180)
+        deadline = time.monotonic() + 180
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=2)
+                break
+            except RuntimeError:
+                continue
+        else:
+            raise RuntimeError("down")
     except RuntimeError:
         stop([proc])
         return None, "it did not come up in 180 s: " + (work / "litellm.log").read_text()[-500:]
