@@ -3,24 +3,29 @@ running ``memlane serve`` under load (used by ``server_throughput.py --sustained
 
 Method. Two measurements over the same load window:
 
-1. Real CPU, from the kernel: user + system seconds of the server process (and, separately, of
-   each learner process beside it, of the upstream and of wrk) before and after the load
-   (``psutil``, i.e. ``/proc/<pid>/stat``). Server CPU / requests answered is the request path's
-   total ms of CPU per request; learner CPU / exchanges learnt is learning's, per exchange.
-2. Its split, from ``py-spy record --nonblocking --pid <server>`` sampling every thread of the
-   server at ``--rate`` Hz during the load, idle threads left out (py-spy's default: a thread
-   blocked in ``epoll``, a lock or a socket read is not sampled), so the samples are
-   proportional to CPU. Each sample's stack is put in the first stage that matches, in this
-   order: recall (``EmbeddedBackend.recall``), outbox write (``EmbeddedBackend.learn``), upstream
-   call (``ChatProtocol.asend``: the openai SDK and httpx up to the answer's model), request
-   handling (memlane's own glue: ``parse_call``, ``prepare`` (placing the memories),
-   ``answer`` / metadata, the route), HTTP (uvicorn, h11/httptools, starlette, fastapi: request
-   parse, middleware, response), and "event loop, threads" for the rest (asyncio's own loop,
-   thread-pool hand-offs, the GIL handed between threads). A stage's ms per request is the
-   server's CPU per request times its share of the samples.
+1. Real CPU, from the kernel: user + system seconds (``psutil``, i.e. ``/proc/<pid>/stat`` and
+   ``/proc/<pid>/task/<tid>/stat``) before and after the load, of the server process(es) (with
+   ``--workers``, every worker) split by thread: the main thread, which runs the event loop
+   (HTTP, memlane's request handling, the openai SDK's upstream call), and the others (the
+   thread pool: recall and the outbox write; the store's and metrics' own threads); of each
+   learner process beside the server; of the scripted upstream. Server CPU / requests answered
+   is the request path's total ms of CPU per request; learner CPU / exchanges learnt during the
+   load is learning's, per exchange.
+2. The split inside each thread kind, from ``py-spy record --nonblocking --pid <server>``
+   (``--subprocesses`` with workers) sampling every thread at ``--rate`` Hz during the load,
+   idle threads left out. Each sample's stack goes to the first stage that matches, in this
+   order: recall (``EmbeddedBackend.recall``), outbox write (``EmbeddedBackend.learn``),
+   upstream call (``ChatProtocol.asend``: the openai SDK and httpx up to the answer's model),
+   request handling (memlane's own glue: the route, auth, limits, metrics, ``parse_call``,
+   ``prepare`` (placing the memories), the answer's metadata), HTTP (uvicorn, h11, starlette,
+   fastapi, pydantic: request parse, middleware, response), and "event loop, threads" for the
+   rest (asyncio's own loop, thread-pool hand-offs). A stage's ms per request is its thread
+   kind's CPU per request times the stage's share of that kind's samples.
 
-The split is a statistical estimate (a few thousand samples per row; py-spy's own reads cost the
-server nothing, it does not pause it with ``--nonblocking``); the total is exact.
+Caveat: py-spy counts a thread as busy while it is runnable, also when the machine's other
+work keeps it off a core, so on a loaded machine the shares lean towards code that runs long
+stretches; the per-thread totals are the kernel's and exact. ``pip install py-spy`` (into any
+venv; /tmp/pyspy-venv is looked in); without it the totals are still reported.
 """
 
 from __future__ import annotations

@@ -12,7 +12,20 @@ connections: (a) straight to the upstream, (b) through memlane without a scope (
 
     python bench/server_throughput.py [--seconds 10] [--embedders static,minilm]
 
-Needs ``wrk`` (``apt-get install -y wrk``). Writes ``bench/results/server_throughput.md``.
+``--sustained``: what a server keeps up forever, learning included: chats answered during the
+load over the load plus the time until the outbox is empty again, with the backlog, the LLM
+calls per exchange, and the per-request CPU split (HTTP, request handling, recall, upstream call,
+outbox write, event loop; learning per exchange in the learner processes): the method is in
+``cpu_split.py``. Rows: ``--workers`` (1,2) x ``--clients`` (1,8,64), the process learner; the
+upstream alone and (``--litellm``: LiteLLM's proxy installed in /tmp/litellm-venv, no memory,
+same upstream) as anchors at each client count, ratios against the upstream alone in the same
+run, the load average beside every row. ``--ab c1,c2 --repeat 2``: the same rows served from
+each commit's tree in turn (A/B in one run, same machine state); ``--store``: reuse a built store.
+
+    python bench/server_throughput.py --sustained --seconds 15 --store /tmp/store100k.db --litellm
+
+Needs ``wrk`` (``apt-get install -y wrk``); py-spy for the split. Writes
+``bench/results/server_throughput.md`` (``--sustained``: ``server_sustained.md``).
 """
 
 from __future__ import annotations
@@ -181,7 +194,10 @@ def sustained(config: Path, work: Path, bodies: Path, seconds: float, clients: l
 
 def label(row: dict[str, Any]) -> str:
     """`` (src-abc1234)`` for a row of an A/B, else nothing."""
-    return f" ({Path(row['src']).parent.name})" if row.get("src") else ""
+    if not row.get("src"):
+        return ""
+    *extra, tree = row["src"].split(os.pathsep)
+    return f" ({Path(tree).parent.name}{''.join(' + ' + Path(e).name for e in extra)})"
 
 
 def load_average() -> str:
@@ -340,9 +356,16 @@ def litellm_proxy(upstream_url: str, work: Path) -> tuple[subprocess.Popen | Non
 
 
 def checkout(commit: str, work: Path) -> str:
-    """The ``src`` tree of ``commit`` (git archive into ``work``): what an A/B's server runs."""
+    """The ``src`` tree of ``commit`` (git archive into ``work``): what an A/B's server runs;
+    ``commit+/some/dir``: that tree with ``/some/dir`` before it on the path (packages installed
+    there with ``pip install --target``: uvloop, httptools)."""
+    commit, _, extra = commit.partition("+")
+    if extra:
+        return f"{extra}{os.pathsep}{checkout(commit, work)}"
     short = subprocess.run(["git", "rev-parse", "--short", commit], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
     target = work / f"src-{short}"
+    if target.exists():
+        return str(target / "src")
     target.mkdir()
     archive = subprocess.run(["git", "archive", commit, "src"], cwd=ROOT, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
