@@ -41,12 +41,13 @@ def start_upstream(*flags: str) -> tuple[subprocess.Popen, str]:
     return proc, proc.stdout.readline().strip()
 
 
-def start_serve(config: Path, home: Path) -> tuple[subprocess.Popen, str]:
-    """``memlane serve`` on a free loopback port with ``config``, ready (``/readyz``) on return."""
+def start_serve(config: Path, home: Path, workers: int = 1, src: str | None = None) -> tuple[subprocess.Popen, str]:
+    """``memlane serve`` on a free loopback port with ``config`` (and ``--workers``), ready
+    (``/readyz``) on return; ``src``: the memlane source tree it runs (an A/B of two commits)."""
     port = free_port()
-    env = {**os.environ, "MEMLANE_HOME": str(home)}
+    env = {**os.environ, "MEMLANE_HOME": str(home), **({"PYTHONPATH": src} if src else {})}
     proc = subprocess.Popen([sys.executable, "-m", "memlane.cli", "--config", str(config), "serve", "--port", str(port),
-                             "--log-level", "warning"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+                             "--log-level", "warning", "--workers", str(workers)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/readyz")
     return proc, url

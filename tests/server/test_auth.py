@@ -149,3 +149,13 @@ def test_a_server_without_a_model_server_says_so_at_start_and_in_readyz(tmp_path
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_a_key_made_by_another_process_is_seen_on_the_next_ask_however_often_none_was_seen(tmp_path: Path) -> None:
+    # the server remembers "no key" with the file's change counter; `memlane keys create` is
+    # another process with its own connection, and its commit must still be seen at once
+    server_side = KeyStore(tmp_path / "keys.db")
+    assert not any(server_side.any_created() for _ in range(50))
+    subprocess.run([sys.executable, "-c", "import sys; from memlane.server.keys import KeyStore; KeyStore(sys.argv[1]).create('default')",
+                    str(tmp_path / "keys.db")], check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert server_side.any_created()

@@ -15,13 +15,16 @@ tokens, while a token signed with a secret kept here could be forged by whoever 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import secrets
 import sqlite3
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from memlane.config import memlane_home
 from memlane.errors import ValidationError
@@ -63,6 +66,11 @@ class KeyStore:
         private_dir(self.path.parent)
         private_file(self.path)  # before sqlite opens it: its journal files take the same mode
         self._local = threading.local()
+        #: ``any_created``'s memory: the change counter at which the table held no key
+        self._none_at: bytes | None = None
+        self._counter_fd: int | None = None
+        self._counter_closer: Any = None
+        self._counter_lock = threading.Lock()
         with self._db as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, project TEXT NOT NULL, prefix TEXT NOT NULL,"
@@ -137,5 +145,33 @@ class KeyStore:
         return self._db.execute("SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1").fetchone() is not None
 
     def any_created(self) -> bool:
-        """Whether a key was ever created here, revoked or not: from then on keys are required."""
-        return self._db.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is not None
+        """Whether a key was ever created here, revoked or not: from then on keys are required.
+        The server asks on every request until one was; "none" is remembered with the file's
+        change counter (``_change_counter``), and the table read again only once it moved: one
+        ``pread`` instead of a query, whose file locks and journal checks held the event loop
+        ~1-2 ms a request on a busy machine."""
+        counter = self._change_counter()
+        if counter is not None and counter == self._none_at:
+            return False
+        created = self._db.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is not None
+        if not created:
+            self._none_at = counter
+        return created
+
+    def _change_counter(self) -> bytes | None:
+        """SQLite's file change counter (header bytes 24-27), which every commit to a database
+        in rollback-journal mode (this file's) increments, whoever commits: another process's
+        ``memlane keys create`` too. None when it cannot be read or does not count commits (a
+        WAL-mode file: header byte 18 is 2): then the table is read each time."""
+        with self._counter_lock:
+            try:
+                if self._counter_fd is not None and os.fstat(self._counter_fd).st_nlink == 0:  # the file was replaced
+                    self._counter_closer()
+                    self._counter_fd = None
+                if self._counter_fd is None:
+                    self._counter_fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                    self._counter_closer = weakref.finalize(self, os.close, self._counter_fd)
+                header = os.pread(self._counter_fd, 10, 18)
+            except OSError:
+                return None
+        return header[6:10] if len(header) == 10 and header[0] == 1 else None

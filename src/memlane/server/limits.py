@@ -168,7 +168,8 @@ class RequestGuard:
             if not message.get("more_body"):
                 break
         body = b"".join(chunks)
-        if json_depth(body) > self.max_depth:
+        # (nothing nests deeper than it opens brackets: two counts in C spare a chat's body the ~30 us scan)
+        if body.count(b"[") + body.count(b"{") > self.max_depth and json_depth(body) > self.max_depth:
             await self._refuse(send, 400, f"request body nests arrays/objects more than {self.max_depth} levels deep", "json_too_deep")
             return
         problem = body_text_problem(body) if body else None

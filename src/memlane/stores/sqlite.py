@@ -39,7 +39,7 @@ from memlane.stores.keyword_index import KeywordIndexes
 from memlane.stores.sql import SQLStore, mapped_errors, record_from_row, version_keys as _version_keys
 from memlane.stores.sqlite_filters import compile_filter
 from memlane.stores.sqlite_migrations import migrate
-from memlane.stores.vector_cache import ScopeVectors, VectorCache
+from memlane.stores.vector_cache import ScopeVectors, VectorCache, appended
 
 
 class Options(BaseModel):
@@ -425,8 +425,8 @@ class SQLiteStore(SQLStore):
             after = int(entry.rowids[-1]) if len(entry.rowids) else 0
             rows = db.execute(f"SELECT m.rowid, v.embedding FROM memories m JOIN vectors v ON v.rowid = m.rowid"
                               f" WHERE {where} AND m.rowid > ? ORDER BY m.rowid", [*params, after]).fetchall()
-            grown = ScopeVectors(stamp, np.concatenate([entry.rowids, np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))]),
-                                 np.concatenate([entry.matrix, self._matrix(rows, entry.matrix.shape[1])]), rewrites)
+            grown = ScopeVectors(stamp, appended(entry.rowids, np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))),
+                                 appended(entry.matrix, self._matrix(rows, entry.matrix.shape[1])), rewrites)
             self._vectors.put(cache_key, grown)
             return grown
         where, params = self._where(scope, None, exact_scope=exact_scope)
