@@ -26,7 +26,18 @@ _META = re.compile(r"\b(?:do|can|could|would|will) you (?:remember|recall|know|t
                    r"\b(?:tell|remind) me\b|\bdo you think\b", re.IGNORECASE)
 _SPEAKER = re.compile(r"\b(?:(?P<user>i|i'm|i've|i'd|i'll|my|myself)|(?P<prep>to|with|for|from|about|at|by|of|than|like)?\s*"
                       r"(?P<you>you|your|yourself))\b", re.IGNORECASE)
-_SENTENCE = re.compile(r"[^.?!]*\?")
+#: a question is read from its last this many characters (a chat turn may be megabytes long;
+#: what it asks is at its end)
+MAX_QUESTION_CHARS = 1000
+
+
+def _last_question(text: str) -> str | None:
+    """The last sentence that ends in "?" (found from the end: linear in the text's length)."""
+    end = text.rfind("?")
+    if end < 0:
+        return None
+    start = max(text.rfind(mark, 0, end) for mark in ".?!") + 1
+    return text[start:end + 1]
 
 
 def _first_speaker(text: str) -> Role | None:
@@ -41,9 +52,10 @@ def _first_speaker(text: str) -> Role | None:
 def asked_role(question: str) -> Role | None:
     """``"user"`` when the question asks about the user's own words or life, ``"assistant"``
     when it asks what the assistant said, else None."""
-    questions = _SENTENCE.findall(question)
-    if questions:
-        role = _first_speaker(questions[-1])
+    question = question[-MAX_QUESTION_CHARS:]
+    last = _last_question(question)
+    if last is not None:
+        role = _first_speaker(last)
         if role is not None:
             return role
     return _first_speaker(question)
@@ -60,4 +72,4 @@ _ASKS_NAME = re.compile(r"\b(?:name[ds]?|called|titled?|where|who|whom)\b|"
 def asks_for_name(question: str) -> bool:
     """Whether the question asks for something named: a title, a place, a person, a thing of a
     kind ("what movie did I watch?"), so an answer names it."""
-    return _ASKS_NAME.search(question) is not None
+    return _ASKS_NAME.search(question[-MAX_QUESTION_CHARS:]) is not None
