@@ -47,12 +47,14 @@ def test_whether_a_question_asks_for_a_name(question: str, asks: bool) -> None:
 def test_a_megabyte_turn_is_read_in_linear_time() -> None:
     """A chat turn may be megabytes long (server.max_memory_chars bounds memories, not turns):
     the first version scanned for a question from every position (hours for 2 MB, found by
-    tests/server/test_input_limits.py hanging); what a turn asks is at its end."""
+    tests/server/test_input_limits.py hanging: re holds the GIL, so on that code this test hangs
+    rather than fails); what a turn asks is at its end."""
     import threading
 
     answers: list[object] = []
-    worker = threading.Thread(target=lambda: answers.extend([asked_role("x" * 2_000_000 + " What did you recommend to me?"),
-                                                             asks_for_name("x" * 2_000_000)]), daemon=True)
+    worker = threading.Thread(target=lambda: answers.extend([asked_role("x" * 2_000_000), asks_for_name("x" * 2_000_000),
+                                                             asked_role("x" * 2_000_000 + " What did you recommend to me?")]),
+                              daemon=True)
     worker.start()
     worker.join(timeout=10)
-    assert answers == ["assistant", False]
+    assert answers == [None, False, "assistant"]
