@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from memlane import Memory  # noqa: E402
 from memlane.config import RetrievalConfig  # noqa: E402
-from proxy_overhead import pct  # noqa: E402
+from proxy_overhead import latency_table  # noqa: E402
 from server_throughput import build_store  # noqa: E402
 from soak import locomo_turns  # noqa: E402
 
@@ -48,12 +47,7 @@ def main() -> None:
                 started = time.perf_counter()
                 memory.search(question, user_id="alice", limit=10)
                 spent.append((time.perf_counter() - started) * 1000)
-    base = statistics.median(times[0.0])
-    rows = ["| alignment_weight | search p50 ms | p95 ms | p99 ms | p50 vs off |", "|---|---|---|---|---|"]
-    for weight, spent in times.items():
-        rows.append(f"| {weight} | {statistics.median(spent):.2f} | {pct(spent, 0.95):.2f} | {pct(spent, 0.99):.2f} | "
-                    f"{statistics.median(spent) / base:.2f}x |")
-    table = "\n".join(rows)
+    table = latency_table(times, "alignment_weight", "off")
     Path(args.out).write_text(f"Search in a 10k-memory scope of a 100k SQLite store (LoCoMo turns recombined, static embedder; built in "
                               f"{load_s:.0f} s); {args.queries} LoCoMo turns as questions, each searched with alignment off and on "
                               f"in alternation, limit 10.\n\n{table}\n")

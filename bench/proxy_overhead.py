@@ -20,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+from typing import Any
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -38,6 +39,17 @@ from soak import locomo_turns  # noqa: E402
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+
+def latency_table(times: dict[Any, list[float]], setting: str, versus: str) -> str:
+    """A markdown table of search times (ms) per setting: p50, p95, p99 and p50 as a ratio
+    against the first setting (the baseline, measured in the same run)."""
+    base = statistics.median(next(iter(times.values())))
+    rows = [f"| {setting} | search p50 ms | p95 ms | p99 ms | p50 vs {versus} |", "|---|---|---|---|---|"]
+    for name, spent in times.items():
+        rows.append(f"| {name} | {statistics.median(spent):.2f} | {pct(spent, 0.95):.2f} | {pct(spent, 0.99):.2f} | "
+                    f"{statistics.median(spent) / base:.2f}x |")
+    return "\n".join(rows)
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from memlane import Memory  # noqa: E402
 from memlane.config import RetrievalConfig  # noqa: E402
-from proxy_overhead import pct  # noqa: E402
+from proxy_overhead import latency_table  # noqa: E402
 from server_throughput import build_store  # noqa: E402
 from soak import locomo_turns  # noqa: E402
 
@@ -65,12 +64,7 @@ def main() -> None:
                 started = time.perf_counter()
                 memory.search(question, user_id="alice", limit=10)
                 times[name].append((time.perf_counter() - started) * 1000)
-    base = statistics.median(next(iter(times.values())))
-    rows = ["| settings | search p50 ms | p95 ms | p99 ms | p50 vs previous |", "|---|---|---|---|---|"]
-    for name, spent in times.items():
-        rows.append(f"| {name} | {statistics.median(spent):.2f} | {pct(spent, 0.95):.2f} | {pct(spent, 0.99):.2f} | "
-                    f"{statistics.median(spent) / base:.2f}x |")
-    table = "\n".join(rows)
+    table = latency_table(times, "settings", "previous")
     Path(args.out).write_text(f"Search in a 10k-memory scope of a {args.store // 1000}k SQLite store (LoCoMo turns recombined, static embedder;"
                               f" built in {load_s:.0f} s); {len(asked)} questions (MemoryBank's and LoCoMo's), each searched with"
                               f" both settings in alternation (which goes first alternates too), limit 10.\n\n{table}\n")
