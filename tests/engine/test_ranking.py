@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from memlane.config import RetrievalConfig
 from memlane.engine.ranking import Ranked, boosted
+from memlane.query.intent import asked_role
 from memlane.query.when import period_in
 from memlane.records import MemoryRecord
 
@@ -16,7 +17,8 @@ def record(key: str, text: str, role: str | None = "user", created_at: str = "20
 def order(records: list[MemoryRecord], query: str, settings: RetrievalConfig, named: set[str] | None = None) -> list[str]:
     fused = [Ranked(r.id, 0.9 - 0.15 * i, None, None) for i, r in enumerate(records)]  # the first fused higher
     period = period_in(query, None)
-    return [r.key for r in boosted(fused, {r.id: r for r in records}, query, period, settings, None, named)]
+    role = asked_role(query) if settings.role_bonus else None
+    return [r.key for r in boosted(fused, {r.id: r for r in records}, query, period, settings, None, named, role)]
 
 
 def test_a_question_naming_one_day_puts_that_days_memory_first() -> None:

@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from memlane.engine import inference, prompts
+from memlane.engine.identity import content_hash
 from memlane.errors import MemlaneError
 from memlane.llms.base import LLM
 from memlane.records import MemoryRecord
@@ -43,10 +44,11 @@ def confirmed(
     """``decisions`` with an UPDATE (or DELETE) added for each memory the model, asked about
     it alone, says a fact reconcile ADDed has made untrue."""
     by_alias = {str(i): r for i, r in enumerate(existing)}
-    # an UPDATE that keeps a memory's text changes nothing (small models answer it for NONE);
+    # an UPDATE that keeps a memory's text (its content_hash, as learning applies it) changes
+    # nothing (small models answer it for NONE);
     # one of an id that was not shown adds its text (as memlane.engine.learning applies it)
     touched = {d.alias for d in decisions if d.event == "DELETE" or (d.event == "UPDATE" and d.alias in by_alias
-                                                                      and d.text != by_alias[d.alias].memory)}
+                                                                      and content_hash(d.text) != by_alias[d.alias].hash)}
     open_ = [(alias, r) for alias, r in by_alias.items() if alias not in touched and not r.immutable]
     added = [d for d in decisions if d.event == "ADD" or (d.event == "UPDATE" and d.alias not in by_alias)]
     if not open_ or not added:
@@ -65,7 +67,7 @@ def confirmed(
         except MemlaneError as exc:  # an unusable or failed answer: reconcile's decisions stand
             log.info("confirming %r against %r failed (%s): left as reconcile said", decision.text[:80], record.memory[:80], exc)
             continue
-        if still or now == record.memory:
+        if still or content_hash(now) == record.hash:
             continue
         if now and len(now) <= max_chars:
             out.append(inference.Decision("UPDATE", now, alias, reason="confirm_changes"))

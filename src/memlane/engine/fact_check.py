@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from memlane.engine import prompts
 from memlane.query.keywords import STOPWORDS
@@ -101,20 +101,30 @@ _SMALL_TALK_ROOTS = {root(w) for w in SMALL_TALK_WORDS}
 _EXAMPLE_ROOTS = roots(" ".join((*prompts.EXAMPLE_TURNS, *prompts.EXAMPLE_FACTS, *prompts.STYLE_FACTS)))
 
 
+def _words_split(pieces: Iterable[str], chosen: Callable[[str], bool]) -> tuple[set[str], set[str]]:
+    """The roots of the pieces ``chosen`` picks, and of the rest."""
+    picked: set[str] = set()
+    rest: set[str] = set()
+    for piece in pieces:
+        (picked if chosen(piece) else rest).update(roots(piece))
+    return picked, rest
+
+
 class FactCheck:
     """The conversation's words by speaker, to check each fact extracted from it."""
 
     def __init__(self, turns: Sequence[dict[str, Any]], *, max_chars: int) -> None:
         self.max_chars = max_chars
         self.user = set().union(*(roots(t["content"]) for t in turns if t.get("role") == "user"))
-        said = [sentence for t in turns if t.get("role") == "user" for sentence in _SENTENCE_END.split(t["content"].strip())]
+        said_by_user = [t["content"] for t in turns if t.get("role") == "user"]
         #: words of the user's questions, and of the rest of what the user said
-        self.user_asked = set().union(*(roots(s) for s in said if s.rstrip().endswith("?") and _ASKS.match(s)))
-        self.user_stated = set().union(*(roots(s) for s in said if not (s.rstrip().endswith("?") and _ASKS.match(s))))
-        clauses = [c for t in turns if t.get("role") == "user" for c in _CLAUSE_END.split(t["content"])]
+        self.user_asked, self.user_stated = _words_split(
+            (s for text in said_by_user for s in _SENTENCE_END.split(text.strip())),
+            lambda s: s.rstrip().endswith("?") and _ASKS.match(s) is not None)
         #: words the user said only of someone else ("he's obsessed with dinosaurs")
-        self.of_others = set().union(*(roots(c) for c in clauses if _THIRD_PERSON.match(c)))
-        self.of_others -= set().union(*(roots(c) for c in clauses if not _THIRD_PERSON.match(c)))
+        of_others, of_anyone_else = _words_split((c for text in said_by_user for c in _CLAUSE_END.split(text)),
+                                                 lambda c: _THIRD_PERSON.match(c) is not None)
+        self.of_others = of_others - of_anyone_else
         said_by_assistant = set().union(*(roots(t["content"]) for t in turns if t.get("role") == "assistant"))
         #: words only the assistant used
         self.assistant_only = said_by_assistant - self.user

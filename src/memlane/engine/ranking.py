@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Collection, Hashable, Mapping
 
 from memlane.config import RetrievalConfig
-from memlane.query.intent import asked_role
+from memlane.query.intent import Role
 from memlane.query.keywords import STOPWORDS
 from memlane.query.when import Period, parse_time
 from memlane.records import MemoryRecord
@@ -70,7 +70,7 @@ def may_name_someone(query: str) -> bool:
 
 def boosted(ranked: list[Ranked], records: Mapping[Hashable, MemoryRecord], query: str, period: Period | None,
             settings: RetrievalConfig, aligned: Mapping[Hashable, float] | None = None,
-            named: Collection[Hashable] | None = None) -> list[Ranked]:
+            named: Collection[Hashable] | None = None, role: Role | None = None) -> list[Ranked]:
     """Re-score candidates with what their records say, best first.
 
     Speaker: a memory said by someone the question names (its ``actor_id``, the message's
@@ -81,12 +81,11 @@ def boosted(ranked: list[Ranked], records: Mapping[Hashable, MemoryRecord], quer
     day ("on May 4th"). Role: a memory spoken in the role the question asks about
     (memlane.query.intent: the assistant's replies for "what did you recommend?", the user's
     turns for "what did I watch?"; a learnt fact, which has no role, counts as the user's) gains
-    ``role_bonus``. Name: a memory in ``named`` (it names what a question asking for a name
+    ``role_bonus``; ``role`` is the question's (``asked_role``), read once by the caller. Name: a memory in ``named`` (it names what a question asking for a name
     wants, engine/naming.py) gains ``name_bonus``. Alignment: ``alignment_weight`` x the
     memory's term alignment with the question (``aligned``, engine/alignment.py).
     """
     lowered = query.lower()
-    role = asked_role(query) if settings.role_bonus else None
     out = []
     for r in ranked:
         record = records.get(r.key)
@@ -102,7 +101,7 @@ def boosted(ranked: list[Ranked], records: Mapping[Hashable, MemoryRecord], quer
             if period is not None and created is not None and period.contains(created):
                 bonus += settings.time_bonus + (settings.day_bonus if period.one_day else 0.0)
             # a memory without a role is a learnt fact: the user's (the fact check drops the assistant's words)
-            if role is not None and (record.metadata.get("role") or "user") == role:
+            if role is not None and settings.role_bonus and (record.metadata.get("role") or "user") == role:
                 bonus += settings.role_bonus
         out.append(replace(r, score=r.score + bonus) if bonus else r)
     out.sort(key=lambda r: (-r.score, str(r.key)))

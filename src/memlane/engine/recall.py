@@ -33,7 +33,7 @@ from memlane.engine.search_options import categories_filter, reference_time
 from memlane.engine.validation import check_encodable, check_flag, check_max_limit, resolve_limit, resolve_scope
 from memlane.errors import ValidationError
 from memlane.query.filters import Filter, all_of
-from memlane.query.intent import asks_for_name
+from memlane.query.intent import asked_role, asks_for_name
 from memlane.query.when import parse_time, period_in
 from memlane.records import MemoryRecord, Scope, SearchHit
 from memlane.stores.base import MemoryStore
@@ -112,7 +112,8 @@ class Recall:
         records: dict[Any, MemoryRecord] = {}
         words = shipped_word_vectors() if settings.alignment_weight else None
         asks_name = bool(settings.name_bonus) and asks_for_name(query)
-        if words is not None or period is not None or settings.role_bonus or asks_name \
+        role = asked_role(query) if settings.role_bonus else None
+        if words is not None or period is not None or role is not None or asks_name \
                 or (settings.speaker_bonus and may_name_someone(query)):
             pool = ranked[:pool_size]
             records = self.store.fetch([r.key for r in pool])
@@ -122,7 +123,7 @@ class Recall:
             if words is not None:
                 aligned = dict(zip(present, alignment(query, texts, words)))
             named = naming(query, present, texts, (scope.user_id, scope.agent_id, scope.run_id)) if asks_name else None
-            ranked = boosted(pool, records, query, period, settings, aligned, named)
+            ranked = boosted(pool, records, query, period, settings, aligned, named, role)
         rerank_s = None
         if self.reranking is not None and request.rerank is not False and ranked:
             reranking = time.perf_counter()
