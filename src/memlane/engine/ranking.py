@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Collection, Hashable, Mapping
 
 from memlane.config import RetrievalConfig
@@ -49,11 +49,11 @@ def fuse(found: Candidates, settings: RetrievalConfig, limit: int | None = None)
     else:
         w = settings.keyword_weight
         best = max(found.keyword.values(), default=0.0)
-        scores = {}
-        for key in keys:
-            d = max(found.dense.get(key) or 0.0, 0.0)
-            k = found.keyword.get(key, 0.0) / best if best > 0 else 0.0
-            scores[key] = (1.0 - w) * d + w * k
+        dense_of, keyword_of = found.dense.get, found.keyword.get
+        if best > 0:
+            scores = {key: (1.0 - w) * max(dense_of(key) or 0.0, 0.0) + w * (keyword_of(key, 0.0) / best) for key in keys}
+        else:
+            scores = {key: (1.0 - w) * max(dense_of(key) or 0.0, 0.0) + w * 0.0 for key in keys}
     def order(key: Hashable) -> tuple[float, str]:
         return -scores[key], str(key)
 
@@ -103,6 +103,6 @@ def boosted(ranked: list[Ranked], records: Mapping[Hashable, MemoryRecord], quer
             # a memory without a role is a learnt fact: the user's (the fact check drops the assistant's words)
             if role is not None and settings.role_bonus and (record.metadata.get("role") or "user") == role:
                 bonus += settings.role_bonus
-        out.append(replace(r, score=r.score + bonus) if bonus else r)
+        out.append(Ranked(r.key, r.score + bonus, r.dense, r.keyword, r.hybrid) if bonus else r)  # (replace() costs 10 us)
     out.sort(key=lambda r: (-r.score, str(r.key)))
     return out
