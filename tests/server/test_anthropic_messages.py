@@ -117,7 +117,8 @@ def test_a_stream_passes_anthropics_events_through_and_is_learnt_from(claude: an
     assert "Noted! Here is my suggestion." in extract.last_user_text, "learnt from the streamed text"
     # the bytes: Anthropic's named events, the metadata on message_start's message, no [DONE]
     with httpx.stream("POST", f"{anthropic_server.url}/v1/messages", json={
-            "model": MODEL, "max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": "hello"}], "user_id": "dave"}) as r:
+            "model": MODEL, "max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": "hello"}], "user_id": "dave"},
+                          timeout=30) as r:  # the stream ends after its outbox write: httpx's 5 s timed out once under load 7
         assert r.headers["content-type"].startswith("text/event-stream")
         wire = "".join(r.iter_text())
     frames = [f.split("\n") for f in wire.split("\n\n") if f]
