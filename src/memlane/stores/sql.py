@@ -63,6 +63,11 @@ def mapped_errors(action: str, *, backend: str, where: str, unreachable: tuple[t
         raise StoreError(f"{backend} store failed while {action}: {exc}".strip()) from exc
 
 
+#: what ``record_from_row`` reads: a search's fetch names them rather than ``*``, which also
+#: reads each row's keyword context (the neighbouring turns, often longer than the memory)
+RECORD_COLUMNS = "id, memory, hash, metadata, user_id, agent_id, run_id, created_at, updated_at, expiration_date, immutable"
+
+
 def record_from_row(row: Any) -> MemoryRecord:
     metadata = row["metadata"]
     return MemoryRecord(
@@ -468,7 +473,7 @@ class SQLStore(ConversationContext):
             return {}
         where, params = self._in(self.key, keys)
         with self._read("reading memories") as conn:
-            rows = conn.execute(f"SELECT {self.key} AS memlane_key, * FROM {self._t('memories')} WHERE {where}", params).fetchall()
+            rows = conn.execute(f"SELECT {self.key} AS memlane_key, {RECORD_COLUMNS} FROM {self._t('memories')} WHERE {where}", params).fetchall()
         return {row["memlane_key"]: record_from_row(row) for row in rows}
 
     # -- what a vector engine beside this store needs (see memlane.stores.base.RecordIndex) --------
