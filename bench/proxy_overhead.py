@@ -8,7 +8,12 @@ so nothing is served from a cache). The scripted upstream runs in its own proces
 ``--facts``: every exchange teaches a fact, so the background learner extracts, reconciles and
 stores while the calls are timed, as in a real app.
 
-    python bench/proxy_overhead.py [--requests 300] [--embedder static|minilm]
+``--store unselective``: the SYNTHETIC store of issue 22 instead (10k memories of 10 words from a
+56-word vocabulary in one scope, each query term in 10-20% of it; keyword_scoring.py builds it),
+each request's user turn 6 words of that vocabulary: the case where recall's cost could grow
+with the matches. A floor for the embedding (short texts), not for the search.
+
+    python bench/proxy_overhead.py [--requests 300] [--embedder static|minilm] [--store real|unselective]
 """
 
 from __future__ import annotations
@@ -60,19 +65,31 @@ def main() -> None:
     parser.add_argument("--embedder", choices=sorted(EMBEDDERS), default="static")
     parser.add_argument("--scope-size", type=int, default=10_000)
     parser.add_argument("--store-size", type=int, default=100_000, help="MiniLM embeds ~100 texts/s here: use 10000 with it")
+    parser.add_argument("--store", choices=("real", "unselective"), default="real",
+                        help="real: LoCoMo turns (default); unselective: the SYNTHETIC small-vocabulary store (static embedder)")
     parser.add_argument("--no-learning", action="store_true", help="stop the background learner (to see its cost)")
     parser.add_argument("--alignment-weight", type=float, default=None, help="retrieval.alignment_weight (default: memlane's)")
     parser.add_argument("--with-responses", action="store_true",
                         help="also time the Responses API (direct and through Memlane), interleaved with chat, same questions")
     parser.add_argument("--out", default=None, help="default: bench/results/proxy_overhead[_minilm][_responses].md")
     args = parser.parse_args()
-    suffix = ("" if args.embedder == "static" else "_" + args.embedder) + ("_responses" if args.with_responses else "")
+    suffix = ("" if args.embedder == "static" else "_" + args.embedder) + ("_responses" if args.with_responses else "") \
+        + ("_unselective" if args.store == "unselective" else "")
     out = Path(args.out or ROOT / "bench" / "results" / f"proxy_overhead{suffix}.md")
     workdir = Path(tempfile.mkdtemp(prefix="memlane-proxy-"))
-    turns = locomo_turns()
     db = workdir / "proxy.db"
-    load_s = build_store(db, EMBEDDERS[args.embedder], turns, args.scope_size, args.store_size)
-    print(f"loaded {args.store_size:,} memories in {load_s:.0f}s", flush=True)
+    user = "alice"
+    if args.store == "unselective":
+        from keyword_scoring import unselective_store
+
+        started = time.perf_counter()
+        turns, user = unselective_store(db, args.scope_size), "shop"
+        args.store_size = args.scope_size
+        print(f"loaded {args.scope_size:,} SYNTHETIC memories in {time.perf_counter() - started:.0f}s", flush=True)
+    else:
+        turns = locomo_turns()
+        load_s = build_store(db, EMBEDDERS[args.embedder], turns, args.scope_size, args.store_size)
+        print(f"loaded {args.store_size:,} memories in {load_s:.0f}s", flush=True)
     up, upstream_url = start_upstream("--facts")
     try:
         config = {"vector_store": {"provider": "sqlite", "config": {"path": str(db)}}, "embedder": EMBEDDERS[args.embedder],
@@ -88,7 +105,7 @@ def main() -> None:
         for text in questions[:5]:  # warm up: model load, connections, the scope's vector cache
             messages = [{"role": "user", "content": text}]
             direct.chat.completions.create(model="m", messages=messages)
-            client.chat.completions.create(model="m", messages=messages, user_id="alice")
+            client.chat.completions.create(model="m", messages=messages, user_id=user)
         direct_ms, through_ms, added_ms = [], [], []
         responses_direct_ms, responses_through_ms, responses_added_ms = [], [], []
         parts: dict[str, list[float]] = {"embed_ms": [], "search_ms": [], "inject_ms": []}
@@ -97,7 +114,7 @@ def main() -> None:
             t0 = time.perf_counter()
             direct.chat.completions.create(model="m", messages=messages)
             t1 = time.perf_counter()
-            client.chat.completions.create(model="m", messages=messages, user_id="alice")
+            client.chat.completions.create(model="m", messages=messages, user_id=user)
             t2 = time.perf_counter()
             direct_ms.append((t1 - t0) * 1000)
             through_ms.append((t2 - t1) * 1000)
@@ -108,7 +125,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 direct.responses.create(model="m", input=text)
                 t1 = time.perf_counter()
-                client.responses.create(model="m", input=text, user_id="alice")
+                client.responses.create(model="m", input=text, user_id=user)
                 t2 = time.perf_counter()
                 responses_direct_ms.append((t1 - t0) * 1000)
                 responses_through_ms.append((t2 - t1) * 1000)
@@ -122,7 +139,8 @@ def main() -> None:
         return f"| {name} | {statistics.median(values):.2f} | {pct(values, 0.95):.2f} | {pct(values, 0.99):.2f} |"
 
     lines = [
-        f"{len(added_ms)} requests, interleaved; embedder {args.embedder}; {args.scope_size:,} real-text memories in the scope,"
+        f"{len(added_ms)} requests, interleaved; embedder {args.embedder}; {args.scope_size:,}"
+        f" {'SYNTHETIC small-vocabulary' if args.store == 'unselective' else 'real-text'} memories in the scope,"
         f" {args.store_size:,} in the store; limit 10; term alignment weight {client.config.retrieval.alignment_weight};"
         f" learning {'off' if args.no_learning else 'on'} (outbox when timing ended:"
         f" {learnt['pending']} pending).",
