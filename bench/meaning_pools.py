@@ -18,10 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
+import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Hashable, Mapping
+from typing import Any, Callable, Hashable, Mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -34,6 +35,9 @@ from memlane import Memory  # noqa: E402
 from memlane.config import RetrievalConfig  # noqa: E402
 from memlane.engine.ranking import Ranked  # noqa: E402
 from memlane.records import MemoryRecord  # noqa: E402
+
+
+MODEL = "/tmp/meaning/cq/cognition/model"
 
 
 class Capture:
@@ -69,15 +73,62 @@ def capture_memory(path: Path, top_n: int) -> tuple[Memory, Capture]:
     return memory, capture
 
 
+def expanding(memory: Memory, keys: Callable[[str], list[str]]) -> None:
+    """Make ``memory.add`` give each message ``metadata.search_keys`` from ``keys(content)``:
+    write-time document expansion through the keyword index's own search-key path."""
+    add = memory.add
+
+    def add_with_keys(messages: Any, **kwargs: Any) -> Any:
+        if isinstance(messages, list):
+            messages = [{**m, "metadata": {**(m.get("metadata") or {}), "search_keys": keys(m["content"])}} for m in messages]
+        return add(messages, **kwargs)
+
+    memory.add = add_with_keys  # type: ignore[method-assign]
+
+
+def splade_keys(cache_path: str, top: int, floor: float) -> Callable[[str], list[str]]:
+    """Expansion terms of a text: its ``top`` heaviest SPLADE terms of weight >= ``floor`` that
+    are whole words (no ``##`` piece), not stop words and not already in the text."""
+    from tokenizers import Tokenizer
+
+    from memlane.query.keywords import STOPWORDS
+
+    cache = pickle.loads(Path(cache_path).read_bytes())["doc"]
+    tokenizer = Tokenizer.from_file(MODEL + "/tokenizer.json")
+
+    def keys(text: str) -> list[str]:
+        vector = cache.get(text, {})
+        present = set(re.findall(r"[a-z]+", text.lower()))
+        out = []
+        for term, weight in sorted(vector.items(), key=lambda kv: -kv[1]):
+            word = tokenizer.id_to_token(term)
+            if weight < floor or len(out) >= top:
+                break
+            if word.isalpha() and len(word) > 2 and word not in STOPWORDS and word not in present:
+                out.append(word)
+        return out
+    return keys
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="/tmp/meaning/pools.pkl")
+    parser.add_argument("--expand", default=None, help="a SPLADE cache (meaning_rescore's): index each text's expansion terms as search keys")
+    parser.add_argument("--expand-top", type=int, default=10)
+    parser.add_argument("--expand-floor", type=float, default=0.5)
+    parser.add_argument("--keys-from", default=None, help="a pickle {text: [search keys]} to index with each text instead")
     args = parser.parse_args()
+    keys = splade_keys(args.expand, args.expand_top, args.expand_floor) if args.expand else None
+    if args.keys_from:
+        table = pickle.loads(Path(args.keys_from).read_bytes())
+        keys = lambda text: table.get(text, [])  # noqa: E731
     pools: dict[str, list[dict[str, Any]]] = {}
     samples = json.loads(locomo.DEFAULT_DATA.read_text())
     for mode in ("named", "bare"):
         workdir = Path(tempfile.mkdtemp(prefix="memlane-pools-"))
         memory, capture = capture_memory(workdir / "l.db", 30)
+        if keys is not None:
+            expanding(memory, keys)
         questions, _, _, _ = locomo.load_locomo(memory, samples, bare=mode == "bare")
         entries = []
         for q in questions:
@@ -94,6 +145,8 @@ def main() -> None:
     qs = mb.questions(json.loads((mb.DATA / "memorybank_dev_labels.json").read_text()))
     workdir = Path(tempfile.mkdtemp(prefix="memlane-pools-"))
     memory, capture = capture_memory(workdir / "m.db", 30)
+    if keys is not None:
+        expanding(memory, keys)
     mb.load(memory, history)
     entries = []
     for i, q in enumerate(qs):

@@ -10,7 +10,8 @@ product is computed for those columns alone (``query_weights``), a few thousand,
 
 Weights: a folder with ``model.safetensors`` (``BertForMaskedLM`` names, either ``weight/bias``
 or ``gamma/beta`` LayerNorm names), ``config.json`` and ``tokenizer.json``. None ships with
-memlane; see bench/README.md ("Recall by meaning") for what was measured and with which model.
+memlane: this is a bench tool (``meaning_rescore.py``, ``meaning_cost.py``, ``meaning_pools.py
+--expand``); bench/README.md ("Recall by meaning") says what it gave, and with which model.
 """
 
 from __future__ import annotations

@@ -1,0 +1,125 @@
+"""Offline re-scoring of the default search's candidate pools with a semantic signal: what a
+learned sparse model (SPLADE-tiny) or a stronger dense encoder (multilingual-e5-small) adds when
+``w x signal`` joins the boosted score of each of the top 30 (issue 23, step 2).
+
+Reads the pools of ``meaning_pools.py`` and a cache of vectors per text (``--signals``: pickles
+of ``{"doc": {text: vector}, "query": {question: vector}}``; a dict vector is SPLADE, an array
+e5). The signal of a candidate is its dot product with the question, divided by the best in the
+pool (so that 1 is this question's best match, like the keyword signal) or raw (``cos``: e5's
+cosine as it is). Every row reports both LoCoMo storings and MemoryBank, each split in halves
+(even questions: where a weight may be chosen; odd: held out), so a weight that only fits the
+data it was chosen on shows.
+
+    python bench/meaning_rescore.py --signals splade=/tmp/meaning/splade.pkl,e5=/tmp/meaning/e5.pkl
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+Signal = Callable[[dict[str, Any], list[tuple[float, str, str, str, str]]], np.ndarray]
+
+
+def locomo_recall(entries: list[dict[str, Any]], order: Callable[[dict[str, Any]], list[str]]) -> dict[str, float]:
+    sums: dict[str, list[float]] = {}
+    for i, q in enumerate(entries):
+        top = order(q)[:10]
+        v = len(set(top) & set(q["evidence"])) / len(q["evidence"])
+        for part in ("all", f"c{q['category']}", "even" if i % 2 == 0 else "odd"):
+            sums.setdefault(part, []).append(v)
+    return {k: sum(v) / len(v) for k, v in sums.items()}
+
+
+def memorybank_r(entries: list[dict[str, Any]], order: Callable[[dict[str, Any]], list[str]]) -> dict[str, float]:
+    sums: dict[str, list[float]] = {}
+    for q in entries:
+        found = list(dict.fromkeys(order(q)))
+        for k in (1, 5):
+            ok = float(all(g & set(found[:k]) for g in q["groups"]))
+            for part in ("all", "even" if q["index"] % 2 == 0 else "odd"):
+                sums.setdefault(f"{part}@{k}", []).append(ok)
+    return {k: sum(v) / len(v) for k, v in sums.items()}
+
+
+def sparse_dot(q: dict[int, float], d: dict[int, float]) -> float:
+    if len(q) > len(d):
+        q, d = d, q
+    return sum(w * d.get(t, 0.0) for t, w in q.items())
+
+
+def make_signal(cache: dict[str, Any], normalise: bool) -> Signal:
+    def signal(q: dict[str, Any], pool: list[tuple[float, str, str, str, str]]) -> np.ndarray:
+        qv = cache["query"][q["question"]]
+        if isinstance(qv, dict):
+            s = np.array([sparse_dot(qv, cache["doc"][text]) for _, text, _, _, _ in pool])
+        else:
+            s = np.array([float(np.dot(qv, cache["doc"][text])) for _, text, _, _, _ in pool])
+        if normalise:
+            best = s.max() if len(s) else 0.0
+            s = s / best if best > 0 else s * 0
+        return s
+    return signal
+
+
+def rescored(signals: list[tuple[float, Signal]], head: int = 30) -> Callable[[dict[str, Any]], list[str]]:
+    def order(q: dict[str, Any]) -> list[str]:
+        pool = q["pool"][:head]
+        score = np.array([p[0] for p in pool], dtype=float)
+        for w, sig in signals:
+            if w:
+                score = score + w * sig(q, pool)
+        idx = sorted(range(len(pool)), key=lambda i: (-score[i], i))
+        return [pool[i][2] for i in idx] + [p[2] for p in q["pool"][head:]]
+    return order
+
+
+def row(name: str, pools: dict[str, list[dict[str, Any]]], order: Callable[[dict[str, Any]], list[str]]) -> str:
+    cells = []
+    for storing in ("locomo-named", "locomo-bare"):
+        r = locomo_recall(pools[storing], order)
+        cells.append(f"{r['all']:.3f} ({r['even']:.3f} / {r['odd']:.3f}) | {r['c1']:.3f} | {r['c3']:.3f}")
+    m = memorybank_r(pools["memorybank"], order)
+    cells.append(f"{m['all@1']:.3f} ({m['even@1']:.3f} / {m['odd@1']:.3f}) | {m['all@5']:.3f}")
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
+HEADER = ("| re-score of the boosted top 30 | LoCoMo name+timestamp @10 (even / odd) | multi-hop | open-domain "
+          "| LoCoMo bare @10 (even / odd) | multi-hop | open-domain | MemoryBank R@1 (even / odd) | R@5 |\n"
+          "|---|---|---|---|---|---|---|---|---|")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pools", default="/tmp/meaning/pools.pkl")
+    parser.add_argument("--signals", default="splade=/tmp/meaning/splade.pkl")
+    parser.add_argument("--weights", default="0.05,0.1,0.2,0.3,0.5")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    pools = pickle.loads(Path(args.pools).read_bytes())
+    caches = {name: pickle.loads(Path(path).read_bytes()) for name, path in (s.split("=") for s in args.signals.split(","))}
+    weights = [float(w) for w in args.weights.split(",")]
+    lines = [HEADER, row("none (the default, as captured)", pools, rescored([]))]
+    for name, cache in caches.items():
+        for normalise in (True, False):
+            sig = make_signal(cache, normalise)
+            for w in weights:
+                lines.append(row(f"{name} {'/ pool best' if normalise else 'raw'}, w {w}", pools, rescored([(w, sig)])))
+                print(lines[-1], flush=True)
+    if len(caches) > 1:
+        sigs = [make_signal(c, True) for c in caches.values()]
+        for w in weights:
+            lines.append(row(f"{' + '.join(caches)} / pool best, w {w} each", pools, rescored([(w, s) for s in sigs])))
+            print(lines[-1], flush=True)
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
