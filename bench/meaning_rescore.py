@@ -11,6 +11,8 @@ cosine as it is). Every row reports both LoCoMo storings and MemoryBank, each sp
 data it was chosen on shows.
 
     python bench/meaning_rescore.py --signals splade=/tmp/meaning/splade.pkl,e5=/tmp/meaning/e5.pkl
+    python bench/meaning_rescore.py --compare "wider context=/tmp/meaning/pools_ctx2.pkl;..."  (pools of other
+        storings, from meaning_pools.py --expand / --keys-from, side by side with the default's, no re-score)
 """
 
 from __future__ import annotations
@@ -99,8 +101,19 @@ def main() -> None:
     parser.add_argument("--signals", default="splade=/tmp/meaning/splade.pkl")
     parser.add_argument("--weights", default="0.05,0.1,0.2,0.3,0.5")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--compare", default=None, help="'label=pools.pkl;...': rows for other captured pools, no re-score")
     args = parser.parse_args()
     pools = pickle.loads(Path(args.pools).read_bytes())
+    if args.compare:
+        lines = [HEADER.replace("re-score of the boosted top 30", "what is indexed with each memory"), row("the default", pools, rescored([]))]
+        for item in args.compare.split(";"):
+            label, path = item.rsplit("=", 1)
+            lines.append(row(label, pickle.loads(Path(path).read_bytes()), rescored([])))
+        text = "\n".join(lines) + "\n"
+        if args.out:
+            Path(args.out).write_text(text)
+        print(text)
+        return
     caches = {name: pickle.loads(Path(path).read_bytes()) for name, path in (s.split("=") for s in args.signals.split(","))}
     weights = [float(w) for w in args.weights.split(",")]
     lines = [HEADER, row("none (the default, as captured)", pools, rescored([]))]
