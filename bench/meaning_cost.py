@@ -80,7 +80,7 @@ def main() -> None:
             fn(i)
             times[name].append((time.perf_counter() - started) * 1000)
     base = statistics.median(times[next(iter(fns))])
-    lines = [f"load average before / after: {os.getloadavg()[0]:.2f} (2 cores, shared); rounds {args.rounds}, alternating", "",
+    lines = [f"load average (1 min) at the end: {os.getloadavg()[0]:.2f} (2 cores, shared); rounds {args.rounds}, alternating", "",
              "| step | p50 ms | p95 ms | p50 vs the static query embedding |", "|---|---|---|---|"]
     for name, ts in times.items():
         ts.sort()

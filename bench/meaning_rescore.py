@@ -4,9 +4,9 @@ learned sparse model (SPLADE-tiny) or a stronger dense encoder (multilingual-e5-
 
 Reads the pools of ``meaning_pools.py`` and a cache of vectors per text (``--signals``: pickles
 of ``{"doc": {text: vector}, "query": {question: vector}}``; a dict vector is SPLADE, an array
-e5). The signal of a candidate is its dot product with the question, divided by the best in the
-pool (so that 1 is this question's best match, like the keyword signal) or raw (``cos``: e5's
-cosine as it is). Every row reports both LoCoMo storings and MemoryBank, each split in halves
+e5). The signal of a candidate is its dot product with the question, spread over [0, 1] within the
+pool (min-max), divided by the best in the pool (so that 1 is this question's best match, like
+the keyword signal) or raw (e5's cosine as it is; its cosines crowd into 0.7-0.9). Every row reports both LoCoMo storings and MemoryBank, each split in halves
 (even questions: where a weight may be chosen; odd: held out), so a weight that only fits the
 data it was chosen on shows.
 
@@ -54,14 +54,17 @@ def sparse_dot(q: dict[int, float], d: dict[int, float]) -> float:
     return sum(w * d.get(t, 0.0) for t, w in q.items())
 
 
-def make_signal(cache: dict[str, Any], normalise: bool) -> Signal:
+def make_signal(cache: dict[str, Any], normalise: bool | str) -> Signal:
     def signal(q: dict[str, Any], pool: list[tuple[float, str, str, str, str]]) -> np.ndarray:
         qv = cache["query"][q["question"]]
         if isinstance(qv, dict):
             s = np.array([sparse_dot(qv, cache["doc"][text]) for _, text, _, _, _ in pool])
         else:
             s = np.array([float(np.dot(qv, cache["doc"][text])) for _, text, _, _, _ in pool])
-        if normalise:
+        if normalise == "minmax":  # e5's cosines crowd into 0.7-0.9: spread the pool over [0, 1]
+            low, high = (s.min(), s.max()) if len(s) else (0.0, 0.0)
+            s = (s - low) / (high - low) if high > low else s * 0
+        elif normalise:
             best = s.max() if len(s) else 0.0
             s = s / best if best > 0 else s * 0
         return s
@@ -118,15 +121,16 @@ def main() -> None:
     weights = [float(w) for w in args.weights.split(",")]
     lines = [HEADER, row("none (the default, as captured)", pools, rescored([]))]
     for name, cache in caches.items():
-        for normalise in (True, False):
+        for normalise in ("minmax", True, False):
             sig = make_signal(cache, normalise)
+            label = {"minmax": "min-max in the pool", True: "/ pool best", False: "raw"}[normalise]
             for w in weights:
-                lines.append(row(f"{name} {'/ pool best' if normalise else 'raw'}, w {w}", pools, rescored([(w, sig)])))
+                lines.append(row(f"{name} {label}, w {w}", pools, rescored([(w, sig)])))
                 print(lines[-1], flush=True)
     if len(caches) > 1:
-        sigs = [make_signal(c, True) for c in caches.values()]
+        sigs = [make_signal(c, "minmax") for c in caches.values()]
         for w in weights:
-            lines.append(row(f"{' + '.join(caches)} / pool best, w {w} each", pools, rescored([(w, s) for s in sigs])))
+            lines.append(row(f"{' + '.join(caches)} min-max in the pool, w {w} each", pools, rescored([(w, s) for s in sigs])))
             print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     if args.out:
