@@ -83,6 +83,53 @@ def rescored(signals: list[tuple[float, Signal]], head: int = 30) -> Callable[[d
     return order
 
 
+def pool_feedback(vectors: dict[str, np.ndarray], k: int) -> Signal:
+    """Pseudo-relevance feedback inside the pool: a candidate's mean cosine to the first ``k``
+    (itself left out), with the shipped static model's vectors."""
+    def signal(q: dict[str, Any], pool: list[tuple[float, str, str, str, str]]) -> np.ndarray:
+        m = np.stack([vectors[text] for _, text, _, _, _ in pool])
+        s = m @ m[:k].T
+        for j in range(min(k, len(pool))):
+            s[j, j] = np.nan
+        return np.nanmean(s, 1)
+    return signal
+
+
+def session_diverse(penalty: float) -> Callable[[dict[str, Any]], list[str]]:
+    """Greedy re-order of the pool: each pick loses ``penalty`` per hit already picked from its
+    session (LoCoMo's ``D<session>``; MemoryBank's day)."""
+    def session(label: str) -> str:
+        return label.split(":")[0] if ":" in label else label.split("#")[0]
+
+    def order(q: dict[str, Any]) -> list[str]:
+        pool, picked, counts = list(q["pool"][:30]), [], {}
+        while pool:
+            best = max(range(len(pool)), key=lambda i: (pool[i][0] - penalty * counts.get(session(pool[i][2]), 0), -i))
+            chosen = pool.pop(best)
+            picked.append(chosen[2])
+            counts[session(chosen[2])] = counts.get(session(chosen[2]), 0) + 1
+        return picked + [p[2] for p in q["pool"][30:]]
+    return order
+
+
+def extras(pools: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Rows that need no model beyond the shipped one: pool feedback and session diversity."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from memlane.embedders.static import StaticEmbedder
+
+    texts = sorted({p[1] for entries in pools.values() for q in entries for p in q["pool"]})
+    vectors = dict(zip(texts, StaticEmbedder().embed(texts)))
+    lines = []
+    for k in (1, 3, 5):
+        for w in (0.05, 0.1, 0.2):
+            lines.append(row(f"pool feedback: + w x mean static cosine to the top {k}, w {w}", pools, rescored([(w, pool_feedback(vectors, k))])))
+    for penalty in (0.02, 0.05, 0.1, 0.2):
+        lines.append(row(f"session diversity: - {penalty} per hit already picked from the same session (MemoryBank: day)", pools, session_diverse(penalty)))
+    return lines
+
+
 def row(name: str, pools: dict[str, list[dict[str, Any]]], order: Callable[[dict[str, Any]], list[str]]) -> str:
     cells = []
     for storing in ("locomo-named", "locomo-bare"):
@@ -104,6 +151,7 @@ def main() -> None:
     parser.add_argument("--signals", default="splade=/tmp/meaning/splade.pkl")
     parser.add_argument("--weights", default="0.05,0.1,0.2,0.3,0.5")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--extras", action="store_true", help="also pool feedback and session diversity rows")
     parser.add_argument("--compare", default=None, help="'label=pools.pkl;...': rows for other captured pools, no re-score")
     args = parser.parse_args()
     pools = pickle.loads(Path(args.pools).read_bytes())
@@ -132,6 +180,8 @@ def main() -> None:
         for w in weights:
             lines.append(row(f"{' + '.join(caches)} min-max in the pool, w {w} each", pools, rescored([(w, s) for s in sigs])))
             print(lines[-1], flush=True)
+    if args.extras:
+        lines += extras(pools)
     text = "\n".join(lines) + "\n"
     if args.out:
         Path(args.out).write_text(text)
