@@ -7,6 +7,9 @@ which keeps it and changes nothing. So a re-score measured on these pools is wha
 re-score would give inside ``Recall``, without a second implementation of the ranking.
 
     python bench/meaning_pools.py [--out /tmp/meaning/pools.pkl]
+    python bench/meaning_pools.py --expand /tmp/meaning/splade.pkl --out /tmp/meaning/pools_exp10.pkl
+    python bench/meaning_pools.py --keys-from /tmp/meaning/ctxm2.pkl --out /tmp/meaning/pools_ctxm2.pkl
+(the caches and key tables come from ``meaning_signals.py``)
 
 Pools: LoCoMo dev in both storings (limit 10: a pool of 30), MemoryBank dev (limit 30: 90).
 Each entry: question fields, and ``pool``: [(score, text, label, role, session)] best first,
@@ -35,9 +38,6 @@ from memlane import Memory  # noqa: E402
 from memlane.config import RetrievalConfig  # noqa: E402
 from memlane.engine.ranking import Ranked  # noqa: E402
 from memlane.records import MemoryRecord  # noqa: E402
-
-
-MODEL = "/tmp/meaning/cq/cognition/model"
 
 
 class Capture:
@@ -86,7 +86,7 @@ def expanding(memory: Memory, keys: Callable[[str], list[str]]) -> None:
     memory.add = add_with_keys  # type: ignore[method-assign]
 
 
-def splade_keys(cache_path: str, top: int, floor: float) -> Callable[[str], list[str]]:
+def splade_keys(cache_path: str, top: int, floor: float, model: str) -> Callable[[str], list[str]]:
     """Expansion terms of a text: its ``top`` heaviest SPLADE terms of weight >= ``floor`` that
     are whole words (no ``##`` piece), not stop words and not already in the text."""
     from tokenizers import Tokenizer
@@ -94,7 +94,7 @@ def splade_keys(cache_path: str, top: int, floor: float) -> Callable[[str], list
     from memlane.query.keywords import STOPWORDS
 
     cache = pickle.loads(Path(cache_path).read_bytes())["doc"]
-    tokenizer = Tokenizer.from_file(MODEL + "/tokenizer.json")
+    tokenizer = Tokenizer.from_file(str(Path(model) / "tokenizer.json"))
 
     def keys(text: str) -> list[str]:
         vector = cache.get(text, {})
@@ -116,9 +116,10 @@ def main() -> None:
     parser.add_argument("--expand", default=None, help="a SPLADE cache (meaning_rescore's): index each text's expansion terms as search keys")
     parser.add_argument("--expand-top", type=int, default=10)
     parser.add_argument("--expand-floor", type=float, default=0.5)
+    parser.add_argument("--model", default="/tmp/meaning/cq/cognition/model", help="the SPLADE model folder (its tokenizer)")
     parser.add_argument("--keys-from", default=None, help="a pickle {text: [search keys]} to index with each text instead")
     args = parser.parse_args()
-    keys = splade_keys(args.expand, args.expand_top, args.expand_floor) if args.expand else None
+    keys = splade_keys(args.expand, args.expand_top, args.expand_floor, args.model) if args.expand else None
     if args.keys_from:
         table = pickle.loads(Path(args.keys_from).read_bytes())
         keys = lambda text: table.get(text, [])  # noqa: E731
