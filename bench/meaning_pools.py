@@ -113,7 +113,7 @@ def splade_keys(cache_path: str, top: int, floor: float, model: str) -> Callable
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="/tmp/meaning/pools.pkl")
-    parser.add_argument("--expand", default=None, help="a SPLADE cache (meaning_rescore's): index each text's expansion terms as search keys")
+    parser.add_argument("--expand", default=None, help="a SPLADE cache (meaning_signals.py encode's): index each text's expansion terms as search keys")
     parser.add_argument("--expand-top", type=int, default=10)
     parser.add_argument("--expand-floor", type=float, default=0.5)
     parser.add_argument("--model", default="/tmp/meaning/cq/cognition/model", help="the SPLADE model folder (its tokenizer)")
