@@ -57,3 +57,46 @@ def test_search_lifts_the_memory_that_answers_in_other_words(make_memory: Callab
         assert hits[0]["memory"] == MEMORIES[0]
         margins.append(hits[0]["score"] - hits[1]["score"])
     assert margins[1] > margins[0] + 0.05
+
+
+def test_a_text_without_content_words_aligns_nothing_beside_others(words: WordVectors) -> None:
+    scores = alignment("religious church", ["", "it is so", "church"], words)
+    assert scores[:2] == [0.0, 0.0] and scores[2] > 0.5
+
+
+def test_threads_align_alike_while_the_word_cache_starts_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Words of several pieces live in a second table that is replaced when full; texts'
+    remembered rows point into it. Threads aligning while it starts over (a tiny cache here)
+    get exactly the scores one thread gets alone."""
+    import random
+    import threading
+
+    from memlane.embedders.static import load_model
+    from memlane.engine import alignment as module
+
+    rng = random.Random(7)
+    rare = ["kickboxing", "sourdough", "ultramarathon", "harpsichord", "bioluminescent", "cartography", "permaculture",
+            "calligraphy", "snorkelling", "woodworking", "astrophotography", "beekeeping", "origami", "taxidermy"]
+    common = ["church", "kitchen", "laptop", "garden", "music", "dinner", "sister", "travel"]
+    texts = [" ".join(rng.sample(rare, 3) + rng.sample(common, 2)) for _ in range(60)]
+    questions = [" ".join(rng.sample(rare + common, 3)) + "?" for _ in range(40)]
+    alone = WordVectors(load_model())
+    expected = [alignment(q, texts[i % 30:i % 30 + 30], alone) for i, q in enumerate(questions)]
+    monkeypatch.setattr(module, "CACHE_WORDS", 6)  # far fewer than the rare words: it starts over again and again
+    monkeypatch.setattr(module, "CACHE_TEXTS", 20)
+    shared = WordVectors(load_model())
+    results: dict[tuple[int, int], list[float]] = {}
+
+    def work(worker: int) -> None:
+        for round_ in range(3):
+            for i, q in enumerate(questions):
+                results[(worker, round_ * 1000 + i)] = alignment(q, texts[i % 30:i % 30 + 30], shared)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4 * 3 * len(questions)
+    for (_, key), scores in results.items():
+        assert scores == pytest.approx(expected[key % 1000], abs=1e-5)

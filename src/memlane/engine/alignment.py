@@ -72,6 +72,7 @@ class WordVectors:
     def matrix(self, words: Sequence[str]) -> np.ndarray:
         """The words' unit vectors, one row each."""
         with self._lock:
+            self._start_over_if_full()
             rows = self._rows_of(list(words))
             extra = self._extra
         return self._gather(rows, extra)
@@ -80,6 +81,7 @@ class WordVectors:
         """Each text's content words as rows (a text without any: the zero row), and the table
         of encoded words those rows may point into (read it with ``gather``)."""
         with self._lock:
+            self._start_over_if_full()
             out = []
             for text in texts:
                 rows = self._texts.get(text)
@@ -103,6 +105,15 @@ class WordVectors:
         out[~pieces] = extra[rows[~pieces] - self._base]
         return out
 
+    def _start_over_if_full(self) -> None:
+        """(under the lock) A new, empty table of encoded words once ``CACHE_WORDS`` are in it,
+        and no text's rows, which pointed into the old one. Only between two calls: rows handed
+        out within one call all point into the table that call returns."""
+        if len(self._extra_rows) >= CACHE_WORDS:
+            self._extra = np.zeros_like(self._extra[:64])
+            self._extra_rows.clear()
+            self._texts.clear()
+
     def _rows_of(self, words: list[str]) -> np.ndarray:
         """(under the lock) The rows of ``words``, encoding the words of several pieces not seen yet."""
         rows = [self._vocab.get(w, -1) for w in words]
@@ -116,11 +127,6 @@ class WordVectors:
                 rows[i] = row
         if unseen:
             fresh = list(dict.fromkeys(words[i] for i in unseen))
-            if self._extra_rows and len(self._extra_rows) + len(fresh) > CACHE_WORDS:  # start over: texts' rows point into the old table
-                self._extra = np.zeros_like(self._extra[:64])
-                self._extra_rows.clear()
-                self._texts.clear()
-                return self._rows_of(words)
             encoded = np.asarray(self._model.encode(fresh, use_multiprocessing=False), dtype=np.float32).reshape(len(fresh), -1)
             encoded /= np.maximum(np.linalg.norm(encoded, axis=1, keepdims=True), 1e-9)
             start = 1 + len(self._extra_rows)
