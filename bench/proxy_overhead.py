@@ -13,7 +13,11 @@ stores while the calls are timed, as in a real app.
 each request's user turn 6 words of that vocabulary: the case where recall's cost could grow
 with the matches. A floor for the embedding (short texts), not for the search.
 
-    python bench/proxy_overhead.py [--requests 300] [--embedder static|minilm] [--store real|unselective]
+``--server``: through ``memlane serve`` instead of the embedded client (the openai SDK pointed
+at it, ``extra_body`` naming the scope), so learning runs in the server's learner process and
+the added time includes the second HTTP hop a server's users pay.
+
+    python bench/proxy_overhead.py [--requests 300] [--embedder static|minilm] [--store real|unselective] [--server]
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import openai  # noqa: E402
 
 from memlane import Memlane  # noqa: E402
-from processes import start_upstream, stop  # noqa: E402
+from processes import start_serve, start_upstream, stop  # noqa: E402
 from server_throughput import EMBEDDERS, build_store  # noqa: E402
 from soak import locomo_turns  # noqa: E402
 
@@ -57,6 +61,33 @@ def latency_table(times: dict[Any, list[float]], setting: str, versus: str) -> s
     return "\n".join(rows)
 
 
+class ServedChats:
+    """What the loop reads of a ``Memlane`` client, for ``memlane serve``: its chats through the
+    openai SDK (the scope in ``extra_body``), the recall timings and outbox from the server."""
+
+    def __init__(self, sdk: openai.OpenAI, url: str) -> None:
+        from memlane.config import MemlaneConfig
+
+        self._sdk, self._url = sdk, url
+        self.config = MemlaneConfig()
+        self.chat = self
+        self.completions = self
+        self.memory = self
+        self.stats = self
+        self.last_recall_timings_ms: dict[str, float] = {}
+
+    def create(self, *, user_id: str, **kwargs: Any) -> Any:
+        return self._sdk.chat.completions.create(**kwargs, extra_body={"user_id": user_id})
+
+    def outbox_status(self) -> dict[str, Any]:
+        from server_throughput import metric
+
+        return {"pending": int(metric(self._url, "memlane_outbox_depth"))}
+
+    def close(self) -> None:
+        self._sdk.close()
+
+
 def main() -> None:
     if os.environ.get("SWITCH"):
         sys.setswitchinterval(float(os.environ["SWITCH"]))
@@ -67,6 +98,8 @@ def main() -> None:
     parser.add_argument("--store-size", type=int, default=100_000, help="MiniLM embeds ~100 texts/s here: use 10000 with it")
     parser.add_argument("--store", choices=("real", "unselective"), default="real",
                         help="real: LoCoMo turns (default); unselective: the SYNTHETIC small-vocabulary store (static embedder)")
+    parser.add_argument("--server", action="store_true",
+                        help="through memlane serve (its learner process) instead of the embedded client")
     parser.add_argument("--no-learning", action="store_true", help="stop the background learner (to see its cost)")
     parser.add_argument("--alignment-weight", type=float, default=None, help="retrieval.alignment_weight (default: memlane's)")
     parser.add_argument("--with-responses", action="store_true",
@@ -74,7 +107,7 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="default: bench/results/proxy_overhead[_minilm][_responses].md")
     args = parser.parse_args()
     suffix = ("" if args.embedder == "static" else "_" + args.embedder) + ("_responses" if args.with_responses else "") \
-        + ("_unselective" if args.store == "unselective" else "")
+        + ("_unselective" if args.store == "unselective" else "") + ("_server" if args.server else "")
     out = Path(args.out or ROOT / "bench" / "results" / f"proxy_overhead{suffix}.md")
     workdir = Path(tempfile.mkdtemp(prefix="memlane-proxy-"))
     db = workdir / "proxy.db"
@@ -96,7 +129,18 @@ def main() -> None:
                   "upstream": {"base_url": upstream_url, "api_key": "k", "max_retries": 0}}
         if args.alignment_weight is not None:
             config["retrieval"] = {"alignment_weight": args.alignment_weight}
-        client = Memlane(config=config)
+        serve = None
+        if args.server:
+            if args.no_learning or args.with_responses:
+                parser.error("--server times chat with learning on only")
+            import json
+
+            config_file = workdir / "serve.json"
+            config_file.write_text(json.dumps(config))
+            serve, serve_url = start_serve(config_file, workdir / "home")
+            client = ServedChats(openai.OpenAI(base_url=serve_url + "/v1", api_key="k", max_retries=0), serve_url)
+        else:
+            client = Memlane(config=config)
         if args.no_learning:
             client._backend.learner.stop()
         direct = openai.OpenAI(base_url=upstream_url, api_key="k", max_retries=0)
@@ -106,6 +150,10 @@ def main() -> None:
             messages = [{"role": "user", "content": text}]
             direct.chat.completions.create(model="m", messages=messages)
             client.chat.completions.create(model="m", messages=messages, user_id=user)
+        if serve is not None:  # the learner process is up and learning before the timing starts
+            from server_throughput import drained
+
+            drained(serve_url)
         direct_ms, through_ms, added_ms = [], [], []
         responses_direct_ms, responses_through_ms, responses_added_ms = [], [], []
         parts: dict[str, list[float]] = {"embed_ms": [], "search_ms": [], "inject_ms": []}
@@ -131,9 +179,10 @@ def main() -> None:
                 responses_through_ms.append((t2 - t1) * 1000)
                 responses_added_ms.append(responses_through_ms[-1] - responses_direct_ms[-1])
         learnt = client.memory.outbox_status()
+        alignment_weight = client.config.retrieval.alignment_weight
         client.close()
     finally:
-        stop([up])
+        stop([p for p in (up, serve) if p is not None])
 
     def row(name: str, values: list[float]) -> str:
         return f"| {name} | {statistics.median(values):.2f} | {pct(values, 0.95):.2f} | {pct(values, 0.99):.2f} |"
@@ -141,7 +190,8 @@ def main() -> None:
     lines = [
         f"{len(added_ms)} requests, interleaved; embedder {args.embedder}; {args.scope_size:,}"
         f" {'SYNTHETIC small-vocabulary' if args.store == 'unselective' else 'real-text'} memories in the scope,"
-        f" {args.store_size:,} in the store; limit 10; term alignment weight {client.config.retrieval.alignment_weight};"
+        f" {args.store_size:,} in the store; limit 10; term alignment weight {alignment_weight};"
+        f" {'through memlane serve (learner process)' if args.server else 'embedded client'};"
         f" learning {'off' if args.no_learning else 'on'} (outbox when timing ended:"
         f" {learnt['pending']} pending).",
         "",
@@ -150,10 +200,11 @@ def main() -> None:
         row("direct to upstream", direct_ms),
         row("through Memlane", through_ms),
         row("**added by memlane** (paired difference)", added_ms),
+    ] + ([] if args.server else [  # (a server's recall timings are on its /metrics, not its answers)
         row("  of which query embedding", parts["embed_ms"]),
         row("  of which store search + fusion + fetch", parts["search_ms"]),
         row("  of which injection", parts["inject_ms"]),
-    ]
+    ])
     if args.with_responses:
         lines += [row("Responses API: direct to upstream", responses_direct_ms), row("Responses API: through Memlane", responses_through_ms),
                   row("**Responses API: added by memlane**", responses_added_ms), "",
