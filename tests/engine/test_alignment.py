@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import pytest
 
 from memlane import Memory
@@ -100,3 +101,42 @@ def test_threads_align_alike_while_the_word_cache_starts_over(monkeypatch: pytes
     assert len(results) == 4 * 3 * len(questions)
     for (_, key), scores in results.items():
         assert scores == pytest.approx(expected[key % 1000], abs=1e-5)
+
+
+def reference_alignment(query: str, texts: list[str], words: WordVectors) -> list[float]:
+    """The definition, one text at a time (what the vectorised ``alignment`` must equal)."""
+    from memlane.engine.alignment import _NAME, CLOSE
+
+    names = {w.lower() for w in _NAME.findall(query)}
+    asked = [w for w in content_words(query) if w not in names]
+    if not asked or not texts:
+        return [0.0] * len(texts)
+    question = words.matrix(asked)
+    best = np.zeros((len(texts), len(asked)))
+    for row, text in enumerate(texts):
+        found = content_words(text)
+        if found:
+            best[row] = (question @ words.matrix(found).T).max(axis=1).clip(0)
+    weights = np.log1p(len(texts) / (1.0 + (best > CLOSE).sum(axis=0)))
+    return list((best @ weights) / weights.sum())
+
+
+EDGE_TEXTS = [
+    "", "   ", "it is the and of", "1234 5678 2023-05-04", "__init__ x_y", "ab cd ef",  # no content words
+    "church", "church church CHURCH", "zxqvbnmlkj qwrtpsdfgh", "kickboxing ultramarathon harpsichord",  # one word, repeats, unknown, several pieces
+    "café naïve straße Ärger", "Москва and 東京タワー", "ΣΟΦΙΑ ελληνικά", "ﬁnance İstanbul",  # non-ASCII
+    " ".join(["sourdough", "garden", "bioluminescent"] * 400) + " " + "a" * 700,  # long, with a 700-letter word
+]
+
+
+@pytest.mark.parametrize("query", ["Would she go to church or a kickboxing class?", "What did Caroline tell Melanie?",
+                                   "Москва café straße?", "zxqvbnmlkj finance", "it is what it is", "1234?"])
+def test_alignment_equals_its_definition_on_edge_texts(words: WordVectors, query: str) -> None:
+    """Empty texts, texts of stop words or digits only, duplicates in one call, unknown and
+    non-ASCII words, a very long text, and questions of names only: the vectorised alignment
+    (shared rows, remembered texts) scores each text as the one-text-at-a-time definition does."""
+    texts = EDGE_TEXTS + EDGE_TEXTS[::3]  # duplicates in one call
+    for _ in range(2):  # cold, then from the remembered rows
+        assert alignment(query, texts, words) == pytest.approx(reference_alignment(query, texts, words), abs=1e-6)
+    for single in EDGE_TEXTS:
+        assert alignment(query, [single], words) == pytest.approx(reference_alignment(query, [single], words), abs=1e-6)
