@@ -183,3 +183,51 @@ def test_the_caches_stay_bounded_however_much_new_comes(monkeypatch: pytest.Monk
     finally:
         tracemalloc.stop()
     assert grown < 1_000_000, f"{grown} bytes more after 5,400 new texts"
+
+
+def test_six_threads_align_alike_while_every_call_starts_the_caches_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's executor runs six searches at once. With room for one word and one text,
+    every call starts the encoded words over and forgets the texts, while other threads still
+    gather from the tables they were handed, and still ask for bare word vectors (``matrix``):
+    each gets exactly what one thread alone gets."""
+    import random
+    import sys
+    import threading
+
+    from memlane.embedders.static import load_model
+    from memlane.engine import alignment as module
+
+    rng = random.Random(13)
+    made_up = ["".join(rng.choice("bcdfgklmnprstvz") + rng.choice("aeiou") for _ in range(4)) for _ in range(40)]
+    common = ["church", "kitchen", "laptop", "garden", "music", "dinner", "sister", "travel", "", "the and of it"]
+    texts = [" ".join(rng.sample(made_up, 3) + rng.sample(common, 2)) for _ in range(40)]
+    calls = [(" ".join(rng.sample(made_up + common[:8], 3)) + "?", texts[i % 20:i % 20 + 12] + texts[i % 20:i % 20 + 2])
+             for i in range(30)]
+    alone = WordVectors(load_model())
+    expected = [alignment(q, t, alone) for q, t in calls]
+    bare = alone.matrix(made_up)
+    monkeypatch.setattr(module, "CACHE_WORDS", 1)
+    monkeypatch.setattr(module, "CACHE_TEXTS", 1)
+    shared = WordVectors(load_model())
+    wrong: list[object] = []
+
+    def work(worker: int) -> None:
+        for round_ in range(8):
+            for i in range(len(calls)):
+                j = (i * 7 + worker + round_) % len(calls)
+                if alignment(*calls[j], shared) != pytest.approx(expected[j], abs=1e-6):
+                    wrong.append(("alignment", j))
+                if (i + worker) % 3 == 0 and np.abs(shared.matrix(made_up[j:j + 5]) - bare[j:j + 5]).max() > 1e-6:
+                    wrong.append(("matrix", j))
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(6)]
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads change places between any two steps
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(switching)
+    assert wrong == []
