@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import pytest
 
 from memlane import Memory
@@ -100,3 +101,132 @@ def test_threads_align_alike_while_the_word_cache_starts_over(monkeypatch: pytes
     assert len(results) == 4 * 3 * len(questions)
     for (_, key), scores in results.items():
         assert scores == pytest.approx(expected[key % 1000], abs=1e-5)
+
+
+def reference_alignment(query: str, texts: list[str], words: WordVectors) -> list[float]:
+    """The definition, one text at a time (what the vectorised ``alignment`` must equal)."""
+    from memlane.engine.alignment import _NAME, CLOSE
+
+    names = {w.lower() for w in _NAME.findall(query)}
+    asked = [w for w in content_words(query) if w not in names]
+    if not asked or not texts:
+        return [0.0] * len(texts)
+    question = words.matrix(asked)
+    best = np.zeros((len(texts), len(asked)))
+    for row, text in enumerate(texts):
+        found = content_words(text)
+        if found:
+            best[row] = (question @ words.matrix(found).T).max(axis=1).clip(0)
+    weights = np.log1p(len(texts) / (1.0 + (best > CLOSE).sum(axis=0)))
+    return list((best @ weights) / weights.sum())
+
+
+EDGE_TEXTS = [
+    "", "   ", "it is the and of", "1234 5678 2023-05-04", "__init__ x_y", "ab cd ef",  # no content words
+    "church", "church church CHURCH", "zxqvbnmlkj qwrtpsdfgh", "kickboxing ultramarathon harpsichord",  # one word, repeats, unknown, several pieces
+    "café naïve straße Ärger", "Москва and 東京タワー", "ΣΟΦΙΑ ελληνικά", "ﬁnance İstanbul",  # non-ASCII
+    " ".join(["sourdough", "garden", "bioluminescent"] * 400) + " " + "a" * 700,  # long, with a 700-letter word
+]
+
+
+@pytest.mark.parametrize("query", ["Would she go to church or a kickboxing class?", "What did Caroline tell Melanie?",
+                                   "Москва café straße?", "zxqvbnmlkj finance", "it is what it is", "1234?"])
+def test_alignment_equals_its_definition_on_edge_texts(words: WordVectors, query: str) -> None:
+    """Empty texts, texts of stop words or digits only, duplicates in one call, unknown and
+    non-ASCII words, a very long text, and questions of names only: the vectorised alignment
+    (shared rows, remembered texts) scores each text as the one-text-at-a-time definition does."""
+    texts = EDGE_TEXTS + EDGE_TEXTS[::3]  # duplicates in one call
+    for _ in range(2):  # cold, then from the remembered rows
+        assert alignment(query, texts, words) == pytest.approx(reference_alignment(query, texts, words), abs=1e-6)
+    for single in EDGE_TEXTS:
+        assert alignment(query, [single], words) == pytest.approx(reference_alignment(query, [single], words), abs=1e-6)
+
+
+@pytest.mark.parametrize("new", ["words", "texts"])
+def test_the_caches_stay_bounded_however_much_new_comes(monkeypatch: pytest.MonkeyPatch, new: str) -> None:
+    """Every search may bring memories and words never seen: the remembered texts and the table
+    of encoded words start over at their limits, so memory stays flat. Tiny limits here;
+    unbounded, the table would keep ~6 MB of the 6,300 new words below, the texts ~3 MB of
+    their 5,400 (texts of known words: the table's start-overs, which also forget the texts,
+    do not hide the texts' own limit)."""
+    import random
+    import tracemalloc
+
+    from memlane.embedders.static import load_model
+    from memlane.engine import alignment as module
+
+    monkeypatch.setattr(module, "CACHE_WORDS", 50)
+    monkeypatch.setattr(module, "CACHE_TEXTS", 40)
+    vectors = WordVectors(load_model())
+    rng = random.Random(11)
+    known = ["church", "kitchen", "laptop", "garden", "music", "dinner", "sister", "travel", "market", "football",
+             "painting", "faith", "coffee", "summer", "winter", "river", "mountain", "letter", "doctor", "school",
+             "friend", "camera", "guitar", "bakery", "theatre"]
+
+    def unseen() -> str:  # a made-up word: several word pieces, so it is encoded and kept
+        return "".join(rng.choice("bcdfgklmnprstvz") + rng.choice("aeiou") for _ in range(5))
+
+    def searches(n: int) -> None:
+        for _ in range(n):
+            if new == "words":
+                alignment(f"{unseen()} church?", [" ".join([unseen(), *rng.sample(known, 20)]) for _ in range(6)], vectors)
+            else:
+                alignment("church music?", [" ".join(rng.sample(known, 20)) for _ in range(6)], vectors)
+
+    tracemalloc.start()
+    try:
+        searches(100)
+        settled = tracemalloc.get_traced_memory()[0]
+        searches(900)
+        grown = tracemalloc.get_traced_memory()[0] - settled
+    finally:
+        tracemalloc.stop()
+    assert grown < 1_000_000, f"{grown} bytes more after 5,400 new texts ({new} new)"
+
+
+def test_six_threads_align_alike_while_every_call_starts_the_caches_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's executor runs six searches at once. With room for one word and one text,
+    every call starts the encoded words over and forgets the texts, while other threads still
+    gather from the tables they were handed, and still ask for bare word vectors (``matrix``):
+    each gets exactly what one thread alone gets."""
+    import random
+    import sys
+    import threading
+
+    from memlane.embedders.static import load_model
+    from memlane.engine import alignment as module
+
+    rng = random.Random(13)
+    made_up = ["".join(rng.choice("bcdfgklmnprstvz") + rng.choice("aeiou") for _ in range(4)) for _ in range(40)]
+    common = ["church", "kitchen", "laptop", "garden", "music", "dinner", "sister", "travel", "", "the and of it"]
+    texts = [" ".join(rng.sample(made_up, 3) + rng.sample(common, 2)) for _ in range(40)]
+    calls = [(" ".join(rng.sample(made_up + common[:8], 3)) + "?", texts[i % 20:i % 20 + 12] + texts[i % 20:i % 20 + 2])
+             for i in range(30)]
+    alone = WordVectors(load_model())
+    expected = [alignment(q, t, alone) for q, t in calls]
+    bare = alone.matrix(made_up)
+    monkeypatch.setattr(module, "CACHE_WORDS", 1)
+    monkeypatch.setattr(module, "CACHE_TEXTS", 1)
+    shared = WordVectors(load_model())
+    wrong: list[object] = []
+
+    def work(worker: int) -> None:
+        for round_ in range(8):
+            for i in range(len(calls)):
+                j = (i * 7 + worker + round_) % len(calls)
+                if alignment(*calls[j], shared) != pytest.approx(expected[j], abs=1e-6):
+                    wrong.append(("alignment", j))
+                if (i + worker) % 3 == 0 and np.abs(shared.matrix(made_up[j:j + 5]) - bare[j:j + 5]).max() > 1e-6:
+                    wrong.append(("matrix", j))
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(6)]
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads change places between any two steps
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(switching)
+    assert wrong == []
