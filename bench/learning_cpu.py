@@ -110,7 +110,7 @@ def spy_split(raw: Path) -> dict[str, float]:
             if matches(stack, marks):
                 out[stage] += n
         for parent, stage, marks in SUBSTAGES:
-            if matches(stack, marks):
+            if matches(stack, marks) and matches(stack, dict(STAGES)[parent]):
                 out[f"{parent}: {stage}"] += n
     return out
 

@@ -73,6 +73,12 @@ class LearnerCounters:
 
 #: the shortest pause between two claims that found nothing
 RESCAN_SECONDS = 0.02
+#: how long the whole learner must have found nothing before it lets the memory LLM's client
+#: go (``release_idle``: no connection held by an idle learner). Not at every empty claim:
+#: under load a learner finds the outbox empty between most arrivals, and rebuilding the
+#: client (the openai SDK's, with its TLS context) each time was over half of its CPU per
+#: exchange (bench/learning_cpu.py). Under a second, so a server at rest holds none for long.
+IDLE_RELEASE_SECONDS = 0.5
 
 
 class Learner:
@@ -94,6 +100,8 @@ class Learner:
         self._lock = threading.Lock()
         #: claims whose outcome is not fully recorded yet (the row can be gone before that)
         self._working = 0
+        #: when a worker last claimed something (any worker: the learner is idle only when all are)
+        self._busy_at = time.monotonic()
 
     def start(self) -> None:
         with self._lock:
@@ -124,12 +132,14 @@ class Learner:
         """Claim and learn one exchange, or several of one scope together; False when nothing was due."""
         with self._lock:
             self._working += 1
+        claimed = False
         try:
             self.memory.foreground.wait_idle(self.settings.yield_seconds)  # chats' recalls first
             outbox = self.memory.store.outbox
             items = outbox.claim_batch(self.owner, self.settings.lease_seconds, self.settings.batch_size)
             if not items:
                 return False
+            claimed = True
             together = batch_size_of(items, self.memory.config)
             if together < len(items):  # they wait for the next claim (this scope stays leased till then)
                 outbox.release(items[together:])
@@ -141,6 +151,12 @@ class Learner:
         finally:
             with self._lock:
                 self._working -= 1
+                if claimed:
+                    self._busy_at = time.monotonic()
+
+    def _idle_long_enough(self) -> bool:
+        """Whether no worker has been at work for ``IDLE_RELEASE_SECONDS`` (and none is now)."""
+        return not self._working and time.monotonic() - self._busy_at >= IDLE_RELEASE_SECONDS
 
     def _learn(self, item: OutboxItem) -> None:
         started = time.perf_counter()
@@ -218,7 +234,7 @@ class Learner:
                 with self._idle:
                     self._idle.notify_all()
                 release = getattr(self.memory.llm, "release_idle", None)
-                if release is not None:  # an idle learner holds no connection to the model server
+                if release is not None and self._idle_long_enough():  # an idle learner holds no connection to the model server
                     release()
                 # A claim that found nothing passed over the whole backlog waiting behind leased
                 # scopes; chats enqueue (and wake us) hundreds of times a second under load, so
