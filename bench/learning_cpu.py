@@ -76,14 +76,14 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
 ]
 SUBSTAGES: list[tuple[str, str, tuple[str, ...]]] = [
     ("extraction call", "building the memory LLM client", ("build_client (memlane/openai_compat.py",)),
-    ("extraction call", "the request through the openai SDK and httpx", ("Completions.create (openai/resources",)),
+    ("extraction call", "the request through the openai SDK and httpx", ("SyncAPIClient.post (openai/_base_client.py",)),
     ("extraction call", "JSON parse", ("parse_batch_facts (memlane/engine/inference.py", "parse_facts (memlane/engine/inference.py")),
     ("reconcile searches", "vector cache catch-up", ("SQLiteStore._scope_vectors (memlane/stores/sqlite.py",)),
     ("reconcile searches", "keyword index catch-up", ("SQLStore._keyword_entry (memlane/stores/sql.py",)),
     ("reconcile searches", "keyword scoring", ("ScopeKeywords.search (memlane/stores/keyword_index.py",)),
     ("reconcile searches", "record fetch", ("SQLStore.fetch (memlane/stores/sql.py",)),
     ("reconcile searches", "fusion", ("fuse (memlane/engine/ranking.py",)),
-    ("reconcile call", "the request through the openai SDK and httpx", ("Completions.create (openai/resources",)),
+    ("reconcile call", "the request through the openai SDK and httpx", ("SyncAPIClient.post (openai/_base_client.py",)),
     ("reconcile call", "JSON parse", ("parse_decisions (memlane/engine/inference.py",)),
     ("apply (write transaction)", "version bump and keyword journal", ("SQLStore._journal (memlane/stores/sql.py", "SQLStore._bump (memlane/stores/sql.py")),
     ("apply (write transaction)", "outbox done in the commit", ("SQLOutbox.finish (memlane/stores/outbox.py",)),
