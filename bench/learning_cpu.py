@@ -204,7 +204,7 @@ def run_child(src: str, db: Path, upstream: str, args: argparse.Namespace, spy: 
     sampler = None
     if spy is not None:
         assert proc.stdout.readline().strip() == "WARM"
-        sampler = subprocess.Popen([pyspy(), "record", "--nonblocking", "-r", "250", "-f", "raw", "-o", str(spy), "--pid", str(proc.pid)],
+        sampler = subprocess.Popen([pyspy(), "record", "--nonblocking", "-r", "1000", "-f", "raw", "-o", str(spy), "--pid", str(proc.pid)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.0)
         proc.stdin.write("go\n")

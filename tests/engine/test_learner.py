@@ -195,3 +195,31 @@ def test_the_memory_llm_client_is_kept_while_exchanges_keep_coming_and_let_go_wh
         assert wait_until(lambda: learner.counters.learned == 7, 10) and len(built) == 2
     finally:
         learner.stop()
+
+
+def test_a_short_claim_waits_for_more_of_its_scope_with_batch_wait_seconds(memory: Memory, upstream: ScriptedUpstream) -> None:
+    """Exchanges arriving one by one while the learner keeps up: with ``batch_wait_seconds``
+    they are gathered into batches (fewer LLM calls per exchange), each learnt within about that
+    long of its arrival; without it each arrival is learnt alone (two calls each)."""
+    upstream.handler = facts_from_text
+
+    def calls_for_arrivals(settings: OutboxConfig, user: str) -> tuple[int, float]:
+        learner = Learner(memory, settings)
+        learner.start()
+        try:
+            calls0, learnt0, started = learner.llm_calls.count, learner.counters.learned, time.monotonic()
+            for n in range(6):
+                memory.enqueue(exchange(user, f"Likes thing {n}"))
+                learner.notify()
+                time.sleep(0.1)
+            assert wait_until(lambda: learner.counters.learned == learnt0 + 6, 10)
+            return learner.llm_calls.count - calls0, time.monotonic() - started
+        finally:
+            learner.stop()
+
+    alone, _ = calls_for_arrivals(FAST, "alice")
+    gathered, took = calls_for_arrivals(FAST.model_copy(update={"batch_wait_seconds": 0.45}), "bob")
+    assert alone >= 8, f"each arrival learnt (nearly) alone without a wait: {alone} calls"
+    assert gathered <= 6, f"arrivals 0.1 s apart gathered into batches: {gathered} calls for 6 exchanges"
+    assert took < 0.6 + 0.45 + 2, took
+    assert memories(memory, "bob") == [f"Likes thing {n}" for n in range(6)]

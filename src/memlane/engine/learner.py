@@ -140,6 +140,11 @@ class Learner:
             if not items:
                 return False
             claimed = True
+            wait = self._gather_wait(items)
+            if wait > 0:  # more of this scope may come to go in the same batch: let them
+                outbox.release(items)
+                self._stop.wait(wait)
+                return True
             together = batch_size_of(items, self.memory.config)
             if together < len(items):  # they wait for the next claim (this scope stays leased till then)
                 outbox.release(items[together:])
@@ -153,6 +158,14 @@ class Learner:
                 self._working -= 1
                 if claimed:
                     self._busy_at = time.monotonic()
+
+    def _gather_wait(self, items: list[OutboxItem]) -> float:
+        """How long to let a short claim wait for more of its scope (``outbox.batch_wait_seconds``):
+        until its oldest exchange is that old; 0 for a full claim, or one that waited long enough."""
+        wait = self.settings.batch_wait_seconds
+        if wait <= 0 or len(items) >= self.settings.batch_size:
+            return 0.0
+        return max(0.0, min(i.created_at for i in items) + wait - time.time())
 
     def _idle_long_enough(self) -> bool:
         """Whether no worker has been at work for ``IDLE_RELEASE_SECONDS`` (and none is now)."""
