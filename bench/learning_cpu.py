@@ -141,7 +141,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         pass
     turns = locomo_turns()
     config = {"vector_store": {"provider": "sqlite", "config": {"path": args.db}}, "embedder": EMBEDDER,
-              "llm": {"provider": "openai", "config": {"base_url": args.upstream, "api_key": "k", "max_retries": 0}}}
+              "llm": {"provider": "openai", "config": {"base_url": args.upstream, "api_key": "k", "max_retries": 0}},
+              **json.loads(args.config_extra)}
     memory = Memory(config)
     learner = Learner(memory, memory.config.outbox)
     arrive = max(1, args.arrive)
@@ -150,6 +151,18 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         """The learner's CPU seconds (the process's, less this thread's: it only enqueues and
         waits) and the wall seconds, over ``batch`` arriving ``arrive`` at a time."""
         mine0, cpu0, wall0 = time.thread_time(), time.process_time(), time.perf_counter()
+        if args.rate > 0:  # a steady stream, whatever the learner does meanwhile
+            target = learner.counters.learned + len(batch)
+            for n, exchange in enumerate(batch):
+                memory.enqueue(exchange)
+                learner.notify()
+                time.sleep(max(0.0, wall0 + (n + 1) / args.rate - time.perf_counter()))
+            deadline = time.monotonic() + 120
+            while learner.counters.learned < target:
+                if learner.counters.failed_attempts or time.monotonic() > deadline:
+                    raise RuntimeError(f"learning failed: {learner.counters}")
+                time.sleep(0.002)
+            return (time.process_time() - cpu0) - (time.thread_time() - mine0), time.perf_counter() - wall0
         for start in range(0, len(batch), arrive):
             target = learner.counters.learned + len(batch[start:start + arrive])
             for exchange in batch[start:start + arrive]:
@@ -175,7 +188,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         learnt = learner.counters.learned - learnt0
         return {
             "memlane": str(Path(memlane.__file__).parents[1]), "exchanges": learnt,
-            "cpu_ms": cpu * 1000 / learnt, "wall_ms": (wall - args.gap * (args.exchanges / arrive)) * 1000 / learnt,
+            "cpu_ms": cpu * 1000 / learnt,
+            "wall_ms": (wall - (0 if args.rate > 0 else args.gap * (args.exchanges / arrive))) * 1000 / learnt,
             "calls": (learner.llm_calls.count - calls0) / learnt, "batches": learner.counters.batches,
             "events": {k: v - events0.get(k, 0) for k, v in learner.counters.events.items()},
             "failed": learner.counters.failed_attempts, "fallbacks": learner.counters.batch_fallbacks,
@@ -192,11 +206,13 @@ def load_average() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def run_child(src: str, db: Path, upstream: str, args: argparse.Namespace, spy: Path | None) -> dict[str, Any]:
-    """One measured run of ``src`` on ``db``; ``spy``: py-spy samples the measured part into it."""
+def run_child(src: str, db: Path, upstream: str, args: argparse.Namespace, spy: Path | None, extra: str = "{}") -> dict[str, Any]:
+    """One measured run of ``src`` on ``db`` (``extra``: config sections, JSON); ``spy``: py-spy
+    samples the measured part into it."""
     env = {**os.environ, "PYTHONPATH": src}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--db", str(db), "--upstream", upstream,
-           "--exchanges", str(args.exchanges), "--warmup", str(args.warmup), "--arrive", str(args.arrive), "--gap", str(args.gap)]
+           "--exchanges", str(args.exchanges), "--warmup", str(args.warmup), "--arrive", str(args.arrive), "--gap", str(args.gap),
+           "--rate", str(args.rate), "--config-extra", extra]
     if spy is not None:
         cmd.append("--profile")
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
@@ -250,6 +266,11 @@ def main() -> None:
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy pass")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--gap", type=float, default=0.05, help="seconds between an arrival's drain and the next arrival")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="exchanges per second arriving one by one, whatever the learner does (instead of --arrive/--gap)")
+    parser.add_argument("--variants", default="[{}]",
+                        help='JSON list of config sections; each source runs with each, e.g. \'[{}, {"outbox": {"batch_wait_seconds": 0.1}}]\'')
+    parser.add_argument("--config-extra", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args)))
@@ -265,21 +286,25 @@ def main() -> None:
     if not base.exists():
         took = build_store(base, EMBEDDER, locomo_turns(), args.scope_size, args.store_size)
         print(f"store built in {took:.0f} s", flush=True)
-    commits = args.ab.split(",")
-    sources = [source_tree(c, work) for c in commits]
+    variants = json.loads(args.variants)
+    trees = {c: source_tree(c, work) for c in args.ab.split(",")}
+    # each (commit, variant) is one source of the report, named by the commit and the variant
+    named = [(c if variant == {} else f"{c} {json.dumps(variant)}", tree, json.dumps(variant))
+             for c, tree in trees.items() for variant in variants]
+    commits = [name for name, _, _ in named]
     up, upstream = start_upstream("--facts")
     runs: dict[str, list[dict[str, Any]]] = {c: [] for c in commits}
     profiles: dict[str, dict[str, Any]] = {}
     try:
         for rep in range(args.repeat + (0 if args.no_profile else 1)):
             profiled = not args.no_profile and rep == args.repeat
-            for commit, src in zip(commits, sources):
+            for commit, src, extra in named:
                 db = work / "run.db"
                 for suffix in ("", "-wal", "-shm"):
                     Path(f"{db}{suffix}").unlink(missing_ok=True)
                 shutil.copyfile(base, db)
                 spy = work / f"spy-{len(profiles)}.txt" if profiled else None
-                result = run_child(src, db, upstream, args, spy)
+                result = run_child(src, db, upstream, args, spy, extra)
                 if spy is not None:
                     result["profile"] = spy_split(spy)
                 print(commit, "profiled" if profiled else "", json.dumps({k: v for k, v in result.items() if k != "profile"}),
@@ -297,7 +322,9 @@ def report(commits: list[str], runs: dict[str, list[dict[str, Any]]], profiles: 
     first = statistics.median(r["cpu_ms"] for r in runs[commits[0]])
     lines = [f"# Learner CPU per exchange (`learning_cpu.py`, {time.strftime('%Y-%m-%d %H:%M')})", "",
              f"{args.scope_size:,} real-text memories in the scope, {args.store_size:,} in the store; {args.exchanges} exchanges"
-             f" measured after {args.warmup}, {args.arrive} put in the outbox before each drain; one fact per exchange"
+             f" measured after {args.warmup}, "
+             + (f"arriving one by one at {args.rate:g}/s" if args.rate > 0 else f"{args.arrive} put in the outbox before each drain")
+             + "; one fact per exchange"
              " (scripted memory LLM in its own process); process CPU time (user + system) of the learner over the drains;"
              f" {args.repeat} runs per source, interleaved, ratio of the medians against `{commits[0]}`.", "",
              "| source | CPU ms / exchange (each run) | median | vs first | wall ms / exchange | LLM calls / exchange | ADD / UPDATE / DELETE"
@@ -310,7 +337,7 @@ def report(commits: list[str], runs: dict[str, list[dict[str, Any]]], profiles: 
         wall = statistics.median(r["wall_ms"] for r in rs)
         ev = rs[-1]["events"]
         loads = "; ".join(r["load"] for r in rs)
-        lines.append(f"| `{commit}` | {each} | **{median:.2f}** | {median / first:.3f}x | {wall:.2f} | {rs[-1]['calls']:.3f}"
+        lines.append(f"| `{commit}` | {each} | **{median:.2f}** | {median / first:.3f}x | {wall:.2f} | {statistics.median(r['calls'] for r in rs):.3f}"
                      f" | {ev.get('ADD', 0)} / {ev.get('UPDATE', 0)} / {ev.get('DELETE', 0)} | {loads} |")
     if profiles:
         shown = [c for c in commits if c in profiles]
