@@ -165,7 +165,8 @@ class Learner:
         wait = self.settings.batch_wait_seconds
         if wait <= 0 or len(items) >= self.settings.batch_size:
             return 0.0
-        return max(0.0, min(i.created_at for i in items) + wait - time.time())
+        # (never more than ``wait``: the enqueuing host's clock may run ahead of this one's)
+        return min(wait, max(0.0, min(i.created_at for i in items) + wait - time.time()))
 
     def _idle_long_enough(self) -> bool:
         """Whether no worker has been at work for ``IDLE_RELEASE_SECONDS`` (and none is now)."""
