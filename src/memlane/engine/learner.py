@@ -13,7 +13,10 @@ Batches: a claim takes up to ``outbox.batch_size`` waiting exchanges of one scop
 can be learnt together (memlane.engine.learning.batch_size_of) are, in one extraction call, one
 reconcile call and one commit, and the rest go back to the outbox for the next claim. A batch
 that fails is learnt again one exchange at a time, in the same claim, each exchange then retried
-or set aside on its own; a batch whose lease was lost is discarded whole. ``status()`` counts
+or set aside on its own; a batch whose lease was lost is discarded whole. With
+``outbox.batch_wait_seconds``, a claim of fewer than ``batch_size`` exchanges whose oldest is
+younger than that goes back for that long, so that what arrives meanwhile joins the batch (a
+learner that keeps up would otherwise learn each exchange nearly alone, two LLM calls each). ``status()`` counts
 ``llm_calls`` (extraction and reconcile calls, repairs included) beside ``exchanges_learnt``:
 their ratio is what learning costs per exchange.
 """
