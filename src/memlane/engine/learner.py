@@ -103,7 +103,7 @@ class Learner:
         self._lock = threading.Lock()
         #: claims whose outcome is not fully recorded yet (the row can be gone before that)
         self._working = 0
-        #: when a worker last claimed something (any worker: the learner is idle only when all are)
+        #: when a worker last finished a claim that found work (any worker: the learner is idle only when all are)
         self._busy_at = time.monotonic()
 
     def start(self) -> None:
