@@ -25,9 +25,14 @@ history, journal, outbox done), outbox done alone, guidance, and what an idle wo
 
 A/B: ``--ab c1,c2`` runs each commit's ``src`` (``git archive``; ``.`` for this tree as it is)
 in turn, ``--repeat`` times interleaved, each on a fresh copy of the same store; ratios are
-against the first, the load average beside each run. Writes ``bench/results/learning_cpu.md``.
+against the first, the load average beside each run. ``--variants``: config sections each
+commit also runs with (``'[{}, {"outbox": {"batch_wait_seconds": 0.1}}]'``), interleaved the
+same way. ``--rate R``: exchanges arrive one by one at R per second whatever the learner does
+(a server's steady stream) instead of ``--arrive`` at a time. Writes
+``bench/results/learning_cpu.md``.
 
-    python bench/learning_cpu.py --ab 8b06ac5,. --repeat 3 --store /tmp/learncpu.db
+    python bench/learning_cpu.py --ab 8b06ac5,. --repeat 5 --store /tmp/learncpu.db
+    python bench/learning_cpu.py --ab . --rate 80 --variants '[{}, {"outbox": {"batch_wait_seconds": 0.1}}]' --no-profile
 """
 
 from __future__ import annotations
