@@ -254,6 +254,7 @@ def main() -> None:
     parser.add_argument("--ab", default=None, help="commits to compare, comma-separated (--sustained): each served from its own src tree")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each setting, sources alternating (--sustained --ab)")
     parser.add_argument("--store", default=None, help="a store built by an earlier run, reused (--sustained; built there when missing)")
+    parser.add_argument("--config-extra", default="{}", help='config sections added to the served config (--sustained), e.g. \'{"outbox": {"batch_wait_seconds": 0.1}}\'')
     args = parser.parse_args()
     if args.sustained:
         return main_sustained(args)
@@ -396,7 +397,7 @@ def main_sustained(args: argparse.Namespace) -> None:
                 shutil.copyfile(db, args.store)
         config = work / "static.json"
         config.write_text(json.dumps({"vector_store": {"provider": "sqlite", "config": {"path": str(db)}}, "embedder": embedder,
-                                      "upstream": {"base_url": upstream_url, "api_key": "k"}}))
+                                      "upstream": {"base_url": upstream_url, "api_key": "k"}, **json.loads(args.config_extra)}))
         paths = [("upstream alone", upstream_url + "/chat/completions")]
         litellm, where = (litellm_proxy(upstream_url, work) if args.litellm else (None, "not asked for (--litellm)"))
         if litellm is not None:

@@ -144,6 +144,12 @@ class OutboxConfig(_Strict):
     #: 1 learns one exchange per claim; so does a ``custom_fact_extraction_prompt`` (it states
     #: its own answer, one exchange's facts).
     batch_size: int = Field(default=8, ge=1, le=64)
+    #: When a claim finds fewer than ``batch_size`` exchanges of a scope and the oldest of them
+    #: arrived less than this long ago, the learner lets them wait until it did, so that the
+    #: exchanges arriving meanwhile go in the same batch: under load, fewer LLM calls per
+    #: exchange (a learner that keeps up otherwise learns each exchange almost alone); an
+    #: exchange is learnt at most this much later. 0 learns what is there at once.
+    batch_wait_seconds: float = Field(default=0.0, ge=0, le=10)
     #: Each learning step first waits, up to this long, until no recall is running in this
     #: process (memlane.engine.foreground): under load learning lags instead of slowing chats.
     #: 0 never waits.

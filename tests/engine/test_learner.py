@@ -165,3 +165,61 @@ def test_an_exchange_whose_answers_stay_unusable_is_set_aside_after_two_attempts
     assert "invalid JSON twice" in status["worker_last_error"]
     assert len(upstream.chat_requests("extract")) == 2 and len(upstream.chat_requests("repair")) == 2, \
         "two attempts, each with its one repair round"
+
+
+def test_the_memory_llm_client_is_kept_while_exchanges_keep_coming_and_let_go_when_idle(
+        memory: Memory, upstream: ScriptedUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under load the outbox is empty between most arrivals: the learner keeps its client (one
+    built for all of them, not one per arrival: rebuilding it was most of learning's CPU), and
+    lets it go, with its connection, once nothing has come for ``IDLE_RELEASE_SECONDS``."""
+    import memlane.llms.openai as openai_llm
+    from memlane.engine.learner import IDLE_RELEASE_SECONDS
+
+    built: list[Any] = []
+    real = openai_llm.build_client
+    monkeypatch.setattr(openai_llm, "build_client", lambda *a, **k: built.append(real(*a, **k)) or built[-1])
+    upstream.handler = facts_from_text
+    learner = Learner(memory, FAST)
+    learner.start()
+    try:
+        for n in range(6):  # each arrival learnt, then a pause shorter than IDLE_RELEASE_SECONDS
+            memory.enqueue(exchange("alice", f"Likes thing {n}"))
+            learner.notify()
+            assert wait_until(lambda: learner.counters.learned == n + 1, 10)
+            time.sleep(IDLE_RELEASE_SECONDS / 5)
+        assert len(built) == 1, f"the client was rebuilt between arrivals: {len(built)} built"
+        assert not built[0].is_closed(), "kept for all the arrivals"
+        assert wait_until(built[0].is_closed, 5), "let go (its connections closed) once the learner is idle"
+        memory.enqueue(exchange("alice", "Likes thing 6"))
+        learner.notify()
+        assert wait_until(lambda: learner.counters.learned == 7, 10) and len(built) == 2
+    finally:
+        learner.stop()
+
+
+def test_a_short_claim_waits_for_more_of_its_scope_with_batch_wait_seconds(memory: Memory, upstream: ScriptedUpstream) -> None:
+    """Exchanges arriving one by one while the learner keeps up: with ``batch_wait_seconds``
+    they are gathered into batches (fewer LLM calls per exchange), each learnt within about that
+    long of its arrival; without it each arrival is learnt alone (two calls each)."""
+    upstream.handler = facts_from_text
+
+    def calls_for_arrivals(settings: OutboxConfig, user: str) -> tuple[int, float]:
+        learner = Learner(memory, settings)
+        learner.start()
+        try:
+            calls0, learnt0, started = learner.llm_calls.count, learner.counters.learned, time.monotonic()
+            for n in range(6):
+                memory.enqueue(exchange(user, f"Likes thing {n}"))
+                learner.notify()
+                time.sleep(0.1)
+            assert wait_until(lambda: learner.counters.learned == learnt0 + 6, 10)
+            return learner.llm_calls.count - calls0, time.monotonic() - started
+        finally:
+            learner.stop()
+
+    alone, _ = calls_for_arrivals(FAST, "alice")
+    gathered, took = calls_for_arrivals(FAST.model_copy(update={"batch_wait_seconds": 0.45}), "bob")
+    assert alone >= 8, f"each arrival learnt (nearly) alone without a wait: {alone} calls"
+    assert gathered <= 6, f"arrivals 0.1 s apart gathered into batches: {gathered} calls for 6 exchanges"
+    assert took < 0.6 + 0.45 + 2, took
+    assert memories(memory, "bob") == [f"Likes thing {n}" for n in range(6)]

@@ -90,3 +90,27 @@ def test_a_pinned_response_format_is_kept_even_when_refused(upstream: ScriptedUp
     with pytest.raises(LLMError):
         llm.complete_json(HI, task=FACTS)
     assert [r.json["response_format"] for r in upstream.requests] == [{"type": "json_object"}]
+
+
+@pytest.mark.parametrize("kind", ["json_schema", "json_object", "text"])
+def test_the_request_is_byte_for_byte_what_chat_completions_create_sends(upstream: ScriptedUpstream, kind: str) -> None:
+    """The call skips ``create``'s parameter transform (``client.post`` with memlane's own JSON):
+    the model server must see the same body and headers as ``create`` would send."""
+    import openai
+
+    llm = OpenAILLM({"base_url": upstream.url, "api_key": "k", "model": "m-1", "max_tokens": 500, "response_format": kind})
+    messages = [{"role": "system", "content": "Extract the facts, naïvely"}, {"role": "user", "content": "I'm vegetarian 🌱"}]
+    upstream.queue(Reply.json({"facts": []}), Reply.json({"facts": []}))
+    llm.complete_json(messages, task=FACTS)
+    ours = upstream.requests[-1]
+    kwargs = {"model": "m-1", "messages": messages, "temperature": 0.0, "max_tokens": min(500, FACTS.max_tokens)}
+    if kind == "json_schema":
+        kwargs["response_format"] = {"type": "json_schema", "json_schema": {"name": FACTS.name, "schema": FACTS.schema, "strict": True}}
+    elif kind == "json_object":
+        kwargs["response_format"] = {"type": "json_object"}
+    llm.client.chat.completions.create(**kwargs)
+    theirs = upstream.requests[-1]
+    assert ours.body == theirs.body
+    varying = {"x-stainless-retry-count"}
+    assert {k: v for k, v in ours.headers.items() if k not in varying} == {k: v for k, v in theirs.headers.items() if k not in varying}
+    assert isinstance(llm.client, openai.OpenAI)

@@ -13,7 +13,10 @@ Batches: a claim takes up to ``outbox.batch_size`` waiting exchanges of one scop
 can be learnt together (memlane.engine.learning.batch_size_of) are, in one extraction call, one
 reconcile call and one commit, and the rest go back to the outbox for the next claim. A batch
 that fails is learnt again one exchange at a time, in the same claim, each exchange then retried
-or set aside on its own; a batch whose lease was lost is discarded whole. ``status()`` counts
+or set aside on its own; a batch whose lease was lost is discarded whole. With
+``outbox.batch_wait_seconds``, a claim of fewer than ``batch_size`` exchanges whose oldest is
+younger than that goes back for that long, so that what arrives meanwhile joins the batch (a
+learner that keeps up would otherwise learn each exchange nearly alone, two LLM calls each). ``status()`` counts
 ``llm_calls`` (extraction and reconcile calls, repairs included) beside ``exchanges_learnt``:
 their ratio is what learning costs per exchange.
 """
@@ -73,6 +76,12 @@ class LearnerCounters:
 
 #: the shortest pause between two claims that found nothing
 RESCAN_SECONDS = 0.02
+#: how long the whole learner must have found nothing before it lets the memory LLM's client
+#: go (``release_idle``: no connection held by an idle learner). Not at every empty claim:
+#: under load a learner finds the outbox empty between most arrivals, and rebuilding the
+#: client (the openai SDK's, with its TLS context) each time was over half of its CPU per
+#: exchange (bench/learning_cpu.py). Under a second, so a server at rest holds none for long.
+IDLE_RELEASE_SECONDS = 0.5
 
 
 class Learner:
@@ -94,6 +103,8 @@ class Learner:
         self._lock = threading.Lock()
         #: claims whose outcome is not fully recorded yet (the row can be gone before that)
         self._working = 0
+        #: when a worker last finished a claim that found work (any worker: the learner is idle only when all are)
+        self._busy_at = time.monotonic()
 
     def start(self) -> None:
         with self._lock:
@@ -124,12 +135,19 @@ class Learner:
         """Claim and learn one exchange, or several of one scope together; False when nothing was due."""
         with self._lock:
             self._working += 1
+        claimed = False
         try:
             self.memory.foreground.wait_idle(self.settings.yield_seconds)  # chats' recalls first
             outbox = self.memory.store.outbox
             items = outbox.claim_batch(self.owner, self.settings.lease_seconds, self.settings.batch_size)
             if not items:
                 return False
+            claimed = True
+            wait = self._gather_wait(items)
+            if wait > 0:  # more of this scope may come to go in the same batch: let them
+                outbox.release(items)
+                self._stop.wait(wait)
+                return True
             together = batch_size_of(items, self.memory.config)
             if together < len(items):  # they wait for the next claim (this scope stays leased till then)
                 outbox.release(items[together:])
@@ -141,6 +159,21 @@ class Learner:
         finally:
             with self._lock:
                 self._working -= 1
+                if claimed:
+                    self._busy_at = time.monotonic()
+
+    def _gather_wait(self, items: list[OutboxItem]) -> float:
+        """How long to let a short claim wait for more of its scope (``outbox.batch_wait_seconds``):
+        until its oldest exchange is that old; 0 for a full claim, or one that waited long enough."""
+        wait = self.settings.batch_wait_seconds
+        if wait <= 0 or len(items) >= self.settings.batch_size:
+            return 0.0
+        # (never more than ``wait``: the enqueuing host's clock may run ahead of this one's)
+        return min(wait, max(0.0, min(i.created_at for i in items) + wait - time.time()))
+
+    def _idle_long_enough(self) -> bool:
+        """Whether no worker has been at work for ``IDLE_RELEASE_SECONDS`` (and none is now)."""
+        return not self._working and time.monotonic() - self._busy_at >= IDLE_RELEASE_SECONDS
 
     def _learn(self, item: OutboxItem) -> None:
         started = time.perf_counter()
@@ -218,7 +251,7 @@ class Learner:
                 with self._idle:
                     self._idle.notify_all()
                 release = getattr(self.memory.llm, "release_idle", None)
-                if release is not None:  # an idle learner holds no connection to the model server
+                if release is not None and self._idle_long_enough():  # an idle learner holds no connection to the model server
                     release()
                 # A claim that found nothing passed over the whole backlog waiting behind leased
                 # scopes; chats enqueue (and wake us) hundreds of times a second under load, so

@@ -349,7 +349,7 @@ class Learning:
         for fact, vector in zip(facts, vectors):
             between()
             found = self.store.search(scope, live, vector, fact, SIMILAR_PER_FACT * 4, exact_scope=True)
-            keys.update(dict.fromkeys(r.key for r in fuse(found, self.config.retrieval)[:SIMILAR_PER_FACT]))
+            keys.update(dict.fromkeys(r.key for r in fuse(found, self.config.retrieval, limit=SIMILAR_PER_FACT)))
         records = self.store.fetch(list(keys)[:MAX_EXISTING_SHOWN])
         return [records[k] for k in keys if k in records]
 
