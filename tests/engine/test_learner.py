@@ -217,9 +217,29 @@ def test_a_short_claim_waits_for_more_of_its_scope_with_batch_wait_seconds(memor
         finally:
             learner.stop()
 
-    alone, _ = calls_for_arrivals(FAST, "alice")
+    alone, _ = calls_for_arrivals(FAST.model_copy(update={"batch_wait_seconds": 0}), "alice")
     gathered, took = calls_for_arrivals(FAST.model_copy(update={"batch_wait_seconds": 0.45}), "bob")
     assert alone >= 8, f"each arrival learnt (nearly) alone without a wait: {alone} calls"
     assert gathered <= 6, f"arrivals 0.1 s apart gathered into batches: {gathered} calls for 6 exchanges"
     assert took < 0.6 + 0.45 + 2, took
     assert memories(memory, "bob") == [f"Likes thing {n}" for n in range(6)]
+
+
+def test_a_flush_is_not_kept_waiting_by_batch_wait_seconds(memory: Memory, upstream: ScriptedUpstream) -> None:
+    """Holding a short batch back for more is for load; a caller waiting in ``flush`` wants
+    what is queued learnt now."""
+    upstream.handler = facts_from_text
+    learner = Learner(memory, FAST.model_copy(update={"batch_wait_seconds": 5.0}))
+    learner.start()
+    try:
+        memory.enqueue(exchange("carol", "Likes thing 1"))
+        started = time.monotonic()
+        assert learner.flush(10)
+        assert time.monotonic() - started < 3, "learnt at once, not after the 5 s wait"
+        assert memories(memory, "carol") == ["Likes thing 1"]
+        memory.enqueue(exchange("carol", "Likes thing 2"))
+        learner.notify()
+        time.sleep(1.0)  # nobody flushing: the short claim is held back
+        assert memories(memory, "carol") == ["Likes thing 1"]
+    finally:
+        learner.stop()

@@ -103,6 +103,8 @@ class Learner:
         self._lock = threading.Lock()
         #: claims whose outcome is not fully recorded yet (the row can be gone before that)
         self._working = 0
+        #: callers in ``flush`` now (while any waits, no short batch is held back for more)
+        self._flushing = 0
         #: when a worker last finished a claim that found work (any worker: the learner is idle only when all are)
         self._busy_at = time.monotonic()
 
@@ -166,7 +168,7 @@ class Learner:
         """How long to let a short claim wait for more of its scope (``outbox.batch_wait_seconds``):
         until its oldest exchange is that old; 0 for a full claim, or one that waited long enough."""
         wait = self.settings.batch_wait_seconds
-        if wait <= 0 or len(items) >= self.settings.batch_size:
+        if wait <= 0 or len(items) >= self.settings.batch_size or self._flushing:
             return 0.0
         # (never more than ``wait``: the enqueuing host's clock may run ahead of this one's)
         return min(wait, max(0.0, min(i.created_at for i in items) + wait - time.time()))
@@ -264,14 +266,20 @@ class Learner:
         """Wait until no live item is left (dead ones do not count); False when ``timeout`` ran out."""
         self.start()
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if self.memory.store.outbox.stats()["pending"] == 0 and not self._working:
-                return True
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            self._wake.set()
-            with self._idle:
-                self._idle.wait(0.05 if deadline is None else max(0.0, min(0.05, deadline - time.monotonic())))
+        with self._lock:
+            self._flushing += 1  # someone waits for what is queued: no batch is held back for more
+        try:
+            while True:
+                if self.memory.store.outbox.stats()["pending"] == 0 and not self._working:
+                    return True
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                self._wake.set()
+                with self._idle:
+                    self._idle.wait(0.05 if deadline is None else max(0.0, min(0.05, deadline - time.monotonic())))
+        finally:
+            with self._lock:
+                self._flushing -= 1
 
     def status(self) -> dict[str, Any]:
         return {**self.memory.store.outbox.stats(), **self.counter_status()}
