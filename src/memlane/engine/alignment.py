@@ -96,6 +96,8 @@ class WordVectors:
             return out, self._extra
 
     def gather(self, rows: np.ndarray, extra: np.ndarray) -> np.ndarray:
+        """The vectors of ``rows``, read from the word table and ``extra`` (the table of encoded
+        words ``rows_of_texts`` handed out with them: a later start-over replaces it)."""
         return self._gather(rows, extra)
 
     def _gather(self, rows: np.ndarray, extra: np.ndarray) -> np.ndarray:
