@@ -15,7 +15,7 @@ reconcile call and one commit, and the rest go back to the outbox for the next c
 that fails is learnt again one exchange at a time, in the same claim, each exchange then retried
 or set aside on its own; a batch whose lease was lost is discarded whole. With
 ``outbox.batch_wait_seconds``, a claim of fewer than ``batch_size`` exchanges whose oldest is
-younger than that goes back for that long, so that what arrives meanwhile joins the batch (a
+younger than that goes back for that long and is claimed again, so that what arrives meanwhile joins the batch (a
 learner that keeps up would otherwise learn each exchange nearly alone, two LLM calls each). ``status()`` counts
 ``llm_calls`` (extraction and reconcile calls, repairs included) beside ``exchanges_learnt``:
 their ratio is what learning costs per exchange.
@@ -146,10 +146,13 @@ class Learner:
                 return False
             claimed = True
             wait = self._gather_wait(items)
-            if wait > 0:  # more of this scope may come to go in the same batch: let them
+            if wait > 0:  # more of this scope may come to go in the same batch: let them, then claim again
                 outbox.release(items)
-                self._stop.wait(wait)
-                return True
+                if self._stop.wait(wait):
+                    return True
+                items = outbox.claim_batch(self.owner, self.settings.lease_seconds, self.settings.batch_size)
+                if not items:  # another worker took them
+                    return True
             together = batch_size_of(items, self.memory.config)
             if together < len(items):  # they wait for the next claim (this scope stays leased till then)
                 outbox.release(items[together:])
