@@ -15,9 +15,9 @@ reconcile call and one commit, and the rest go back to the outbox for the next c
 that fails is learnt again one exchange at a time, in the same claim, each exchange then retried
 or set aside on its own; a batch whose lease was lost is discarded whole. With
 ``outbox.batch_wait_seconds``, a claim of fewer than ``batch_size`` exchanges whose oldest is
-younger than that goes back for that long and is claimed again, so that what arrives meanwhile joins the batch (a
-learner that keeps up would otherwise learn each exchange nearly alone, two LLM calls each). ``status()`` counts
-``llm_calls`` (extraction and reconcile calls, repairs included) beside ``exchanges_learnt``:
+younger than that goes back for that long and is claimed again, so that what arrives meanwhile
+joins the batch (a learner that keeps up would otherwise learn each exchange nearly alone, two
+LLM calls each); not while a ``flush`` waits. ``status()`` counts ``llm_calls`` (extraction and reconcile calls, repairs included) beside ``exchanges_learnt``:
 their ratio is what learning costs per exchange.
 """
 
