@@ -11,11 +11,18 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import openai
 from pydantic import BaseModel, ConfigDict
 
 from memlane.errors import EndpointNotConfiguredError
 
 NO_KEY = "memlane-no-key"
+#: what ``chat.completions.create`` sends as its request options (newer SDKs name the auth
+#: scheme): a ``client.post`` that skips ``create``'s parameter transform sends these too
+CREATE_OPTIONS: dict[str, Any] = ({"security": {"bearer_auth": True}}
+                                  if "security" in getattr(getattr(getattr(openai, "_models", None), "FinalRequestOptions", None),
+                                                           "model_fields", {})
+                                  else {})
 
 
 def resolve_endpoint(

@@ -31,7 +31,8 @@ _WORD = re.compile(r"\b[^\W\d_]{3,}\b", re.UNICODE)
 _NAME = re.compile(r"(?<=\w\W)\b[A-Z]\w+")
 #: a question word matching a candidate at least this closely counts as found there (for the weights)
 CLOSE = 0.9
-#: words of several pieces whose vectors are kept (each 1 KB), and memory texts whose words are kept (as rows)
+#: words of several pieces whose vectors are kept (each 1 KB), and memory texts whose words
+#: are kept (as rows)
 CACHE_WORDS = 20_000
 CACHE_TEXTS = 50_000
 
@@ -75,7 +76,7 @@ class WordVectors:
             self._start_over_if_full()
             rows = self._rows_of(list(words))
             extra = self._extra
-        return self._gather(rows, extra)
+        return self.gather(rows, extra)
 
     def rows_of_texts(self, texts: Sequence[str]) -> tuple[list[np.ndarray], np.ndarray]:
         """Each text's content words as rows (a text without any: the zero row), and the table
@@ -88,8 +89,8 @@ class WordVectors:
                 if rows is None:
                     if len(self._texts) >= CACHE_TEXTS:
                         self._texts.clear()
-                    rows = self._rows_of(content_words(text)) if text else None
-                    if rows is None or not len(rows):
+                    rows = self._rows_of(content_words(text))
+                    if not len(rows):
                         rows = np.array([self._base], dtype=np.int64)  # the zero row
                     self._texts[text] = rows
                 out.append(rows)
@@ -98,9 +99,6 @@ class WordVectors:
     def gather(self, rows: np.ndarray, extra: np.ndarray) -> np.ndarray:
         """The vectors of ``rows``, read from the word table and ``extra`` (the table of encoded
         words ``rows_of_texts`` handed out with them: a later start-over replaces it)."""
-        return self._gather(rows, extra)
-
-    def _gather(self, rows: np.ndarray, extra: np.ndarray) -> np.ndarray:
         out = np.empty((len(rows), self._table.shape[1]), dtype=np.float32)
         pieces = rows < self._base
         out[pieces] = self._table[rows[pieces]]

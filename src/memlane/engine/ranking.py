@@ -50,10 +50,8 @@ def fuse(found: Candidates, settings: RetrievalConfig, limit: int | None = None)
         w = settings.keyword_weight
         best = max(found.keyword.values(), default=0.0)
         dense_of, keyword_of = found.dense.get, found.keyword.get
-        if best > 0:
-            scores = {key: (1.0 - w) * max(dense_of(key) or 0.0, 0.0) + w * (keyword_of(key, 0.0) / best) for key in keys}
-        else:
-            scores = {key: (1.0 - w) * max(dense_of(key) or 0.0, 0.0) + w * 0.0 for key in keys}
+        scores = {key: (1.0 - w) * max(dense_of(key) or 0.0, 0.0) + w * (keyword_of(key, 0.0) / best if best > 0 else 0.0)
+                  for key in keys}
     def order(key: Hashable) -> tuple[float, str]:
         return -scores[key], str(key)
 

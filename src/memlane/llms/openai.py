@@ -12,7 +12,7 @@ from openai.types.chat import ChatCompletion
 from memlane.config import validate_section
 from memlane.errors import LLMError, MemlaneError
 from memlane.llms.base import JSONTask
-from memlane.openai_compat import EndpointOptions, build_client
+from memlane.openai_compat import CREATE_OPTIONS, EndpointOptions, build_client
 
 log = logging.getLogger("memlane.llm")
 
@@ -21,12 +21,6 @@ DEFAULT_MODEL = "gpt-4.1-nano"
 #: How an answer's shape is asked for, strongest first: a server that refuses one is asked the
 #: next way (and remembered, per model, for the life of the client).
 FORMATS = ("json_schema", "json_object", "text")
-#: what ``chat.completions.create`` sends as its request options (newer SDKs name the auth scheme;
-#: as memlane.proxy.protocols.chat has it for the upstream call)
-_CREATE_OPTIONS: dict[str, Any] = ({"security": {"bearer_auth": True}}
-                                   if "security" in getattr(getattr(getattr(openai, "_models", None), "FinalRequestOptions", None),
-                                                            "model_fields", {})
-                                   else {})
 #: the order ``chat.completions.create`` writes these keys in
 _BODY_ORDER = ("model", "messages", "max_tokens", "response_format", "temperature")
 #: words in a 400/422 that say the server refused the ``response_format`` rather than the call
@@ -140,7 +134,7 @@ class OpenAILLM:
             # the same request, with the SDK's errors and parsing, for about a third less CPU per
             # call (1.1 -> 0.7 ms for a reconcile-sized one, bench/README.md).
             body = {k: kwargs[k] for k in _BODY_ORDER if k in kwargs}  # (byte for byte what ``create`` sends)
-            resp = client.post("/chat/completions", body=body, options=_CREATE_OPTIONS, cast_to=ChatCompletion)
+            resp = client.post("/chat/completions", body=body, options=CREATE_OPTIONS, cast_to=ChatCompletion)
         except MemlaneError:
             raise
         except Exception as exc:  # noqa: BLE001 - every SDK/connection error becomes LLMError

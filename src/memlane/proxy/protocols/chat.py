@@ -9,6 +9,7 @@ import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from memlane.errors import UpstreamError
+from memlane.openai_compat import CREATE_OPTIONS
 from memlane.proxy.placement import PinnedBlocks, place
 from memlane.proxy.protocols.base import ChatProtocol
 from memlane.proxy.recall import as_mapping
@@ -19,10 +20,6 @@ from memlane.records import Scope, SearchHit
 
 #: the request keys a call may have to go to the upstream without the SDK's parameter transform
 _PLAIN_KEYS = frozenset({"model", "messages", "stream", "extra_body"})
-#: what ``chat.completions.create`` sends as its request options (newer SDKs name the auth scheme)
-_OPTIONS: dict[str, Any] = ({"security": {"bearer_auth": True}}
-                            if "security" in getattr(getattr(getattr(openai, "_models", None), "FinalRequestOptions", None), "model_fields", {})
-                            else {})
 
 
 def _json_native(value: Any) -> bool:
@@ -55,7 +52,7 @@ def plain_call(request: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, An
     except RecursionError:
         return None
     body = {"model": request["model"], **({"stream": request["stream"]} if "stream" in request else {}), "messages": request["messages"]}
-    options = {**_OPTIONS, **({"extra_json": extra} if extra is not None else {})}
+    options = {**CREATE_OPTIONS, **({"extra_json": extra} if extra is not None else {})}
     return body, options, request.get("stream") or False
 
 
