@@ -83,6 +83,8 @@ def test_add_with_smollm2_ends_each_exchange_and_stores_nothing_malformed(memory
         else:
             assert all(r["event"] in ("ADD", "UPDATE", "DELETE") for r in result["results"])
         calls = smollm2.model_calls()[before:]
+        # a real model: whether it needs a repair or a reconcile call varies, so the count is a range;
+        # no call at all, or a retry loop past one attempt's calls, fails
         assert 1 <= len(calls) <= CALLS_PER_ATTEMPT, [c.text for c in calls]
         assert all(c.status == 200 for c in calls), [(c.status, c.text) for c in calls]
     assert malformed(memory, "alice") == []

@@ -88,6 +88,8 @@ def test_forty_slow_infer_adds_of_one_project_do_not_slow_another_projects_reads
     assert statuses == [200] * 6 + [429] * 34, statuses  # 2 running + 4 queued were taken
     refused = next(answer for answer in answers if answer.status_code == 429)
     assert refused.json()["error"]["type"] == "rate_limit_error" and refused.json()["error"]["code"] == "project_busy"
+    # an estimate from the lane's measured call times (lanes.retry_after), so only its bounds are fixed:
+    # whole seconds, at least 1, at most 60 (a non-integer, 0 or a minutes-long wait fails here)
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert len(http_get_all(server.url, b)) == 1, "the admitted adds were all learnt (one fact, deduplicated)"
 
