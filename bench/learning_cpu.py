@@ -54,6 +54,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from server_throughput import load_average  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "learning_cpu.md"
 EMBEDDER = {"provider": "model2vec"}
 #: the chat model the server's payloads name (the scripted upstream answers any)
@@ -207,10 +209,6 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
 
 # -- the parent: the store, the upstream, the A/B ------------------------------------------------
 
-def load_average() -> str:
-    return "/".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def run_child(src: str, db: Path, upstream: str, args: argparse.Namespace, spy: Path | None, extra: str = "{}") -> dict[str, Any]:
     """One measured run of ``src`` on ``db`` (``extra``: config sections, JSON); ``spy``: py-spy
     samples the measured part into it."""
@@ -239,7 +237,10 @@ def run_child(src: str, db: Path, upstream: str, args: argparse.Namespace, spy: 
 
 
 def pyspy() -> str:
-    found = shutil.which("py-spy") or ("/tmp/pyspy-venv/bin/py-spy" if Path("/tmp/pyspy-venv/bin/py-spy").exists() else None)
+    """cpu_split's py-spy (on PATH or in /tmp/pyspy-venv); this bench cannot profile without it."""
+    from cpu_split import pyspy as find
+
+    found = find()
     if found is None:
         raise SystemExit("py-spy not found (python3 -m venv /tmp/pyspy-venv && /tmp/pyspy-venv/bin/pip install py-spy), or --no-profile")
     return found
