@@ -17,6 +17,11 @@ with the matches. A floor for the embedding (short texts), not for the search.
 at it, ``extra_body`` naming the scope), so learning runs in the server's learner process and
 the added time includes the second HTTP hop a server's users pay.
 
+A second table says where the added time goes, for all calls and for the slowest 5% and 1%:
+embedded, this process's CPU (recall, placement, the outbox write, the client's glue) against the
+time it waited (for the GIL while the learner's threads run, for a core); through a server, the
+server's own mean recall and upstream-call times from its /metrics.
+
     python bench/proxy_overhead.py [--requests 300] [--embedder static|minilm] [--store real|unselective] [--server]
 """
 
@@ -59,6 +64,48 @@ def latency_table(times: dict[Any, list[float]], setting: str, versus: str) -> s
         rows.append(f"| {name} | {statistics.median(spent):.2f} | {pct(spent, 0.95):.2f} | {pct(spent, 0.99):.2f} | "
                     f"{statistics.median(spent) / base:.2f}x |")
     return "\n".join(rows)
+
+
+#: the server's own per-chat stages on its /metrics (``memlane_<stage>_duration_seconds``)
+SERVER_STAGES = ("recall", "upstream")
+
+
+def served_stage(url: str, stage: str, since: tuple[float, float] = (0.0, 0.0)) -> tuple[float, float]:
+    """(seconds, count) of one of the server's stage histograms, less ``since``."""
+    from server_throughput import metric
+
+    total, count = metric(url, f"memlane_{stage}_duration_seconds_sum"), metric(url, f"memlane_{stage}_duration_seconds_count")
+    return total - since[0], count - since[1]
+
+
+def slowest_table(added: list[float], added_cpu: list[float], parts: dict[str, list[float]],
+                  stages: dict[str, tuple[float, float]]) -> str:
+    """Where the added time goes, for all calls and for the slowest: what the calling process
+    spent on CPU (embedded: recall, placement, outbox write and the client's own glue) against
+    what it waited (for the GIL while the learner threads run, for a core, for the server), and
+    the recall's parts; through a server, the server's own mean recall and upstream-call times
+    (its /metrics) instead."""
+    order = sorted(range(len(added)), key=added.__getitem__)
+    n = len(order)
+    groups = {"all calls": order, "p50-p90": order[n // 2:int(n * 0.9)], "slowest 5%": order[int(n * 0.95):],
+              "slowest 1%": order[int(n * 0.99):]}
+
+    def mean(values: list[float], picked: list[int]) -> float:
+        return statistics.mean(values[i] for i in picked) if picked else float("nan")
+
+    rows = ["| added (ms, mean of the group) | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
+    rows.append("| added by memlane (wall) | " + " | ".join(f"{mean(added, g):.2f}" for g in groups.values()) + " |")
+    if not stages:
+        waited = [a - c for a, c in zip(added, added_cpu)]
+        rows.append("| of it this process's CPU | " + " | ".join(f"{mean(added_cpu, g):.2f}" for g in groups.values()) + " |")
+        rows.append("| of it waiting (GIL, a core) | " + " | ".join(f"{mean(waited, g):.2f}" for g in groups.values()) + " |")
+        for name, label in (("embed_ms", "recall: query embedding (wall)"), ("search_ms", "recall: search + fusion + fetch (wall)")):
+            rows.append(f"| {label} | " + " | ".join(f"{mean(parts[name], g):.2f}" for g in groups.values()) + " |")
+        return "\n".join(rows)
+    means = {stage: (seconds * 1000 / count if count else float("nan")) for stage, (seconds, count) in stages.items()}
+    return "\n".join(rows) + "\n\n" + (f"The server's own means over the same calls (/metrics): recall {means['recall']:.2f} ms, "
+                                        f"upstream call {means['upstream']:.2f} ms; the rest of the added time is the second "
+                                        "HTTP hop, the request's handling and the outbox write.")
 
 
 class ServedChats:
@@ -155,15 +202,18 @@ def main() -> None:
 
             drained(serve_url)
         direct_ms, through_ms, added_ms = [], [], []
+        added_cpu_ms: list[float] = []  # this process's CPU of the call through memlane minus the direct one's
+        stages_before = {stage: served_stage(serve_url, stage) for stage in SERVER_STAGES} if serve is not None else {}
         responses_direct_ms, responses_through_ms, responses_added_ms = [], [], []
         parts: dict[str, list[float]] = {"embed_ms": [], "search_ms": [], "inject_ms": []}
         for text in questions[5:]:
             messages = [{"role": "user", "content": text}]
-            t0 = time.perf_counter()
+            c0, t0 = time.thread_time(), time.perf_counter()
             direct.chat.completions.create(model="m", messages=messages)
-            t1 = time.perf_counter()
+            c1, t1 = time.thread_time(), time.perf_counter()
             client.chat.completions.create(model="m", messages=messages, user_id=user)
-            t2 = time.perf_counter()
+            c2, t2 = time.thread_time(), time.perf_counter()
+            added_cpu_ms.append(((c2 - c1) - (c1 - c0)) * 1000)
             direct_ms.append((t1 - t0) * 1000)
             through_ms.append((t2 - t1) * 1000)
             added_ms.append(through_ms[-1] - direct_ms[-1])
@@ -178,6 +228,7 @@ def main() -> None:
                 responses_direct_ms.append((t1 - t0) * 1000)
                 responses_through_ms.append((t2 - t1) * 1000)
                 responses_added_ms.append(responses_through_ms[-1] - responses_direct_ms[-1])
+        stages = {stage: served_stage(serve_url, stage, since=stages_before[stage]) for stage in SERVER_STAGES} if serve is not None else {}
         learnt = client.memory.outbox_status()
         alignment_weight = client.config.retrieval.alignment_weight
         client.close()
@@ -205,6 +256,7 @@ def main() -> None:
         row("  of which store search + fusion + fetch", parts["search_ms"]),
         row("  of which injection", parts["inject_ms"]),
     ])
+    lines += ["", slowest_table(added_ms, added_cpu_ms, parts, stages)]
     if args.with_responses:
         lines += [row("Responses API: direct to upstream", responses_direct_ms), row("Responses API: through Memlane", responses_through_ms),
                   row("**Responses API: added by memlane**", responses_added_ms), "",
