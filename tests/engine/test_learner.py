@@ -11,7 +11,7 @@ import pytest
 
 from memlane import Memory
 from memlane.config import OutboxConfig
-from memlane.engine.learner import Learner
+from memlane.engine.learner import HURRY_SECONDS, Learner
 from memlane.testing import Reply, ScriptedRequest, ScriptedUpstream
 from tests.threads import wait_until
 
@@ -243,3 +243,41 @@ def test_a_flush_is_not_kept_waiting_by_batch_wait_seconds(memory: Memory, upstr
         assert memories(memory, "carol") == ["Likes thing 1"]
     finally:
         learner.stop()
+
+
+def test_a_batch_held_back_is_let_go_when_someone_hurries_and_a_hurry_wears_off(memory: Memory, upstream: ScriptedUpstream) -> None:
+    """``hurry`` is what a server does when a caller waits for an exchange (``GET
+    /v1/exchanges/{id}?wait=``, a learner process told by its server): the short batch already
+    held back for more is learnt at once, not after ``batch_wait_seconds``."""
+    upstream.handler = facts_from_text
+    learner = Learner(memory, FAST.model_copy(update={"batch_wait_seconds": 5.0}))
+    learner.start()
+    try:
+        memory.enqueue(exchange("dave", "Likes thing 1"))
+        learner.notify()
+        time.sleep(0.5)  # claimed and held back for more of dave's exchanges
+        assert memories(memory, "dave") == []
+        hurried = time.monotonic()
+        learner.hurry()
+        assert wait_until(lambda: memories(memory, "dave") == ["Likes thing 1"], 10)
+        assert time.monotonic() - hurried < 3, "learnt when hurried, not after the 5 s wait"
+        time.sleep(HURRY_SECONDS)  # the hurry is over: short batches are held back again
+        memory.enqueue(exchange("dave", "Likes thing 2"))
+        learner.notify()
+        time.sleep(1.0)
+        assert memories(memory, "dave") == ["Likes thing 1"]
+    finally:
+        learner.stop()
+
+
+def test_stop_lets_a_held_batch_go_without_waiting_it_out(memory: Memory, upstream: ScriptedUpstream) -> None:
+    upstream.handler = facts_from_text
+    learner = Learner(memory, FAST.model_copy(update={"batch_wait_seconds": 8.0}))
+    learner.start()
+    memory.enqueue(exchange("erin", "Likes thing 1"))
+    learner.notify()
+    time.sleep(0.5)
+    stopping = time.monotonic()
+    learner.stop(timeout=10)
+    assert time.monotonic() - stopping < 3, "stop waited out the batch wait"
+    assert memory.outbox_status()["pending"] == 1  # left for the next learner, not lost

@@ -83,14 +83,15 @@ def serve(tmp_path: Path, upstream: ScriptedUpstream, fast_embedder_config: dict
     started: list[subprocess.Popen[str]] = []
 
     @contextmanager
-    def run(*args: str, server: dict[str, Any] | None = None, seed: bool = True) -> Iterator[Served]:
+    def run(*args: str, server: dict[str, Any] | None = None, outbox: dict[str, Any] | None = None,
+            seed: bool = True) -> Iterator[Served]:
         config = tmp_path / "memlane.json"
         config.write_text(json.dumps({
             "vector_store": store_config(tmp_path / "served.db"),
             "embedder": fast_embedder_config,
             "upstream": {"base_url": upstream.url, "api_key": "k", "max_retries": 0},
             "llm": {"provider": "openai", "config": {"max_retries": 0}},
-            "outbox": {"retry_base_seconds": 0.05, "poll_seconds": 0.05},
+            "outbox": {"retry_base_seconds": 0.05, "poll_seconds": 0.05, **(outbox or {})},
             "server": {"learner": "process", "learner_rescan_seconds": 0.2, "drain_seconds": 5, **(server or {})},
         }))
         env = {**os.environ, "MEMLANE_HOME": str(tmp_path / "home")}
@@ -295,3 +296,22 @@ def test_with_learner_thread_the_server_learns_in_its_own_threads(serve: Any) ->
         eventually(lambda: visits(server.url) == ["Gym visits: 1"], "the chat was not learnt")
         assert learner_pids(server.proc.pid) == []
         eventually(page_with(server.url + "/ui/chats", "Gym visits: 0 → Gym visits: 1"), "/ui/chats shows what was learnt")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("learner", ["process", "thread"])
+def test_a_caller_waiting_for_its_exchange_is_not_kept_waiting_by_batch_wait_seconds(serve: Any, learner: str) -> None:
+    """A short batch is held back for more of its scope only while nobody waits: ``GET
+    /v1/exchanges/{id}?wait=`` (what the hosted client's flush asks) hurries the learner, in
+    the server's threads or in its learner process."""
+    with serve(server={"learner": learner}, outbox={"batch_wait_seconds": 8.0}) as server:
+        if learner == "process":
+            eventually(lambda: learner_pids(server.proc.pid), "no learner process beside the server")
+        answer = httpx.post(server.url + "/v1/chat/completions", timeout=30, json={
+            "model": "m", "user_id": "alice", "messages": [{"role": "user", "content": "I went to the gym again (1)"}]}).json()
+        exchange = answer["metadata"]["exchange_id"]
+        asked = time.monotonic()
+        state = httpx.get(f"{server.url}/v1/exchanges/{exchange}", params={"wait": 20}, timeout=30).json()
+        assert state["status"] == "learnt" and time.monotonic() - asked < 5, "learnt when asked for, not after the 8 s wait"
+        assert visits(server.url) == ["Gym visits: 1"]

@@ -17,7 +17,9 @@ or set aside on its own; a batch whose lease was lost is discarded whole. With
 ``outbox.batch_wait_seconds``, a claim of fewer than ``batch_size`` exchanges whose oldest is
 younger than that goes back for that long and is claimed again, so that what arrives meanwhile
 joins the batch (a learner that keeps up would otherwise learn each exchange nearly alone, two
-LLM calls each); not while a ``flush`` waits. ``status()`` counts ``llm_calls`` (extraction and reconcile calls, repairs included) beside ``exchanges_learnt``:
+LLM calls each); not while a ``flush`` waits, nor for ``HURRY_SECONDS`` after ``hurry()`` (someone
+waits for an exchange: the server's ``GET /v1/exchanges/{id}?wait=``, a learner process told by
+its server), and a batch already held back is let go at once then. ``status()`` counts ``llm_calls`` (extraction and reconcile calls, repairs included) beside ``exchanges_learnt``:
 their ratio is what learning costs per exchange.
 """
 
@@ -82,6 +84,9 @@ RESCAN_SECONDS = 0.02
 #: client (the openai SDK's, with its TLS context) each time was over half of its CPU per
 #: exchange (bench/learning_cpu.py). Under a second, so a server at rest holds none for long.
 IDLE_RELEASE_SECONDS = 0.5
+#: seconds after ``hurry()`` during which no short batch is held back for more of its scope (a
+#: waiter asks again well within it: the server's flush every 0.5 s)
+HURRY_SECONDS = 1.0
 
 
 class Learner:
@@ -105,6 +110,10 @@ class Learner:
         self._working = 0
         #: callers in ``flush`` now (while any waits, no short batch is held back for more)
         self._flushing = 0
+        #: until when (monotonic) someone waits for what is queued (``hurry``)
+        self._hurry_until = 0.0
+        #: told when a held-back batch should stop waiting (a flush, a hurry, stop)
+        self._let_go = threading.Condition()
         #: when a worker last finished a claim that found work (any worker: the learner is idle only when all are)
         self._busy_at = time.monotonic()
 
@@ -123,9 +132,29 @@ class Learner:
         """Something was enqueued: look now rather than at the next poll."""
         self._wake.set()
 
+    def hurry(self) -> None:
+        """Someone waits for what is queued now: for ``HURRY_SECONDS`` learn short batches at
+        once instead of holding them back for more (``outbox.batch_wait_seconds``)."""
+        self._hurry_until = time.monotonic() + HURRY_SECONDS
+        self._release_held()
+        self._wake.set()
+
+    def _in_a_hurry(self) -> bool:
+        return bool(self._flushing) or time.monotonic() < self._hurry_until
+
+    def _release_held(self) -> None:
+        with self._let_go:
+            self._let_go.notify_all()
+
+    def _hold(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for more of a short batch's scope, less once anyone hurries."""
+        with self._let_go:
+            self._let_go.wait_for(lambda: self._in_a_hurry() or self._stop.is_set(), seconds)
+
     def stop(self, timeout: float | None = 5.0) -> None:
         self._stop.set()
         self._wake.set()
+        self._release_held()
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
@@ -148,7 +177,8 @@ class Learner:
             wait = self._gather_wait(items)
             if wait > 0:  # more of this scope may come to go in the same batch: let them, then claim again
                 outbox.release(items)
-                if self._stop.wait(wait):
+                self._hold(wait)
+                if self._stop.is_set():
                     return True
                 items = outbox.claim_batch(self.owner, self.settings.lease_seconds, self.settings.batch_size)
                 if not items:  # another worker took them
@@ -171,7 +201,7 @@ class Learner:
         """How long to let a short claim wait for more of its scope (``outbox.batch_wait_seconds``):
         until its oldest exchange is that old; 0 for a full claim, or one that waited long enough."""
         wait = self.settings.batch_wait_seconds
-        if wait <= 0 or len(items) >= self.settings.batch_size or self._flushing:
+        if wait <= 0 or len(items) >= self.settings.batch_size or self._in_a_hurry():
             return 0.0
         # (never more than ``wait``: the enqueuing host's clock may run ahead of this one's)
         return min(wait, max(0.0, min(i.created_at for i in items) + wait - time.time()))
@@ -271,6 +301,7 @@ class Learner:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             self._flushing += 1  # someone waits for what is queued: no batch is held back for more
+        self._release_held()
         try:
             while True:
                 if self.memory.store.outbox.stats()["pending"] == 0 and not self._working:

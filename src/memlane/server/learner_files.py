@@ -201,9 +201,14 @@ def _parsed(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
                 continue
 
 
+#: what a wake-up datagram starts with when someone waits for what is queued (``Learner.hurry``)
+HURRY = b"hurry:"
+
+
 class Wakes:
     """The server's end of the wake-ups: one datagram per queued exchange (at most one per
-    ``EVERY`` seconds and project), to every learner process's current port."""
+    ``EVERY`` seconds and project), to every learner process's current port; ``hurry`` (the
+    project's stem after ``HURRY``) when someone waits for what is queued."""
 
     EVERY = 0.005
     #: seconds between two reads of the port files (a restarted process has a new port)
@@ -225,6 +230,12 @@ class Wakes:
         if now - self._sent_at < self.EVERY:
             return
         self._sent_at = now
+        self._send(self._message, now)
+
+    def hurry(self) -> None:
+        self._send(HURRY + self._message, time.monotonic())
+
+    def _send(self, message: bytes, now: float) -> None:
         if now - self._ports_at >= self.PORTS_EVERY or not self._ports:
             self._ports_at = now
             ports = []
@@ -236,7 +247,7 @@ class Wakes:
             self._ports = ports
         for port in self._ports:
             try:
-                self._socket.sendto(self._message, ("127.0.0.1", port))
+                self._socket.sendto(message, ("127.0.0.1", port))
             except OSError:
                 continue
 

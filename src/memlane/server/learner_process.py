@@ -32,7 +32,7 @@ from memlane.config import MemlaneConfig, load_config
 from memlane.engine.learner import Learner
 from memlane.engine.memory import Memory
 from memlane.server.keys import DEFAULT_PROJECT, KeyStore
-from memlane.server.learner_files import LearntLog, learnt_path, port_path, project_stem, read_status, status_path, write_atomically, write_status
+from memlane.server.learner_files import HURRY, LearntLog, learnt_path, port_path, project_stem, read_status, status_path, write_atomically, write_status
 
 log = logging.getLogger("memlane.learner_process")
 
@@ -95,7 +95,8 @@ def projects_of(keys: KeyStore) -> list[str]:
 
 def listen_for_wakes(directory: Path, index: int, learners: dict[str, ProjectLearner], stop: threading.Event) -> None:
     """Wake a project's learner when its server says it queued an exchange (a UDP datagram
-    naming the project, on a loopback port this process writes in ``directory``)."""
+    naming the project, on a loopback port this process writes in ``directory``), and hurry
+    it when the server says someone waits for what is queued (the name after ``HURRY``)."""
     import socket
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -107,14 +108,16 @@ def listen_for_wakes(directory: Path, index: int, learners: dict[str, ProjectLea
         with sock:
             while not stop.is_set():
                 try:
-                    stem = sock.recv(512).decode(errors="replace")
+                    message = sock.recv(512)
                 except (TimeoutError, socket.timeout):
                     continue
                 except OSError:
                     return
+                hurried = message.startswith(HURRY)
+                stem = message[len(HURRY):].decode(errors="replace") if hurried else message.decode(errors="replace")
                 for one in list(learners.values()):
                     if one.stem == stem:
-                        one.learner.notify()
+                        one.learner.hurry() if hurried else one.learner.notify()
 
     threading.Thread(target=listen, name="memlane-learner-wakes", daemon=True).start()
 

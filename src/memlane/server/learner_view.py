@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from memlane.engine.learner import HURRY_SECONDS
 from memlane.engine.memory import Memory
 from memlane.engine.timing import Timings
 from memlane.server.learner_files import LearntTail, Wakes, learnt_path, merged_status
@@ -24,6 +25,8 @@ log = logging.getLogger("memlane.learner_view")
 
 #: seconds between two reads of the learnt logs
 FOLLOW_SECONDS = 0.2
+#: seconds between two hurries sent while a flush waits (each lasts ``HURRY_SECONDS`` there)
+HURRY_EVERY = HURRY_SECONDS / 2
 
 
 class ProcessLearnerView:
@@ -47,6 +50,10 @@ class ProcessLearnerView:
     def notify(self) -> None:
         """An exchange was queued: wake the learner processes (else they look every ``outbox.poll_seconds``)."""
         self._wakes.send()
+
+    def hurry(self) -> None:
+        """Someone waits for what is queued: the processes learn short batches at once."""
+        self._wakes.hurry()
 
     def stop(self, timeout: float | None = 5.0) -> None:
         self._stop.set()
@@ -75,9 +82,14 @@ class ProcessLearnerView:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until no live item is left in the outbox (the learner processes empty it)."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        hurried_at = None
         while self.memory.outbox_status()["pending"]:
-            if deadline is not None and time.monotonic() >= deadline:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
                 return False
+            if hurried_at is None or now - hurried_at >= HURRY_EVERY:
+                self.hurry()
+                hurried_at = now
             time.sleep(0.05)
         return True
 

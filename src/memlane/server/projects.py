@@ -89,6 +89,8 @@ class Projects:
         self.config = config
         self.learner_dir = learner_dir
         self._clients: dict[str, AsyncMemlane] = {}
+        #: each project's learner (its own threads' ``Learner``, or the view of the learner processes)
+        self._learners: dict[str, Any] = {}
         self._lock = threading.Lock()
         #: told about each project's client when it is made (the metrics listen to its timings)
         self._on_client = on_client
@@ -108,15 +110,20 @@ class Projects:
             return self._clients[project]
 
     def _new_client(self, project: str, config: MemlaneConfig) -> AsyncMemlane:
-        if self.learner_dir is None:
-            return AsyncMemlane(config=config)
         from memlane.proxy.embedded import EmbeddedBackend
         from memlane.server.learner_view import ProcessLearnerView
 
         directory, processes = self.learner_dir, self.config.server.learner_processes
-        backend = EmbeddedBackend(config, None, asynchronous=True,
-                                  learner=lambda memory: ProcessLearnerView(memory, directory, project, processes))
+        learner = None if directory is None else (lambda memory: ProcessLearnerView(memory, directory, project, processes))
+        backend = EmbeddedBackend(config, None, asynchronous=True, learner=learner)
+        self._learners[project] = backend.learner
         return AsyncMemlane.on_backend(backend)
+
+    def hurry(self, project: str) -> None:
+        """Someone waits for the project's queued exchanges (``GET /v1/exchanges/{id}?wait=``):
+        its learner learns short batches now rather than holding them back for more."""
+        self.client(project)
+        self._learners[project].hurry()
 
     def engine(self, project: str) -> Memory:
         """The project's engine, for the memory routes (they call it in worker threads)."""

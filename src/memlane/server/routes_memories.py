@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from memlane.engine.learner import HURRY_SECONDS
 from memlane.server.errors import APIError
 from memlane.server.limits import Limits, json_depth
 
@@ -246,6 +247,7 @@ def exchanges_router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
         engine = projects.engine(project)
         deadline = time.monotonic() + wait
         pause = 0.02
+        hurried_at: float | None = None
         while True:  # each look is one quick read; the wait between holds no thread
             found = (await projects.run(project, engine.exchange_states, [exchange_id])).get(exchange_id)
             if found is None:
@@ -254,6 +256,10 @@ def exchanges_router(auth: Any, projects: Any, limits: Limits) -> APIRouter:
             left = deadline - time.monotonic()
             if found.status != "queued" or left <= 0:
                 return found.to_dict()
+            now = time.monotonic()
+            if hurried_at is None or now - hurried_at >= HURRY_SECONDS / 2:  # (again before it wears off)
+                projects.hurry(project)
+                hurried_at = now
             await asyncio.sleep(min(pause, left))
             pause = min(pause * 1.5, 0.25)
 
