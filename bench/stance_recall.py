@@ -9,6 +9,11 @@ function word like "should" and "can" already are. Recall is deterministic; late
 Also times the stance reading itself (a question, and 30 candidates' texts cold and cached).
 
     python bench/stance_recall.py [--out bench/results/stance_recall.md]
+    python bench/stance_recall.py --cost [--store 20000] [--out bench/results/stance_cost.md]
+
+``--cost``: what the bonus costs a search instead: a 10k real-text scope (LoCoMo turns
+recombined, as ``ranking_cost.py``) asked every stance question of the three sets plus as many
+others (MemoryBank's and LoCoMo's), with the bonus off and on in alternation, in one process.
 """
 
 from __future__ import annotations
@@ -96,10 +101,57 @@ def under(variant: tuple[str, RetrievalConfig, str | None, frozenset[str]], memo
         return measure()
 
 
+def cost(store_size: int, out: Path) -> None:
+    import random
+    import time
+
+    from proxy_overhead import latency_table
+    from server_throughput import build_store
+    from soak import locomo_turns
+
+    from memlane.query.stance import asked_stance
+
+    data = ROOT.parent / "shared" / "data"
+    asked = [q["question"] for q in json.loads((data / "memorybank" / "memorybank_dev_labels.json").read_text())]
+    asked += [qa["question"] for sample in json.loads(locomo.DEFAULT_DATA.read_text()) for qa in sample["qa"]]
+    asked += [q["q"] for scope in json.loads(paraphrase.DATA.read_text())["scopes"] for q in scope["questions"]]
+    stance = [q for q in asked if asked_stance(q)]
+    rng = random.Random(3)
+    picked = stance + rng.sample([q for q in asked if not asked_stance(q)], len(stance))
+    rng.shuffle(picked)
+    db = Path(tempfile.mkdtemp(prefix="memlane-stance-cost-")) / "store.db"
+    load_s = build_store(db, {"provider": "model2vec"}, locomo_turns(), 10_000, store_size)
+    settings = {"stance bonus off": RetrievalConfig(stance_bonus=0), "stance bonus 0.1 (the default)": RetrievalConfig()}
+    times: dict[str, list[float]] = {name: [] for name in settings}
+    with Memory({"vector_store": {"provider": "sqlite", "config": {"path": str(db)}}}) as memory:
+        for config in settings.values():  # warm both paths
+            memory.config.retrieval = config
+            memory.search(picked[0], user_id="alice")
+        for i, question in enumerate(picked):
+            pairs = list(settings.items())
+            for name, config in pairs if i % 2 == 0 else pairs[::-1]:
+                memory.config.retrieval = config
+                started = time.perf_counter()
+                memory.search(question, user_id="alice", limit=10)
+                times[name].append((time.perf_counter() - started) * 1000)
+    table = latency_table(times, "settings", "off")
+    out.write_text(f"Search in a 10k-memory scope of a {store_size // 1000}k SQLite store (LoCoMo turns recombined, static embedder;"
+                   f" built in {load_s:.0f} s); {len(picked)} questions: the {len(stance)} of MemoryBank, LoCoMo and the paraphrase"
+                   f" set that ask for a stance, and as many that do not; each searched with both settings in alternation"
+                   f" (which goes first alternates too), limit 10.\n\n{table}\n")
+    print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "stance_recall.md"))
+    parser.add_argument("--out", default=None, help="default: bench/results/stance_recall.md (stance_cost.md with --cost)")
+    parser.add_argument("--cost", action="store_true", help="measure what the bonus costs a search instead")
+    parser.add_argument("--store", type=int, default=20_000, help="with --cost: memories in the store (10k of them in the scope)")
     args = parser.parse_args()
+    if args.cost:
+        cost(args.store, Path(args.out or ROOT / "bench" / "results" / "stance_cost.md"))
+        return
+    args.out = args.out or str(ROOT / "bench" / "results" / "stance_recall.md")
     results: dict[str, dict[str, Any]] = {v[0]: {} for v in VARIANTS}
 
     def store() -> Memory:

@@ -31,9 +31,10 @@ _AVERSE = re.compile(r"\b(?:allerg\w*|intoleran\w*|hate[sd]?|hating|dislik\w*|de
                      r"steer(?:s|ed|ing)? clear|stay(?:s|ed|ing)? away|keep(?:s|ing)? away|kept away|not a fan|"
                      r"afraid of|scared of|terrified of|phobia|sensitive to)\b")
 #: a liking; "like" only as a verb (after a subject, a helper or "to"), not the preposition
-#: ("what was it like", "it looks like rain")
-_LIKING = re.compile(r"\b(?:lov(?:e|es|ed|ing)|enjoy\w*|favou?rite\w*|prefer\w*|fond of|adore[sd]?|passionate|a fan of|like[sd])\b|"
-                     r"\b(?:i|we|you|they|he|she|do|does|did|would|to|really|also)\s+like\b|'d like\b")
+#: ("what was it like", "it looks like rain"): looked for apart, only in a text with "like"
+#: (one pattern of both costs twice as much)
+_LIKING = re.compile(r"\b(?:lov(?:e|es|ed|ing)|enjoy\w*|favou?rite\w*|prefer\w*|fond of|adore[sd]?|passionate|a fan of|like[sd])\b")
+_LIKE_VERB = re.compile(r"\b(?:i|we|you|they|he|she|do|does|did|would|to|really|also)\s+like\b|'d like\b")
 #: what a question says when it asks for an aversion, besides a negated liking: "what must I
 #: avoid?", "what can't I eat?", "what is Joanna allergic to?"
 _ASKS_AVERSION = re.compile(r"\b(?:avoid\w*|steer clear|stay away|keep away|allerg\w*|intoleran\w*|hate[sd]?|dislik\w*|"
@@ -63,6 +64,10 @@ def _cued(text: str) -> bool:
     return False
 
 
+def _liking(text: str) -> bool:
+    return _LIKING.search(text) is not None or ("like" in text and _LIKE_VERB.search(text) is not None)
+
+
 def asked_stance(question: str) -> Stance | None:
     """``"aversion"`` when the question asks what the user avoids, can't or mustn't have or
     dislikes; ``"liking"`` when it asks what they love, enjoy, like or prefer; else None."""
@@ -72,7 +77,7 @@ def asked_stance(question: str) -> Stance | None:
     text = _META.sub(" ", text)
     if _NEGATED.search(text) or _ASKS_AVERSION.search(text):
         return "aversion"
-    if _LIKING.search(text):
+    if _liking(text):
         return "liking"
     return None
 
@@ -88,7 +93,7 @@ def stances_in(text: str) -> frozenset[Stance]:
         negated = cued and _NEGATED.search(head) is not None
         if negated or (cued and _AVERSE.search(head)):
             stances.add("aversion")
-        if cued and _LIKING.search(_NEGATED.sub(" ", head) if negated else head):
+        if cued and _liking(_NEGATED.sub(" ", head) if negated else head):
             stances.add("liking")
         if len(_cache) >= CACHE_TEXTS:
             _cache.clear()
