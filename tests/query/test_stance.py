@@ -50,3 +50,10 @@ def test_the_stances_a_memory_states(text: str, stances: set[str]) -> None:
 def test_only_the_end_of_a_long_question_and_the_start_of_a_long_memory_are_read() -> None:
     assert asked_stance("I avoid nothing. " + "x " * 1000 + "Where do I live?") is None
     assert stances_in("I live in Porto. " + "x " * 1000 + "I hate rain") == set()
+
+
+def test_a_stance_said_before_the_question_is_not_asked_about() -> None:
+    assert asked_stance("I love Indian food. Dinner ideas?") is None
+    assert asked_stance("I'm allergic to nuts. What can I order?") is None
+    assert asked_stance("We talked about food. Which foods must I avoid?") == "aversion"
+    assert asked_stance("I love food") == "liking"  # no question: the whole text

@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from memlane.query.intent import last_question
+
 Stance = Literal["aversion", "liking"]
 
 # (all read from lower-cased text: case-blind patterns cost 2-3x as much)
@@ -70,8 +72,11 @@ def _liking(text: str) -> bool:
 
 def asked_stance(question: str) -> Stance | None:
     """``"aversion"`` when the question asks what the user avoids, can't or mustn't have or
-    dislikes; ``"liking"`` when it asks what they love, enjoy, like or prefer; else None."""
-    text = question[-MAX_CHARS:].lower().replace("\u2019", "'")
+    dislikes; ``"liking"`` when it asks what they love, enjoy, like or prefer; else None. Read
+    from the question proper (its last sentence ending in "?", or the whole text): in "I love
+    Indian food. Dinner ideas?" the liking is said, not asked about."""
+    question = question[-MAX_CHARS:]
+    text = (last_question(question) or question).lower().replace("\u2019", "'")
     if not _cued(text):
         return None
     text = _META.sub(" ", text)
