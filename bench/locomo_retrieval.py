@@ -223,7 +223,7 @@ def main() -> None:
             bm25 = {sid: BM25([text for _, text in d]) for sid, d in docs.items()}
             rows.append(("-", "BM25 baseline (bare BM25 over dated turns, this run)",
                          evaluate(questions, lambda q, k: [docs[q["sample"]][i][0] for i in bm25[q["sample"]].top(q["question"], k)], ks)))
-        none = {"speaker_bonus": 0, "time_bonus": 0, "alignment_weight": 0, "role_bonus": 0, "day_bonus": 0, "name_bonus": 0}
+        none = {"speaker_bonus": 0, "time_bonus": 0, "alignment_weight": 0, "role_bonus": 0, "day_bonus": 0, "name_bonus": 0, "stance_bonus": 0}
         variants = [
             ("keyword only (FTS5 porter + conversation context)", RetrievalConfig(keyword_weight=1.0, **none)),
             (f"dense only ({args.embedder} cosine)", RetrievalConfig(keyword_weight=0.0, **none)),

@@ -106,7 +106,7 @@ def memlane_retrieve(memory: Memory) -> Callable[[dict[str, Any]], list[str]]:
     return retrieve
 
 
-NO_BONUS = {"speaker_bonus": 0, "time_bonus": 0, "alignment_weight": 0, "role_bonus": 0, "day_bonus": 0, "name_bonus": 0}
+NO_BONUS = {"speaker_bonus": 0, "time_bonus": 0, "alignment_weight": 0, "role_bonus": 0, "day_bonus": 0, "name_bonus": 0, "stance_bonus": 0}
 VARIANTS: list[tuple[str, RetrievalConfig]] = [
     ("keyword only", RetrievalConfig(keyword_weight=1.0, **NO_BONUS)),
     ("dense only", RetrievalConfig(keyword_weight=0.0, **NO_BONUS)),

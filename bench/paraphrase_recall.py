@@ -69,9 +69,9 @@ def main() -> None:
         try:
             load(memory, data)
             variants = [("default", RetrievalConfig()), ("default without term alignment", RetrievalConfig(alignment_weight=0)),
-                        ("dense only", RetrievalConfig(keyword_weight=0.0, alignment_weight=0))]
+                        ("dense only", RetrievalConfig(keyword_weight=0.0, alignment_weight=0, stance_bonus=0))]
             if not rows:
-                variants.append(("keyword only (floor)", RetrievalConfig(keyword_weight=1.0, alignment_weight=0)))
+                variants.append(("keyword only (floor)", RetrievalConfig(keyword_weight=1.0, alignment_weight=0, stance_bonus=0)))
             for variant, settings in variants:
                 memory.config.retrieval = settings
                 r1, p50, misses = recall_at_1(memory, data)

@@ -102,6 +102,13 @@ class RetrievalConfig(_Strict):
     #: MemoryBank dev R@1 0.609 -> 0.696 with the role and day bonuses; LoCoMo dev recall@10
     #: 0.749 -> 0.754 (bare text).
     name_bonus: float = Field(default=0.2, ge=0.0, le=1.0)
+    #: Added to the score of a memory whose stance agrees with the one the query asks about:
+    #: an aversion (an allergy, an intolerance, a dislike, "can't eat") for "which foods must I
+    #: avoid?" or "what can't I eat?", a liking (love, enjoy, favourite) for "what do I enjoy?"
+    #: (memlane.query.stance). Word vectors put "foods" next to "cuisine" and read no stance.
+    #: Paraphrase set R@1 0.88 -> 0.92 (0.2: 0.88); MemoryBank dev unchanged; LoCoMo dev
+    #: recall@10 0.791 -> 0.790 (name + timestamp), 0.754 -> 0.756 (bare text).
+    stance_bonus: float = Field(default=0.1, ge=0.0, le=1.0)
     #: Where the recalled memories' system message goes (memlane.proxy.placement). ``pinned``
     #: (default): each turn's block stays where it was first sent, in the later requests of the
     #: conversation, and only memories not shown yet go before the latest user turn, so each

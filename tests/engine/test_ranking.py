@@ -118,3 +118,15 @@ def test_a_boosted_candidate_keeps_every_field_but_its_score() -> None:
     expected = sorted((dataclasses.replace(r, score=r.score + bonus[r.key]) for r in fused), key=lambda r: (-r.score, str(r.key)))
     assert out == expected
     assert [dataclasses.asdict(r) for r in out] == [dataclasses.asdict(r) for r in expected]
+
+
+def test_a_memory_stating_the_stance_the_question_asks_about_gains_the_stance_bonus() -> None:
+    records = [record("cuisine", "My favourite cuisine is Indian"), record("allergy", "I am allergic to cheese")]
+    fused = [Ranked(r.id, 0.5 - 0.05 * i, None, None) for i, r in enumerate(records)]
+    lookup = {r.id: r for r in records}
+
+    def ranked(settings: RetrievalConfig) -> list[str]:
+        return [r.key for r in boosted(fused, lookup, "Which foods must I avoid?", None, settings, agreeing={"allergy"})]
+
+    assert ranked(RetrievalConfig()) == ["allergy", "cuisine"]
+    assert ranked(RetrievalConfig(stance_bonus=0)) == ["cuisine", "allergy"]

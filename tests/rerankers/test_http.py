@@ -28,7 +28,8 @@ def http_reranker(server: ScriptedReranker, **config: Any) -> dict[str, Any]:
 
 
 def with_memories(make_memory: Callable[..., Memory], reranker: dict[str, Any]) -> Memory:
-    memory = make_memory(reranker=reranker)
+    # without the stance bonus (which alone ranks the allergy first), so the fused order is wrong
+    memory = make_memory(reranker=reranker, retrieval={"stance_bonus": 0})
     memory.add(MEMORIES, user_id="alice", infer=False)
     return memory
 

@@ -68,7 +68,8 @@ def may_name_someone(query: str) -> bool:
 
 def boosted(ranked: list[Ranked], records: Mapping[Hashable, MemoryRecord], query: str, period: Period | None,
             settings: RetrievalConfig, aligned: Mapping[Hashable, float] | None = None,
-            named: Collection[Hashable] | None = None, role: Role | None = None) -> list[Ranked]:
+            named: Collection[Hashable] | None = None, role: Role | None = None,
+            agreeing: Collection[Hashable] | None = None) -> list[Ranked]:
     """Re-score candidates with what their records say, best first.
 
     Speaker: a memory said by someone the question names (its ``actor_id``, the message's
@@ -80,7 +81,9 @@ def boosted(ranked: list[Ranked], records: Mapping[Hashable, MemoryRecord], quer
     (memlane.query.intent: the assistant's replies for "what did you recommend?", the user's
     turns for "what did I watch?"; a learnt fact, which has no role, counts as the user's) gains
     ``role_bonus``; ``role`` is the question's (``asked_role``), read once by the caller. Name: a memory in ``named`` (it names what a question asking for a name
-    wants, engine/naming.py) gains ``name_bonus``. Alignment: ``alignment_weight`` x the
+    wants, engine/naming.py) gains ``name_bonus``. Stance: a memory in ``agreeing`` (it states
+    the aversion or liking the question asks about, memlane.query.stance) gains
+    ``stance_bonus``. Alignment: ``alignment_weight`` x the
     memory's term alignment with the question (``aligned``, engine/alignment.py).
     """
     lowered = query.lower()
@@ -90,6 +93,8 @@ def boosted(ranked: list[Ranked], records: Mapping[Hashable, MemoryRecord], quer
         bonus = settings.alignment_weight * aligned.get(r.key, 0.0) if aligned else 0.0
         if named and r.key in named:
             bonus += settings.name_bonus
+        if agreeing and r.key in agreeing:
+            bonus += settings.stance_bonus
         if record is not None:
             actor = record.metadata.get("actor_id")
             if settings.speaker_bonus and isinstance(actor, str) and actor.strip() \

@@ -3,7 +3,8 @@
 The query is embedded (concurrent searches share one model call), the store runs its filtered
 hybrid search, and the candidates are fused into one score (memlane.engine.ranking). Bonuses for
 a period or day the query names, a speaker it may name, the role it asks about (the user's turns
-or the assistant's replies), a name it asks for, and word alignment can lift a memory only from
+or the assistant's replies), a name it asks for, the stance it asks about (an aversion or a
+liking), and word alignment can lift a memory only from
 the pool just below the cut, so they never cost a second search. A configured reranker then
 re-orders the fused top candidates (memlane.engine.reranking; its failure keeps the fused
 order). While a recall runs,
@@ -34,6 +35,7 @@ from memlane.engine.validation import check_encodable, check_flag, check_max_lim
 from memlane.errors import ValidationError
 from memlane.query.filters import Filter, all_of
 from memlane.query.intent import asked_role, asks_for_name
+from memlane.query.stance import asked_stance, stances_in
 from memlane.query.when import parse_time, period_in
 from memlane.records import MemoryRecord, Scope, SearchHit
 from memlane.stores.base import MemoryStore
@@ -113,7 +115,8 @@ class Recall:
         words = shipped_word_vectors() if settings.alignment_weight else None
         asks_name = bool(settings.name_bonus) and asks_for_name(query)
         role = asked_role(query) if settings.role_bonus else None
-        if words is not None or period is not None or role is not None or asks_name \
+        stance = asked_stance(query) if settings.stance_bonus else None
+        if words is not None or period is not None or role is not None or asks_name or stance is not None \
                 or (settings.speaker_bonus and may_name_someone(query)):
             pool = ranked[:pool_size]
             records = self.store.fetch([r.key for r in pool])
@@ -123,7 +126,8 @@ class Recall:
             if words is not None:
                 aligned = dict(zip(present, alignment(query, texts, words)))
             named = naming(query, present, texts, (scope.user_id, scope.agent_id, scope.run_id)) if asks_name else None
-            ranked = boosted(pool, records, query, period, settings, aligned, named, role)
+            agreeing = {k for k, t in zip(present, texts) if stance in stances_in(t)} if stance is not None else None
+            ranked = boosted(pool, records, query, period, settings, aligned, named, role, agreeing)
         rerank_s = None
         if self.reranking is not None and request.rerank is not False and ranked:
             reranking = time.perf_counter()

@@ -31,7 +31,7 @@ _SPEAKER = re.compile(r"\b(?:(?P<user>i|i'm|i've|i'd|i'll|my|myself)|(?P<prep>to
 MAX_QUESTION_CHARS = 1000
 
 
-def _last_question(text: str) -> str | None:
+def last_question(text: str) -> str | None:
     """The last sentence that ends in "?" (found from the end: linear in the text's length)."""
     end = text.rfind("?")
     if end < 0:
@@ -53,7 +53,7 @@ def asked_role(question: str) -> Role | None:
     """``"user"`` when the question asks about the user's own words or life, ``"assistant"``
     when it asks what the assistant said, else None."""
     question = question[-MAX_QUESTION_CHARS:]
-    last = _last_question(question)
+    last = last_question(question)
     if last is not None:
         role = _first_speaker(last)
         if role is not None:
