@@ -243,3 +243,28 @@ def test_a_flush_is_not_kept_waiting_by_batch_wait_seconds(memory: Memory, upstr
         assert memories(memory, "carol") == ["Likes thing 1"]
     finally:
         learner.stop()
+
+
+def memory_llm_connections(upstream: ScriptedUpstream) -> list[Any]:
+    """The connections to the scripted server whose last request was one of this test's memory
+    calls (the session's server also holds earlier tests' clients' connections)."""
+    ours = [r for r in upstream.chat_requests() if r.stage in ("extract", "reconcile", "repair")]
+    return [c for c in upstream.open_connections() if any(c.last is r for r in ours)]
+
+
+def test_a_stopped_learner_holds_no_connection_to_the_memory_model(memory: Memory, upstream: ScriptedUpstream) -> None:
+    """The client is kept between arrivals (``IDLE_RELEASE_SECONDS``), but a learner stopped
+    right after its last exchange (``flush`` then ``stop``: what a caller's ``close`` does)
+    must not leave its kept-alive connection behind: no worker is left to let it go later."""
+    from memlane.engine.learner import IDLE_RELEASE_SECONDS
+
+    upstream.handler = facts_from_text
+    learner = Learner(memory, FAST)
+    memory.enqueue(exchange("alice", "Likes tea"))
+    try:
+        assert learner.flush(timeout=10)
+        assert memory_llm_connections(upstream), "the learner talked to the memory model over a kept-alive connection"
+    finally:
+        learner.stop()
+    assert wait_until(lambda: not memory_llm_connections(upstream), IDLE_RELEASE_SECONDS + 2), \
+        f"the stopped learner's client still holds {memory_llm_connections(upstream)}"
