@@ -268,3 +268,22 @@ def test_a_stopped_learner_holds_no_connection_to_the_memory_model(memory: Memor
         learner.stop()
     assert wait_until(lambda: not memory_llm_connections(upstream), IDLE_RELEASE_SECONDS + 2), \
         f"the stopped learner's client still holds {memory_llm_connections(upstream)}"
+
+
+def test_a_flush_ends_a_wait_for_more_that_had_already_begun(memory: Memory, upstream: ScriptedUpstream) -> None:
+    """A short batch already held back for more (``batch_wait_seconds``) when ``flush`` is
+    called is learnt at once too: a flush is not kept waiting for what the wait was for."""
+    upstream.handler = facts_from_text
+    learner = Learner(memory, FAST.model_copy(update={"batch_wait_seconds": 5.0, "workers": 1}))
+    learner.start()
+    try:
+        memory.enqueue(exchange("dave", "Likes thing 1"))
+        learner.notify()
+        time.sleep(0.5)  # the worker claimed it, found it short and young, and waits for more
+        assert memories(memory, "dave") == [] and learner.counters.learned == 0
+        started = time.monotonic()
+        assert learner.flush(10)
+        assert time.monotonic() - started < 2.5, f"flush waited {time.monotonic() - started:.1f} s for the held-back batch"
+        assert memories(memory, "dave") == ["Likes thing 1"]
+    finally:
+        learner.stop()

@@ -105,6 +105,8 @@ class Learner:
         self._working = 0
         #: callers in ``flush`` now (while any waits, no short batch is held back for more)
         self._flushing = 0
+        #: told when a batch held back for more must not wait any longer (a flush began, or stop)
+        self._hurry = threading.Condition(self._lock)
         #: when a worker last finished a claim that found work (any worker: the learner is idle only when all are)
         self._busy_at = time.monotonic()
         #: worker threads not yet out of ``_run`` (the last one out lets the memory LLM's client go)
@@ -129,6 +131,8 @@ class Learner:
     def stop(self, timeout: float | None = 5.0) -> None:
         self._stop.set()
         self._wake.set()
+        with self._hurry:
+            self._hurry.notify_all()
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
@@ -151,7 +155,9 @@ class Learner:
             wait = self._gather_wait(items)
             if wait > 0:  # more of this scope may come to go in the same batch: let them, then claim again
                 outbox.release(items)
-                if self._stop.wait(wait):
+                with self._hurry:  # a flush that begins meanwhile ends the wait, as stop does
+                    self._hurry.wait_for(lambda: self._stop.is_set() or self._flushing > 0, wait)
+                if self._stop.is_set():
                     return True
                 items = outbox.claim_batch(self.owner, self.settings.lease_seconds, self.settings.batch_size)
                 if not items:  # another worker took them
@@ -288,8 +294,9 @@ class Learner:
         """Wait until no live item is left (dead ones do not count); False when ``timeout`` ran out."""
         self.start()
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
+        with self._hurry:
             self._flushing += 1  # someone waits for what is queued: no batch is held back for more
+            self._hurry.notify_all()  # (nor kept waiting any longer, if one already is)
         try:
             while True:
                 if self.memory.store.outbox.stats()["pending"] == 0 and not self._working:
