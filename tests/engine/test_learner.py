@@ -203,7 +203,7 @@ def test_a_short_claim_waits_for_more_of_its_scope_with_batch_wait_seconds(memor
     long of its arrival; without it each arrival is learnt alone (two calls each)."""
     upstream.handler = facts_from_text
 
-    def calls_for_arrivals(settings: OutboxConfig, user: str) -> tuple[int, float]:
+    def calls_for_arrivals(settings: OutboxConfig, user: str, *, each_learnt_first: bool = False) -> tuple[int, float]:
         learner = Learner(memory, settings)
         learner.start()
         try:
@@ -212,12 +212,14 @@ def test_a_short_claim_waits_for_more_of_its_scope_with_batch_wait_seconds(memor
                 memory.enqueue(exchange(user, f"Likes thing {n}"))
                 learner.notify()
                 time.sleep(0.1)
+                if each_learnt_first:  # a learner that keeps up, however slow this machine is today
+                    assert wait_until(lambda: learner.counters.learned == learnt0 + n + 1, 10)
             assert wait_until(lambda: learner.counters.learned == learnt0 + 6, 10)
             return learner.llm_calls.count - calls0, time.monotonic() - started
         finally:
             learner.stop()
 
-    alone, _ = calls_for_arrivals(FAST.model_copy(update={"batch_wait_seconds": 0}), "alice")
+    alone, _ = calls_for_arrivals(FAST.model_copy(update={"batch_wait_seconds": 0}), "alice", each_learnt_first=True)
     gathered, took = calls_for_arrivals(FAST.model_copy(update={"batch_wait_seconds": 0.45}), "bob")
     assert alone >= 8, f"each arrival learnt (nearly) alone without a wait: {alone} calls"
     assert gathered <= 6, f"arrivals 0.1 s apart gathered into batches: {gathered} calls for 6 exchanges"
@@ -281,3 +283,47 @@ def test_stop_lets_a_held_batch_go_without_waiting_it_out(memory: Memory, upstre
     learner.stop(timeout=10)
     assert time.monotonic() - stopping < 3, "stop waited out the batch wait"
     assert memory.outbox_status()["pending"] == 1  # left for the next learner, not lost
+
+
+def memory_llm_connections(upstream: ScriptedUpstream) -> list[Any]:
+    """The connections to the scripted server whose last request was one of this test's memory
+    calls (the session's server also holds earlier tests' clients' connections)."""
+    ours = [r for r in upstream.chat_requests() if r.stage in ("extract", "reconcile", "repair")]
+    return [c for c in upstream.open_connections() if any(c.last is r for r in ours)]
+
+
+def test_a_stopped_learner_holds_no_connection_to_the_memory_model(memory: Memory, upstream: ScriptedUpstream) -> None:
+    """The client is kept between arrivals (``IDLE_RELEASE_SECONDS``), but a learner stopped
+    right after its last exchange (``flush`` then ``stop``: what a caller's ``close`` does)
+    must not leave its kept-alive connection behind: no worker is left to let it go later."""
+    from memlane.engine.learner import IDLE_RELEASE_SECONDS
+
+    upstream.handler = facts_from_text
+    learner = Learner(memory, FAST)
+    memory.enqueue(exchange("alice", "Likes tea"))
+    try:
+        assert learner.flush(timeout=10)
+        assert memory_llm_connections(upstream), "the learner talked to the memory model over a kept-alive connection"
+    finally:
+        learner.stop()
+    assert wait_until(lambda: not memory_llm_connections(upstream), IDLE_RELEASE_SECONDS + 2), \
+        f"the stopped learner's client still holds {memory_llm_connections(upstream)}"
+
+
+def test_a_flush_ends_a_wait_for_more_that_had_already_begun(memory: Memory, upstream: ScriptedUpstream) -> None:
+    """A short batch already held back for more (``batch_wait_seconds``) when ``flush`` is
+    called is learnt at once too: a flush is not kept waiting for what the wait was for."""
+    upstream.handler = facts_from_text
+    learner = Learner(memory, FAST.model_copy(update={"batch_wait_seconds": 5.0, "workers": 1}))
+    learner.start()
+    try:
+        memory.enqueue(exchange("dave", "Likes thing 1"))
+        learner.notify()
+        time.sleep(0.5)  # the worker claimed it, found it short and young, and waits for more
+        assert memories(memory, "dave") == [] and learner.counters.learned == 0
+        started = time.monotonic()
+        assert learner.flush(10)
+        assert time.monotonic() - started < 2.5, f"flush waited {time.monotonic() - started:.1f} s for the held-back batch"
+        assert memories(memory, "dave") == ["Likes thing 1"]
+    finally:
+        learner.stop()

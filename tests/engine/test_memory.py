@@ -287,3 +287,27 @@ def test_get_all_lists_oldest_first_on_request(memory: Memory) -> None:
     assert [r["memory"] for r in memory.get_all(user_id="alice", oldest_first=True, limit=2)["results"]] == ["First", "Second"]
     with pytest.raises(ValidationError, match="oldest_first"):
         memory.get_all(user_id="alice", oldest_first="yes")  # type: ignore[arg-type]
+
+
+def test_a_closed_memory_holds_no_connection_to_the_memory_model(
+        make_memory: Callable[..., Memory], fast_embedder_config: dict[str, Any], upstream: Any) -> None:
+    """``add`` with inference talks to the memory model over a kept-alive connection; ``close``
+    lets it go (nothing else would, until the object is collected)."""
+    from memlane.testing import Reply, ScriptedRequest
+    from tests.threads import wait_until
+
+    def facts(req: ScriptedRequest) -> Reply:
+        if req.stage == "extract":
+            return Reply.json({"facts": ["Likes tea"]})
+        return Reply.json({"memory": [{"id": "0", "text": "Likes tea", "event": "ADD"}]})
+
+    def memory_llm_connections() -> list[Any]:
+        ours = [r for r in upstream.chat_requests() if r.stage in ("extract", "reconcile", "repair")]
+        return [c for c in upstream.open_connections() if any(c.last is r for r in ours)]
+
+    upstream.handler = facts
+    memory = make_memory(embedder=fast_embedder_config)
+    assert [r["memory"] for r in memory.add("I like tea", user_id="alice")["results"]] == ["Likes tea"]
+    assert memory_llm_connections(), "the memory model was asked over a kept-alive connection"
+    memory.close()
+    assert wait_until(lambda: not memory_llm_connections(), 2), f"still open after close: {memory_llm_connections()}"

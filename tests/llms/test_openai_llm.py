@@ -114,3 +114,21 @@ def test_the_request_is_byte_for_byte_what_chat_completions_create_sends(upstrea
     varying = {"x-stainless-retry-count"}
     assert {k: v for k, v in ours.headers.items() if k not in varying} == {k: v for k, v in theirs.headers.items() if k not in varying}
     assert isinstance(llm.client, openai.OpenAI)
+
+
+@pytest.mark.parametrize("body, content_type", [
+    ("<html><body>Welcome to nginx!</body></html>", "text/html"),  # a base_url that is a web server, not a model server
+    ("[]", "application/json"),
+    ('{"choices": [{"index": 0, "finish_reason": "stop"}]}', "application/json"),  # a choice without its message
+    ('{"choices": [{"index": 0, "message": null}]}', "application/json"),
+    ('{"choices": ["abc"]}', "application/json"),
+])
+def test_an_answer_that_is_no_chat_completion_is_an_llm_error(upstream: ScriptedUpstream, body: str, content_type: str) -> None:
+    """A 200 whose body is not a chat completion (the SDK hands back a ``str``, a ``list``, or
+    a completion missing its parts) is the memory LLM failing, like any other bad answer: an
+    ``LLMError`` that names it (what the outbox's ``last_error`` and a face's 502 show), not
+    an ``AttributeError`` from deep inside the call."""
+    llm = OpenAILLM({"base_url": upstream.url, "api_key": "k"})
+    upstream.queue(Reply.raw(body, content_type=content_type))
+    with pytest.raises(LLMError, match="not a chat completion"):
+        llm.complete_json(HI)

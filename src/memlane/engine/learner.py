@@ -116,6 +116,8 @@ class Learner:
         self._let_go = threading.Condition()
         #: when a worker last finished a claim that found work (any worker: the learner is idle only when all are)
         self._busy_at = time.monotonic()
+        #: worker threads not yet out of ``_run`` (the last one out lets the memory LLM's client go)
+        self._running = 0
 
     def start(self) -> None:
         with self._lock:
@@ -125,6 +127,7 @@ class Learner:
             self._stop.clear()
             for number in range(self.settings.workers):
                 thread = threading.Thread(target=self._run, name=f"memlane-learner-{number}", daemon=True)
+                self._running += 1
                 thread.start()
                 self._threads.append(thread)
 
@@ -275,7 +278,24 @@ class Learner:
                     item.id, attempt, self.settings.max_attempts, delay, self.counters.last_error)
         self.memory.store.outbox.retry(item.id, self.counters.last_error, delay)
 
+    def _release_client(self) -> None:
+        """Let the memory LLM's client go, with its kept-alive connections (safe while a call is
+        in flight: ``release_idle`` then keeps it, and the next call builds a new one)."""
+        release = getattr(self.memory.llm, "release_idle", None)
+        if release is not None:
+            release()
+
     def _run(self) -> None:
+        try:
+            self._work()
+        finally:
+            with self._lock:
+                self._running -= 1
+                last = not self._running
+            if last:  # stopped: no worker is left to let the client go once idle, so now
+                self._release_client()
+
+    def _work(self) -> None:
         while not self._stop.is_set():
             try:
                 worked = self.run_once()
@@ -285,9 +305,8 @@ class Learner:
             if not worked:  # (after an item this worker simply looks again: it just freed that scope)
                 with self._idle:
                     self._idle.notify_all()
-                release = getattr(self.memory.llm, "release_idle", None)
-                if release is not None and self._idle_long_enough():  # an idle learner holds no connection to the model server
-                    release()
+                if self._idle_long_enough():  # an idle learner holds no connection to the model server
+                    self._release_client()
                 # A claim that found nothing passed over the whole backlog waiting behind leased
                 # scopes; chats enqueue (and wake us) hundreds of times a second under load, so
                 # look again at most every RESCAN_SECONDS.

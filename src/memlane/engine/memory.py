@@ -562,6 +562,9 @@ class Memory(LifecycleMethods):
     def close(self) -> None:
         if self.reranking is not None:
             self.reranking.close()
+        release = getattr(self.llm, "release_idle", None)
+        if release is not None:  # its kept-alive connections to the model server (a call in flight keeps them)
+            release()
         self.store.close()
 
     def __enter__(self) -> Memory:

@@ -142,9 +142,18 @@ class OpenAILLM:
         finally:
             with self._lock:
                 self._in_flight -= 1
-        if not resp.choices:
+        # The SDK does not validate a 200's body: it hands back the text of one that is not JSON
+        # (an HTML page), a list, or a completion missing its parts; each is the LLM failing.
+        choices = getattr(resp, "choices", None) if isinstance(resp, ChatCompletion) else None
+        if not isinstance(resp, ChatCompletion) or (choices is not None and not isinstance(choices, list)):
+            raise LLMError(f"memory LLM answered with something that is not a chat completion: {str(resp)[:200]!r}")
+        if not choices:
             raise LLMError("memory LLM answered with no choices")
-        choice = resp.choices[0]
-        if choice.finish_reason == "length":
+        choice = choices[0]
+        message = getattr(choice, "message", None)
+        content = getattr(message, "content", None)
+        if message is None or not (content is None or isinstance(content, str)):
+            raise LLMError(f"memory LLM answered with something that is not a chat completion: {str(resp)[:200]!r}")
+        if getattr(choice, "finish_reason", None) == "length":
             log.warning("the memory model's answer for %r was cut at max_tokens=%s", model, kwargs.get("max_tokens"))
-        return choice.message.content or ""
+        return content or ""
