@@ -21,7 +21,6 @@ import re
 import sqlite3
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,6 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import memlane.engine.recall as recall_mod
 from memlane import Memory
-from memlane.config import RetrievalConfig
 from memlane.engine.ranking import Ranked
 from memlane.query.when import parse_time
 import memorybank_retrieval as mb
