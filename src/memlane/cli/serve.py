@@ -109,7 +109,8 @@ def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int
         if workers == 1:  # the server's own default project opens its store now; its start-up reuses it
             from memlane.server.keys import DEFAULT_PROJECT
 
-            app = create_app(config_path, keys=keys, require_keys=require_keys, bind_host=host, learner_dir=learner_dir)
+            app = create_app(config_path, keys=keys, require_keys=require_keys, bind_host=host, learner_dir=learner_dir,
+                             own_process=True)
             check_store_opens(lambda: app.state.projects.engine(DEFAULT_PROJECT))
         else:  # each worker opens its own; the parent only checks that it can
             from memlane import Memory

@@ -18,7 +18,7 @@ from memlane.proxy.protocols.messages import NO_ANTHROPIC_ENDPOINT, anthropic_en
 from memlane.server import errors, routes_anthropic, routes_lifecycle, routes_mem0, routes_memories, routes_openai, ui
 from memlane.server.auth import Auth
 from memlane.server.browser_guard import BrowserGuard
-from memlane.server.cpu import one_blas_thread
+from memlane.server.cpu import one_blas_thread, settle_heap
 from memlane.server.keys import DEFAULT_PROJECT, KeyStore
 from memlane.server.lanes import ProjectBusy
 from memlane.server.limits import RequestGuard, Limits
@@ -41,6 +41,7 @@ def create_app(
     require_keys: bool = False,
     bind_host: str | None = None,
     learner_dir: str | Path | None = None,
+    own_process: bool = False,
 ) -> FastAPI:
     """The server for ``config``; its ``server`` section gives the keys file, the drain time and
     the request limits (the arguments override them, for tests). ``require_keys``: every request
@@ -48,7 +49,9 @@ def create_app(
     bind); keys are also required once any was created. ``bind_host``: the address ``memlane
     serve`` listens on; a name there is a ``Host`` the server answers to. ``learner_dir``:
     learning is done by learner processes that report there (``memlane serve`` starts them,
-    server/learner_supervisor.py); None: each project learns in this process's threads."""
+    server/learner_supervisor.py); None: each project learns in this process's threads.
+    ``own_process``: the app is all its process runs (``memlane serve`` and its workers), so its
+    start-up settles the heap (server/cpu.py); not for an app embedded in someone's process."""
     cfg = load_config(config)
     keys = keys or KeyStore(cfg.server.keys_file())
     limits = limits or Limits.from_config(cfg.server)
@@ -68,6 +71,8 @@ def create_app(
         one_blas_thread()
         # open the default store now (its learner resumes the outbox) and load the embedder
         await in_thread(projects.engine(DEFAULT_PROJECT).warm_up)
+        if own_process:
+            settle_heap()  # what start-up made is never walked by a collection again (server/cpu.py)
         sampler = asyncio.create_task(history.run(cfg.server.metrics_interval)) if cfg.server.metrics_interval else None
         deliverer.start()
         yield
@@ -146,4 +151,5 @@ def app_from_environment() -> FastAPI:
     from memlane.server.learner_files import DIR_ENV
 
     return create_app(None, require_keys=os.environ.get("MEMLANE_REQUIRE_KEYS") == "1",
-                      bind_host=os.environ.get("MEMLANE_BIND_HOST") or None, learner_dir=os.environ.get(DIR_ENV) or None)
+                      bind_host=os.environ.get("MEMLANE_BIND_HOST") or None, learner_dir=os.environ.get(DIR_ENV) or None,
+                      own_process=True)

@@ -31,6 +31,7 @@ from typing import Any, Sequence
 from memlane.config import MemlaneConfig, load_config
 from memlane.engine.learner import Learner
 from memlane.engine.memory import Memory
+from memlane.server.cpu import settle_heap
 from memlane.server.keys import DEFAULT_PROJECT, KeyStore
 from memlane.server.learner_files import HURRY, LearntLog, learnt_path, port_path, project_stem, read_status, status_path, write_atomically, write_status
 
@@ -146,6 +147,7 @@ def run(config: MemlaneConfig, directory: Path, index: int = 0, *, parent: int |
                 except Exception as exc:  # noqa: BLE001 - the keys file is busy or gone for a moment
                     log.warning("cannot read the keys file (%s); the projects known stay served", exc)
                     names = list(learners)
+                known = len(learners)
                 for name in names:
                     if name in learners or name in refused:
                         continue
@@ -156,6 +158,8 @@ def run(config: MemlaneConfig, directory: Path, index: int = 0, *, parent: int |
                         log.error("cannot learn project %s: %s", name, exc)
                         if name != DEFAULT_PROJECT:
                             refused.add(name)
+                if len(learners) > known:  # a project's engine lives as long as this process (server/cpu.py)
+                    settle_heap()
             for one in list(learners.values()):
                 try:
                     one.publish()
