@@ -10,8 +10,8 @@ And CPython's cyclic garbage collector: a full collection walks every container 
 process holds, with the GIL held, so each one stalls every request in flight. Most of those
 objects are made once at start-up (modules, classes, the app, the default project's engine) and
 live as long as the process; walking them again finds nothing. Measured in ``memlane serve`` on
-a 100k-memory store: full collections of 110-227 ms, one or two per 15 s of load (bench/README.md,
-"Garbage collection pauses").
+a 100k-memory store under load: full collections of 150-433 ms before, 27-46 ms with the heap
+settled at start-up (bench/README.md, "Garbage collection pauses").
 """
 
 from __future__ import annotations
