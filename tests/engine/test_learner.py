@@ -327,3 +327,29 @@ def test_a_flush_ends_a_wait_for_more_that_had_already_begun(memory: Memory, ups
         assert memories(memory, "dave") == ["Likes thing 1"]
     finally:
         learner.stop()
+
+
+def test_a_start_after_a_stop_that_timed_out_leaves_a_working_learner(memory: Memory, upstream: ScriptedUpstream) -> None:
+    """``stop(timeout)`` can return while a worker is still inside a slow memory call; a
+    ``start`` then must not take that thread for a running learner (it leaves once its call is
+    done, and nothing would learn again): the learner has its ``workers`` again, so another
+    scope's exchange is learnt while the slow call is still in flight, and the slow one too."""
+    upstream.handler = facts_from_text  # "slow": a 3 s extraction
+    learner = Learner(memory, FAST)  # two workers
+    memory.enqueue(exchange("alice", "Likes slow jazz"))
+    learner.start()
+    try:
+        assert wait_until(lambda: upstream.chat_requests("extract"), 10), "a worker is inside the slow call"
+        learner.stop(timeout=0.1)
+        assert learner.counter_status()["worker_alive"], "the stop timed out: its worker is still in the call"
+        learner.start()
+        memory.enqueue(exchange("bob", "Likes chess"))
+        learner.notify()
+        assert wait_until(lambda: memories(memory, "bob") == ["Likes chess"], 20), "nothing learnt after the restart"
+        assert memories(memory, "alice") == [], "bob was learnt by a fresh worker, not after alice's slow call"
+        assert wait_until(lambda: memories(memory, "alice") == ["Likes slow jazz"], 20)
+        memory.enqueue(exchange("carol", "Likes tea"))
+        learner.notify()
+        assert wait_until(lambda: memories(memory, "carol") == ["Likes tea"], 20), "the old worker's leaving stopped no one"
+    finally:
+        learner.stop()

@@ -105,6 +105,9 @@ class Learner:
         self._stop = threading.Event()
         self._idle = threading.Condition()
         self._threads: list[threading.Thread] = []
+        #: worker threads that have not decided to leave (under ``_lock``: ``start`` counts them,
+        #: and a worker leaves only after checking ``_stop`` under it, so none is counted and gone)
+        self._workers: set[threading.Thread] = set()
         self._lock = threading.Lock()
         #: claims whose outcome is not fully recorded yet (the row can be gone before that)
         self._working = 0
@@ -120,14 +123,17 @@ class Learner:
         self._running = 0
 
     def start(self) -> None:
+        """Run ``settings.workers`` worker threads (those already running count). After a
+        ``stop`` whose join timed out (a worker inside a slow memory call), a worker that has
+        not yet left goes on working, and fresh ones make up the number: a start after a stop
+        always ends with a working learner, never with the old threads leaving one by one."""
         with self._lock:
             self._threads = [t for t in self._threads if t.is_alive()]
-            if self._threads:
-                return
             self._stop.clear()
-            for number in range(self.settings.workers):
+            for number in range(len(self._workers), self.settings.workers):
                 thread = threading.Thread(target=self._run, name=f"memlane-learner-{number}", daemon=True)
                 self._running += 1
+                self._workers.add(thread)
                 thread.start()
                 self._threads.append(thread)
 
@@ -290,13 +296,18 @@ class Learner:
             self._work()
         finally:
             with self._lock:
+                self._workers.discard(threading.current_thread())  # (gone already, unless _work raised)
                 self._running -= 1
                 last = not self._running
             if last:  # stopped: no worker is left to let the client go once idle, so now
                 self._release_client()
 
     def _work(self) -> None:
-        while not self._stop.is_set():
+        while True:
+            with self._lock:
+                if self._stop.is_set():  # leaving: from here on ``start`` makes up for this thread
+                    self._workers.discard(threading.current_thread())
+                    return
             try:
                 worked = self.run_once()
             except Exception as exc:  # noqa: BLE001 - the store may be down; keep the thread alive
