@@ -4,6 +4,7 @@ for dead items never."""
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any, Callable
 
@@ -13,7 +14,7 @@ from memlane import Memory
 from memlane.config import OutboxConfig
 from memlane.engine.learner import HURRY_SECONDS, Learner
 from memlane.testing import Reply, ScriptedRequest, ScriptedUpstream
-from tests.threads import wait_until
+from tests.threads import run_in_threads, wait_until
 
 FAST = OutboxConfig(retry_base_seconds=0.05, retry_max_seconds=0.1, poll_seconds=0.05, workers=2)
 
@@ -353,3 +354,50 @@ def test_a_start_after_a_stop_that_timed_out_leaves_a_working_learner(memory: Me
         assert wait_until(lambda: memories(memory, "carol") == ["Likes tea"], 20), "the old worker's leaving stopped no one"
     finally:
         learner.stop()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # (counting, not storing)
+def test_the_counters_add_up_when_several_workers_count_at_once(memory: Memory, upstream: ScriptedUpstream) -> None:
+    """Every worker counts into one ``LearnerCounters``: an exchange learnt by each of many
+    threads at once is counted exactly, its events and dropped facts too (a ``+=`` on a shared
+    field, or a read-then-write of a dict entry, loses updates when threads switch in between:
+    here they switch as often as the interpreter allows)."""
+    def two_facts(req: ScriptedRequest) -> Reply:
+        if req.stage == "extract":
+            return Reply.json({"facts": ["Has a dog named Pepper", "Beagles love long walks"]})
+        return Reply.json({"memory": [{"id": "9", "text": f, "event": "ADD"} for f in req.reconcile_payload["new_facts"]]})
+
+    upstream.handler = two_facts
+    memory.store.outbox.put({"scope": {"user_id": "alice"}, "metadata": {}, "model": "m", "messages": [
+        {"role": "user", "content": "My dog Pepper needs a walk."}, {"role": "assistant", "content": "Beagles love long walks!"}]})
+    learner = Learner(memory, FAST)
+    (item,) = memory.store.outbox.claim_batch(learner.owner, 60, 1)
+    (learnt,) = memory.learn_batch([item])  # a real exchange's outcome: one ADD, one fact dropped
+    assert [a.event for a in learnt.applied] == ["ADD"] and len(learnt.dropped) == 1
+    reason = learnt.dropped[0].reason
+    threads, each = 8, 2000
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        errors = run_in_threads(lambda: [learner._learnt(item, learnt, 0.0) for _ in range(each)], threads, 120)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors
+    status = learner.counter_status()
+    assert (status["learned"], status["events"]["ADD"], status["dropped"]) == (threads * each, threads * each, {reason: threads * each})
+
+
+def test_several_workers_count_every_exchange_they_learn(memory: Memory, upstream: ScriptedUpstream) -> None:
+    upstream.handler = facts_from_text
+    users = [f"user-{n}" for n in range(8)]
+    for n in range(3):
+        for user in users:
+            memory.store.outbox.put(exchange(user, f"Likes thing {n}"))
+    learner = Learner(memory, FAST.model_copy(update={"workers": 4, "batch_size": 1}))
+    try:
+        assert learner.flush(timeout=60)
+        status = learner.status()
+    finally:
+        learner.stop()
+    assert (status["learned"], status["events"]["ADD"], status["failed_attempts"], status["pending"]) == (24, 24, 0, 0)
+    assert all(memories(memory, user) == [f"Likes thing {n}" for n in range(3)] for user in users)

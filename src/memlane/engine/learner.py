@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import openai
 
@@ -61,6 +61,10 @@ def is_permanent(exc: BaseException) -> bool:
 
 @dataclass
 class LearnerCounters:
+    """What a learner has done, counted by all its workers at once: change it only through
+    ``add``, ``add_learnt`` and ``add_failure`` (under its lock: a ``+=`` on a field, or a
+    dict entry read then written, loses updates when threads switch in between)."""
+
     learned: int = 0
     failed_attempts: int = 0
     dead_lettered: int = 0
@@ -74,6 +78,36 @@ class LearnerCounters:
     batches: int = 0
     #: batches that failed and were learnt again one exchange at a time
     batch_fallbacks: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, name: str, count: int = 1) -> None:
+        """Add to one of the plain counts (``batches``, ``lease_lost``, ...)."""
+        with self._lock:
+            setattr(self, name, getattr(self, name) + count)
+
+    def add_learnt(self, events: Iterable[str], dropped: Iterable[str]) -> None:
+        """One exchange learnt: its store events (``ADD``...) and its dropped facts' reasons."""
+        with self._lock:
+            self.learned += 1
+            for event in events:
+                self.events[event] = self.events.get(event, 0) + 1
+            for reason in dropped:
+                self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+    def add_failure(self, error: str, dead: bool) -> None:
+        """One failed attempt (``dead``: and its exchange set aside), ``error`` the last error now."""
+        with self._lock:
+            self.failed_attempts += 1
+            self.dead_lettered += int(dead)
+            self.last_error = error
+            self.last_error_at = time.time()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every count at one moment (copies of the dicts), for ``status()``."""
+        with self._lock:
+            return {"learned": self.learned, "failed_attempts": self.failed_attempts, "dead_lettered": self.dead_lettered,
+                    "lease_lost": self.lease_lost, "last_error": self.last_error, "events": dict(self.events),
+                    "dropped": dict(self.dropped), "batches": self.batches, "batch_fallbacks": self.batch_fallbacks}
 
 
 #: the shortest pause between two claims that found nothing
@@ -224,7 +258,7 @@ class Learner:
         try:
             (learnt,) = self.memory.learn_batch([item], tally=self.llm_calls)
         except LeaseLost:
-            self.counters.lease_lost += 1
+            self.counters.add("lease_lost")
             log.warning("outbox item %s was taken over by another worker; this attempt is discarded", item.id)
         except Exception as exc:  # noqa: BLE001 - every failure is retried or set aside, counted and logged
             self._failed(item, exc)
@@ -236,18 +270,18 @@ class Learner:
         try:
             learnt = self.memory.learn_batch(items, tally=self.llm_calls)
         except LeaseLost as lost:
-            self.counters.lease_lost += 1
+            self.counters.add("lease_lost")
             log.warning("outbox item %s of a batch of %d was taken over by another worker; the whole batch is discarded",
                         lost, len(items))
             self.memory.store.outbox.release(items)  # those still ours are claimable again at once
         except Exception as exc:  # noqa: BLE001 - one bad exchange must not fail the others: each goes alone
-            self.counters.batch_fallbacks += 1
+            self.counters.add("batch_fallbacks")
             log.warning("learning %d exchanges of one scope together failed (%s: %s); learning them one at a time",
                         len(items), type(exc).__name__, exc)
             for item in items:
                 self._learn(item)
         else:
-            self.counters.batches += 1
+            self.counters.add("batches")
             share = (time.perf_counter() - started) / len(items)
             for item, one in zip(items, learnt):
                 self._learnt(item, one, share)
@@ -258,31 +292,27 @@ class Learner:
             self.on_learned(item.id, [*({"event": a.event, "memory": a.record.memory, "id": a.record.id,
                                          "previous": a.previous_memory} for a in learnt.applied if a.event != "NONE"),
                                       *(d.to_dict() for d in learnt.dropped)])
-        self.counters.learned += 1
-        for a in learnt.applied:
-            self.counters.events[a.event] = self.counters.events.get(a.event, 0) + 1
-        for d in learnt.dropped:
-            self.counters.dropped[d.reason] = self.counters.dropped.get(d.reason, 0) + 1
+        self.counters.add_learnt((a.event for a in learnt.applied), (d.reason for d in learnt.dropped))
 
     def _failed(self, item: OutboxItem, exc: Exception) -> None:
-        self.counters.failed_attempts += 1
-        self.counters.last_error = f"{type(exc).__name__}: {exc}"
-        self.counters.last_error_at = time.time()
+        # (this item's own error, not ``counters.last_error``: another worker may have set that since)
+        error = f"{type(exc).__name__}: {exc}"
         attempt = item.attempts + 1
         permanent = is_permanent(exc)
         unusable = isinstance(exc, LLMResponseError) and attempt >= self.settings.max_unusable_attempts
-        if permanent or unusable or attempt >= self.settings.max_attempts:
-            self.counters.dead_lettered += 1
+        dead = permanent or unusable or attempt >= self.settings.max_attempts
+        self.counters.add_failure(error, dead)
+        if dead:
             why = ("an error retrying cannot fix" if permanent else
                    f"{attempt} attempts whose answers the memory model got wrong" if unusable else f"{attempt} failed attempts")
             log.error("outbox item %s set aside as dead after %s (memlane outbox requeue puts it back): %s",
-                      item.id, why, self.counters.last_error)
-            self.memory.store.outbox.retry(item.id, self.counters.last_error, 0.0, dead=True)
+                      item.id, why, error)
+            self.memory.store.outbox.retry(item.id, error, 0.0, dead=True)
             return
         delay = self.backoff(item.attempts)
         log.warning("learning from outbox item %s failed (attempt %d of %d), retry in %.1fs: %s",
-                    item.id, attempt, self.settings.max_attempts, delay, self.counters.last_error)
-        self.memory.store.outbox.retry(item.id, self.counters.last_error, delay)
+                    item.id, attempt, self.settings.max_attempts, delay, error)
+        self.memory.store.outbox.retry(item.id, error, delay)
 
     def _release_client(self) -> None:
         """Let the memory LLM's client go, with its kept-alive connections (safe while a call is
@@ -350,20 +380,20 @@ class Learner:
 
     def counter_status(self) -> dict[str, Any]:
         """What this learner has done (no store read): what a learner process publishes."""
-        c = self.counters
+        c = self.counters.snapshot()
         return {
-            "learned": c.learned,
+            "learned": c["learned"],
             #: the same count, named for ``llm_calls / exchanges_learnt`` (calls per exchange)
-            "exchanges_learnt": c.learned,
+            "exchanges_learnt": c["learned"],
             "llm_calls": self.llm_calls.count,
-            "batches": c.batches,
-            "batch_fallbacks": c.batch_fallbacks,
-            "failed_attempts": c.failed_attempts,
-            "dead_lettered": c.dead_lettered,
-            "lease_lost": c.lease_lost,
-            "events": dict(c.events),
-            "dropped": dict(c.dropped),
-            "worker_last_error": c.last_error,
+            "batches": c["batches"],
+            "batch_fallbacks": c["batch_fallbacks"],
+            "failed_attempts": c["failed_attempts"],
+            "dead_lettered": c["dead_lettered"],
+            "lease_lost": c["lease_lost"],
+            "events": c["events"],
+            "dropped": c["dropped"],
+            "worker_last_error": c["last_error"],
             "worker_alive": any(t.is_alive() for t in self._threads),
         }
 
@@ -371,10 +401,11 @@ class Learner:
         """Start counting from what an earlier run published (``counter_status``): a learner
         process restarted after a crash keeps "learnt since the server started" growing."""
         c = self.counters
-        c.learned = int(published.get("learned") or 0)
         self.llm_calls.count = int(published.get("llm_calls") or 0)
-        for name in ("batches", "batch_fallbacks", "failed_attempts", "dead_lettered", "lease_lost"):
-            setattr(c, name, int(published.get(name) or 0))
-        c.events.update({k: int(v) for k, v in (published.get("events") or {}).items()})
-        c.dropped.update({k: int(v) for k, v in (published.get("dropped") or {}).items()})
-        c.last_error = published.get("worker_last_error")
+        with c._lock:  # (before the workers start, as a rule; still never beside a worker's count)
+            c.learned = int(published.get("learned") or 0)
+            for name in ("batches", "batch_fallbacks", "failed_attempts", "dead_lettered", "lease_lost"):
+                setattr(c, name, int(published.get(name) or 0))
+            c.events.update({k: int(v) for k, v in (published.get("events") or {}).items()})
+            c.dropped.update({k: int(v) for k, v in (published.get("dropped") or {}).items()})
+            c.last_error = published.get("worker_last_error")
