@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable
 import openai
 
 from memlane.config import OutboxConfig
-from memlane.engine.learning import CallTally, Learnt, batch_size_of
+from memlane.engine.learning import CallTally, Learnt, batch_size_of, room_for_more
 from memlane.engine.memory import Memory
 from memlane.errors import ConfigError, LLMResponseError, ValidationError
 from memlane.engine.timing import Timings
@@ -242,9 +242,13 @@ class Learner:
 
     def _gather_wait(self, items: list[OutboxItem]) -> float:
         """How long to let a short claim wait for more of its scope (``outbox.batch_wait_seconds``):
-        until its oldest exchange is that old; 0 for a full claim, or one that waited long enough."""
+        until its oldest exchange is that old; 0 for a full claim, one that waited long enough,
+        and one nothing could join: a retry (an item that failed before is claimed alone), or
+        one that leaves no room in the extraction call (``learning.room_for_more``)."""
         wait = self.settings.batch_wait_seconds
         if wait <= 0 or len(items) >= self.settings.batch_size or self._in_a_hurry():
+            return 0.0
+        if any(item.attempts for item in items) or not room_for_more(items, self.memory.config):
             return 0.0
         # (never more than ``wait``: the enqueuing host's clock may run ahead of this one's)
         return min(wait, max(0.0, min(i.created_at for i in items) + wait - time.time()))
