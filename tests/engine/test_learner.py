@@ -401,3 +401,30 @@ def test_several_workers_count_every_exchange_they_learn(memory: Memory, upstrea
         learner.stop()
     assert (status["learned"], status["events"]["ADD"], status["failed_attempts"], status["pending"]) == (24, 24, 0, 0)
     assert all(memories(memory, user) == [f"Likes thing {n}" for n in range(3)] for user in users)
+
+
+def test_one_worker_holds_a_short_batch_back_while_the_others_learn_other_scopes(
+        make_memory: Callable[..., Memory], fast_embedder_config: dict[str, Any], upstream: ScriptedUpstream) -> None:
+    """A short claim held back for more of its scope (``batch_wait_seconds``) keeps its scope
+    leased: another worker does not claim the same exchange and hold it too (then every worker
+    waited on one scope's batch, and other scopes' exchanges waited with it). Bob's exchange
+    leaves no room for another in its extraction call, so it is never held back itself: it is
+    learnt at once by the worker that is not holding alice's."""
+    memory = make_memory(embedder=fast_embedder_config, inference={"max_input_chars": 500})
+    upstream.handler = facts_from_text
+    learner = Learner(memory, FAST.model_copy(update={"batch_wait_seconds": 10.0}))  # two workers
+    learner.start()
+    try:
+        memory.enqueue(exchange("alice", "Likes thing 1"))
+        learner.notify()
+        time.sleep(0.5)  # a worker claims it, short and young, and holds it back; the other looks again meanwhile
+        assert memories(memory, "alice") == []
+        long_answer = "Chess is great, " + "and there is more to say about it, " * 12
+        memory.enqueue({**exchange("bob", "Likes chess"), "messages": [
+            {"role": "user", "content": "Likes chess"}, {"role": "assistant", "content": long_answer}]})
+        learner.notify()
+        assert wait_until(lambda: memories(memory, "bob") == ["Likes chess"], 6), "bob waited for alice's held batch"
+        assert memories(memory, "alice") == [], "alice's batch is still held back for more"
+        assert learner.flush(10) and memories(memory, "alice") == ["Likes thing 1"]
+    finally:
+        learner.stop()

@@ -15,7 +15,8 @@ reconcile call and one commit, and the rest go back to the outbox for the next c
 that fails is learnt again one exchange at a time, in the same claim, each exchange then retried
 or set aside on its own; a batch whose lease was lost is discarded whole. With
 ``outbox.batch_wait_seconds``, a claim of fewer than ``batch_size`` exchanges whose oldest is
-younger than that goes back for that long and is claimed again, so that what arrives meanwhile
+younger than that is held (its scope still leased: one worker waits on it, the others learn
+other scopes) for that long, then goes back and is claimed again, so that what arrives meanwhile
 joins the batch (a learner that keeps up would otherwise learn each exchange nearly alone, two
 LLM calls each); not while a ``flush`` waits, nor for ``HURRY_SECONDS`` after ``hurry()`` (someone
 waits for an exchange: the server's ``GET /v1/exchanges/{id}?wait=``, a learner process told by
@@ -219,8 +220,13 @@ class Learner:
             claimed = True
             wait = self._gather_wait(items)
             if wait > 0:  # more of this scope may come to go in the same batch: let them, then claim again
+                # Held with its lease (never more than half of it): the scope stays leased, so no
+                # other worker, here or in another process, claims the same exchanges and holds
+                # them too (released first, every worker ended up waiting on one scope's batch
+                # while other scopes' exchanges waited with it); what arrives meanwhile waits for
+                # the claim below.
+                self._hold(min(wait, self.settings.lease_seconds / 2))
                 outbox.release(items)
-                self._hold(wait)
                 if self._stop.is_set():
                     return True
                 items = outbox.claim_batch(self.owner, self.settings.lease_seconds, self.settings.batch_size)
