@@ -156,7 +156,9 @@ class OutboxConfig(_Strict):
     #: exchanges arriving meanwhile go in the same batch: under load, fewer LLM calls per
     #: exchange (a learner that keeps up otherwise learns each exchange almost alone); an
     #: exchange is learnt at most this much later, and not at all later while someone waits for
-    #: it (``flush``, the server's ``GET /v1/exchanges/{id}?wait=``).
+    #: it (``flush``, the server's ``GET /v1/exchanges/{id}?wait=``), nor when nothing could join
+    #: it (a retry; an exchange leaving no room within ``inference.max_input_chars``). One worker
+    #: holds a scope's short batch (still leased); the others learn other scopes meanwhile.
     #: Measured in memlane serve under load: 0.65-0.79 -> 0.27 LLM calls per exchange at 0.1
     #: (bench/README.md). 0 learns what is there at once.
     batch_wait_seconds: float = Field(default=0.1, ge=0, le=10)

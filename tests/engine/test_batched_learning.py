@@ -397,3 +397,62 @@ def test_the_servers_metrics_count_learnings_llm_calls(make_server: Callable[...
     assert wait_until(lambda: counters().get("memlane_learned_total") == 3, 30)
     memory_calls = [r for r in upstream.chat_requests() if r.stage in ("extract", "reconcile", "repair")]
     assert counters()["memlane_learning_llm_calls_total"] == len(memory_calls) >= 1
+
+
+def learnt_without_the_batch_wait(memory: Memory, settings: OutboxConfig, text: str, assistant: str | None = None) -> bool:
+    """Whether ``text``'s exchange, enqueued alone for a learner that holds short claims back
+    for 10 s (``batch_wait_seconds``, nobody flushing), is learnt well within those 10 s."""
+    learner = Learner(memory, settings.model_copy(update={"batch_wait_seconds": 10.0}))
+    learner.start()
+    try:
+        memory.store.outbox.put(exchange("alice", text, assistant))
+        learner.notify()
+        return wait_until(lambda: memories(memory) == [text], 7)
+    finally:
+        learner.stop()
+
+
+def test_an_exchange_that_leaves_no_room_for_another_is_not_held_back(engine: Callable[..., Memory],
+                                                                       upstream: ScriptedUpstream) -> None:
+    """A short claim is held back for more of its scope only if more could join it: one
+    exchange that nearly fills ``inference.max_input_chars`` is learnt at once."""
+    memory = engine(inference={"max_input_chars": 500})
+    upstream.handler = said_facts
+    answer = "Tea is lovely, " + "and there is more to say about it, " * 12  # the exchange's ~480 characters: none more fits beside it
+    assert learnt_without_the_batch_wait(memory, FAST, "Likes tea", answer), "held back 10 s for exchanges that could not join it"
+
+
+def test_a_retry_is_not_held_back_for_more(engine: Callable[..., Memory], upstream: ScriptedUpstream) -> None:
+    """An exchange that failed before is claimed alone (``claim_batch``): nothing can join it,
+    so its retry is not held back for more of its scope."""
+    memory = engine()
+    failed: list[ScriptedRequest] = []
+
+    def failing_once(req: ScriptedRequest) -> Reply:
+        if req.stage == "extract" and not failed:
+            failed.append(req)
+            return Reply.error(503, "overloaded")
+        return said_facts(req)
+
+    upstream.handler = failing_once
+    memory.store.outbox.put(exchange("alice", "Likes tea"))
+    first = Learner(memory, FAST.model_copy(update={"batch_wait_seconds": 0, "retry_base_seconds": 2.0, "retry_max_seconds": 2.0}))
+    first.start()
+    try:  # its first attempt fails; the retry is due 2 s later, for the next learner
+        assert wait_until(lambda: first.counters.failed_attempts == 1, 10)
+    finally:
+        first.stop()
+    second = Learner(memory, FAST.model_copy(update={"batch_wait_seconds": 10.0}))
+    second.start()
+    try:
+        second.notify()
+        assert wait_until(lambda: second.counters.learned == 1, 7), "the retry was held back for more"
+        assert memories(memory) == ["Likes tea"] and len(upstream.chat_requests("extract")) == 2
+    finally:
+        second.stop()
+
+
+def test_batch_size_one_never_holds_a_claim_back(engine: Callable[..., Memory], upstream: ScriptedUpstream) -> None:
+    memory = engine()
+    upstream.handler = said_facts
+    assert learnt_without_the_batch_wait(memory, FAST.model_copy(update={"batch_size": 1}), "Likes tea")

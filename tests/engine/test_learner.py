@@ -4,6 +4,7 @@ for dead items never."""
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any, Callable
 
@@ -13,7 +14,7 @@ from memlane import Memory
 from memlane.config import OutboxConfig
 from memlane.engine.learner import HURRY_SECONDS, Learner
 from memlane.testing import Reply, ScriptedRequest, ScriptedUpstream
-from tests.threads import wait_until
+from tests.threads import run_in_threads, wait_until
 
 FAST = OutboxConfig(retry_base_seconds=0.05, retry_max_seconds=0.1, poll_seconds=0.05, workers=2)
 
@@ -325,5 +326,105 @@ def test_a_flush_ends_a_wait_for_more_that_had_already_begun(memory: Memory, ups
         assert learner.flush(10)
         assert time.monotonic() - started < 2.5, f"flush waited {time.monotonic() - started:.1f} s for the held-back batch"
         assert memories(memory, "dave") == ["Likes thing 1"]
+    finally:
+        learner.stop()
+
+
+def test_a_start_after_a_stop_that_timed_out_leaves_a_working_learner(memory: Memory, upstream: ScriptedUpstream) -> None:
+    """``stop(timeout)`` can return while a worker is still inside a slow memory call; a
+    ``start`` then must not take that thread for a running learner (it leaves once its call is
+    done, and nothing would learn again): the learner has its ``workers`` again, so another
+    scope's exchange is learnt while the slow call is still in flight, and the slow one too."""
+    upstream.handler = facts_from_text  # "slow": a 3 s extraction
+    learner = Learner(memory, FAST)  # two workers
+    memory.enqueue(exchange("alice", "Likes slow jazz"))
+    learner.start()
+    try:
+        assert wait_until(lambda: upstream.chat_requests("extract"), 10), "a worker is inside the slow call"
+        learner.stop(timeout=0.1)
+        assert learner.counter_status()["worker_alive"], "the stop timed out: its worker is still in the call"
+        learner.start()
+        memory.enqueue(exchange("bob", "Likes chess"))
+        learner.notify()
+        assert wait_until(lambda: memories(memory, "bob") == ["Likes chess"], 20), "nothing learnt after the restart"
+        assert memories(memory, "alice") == [], "bob was learnt by a fresh worker, not after alice's slow call"
+        assert wait_until(lambda: memories(memory, "alice") == ["Likes slow jazz"], 20)
+        memory.enqueue(exchange("carol", "Likes tea"))
+        learner.notify()
+        assert wait_until(lambda: memories(memory, "carol") == ["Likes tea"], 20), "the old worker's leaving stopped no one"
+    finally:
+        learner.stop()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # (counting, not storing)
+def test_the_counters_add_up_when_several_workers_count_at_once(memory: Memory, upstream: ScriptedUpstream) -> None:
+    """Every worker counts into one ``LearnerCounters``: an exchange learnt by each of many
+    threads at once is counted exactly, its events and dropped facts too (a ``+=`` on a shared
+    field, or a read-then-write of a dict entry, loses updates when threads switch in between:
+    here they switch as often as the interpreter allows)."""
+    def two_facts(req: ScriptedRequest) -> Reply:
+        if req.stage == "extract":
+            return Reply.json({"facts": ["Has a dog named Pepper", "Beagles love long walks"]})
+        return Reply.json({"memory": [{"id": "9", "text": f, "event": "ADD"} for f in req.reconcile_payload["new_facts"]]})
+
+    upstream.handler = two_facts
+    memory.store.outbox.put({"scope": {"user_id": "alice"}, "metadata": {}, "model": "m", "messages": [
+        {"role": "user", "content": "My dog Pepper needs a walk."}, {"role": "assistant", "content": "Beagles love long walks!"}]})
+    learner = Learner(memory, FAST)
+    (item,) = memory.store.outbox.claim_batch(learner.owner, 60, 1)
+    (learnt,) = memory.learn_batch([item])  # a real exchange's outcome: one ADD, one fact dropped
+    assert [a.event for a in learnt.applied] == ["ADD"] and len(learnt.dropped) == 1
+    reason = learnt.dropped[0].reason
+    threads, each = 8, 2000
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        errors = run_in_threads(lambda: [learner._learnt(item, learnt, 0.0) for _ in range(each)], threads, 120)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors
+    status = learner.counter_status()
+    assert (status["learned"], status["events"]["ADD"], status["dropped"]) == (threads * each, threads * each, {reason: threads * each})
+
+
+def test_several_workers_count_every_exchange_they_learn(memory: Memory, upstream: ScriptedUpstream) -> None:
+    upstream.handler = facts_from_text
+    users = [f"user-{n}" for n in range(8)]
+    for n in range(3):
+        for user in users:
+            memory.store.outbox.put(exchange(user, f"Likes thing {n}"))
+    learner = Learner(memory, FAST.model_copy(update={"workers": 4, "batch_size": 1}))
+    try:
+        assert learner.flush(timeout=60)
+        status = learner.status()
+    finally:
+        learner.stop()
+    assert (status["learned"], status["events"]["ADD"], status["failed_attempts"], status["pending"]) == (24, 24, 0, 0)
+    assert all(memories(memory, user) == [f"Likes thing {n}" for n in range(3)] for user in users)
+
+
+def test_one_worker_holds_a_short_batch_back_while_the_others_learn_other_scopes(
+        make_memory: Callable[..., Memory], fast_embedder_config: dict[str, Any], upstream: ScriptedUpstream) -> None:
+    """A short claim held back for more of its scope (``batch_wait_seconds``) keeps its scope
+    leased: another worker does not claim the same exchange and hold it too (then every worker
+    waited on one scope's batch, and other scopes' exchanges waited with it). Bob's exchange
+    leaves no room for another in its extraction call, so it is never held back itself: it is
+    learnt at once by the worker that is not holding alice's."""
+    memory = make_memory(embedder=fast_embedder_config, inference={"max_input_chars": 500})
+    upstream.handler = facts_from_text
+    learner = Learner(memory, FAST.model_copy(update={"batch_wait_seconds": 10.0}))  # two workers
+    learner.start()
+    try:
+        memory.enqueue(exchange("alice", "Likes thing 1"))
+        learner.notify()
+        time.sleep(0.5)  # a worker claims it, short and young, and holds it back; the other looks again meanwhile
+        assert memories(memory, "alice") == []
+        long_answer = "Chess is great, " + "and there is more to say about it, " * 12
+        memory.enqueue({**exchange("bob", "Likes chess"), "messages": [
+            {"role": "user", "content": "Likes chess"}, {"role": "assistant", "content": long_answer}]})
+        learner.notify()
+        assert wait_until(lambda: memories(memory, "bob") == ["Likes chess"], 6), "bob waited for alice's held batch"
+        assert memories(memory, "alice") == [], "alice's batch is still held back for more"
+        assert learner.flush(10) and memories(memory, "alice") == ["Likes thing 1"]
     finally:
         learner.stop()

@@ -311,3 +311,21 @@ def test_a_closed_memory_holds_no_connection_to_the_memory_model(
     assert memory_llm_connections(), "the memory model was asked over a kept-alive connection"
     memory.close()
     assert wait_until(lambda: not memory_llm_connections(), 2), f"still open after close: {memory_llm_connections()}"
+
+
+def test_a_closed_memory_holds_no_connection_to_the_embedding_server(
+        make_memory: Callable[..., Memory], fast_embedder_config: dict[str, Any], upstream: Any) -> None:
+    """The OpenAI-compatible embedder talks to ``/v1/embeddings`` over a kept-alive connection;
+    ``close`` lets it go too, not only the memory model's."""
+    from tests.threads import wait_until
+
+    def embedder_connections() -> list[Any]:
+        ours = [r for r in list(upstream.requests) if r.path.endswith("/embeddings")]
+        return [c for c in upstream.open_connections() if any(c.last is r for r in ours)]
+
+    memory = make_memory(embedder=fast_embedder_config)
+    memory.add("Likes tea", user_id="alice", infer=False)
+    assert [r["memory"] for r in memory.search("tea", user_id="alice")["results"]] == ["Likes tea"]
+    assert embedder_connections(), "the embedding server was asked over a kept-alive connection"
+    memory.close()
+    assert wait_until(lambda: not embedder_connections(), 2), f"still open after close: {embedder_connections()}"

@@ -1,4 +1,8 @@
-"""The embedder contract: batches of text in, L2-normalised float32 vectors out."""
+"""The embedder contract: batches of text in, L2-normalised float32 vectors out.
+
+An embedder that holds something to let go (an HTTP client's kept-alive connections) also has
+``close()``; it is optional (not part of the ``Embedder`` protocol, so a custom embedder without
+one still is an embedder), and ``Memory.close`` calls it when there is one."""
 
 from __future__ import annotations
 

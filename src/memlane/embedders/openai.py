@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Sequence
 
 import numpy as np
@@ -27,9 +28,28 @@ class OpenAIEmbedder:
         **_: Any,
     ) -> None:
         self.options = validate_section(Options, options or {}, "embedder.config")
-        self._client = build_client(self.options, (fallback_base_url, fallback_api_key), where="embedder")
+        self._fallback = (fallback_base_url, fallback_api_key)
+        #: built now, so that a config without an endpoint fails at start-up; None after ``close``
+        self._client: Any = build_client(self.options, self._fallback, where="embedder")
+        self._lock = threading.Lock()
         self.model_id = f"openai/{self.options.model}"
         self.dims = self.options.embedding_dims or 0  # learnt from the first answer when unset
+
+    @property
+    def client(self) -> Any:
+        """The SDK client (built again after ``close``: an engine used once more still embeds)."""
+        with self._lock:
+            if self._client is None:
+                self._client = build_client(self.options, self._fallback, where="embedder")
+            return self._client
+
+    def close(self) -> None:
+        """Close the client's kept-alive connections to the embedding server (``Memory.close``
+        calls it: nothing else would, until the object is collected)."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -39,7 +59,7 @@ class OpenAIEmbedder:
         try:
             for start in range(0, len(texts), self.options.batch_size):
                 batch = list(texts[start : start + self.options.batch_size])
-                resp = self._client.embeddings.create(model=self.options.model, input=batch, **extra)
+                resp = self.client.embeddings.create(model=self.options.model, input=batch, **extra)
                 ordered = sorted(resp.data, key=lambda d: d.index)
                 if len(ordered) != len(batch):
                     raise EmbedderError(

@@ -15,7 +15,8 @@ reconcile call and one commit, and the rest go back to the outbox for the next c
 that fails is learnt again one exchange at a time, in the same claim, each exchange then retried
 or set aside on its own; a batch whose lease was lost is discarded whole. With
 ``outbox.batch_wait_seconds``, a claim of fewer than ``batch_size`` exchanges whose oldest is
-younger than that goes back for that long and is claimed again, so that what arrives meanwhile
+younger than that is held (its scope still leased: one worker waits on it, the others learn
+other scopes) for that long, then goes back and is claimed again, so that what arrives meanwhile
 joins the batch (a learner that keeps up would otherwise learn each exchange nearly alone, two
 LLM calls each); not while a ``flush`` waits, nor for ``HURRY_SECONDS`` after ``hurry()`` (someone
 waits for an exchange: the server's ``GET /v1/exchanges/{id}?wait=``, a learner process told by
@@ -30,12 +31,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import openai
 
 from memlane.config import OutboxConfig
-from memlane.engine.learning import CallTally, Learnt, batch_size_of
+from memlane.engine.learning import CallTally, Learnt, batch_size_of, room_for_more
 from memlane.engine.memory import Memory
 from memlane.errors import ConfigError, LLMResponseError, ValidationError
 from memlane.engine.timing import Timings
@@ -61,6 +62,10 @@ def is_permanent(exc: BaseException) -> bool:
 
 @dataclass
 class LearnerCounters:
+    """What a learner has done, counted by all its workers at once: change it only through
+    ``add``, ``add_learnt`` and ``add_failure`` (under its lock: a ``+=`` on a field, or a
+    dict entry read then written, loses updates when threads switch in between)."""
+
     learned: int = 0
     failed_attempts: int = 0
     dead_lettered: int = 0
@@ -74,6 +79,36 @@ class LearnerCounters:
     batches: int = 0
     #: batches that failed and were learnt again one exchange at a time
     batch_fallbacks: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, name: str, count: int = 1) -> None:
+        """Add to one of the plain counts (``batches``, ``lease_lost``, ...)."""
+        with self._lock:
+            setattr(self, name, getattr(self, name) + count)
+
+    def add_learnt(self, events: Iterable[str], dropped: Iterable[str]) -> None:
+        """One exchange learnt: its store events (``ADD``...) and its dropped facts' reasons."""
+        with self._lock:
+            self.learned += 1
+            for event in events:
+                self.events[event] = self.events.get(event, 0) + 1
+            for reason in dropped:
+                self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+    def add_failure(self, error: str, dead: bool) -> None:
+        """One failed attempt (``dead``: and its exchange set aside), ``error`` the last error now."""
+        with self._lock:
+            self.failed_attempts += 1
+            self.dead_lettered += int(dead)
+            self.last_error = error
+            self.last_error_at = time.time()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every count at one moment (copies of the dicts), for ``status()``."""
+        with self._lock:
+            return {"learned": self.learned, "failed_attempts": self.failed_attempts, "dead_lettered": self.dead_lettered,
+                    "lease_lost": self.lease_lost, "last_error": self.last_error, "events": dict(self.events),
+                    "dropped": dict(self.dropped), "batches": self.batches, "batch_fallbacks": self.batch_fallbacks}
 
 
 #: the shortest pause between two claims that found nothing
@@ -105,6 +140,9 @@ class Learner:
         self._stop = threading.Event()
         self._idle = threading.Condition()
         self._threads: list[threading.Thread] = []
+        #: worker threads that have not decided to leave (under ``_lock``: ``start`` counts them,
+        #: and a worker leaves only after checking ``_stop`` under it, so none is counted and gone)
+        self._workers: set[threading.Thread] = set()
         self._lock = threading.Lock()
         #: claims whose outcome is not fully recorded yet (the row can be gone before that)
         self._working = 0
@@ -120,14 +158,17 @@ class Learner:
         self._running = 0
 
     def start(self) -> None:
+        """Run ``settings.workers`` worker threads (those already running count). After a
+        ``stop`` whose join timed out (a worker inside a slow memory call), a worker that has
+        not yet left goes on working, and fresh ones make up the number: a start after a stop
+        always ends with a working learner, never with the old threads leaving one by one."""
         with self._lock:
             self._threads = [t for t in self._threads if t.is_alive()]
-            if self._threads:
-                return
             self._stop.clear()
-            for number in range(self.settings.workers):
+            for number in range(len(self._workers), self.settings.workers):
                 thread = threading.Thread(target=self._run, name=f"memlane-learner-{number}", daemon=True)
                 self._running += 1
+                self._workers.add(thread)
                 thread.start()
                 self._threads.append(thread)
 
@@ -179,8 +220,13 @@ class Learner:
             claimed = True
             wait = self._gather_wait(items)
             if wait > 0:  # more of this scope may come to go in the same batch: let them, then claim again
+                # Held with its lease (never more than half of it): the scope stays leased, so no
+                # other worker, here or in another process, claims the same exchanges and holds
+                # them too (released first, every worker ended up waiting on one scope's batch
+                # while other scopes' exchanges waited with it); what arrives meanwhile waits for
+                # the claim below.
+                self._hold(min(wait, self.settings.lease_seconds / 2))
                 outbox.release(items)
-                self._hold(wait)
                 if self._stop.is_set():
                     return True
                 items = outbox.claim_batch(self.owner, self.settings.lease_seconds, self.settings.batch_size)
@@ -202,9 +248,13 @@ class Learner:
 
     def _gather_wait(self, items: list[OutboxItem]) -> float:
         """How long to let a short claim wait for more of its scope (``outbox.batch_wait_seconds``):
-        until its oldest exchange is that old; 0 for a full claim, or one that waited long enough."""
+        until its oldest exchange is that old; 0 for a full claim, one that waited long enough,
+        and one nothing could join: a retry (an item that failed before is claimed alone), or
+        one that leaves no room in the extraction call (``learning.room_for_more``)."""
         wait = self.settings.batch_wait_seconds
         if wait <= 0 or len(items) >= self.settings.batch_size or self._in_a_hurry():
+            return 0.0
+        if any(item.attempts for item in items) or not room_for_more(items, self.memory.config):
             return 0.0
         # (never more than ``wait``: the enqueuing host's clock may run ahead of this one's)
         return min(wait, max(0.0, min(i.created_at for i in items) + wait - time.time()))
@@ -218,7 +268,7 @@ class Learner:
         try:
             (learnt,) = self.memory.learn_batch([item], tally=self.llm_calls)
         except LeaseLost:
-            self.counters.lease_lost += 1
+            self.counters.add("lease_lost")
             log.warning("outbox item %s was taken over by another worker; this attempt is discarded", item.id)
         except Exception as exc:  # noqa: BLE001 - every failure is retried or set aside, counted and logged
             self._failed(item, exc)
@@ -230,18 +280,18 @@ class Learner:
         try:
             learnt = self.memory.learn_batch(items, tally=self.llm_calls)
         except LeaseLost as lost:
-            self.counters.lease_lost += 1
+            self.counters.add("lease_lost")
             log.warning("outbox item %s of a batch of %d was taken over by another worker; the whole batch is discarded",
                         lost, len(items))
             self.memory.store.outbox.release(items)  # those still ours are claimable again at once
         except Exception as exc:  # noqa: BLE001 - one bad exchange must not fail the others: each goes alone
-            self.counters.batch_fallbacks += 1
+            self.counters.add("batch_fallbacks")
             log.warning("learning %d exchanges of one scope together failed (%s: %s); learning them one at a time",
                         len(items), type(exc).__name__, exc)
             for item in items:
                 self._learn(item)
         else:
-            self.counters.batches += 1
+            self.counters.add("batches")
             share = (time.perf_counter() - started) / len(items)
             for item, one in zip(items, learnt):
                 self._learnt(item, one, share)
@@ -252,31 +302,27 @@ class Learner:
             self.on_learned(item.id, [*({"event": a.event, "memory": a.record.memory, "id": a.record.id,
                                          "previous": a.previous_memory} for a in learnt.applied if a.event != "NONE"),
                                       *(d.to_dict() for d in learnt.dropped)])
-        self.counters.learned += 1
-        for a in learnt.applied:
-            self.counters.events[a.event] = self.counters.events.get(a.event, 0) + 1
-        for d in learnt.dropped:
-            self.counters.dropped[d.reason] = self.counters.dropped.get(d.reason, 0) + 1
+        self.counters.add_learnt((a.event for a in learnt.applied), (d.reason for d in learnt.dropped))
 
     def _failed(self, item: OutboxItem, exc: Exception) -> None:
-        self.counters.failed_attempts += 1
-        self.counters.last_error = f"{type(exc).__name__}: {exc}"
-        self.counters.last_error_at = time.time()
+        # (this item's own error, not ``counters.last_error``: another worker may have set that since)
+        error = f"{type(exc).__name__}: {exc}"
         attempt = item.attempts + 1
         permanent = is_permanent(exc)
         unusable = isinstance(exc, LLMResponseError) and attempt >= self.settings.max_unusable_attempts
-        if permanent or unusable or attempt >= self.settings.max_attempts:
-            self.counters.dead_lettered += 1
+        dead = permanent or unusable or attempt >= self.settings.max_attempts
+        self.counters.add_failure(error, dead)
+        if dead:
             why = ("an error retrying cannot fix" if permanent else
                    f"{attempt} attempts whose answers the memory model got wrong" if unusable else f"{attempt} failed attempts")
             log.error("outbox item %s set aside as dead after %s (memlane outbox requeue puts it back): %s",
-                      item.id, why, self.counters.last_error)
-            self.memory.store.outbox.retry(item.id, self.counters.last_error, 0.0, dead=True)
+                      item.id, why, error)
+            self.memory.store.outbox.retry(item.id, error, 0.0, dead=True)
             return
         delay = self.backoff(item.attempts)
         log.warning("learning from outbox item %s failed (attempt %d of %d), retry in %.1fs: %s",
-                    item.id, attempt, self.settings.max_attempts, delay, self.counters.last_error)
-        self.memory.store.outbox.retry(item.id, self.counters.last_error, delay)
+                    item.id, attempt, self.settings.max_attempts, delay, error)
+        self.memory.store.outbox.retry(item.id, error, delay)
 
     def _release_client(self) -> None:
         """Let the memory LLM's client go, with its kept-alive connections (safe while a call is
@@ -290,13 +336,18 @@ class Learner:
             self._work()
         finally:
             with self._lock:
+                self._workers.discard(threading.current_thread())  # (gone already, unless _work raised)
                 self._running -= 1
                 last = not self._running
             if last:  # stopped: no worker is left to let the client go once idle, so now
                 self._release_client()
 
     def _work(self) -> None:
-        while not self._stop.is_set():
+        while True:
+            with self._lock:
+                if self._stop.is_set():  # leaving: from here on ``start`` makes up for this thread
+                    self._workers.discard(threading.current_thread())
+                    return
             try:
                 worked = self.run_once()
             except Exception as exc:  # noqa: BLE001 - the store may be down; keep the thread alive
@@ -339,20 +390,20 @@ class Learner:
 
     def counter_status(self) -> dict[str, Any]:
         """What this learner has done (no store read): what a learner process publishes."""
-        c = self.counters
+        c = self.counters.snapshot()
         return {
-            "learned": c.learned,
+            "learned": c["learned"],
             #: the same count, named for ``llm_calls / exchanges_learnt`` (calls per exchange)
-            "exchanges_learnt": c.learned,
+            "exchanges_learnt": c["learned"],
             "llm_calls": self.llm_calls.count,
-            "batches": c.batches,
-            "batch_fallbacks": c.batch_fallbacks,
-            "failed_attempts": c.failed_attempts,
-            "dead_lettered": c.dead_lettered,
-            "lease_lost": c.lease_lost,
-            "events": dict(c.events),
-            "dropped": dict(c.dropped),
-            "worker_last_error": c.last_error,
+            "batches": c["batches"],
+            "batch_fallbacks": c["batch_fallbacks"],
+            "failed_attempts": c["failed_attempts"],
+            "dead_lettered": c["dead_lettered"],
+            "lease_lost": c["lease_lost"],
+            "events": c["events"],
+            "dropped": c["dropped"],
+            "worker_last_error": c["last_error"],
             "worker_alive": any(t.is_alive() for t in self._threads),
         }
 
@@ -360,10 +411,11 @@ class Learner:
         """Start counting from what an earlier run published (``counter_status``): a learner
         process restarted after a crash keeps "learnt since the server started" growing."""
         c = self.counters
-        c.learned = int(published.get("learned") or 0)
         self.llm_calls.count = int(published.get("llm_calls") or 0)
-        for name in ("batches", "batch_fallbacks", "failed_attempts", "dead_lettered", "lease_lost"):
-            setattr(c, name, int(published.get(name) or 0))
-        c.events.update({k: int(v) for k, v in (published.get("events") or {}).items()})
-        c.dropped.update({k: int(v) for k, v in (published.get("dropped") or {}).items()})
-        c.last_error = published.get("worker_last_error")
+        with c._lock:  # (before the workers start, as a rule; still never beside a worker's count)
+            c.learned = int(published.get("learned") or 0)
+            for name in ("batches", "batch_fallbacks", "failed_attempts", "dead_lettered", "lease_lost"):
+                setattr(c, name, int(published.get(name) or 0))
+            c.events.update({k: int(v) for k, v in (published.get("events") or {}).items()})
+            c.dropped.update({k: int(v) for k, v in (published.get("dropped") or {}).items()})
+            c.last_error = published.get("worker_last_error")

@@ -171,6 +171,25 @@ def batch_size_of(items: Sequence[OutboxItem], config: MemlaneConfig) -> int:
     return count
 
 
+#: the shortest transcript an exchange more could add to a batch: one turn of one character
+_SHORTEST_TRANSCRIPT = prompts.transcript_line("user", "x")
+
+
+def room_for_more(items: Sequence[OutboxItem], config: MemlaneConfig) -> bool:
+    """Whether an exchange more of the scope, arriving now, could still be learnt together with
+    ``items`` (one claim, oldest first): not with a custom extraction prompt (one exchange a
+    call), nor when they already do not all fit one extraction call (``batch_size_of``), nor
+    when even the shortest exchange more would not fit beside them (a long one near
+    ``inference.max_input_chars``). The learner holds a short claim back only when it could."""
+    if config.custom_fact_extraction_prompt or batch_size_of(items, config) < len(items):
+        return False
+    try:
+        shown = [text for text in (exchange_of(item, config).transcript for item in items) if text.strip()]
+    except Exception:  # noqa: BLE001 - a payload that cannot be learnt fails on its own, at once
+        return False
+    return len(prompts.batch_conversation([*shown, _SHORTEST_TRANSCRIPT])) <= config.inference.max_input_chars
+
+
 class Learning:
     """Learns into one store with one memory LLM, embedding with the engine's ``embed``."""
 

@@ -565,6 +565,9 @@ class Memory(LifecycleMethods):
         release = getattr(self.llm, "release_idle", None)
         if release is not None:  # its kept-alive connections to the model server (a call in flight keeps them)
             release()
+        close_embedder = getattr(self.embedder, "close", None)
+        if close_embedder is not None:  # an HTTP embedder's kept-alive connections (memlane.embedders.base)
+            close_embedder()
         self.store.close()
 
     def __enter__(self) -> Memory:
