@@ -97,15 +97,22 @@ def memorybank(args: argparse.Namespace, server: Any, records: Any, work: str) -
                 found = list(dict.fromkeys(h["metadata"]["exchange"] for h in hits))
                 out[name] = {k: memorybank_retrieval.answered_at(found, q["groups"], k) for k in MB_KS}
                 out[name + "_top"] = found[:5]
-            records.write(json.dumps(out, ensure_ascii=False) + "\n")
-            records.flush()
-            print(f"mb q{i}: fused {out['fused']} reranked {out['reranked']} {cost['seconds']} s"
-                  f" fallback={cost['fallback']} {cost['error'] or ''}", flush=True)
-            if time.time() > args.deadline:
-                print("deadline reached: MemoryBank sample cut here", flush=True)
+            if kept(records, out, f"mb q{i}: fused {out['fused']} reranked {out['reranked']}", cost, args.deadline, "MemoryBank"):
                 break
     finally:
         memory.close()
+
+
+def kept(records: Any, out: dict[str, Any], line: str, cost: dict[str, Any], deadline: float, dataset: str) -> bool:
+    """Write one question's record as it finishes (a cut run keeps what it measured), say it,
+    and whether the time budget is spent (the dataset's sample is cut there)."""
+    records.write(json.dumps(out, ensure_ascii=False) + "\n")
+    records.flush()
+    print(f"{line} {cost['seconds']} s fallback={cost['fallback']} {cost['error'] or ''}", flush=True)
+    if time.time() > deadline:
+        print(f"deadline reached: {dataset} sample cut here", flush=True)
+        return True
+    return False
 
 
 def locomo_sample(questions: list[dict[str, Any]], size: int) -> list[dict[str, Any]]:
@@ -131,12 +138,8 @@ def locomo(args: argparse.Namespace, server: Any, records: Any, work: str) -> No
                    "window": locomo_retrieval.recall([h["metadata"].get("dia_id") for h in window], q["evidence"]),
                    "fused": locomo_retrieval.recall([h["metadata"].get("dia_id") for h in fused], q["evidence"]),
                    "reranked": locomo_retrieval.recall([h["metadata"].get("dia_id") for h in reranked], q["evidence"])}
-            records.write(json.dumps(out, ensure_ascii=False) + "\n")
-            records.flush()
-            print(f"locomo {n} c{q['category']}: window {out['window']:.2f} fused {out['fused']:.2f} reranked {out['reranked']:.2f}"
-                  f" {cost['seconds']} s fallback={cost['fallback']} {cost['error'] or ''}", flush=True)
-            if time.time() > args.deadline:
-                print("deadline reached: LoCoMo sample cut here", flush=True)
+            if kept(records, out, f"locomo {n} c{q['category']}: window {out['window']:.2f} fused {out['fused']:.2f}"
+                    f" reranked {out['reranked']:.2f}", cost, args.deadline, "LoCoMo"):
                 break
     finally:
         memory.close()
