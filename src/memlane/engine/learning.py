@@ -148,13 +148,19 @@ def batch_size_of(items: Sequence[OutboxItem], config: MemlaneConfig) -> int:
     fails alone, as it would have)."""
     if len(items) < 2 or config.custom_fact_extraction_prompt:
         return min(len(items), 1)
+    return _fitting(items, config)[0]
+
+
+def _fitting(items: Sequence[OutboxItem], config: MemlaneConfig) -> tuple[int, list[str] | None]:
+    """``batch_size_of``'s count (``items`` not empty, no custom prompt), with the transcripts
+    those exchanges show the extraction call; None when the first cannot be read."""
     try:
         first = exchange_of(items[0], config)
     except Exception:  # noqa: BLE001 - a payload that cannot be learnt fails on its own
-        return 1
+        return 1, None
     shown = [first.transcript] if first.transcript.strip() else []
     if len(prompts.batch_conversation(shown)) > config.inference.max_input_chars:
-        return 1  # one exchange that needs chunks of its own
+        return 1, shown  # one exchange that needs chunks of its own
     count = 1
     for item in items[1:]:
         try:
@@ -168,7 +174,7 @@ def batch_size_of(items: Sequence[OutboxItem], config: MemlaneConfig) -> int:
         if text.strip():
             shown.append(text)
         count += 1
-    return count
+    return count, shown
 
 
 #: the shortest transcript an exchange more could add to a batch: one turn of one character
@@ -181,11 +187,10 @@ def room_for_more(items: Sequence[OutboxItem], config: MemlaneConfig) -> bool:
     call), nor when they already do not all fit one extraction call (``batch_size_of``), nor
     when even the shortest exchange more would not fit beside them (a long one near
     ``inference.max_input_chars``). The learner holds a short claim back only when it could."""
-    if config.custom_fact_extraction_prompt or batch_size_of(items, config) < len(items):
+    if config.custom_fact_extraction_prompt:
         return False
-    try:
-        shown = [text for text in (exchange_of(item, config).transcript for item in items) if text.strip()]
-    except Exception:  # noqa: BLE001 - a payload that cannot be learnt fails on its own, at once
+    count, shown = _fitting(items, config) if items else (0, [])
+    if shown is None or count < len(items):  # (a payload that cannot be learnt fails on its own, at once)
         return False
     return len(prompts.batch_conversation([*shown, _SHORTEST_TRANSCRIPT])) <= config.inference.max_input_chars
 
